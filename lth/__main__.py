@@ -1,0 +1,3 @@
+from lth.cli import main
+import sys
+sys.exit(main())

@@ -1,0 +1,92 @@
+"""Datasets held in memory once, split 9:1 into train/validation, and served as augmented batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lth.data.batches import Batches
+from lth.data.sources import SOURCES, DataError, RawData, Source, Split, get_source
+from lth.hparams import DataHparams
+
+__all__ = ["Batches", "Data", "DataError", "RawData", "SOURCES", "Source", "Split", "get_source", "load",
+           "num_classes"]
+
+
+@dataclass(frozen=True)
+class Data:
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    flip: bool
+    crop_padding: int
+
+
+def _root(hparams: DataHparams) -> Path | None:
+    return Path(hparams.root).expanduser() if hparams.root else None
+
+
+def num_classes(hparams: DataHparams) -> int:
+    """Without decoding any image (used by `lth init`)."""
+    return get_source(hparams.name).num_classes(_root(hparams))
+
+
+def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of 0..1 pixels, in chunks to bound memory on large sets."""
+    total = torch.zeros(images.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    for chunk in images.split(4096):
+        values = chunk.to(torch.float64).div_(255).transpose(0, 1).reshape(images.shape[1], -1)
+        total += values.sum(1)
+        squares += values.square().sum(1)
+    count = images.numel() // images.shape[1]
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(1e-12).sqrt()
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def _balanced_subset(split: Split, per_class: int, generator: torch.Generator) -> Split:
+    order = torch.randperm(len(split.labels), generator=generator)
+    labels = split.labels[order]
+    chosen = []
+    for label in labels.unique().tolist():
+        positions = order[labels == label]
+        if len(positions) < per_class:
+            raise DataError(f"data.subset_per_class: {per_class} is not allowed; class {label} "
+                            f"has only {len(positions)} training images")
+        chosen.append(positions[:per_class])
+    index = torch.cat(chosen).sort().values
+    return Split(split.images[index], split.labels[index])
+
+
+def load(hparams: DataHparams, seed: int) -> Data:
+    """Load the source once; subset and split deterministically from `seed`.
+
+    Normalisation statistics come from the whole training file, so they do not change with the
+    seed or the subset.
+    """
+    source = get_source(hparams.name)
+    raw: RawData = source.load(_root(hparams), hparams.download)
+    mean, std = _channel_stats(raw.train.images)
+    generator = torch.Generator().manual_seed(seed)
+    train = raw.train
+    if hparams.subset_per_class is not None:
+        train = _balanced_subset(train, hparams.subset_per_class, generator)
+    order = torch.randperm(len(train.labels), generator=generator)
+    n_val = max(1, round(hparams.val_fraction * len(order)))
+    val_index, train_index = order[:n_val].sort().values, order[n_val:].sort().values
+    return Data(
+        train=Split(train.images[train_index], train.labels[train_index]),
+        val=Split(train.images[val_index], train.labels[val_index]),
+        test=raw.test,
+        num_classes=raw.num_classes,
+        mean=mean,
+        std=std,
+        flip=source.flip,
+        crop_padding=source.crop_padding,
+    )

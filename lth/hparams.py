@@ -1,0 +1,251 @@
+"""Typed hyperparameters, one dataclass per concern, built from YAML sections or CLI flags.
+
+Every field declares its type and the values it allows; `from_dict` rejects unknown keys and bad
+values with a message naming the key, the value and what is allowed, before any work starts.
+Allowed names for models, activations and data sources come from their registries, imported
+lazily so that reading a config (e.g. in the Snakefile) does not import torch unless it must.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import yaml
+
+from lth.errors import LthError
+
+T = TypeVar("T", bound="Hparams")
+
+
+class HparamError(LthError, ValueError):
+    """A hyperparameter is unknown or has a value that is not allowed."""
+
+
+def hp(
+    default: Any,
+    help: str,
+    *,
+    choices: Sequence[Any] | Callable[[], Sequence[Any]] | None = None,
+    minimum: float | None = None,
+    exclusive_minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_maximum: float | None = None,
+) -> Any:
+    """A dataclass field with its help text and the values it allows (JSON-schema words)."""
+    bounds = {
+        "minimum": minimum,
+        "exclusiveMinimum": exclusive_minimum,
+        "maximum": maximum,
+        "exclusiveMaximum": exclusive_maximum,
+    }
+    meta = {"help": help, "choices": choices, "bounds": {k: v for k, v in bounds.items() if v is not None}}
+    return dataclasses.field(default=default, metadata=meta)
+
+
+_BOUND_CHECKS: dict[str, tuple[Callable[[float, float], bool], str]] = {
+    "minimum": (lambda v, b: v >= b, ">="),
+    "exclusiveMinimum": (lambda v, b: v > b, ">"),
+    "maximum": (lambda v, b: v <= b, "<="),
+    "exclusiveMaximum": (lambda v, b: v < b, "<"),
+}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp`; ints are accepted where floats are expected."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None:
+            if type(None) in options:
+                return None
+            raise HparamError(f"{key}: null is not allowed; expected {' or '.join(_type_name(o) for o in options)}")
+        (inner,) = [o for o in options if o is not type(None)]
+        return _coerce(value, inner, key)
+    if origin is tuple:
+        (inner, _) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise HparamError(f"{key}: {value!r} is not allowed; expected a list of {_type_name(inner)}")
+        return tuple(_coerce(item, inner, key) for item in value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise HparamError(f"{key}: {value!r} is not allowed; expected true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise HparamError(f"{key}: {value!r} is not allowed; expected an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise HparamError(f"{key}: {value!r} is not allowed; expected a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise HparamError(f"{key}: {value!r} is not allowed; expected a string")
+        return value
+    raise TypeError(f"unsupported hparam type {tp!r} for {key}")
+
+
+def _check(value: Any, field: dataclasses.Field, key: str) -> None:
+    items = value if isinstance(value, tuple) else (value,)
+    choices = field.metadata.get("choices")
+    if callable(choices):
+        choices = choices()
+    for item in items:
+        if item is None:
+            continue
+        if choices is not None and item not in choices:
+            allowed = ", ".join(str(c) for c in choices)
+            raise HparamError(f"{key}: {item!r} is not allowed; choose one of: {allowed}")
+        for bound_name, bound in field.metadata.get("bounds", {}).items():
+            test, symbol = _BOUND_CHECKS[bound_name]
+            if not test(item, bound):
+                raise HparamError(f"{key}: {item!r} is not allowed; must be {symbol} {bound}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Hparams:
+    """Base class: a named section of hyperparameters."""
+
+    section: ClassVar[str] = ""
+
+    @classmethod
+    def from_dict(cls: type[T], data: Mapping[str, Any] | None) -> T:
+        data = dict(data or {})
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise HparamError(
+                f"{cls.section}.{unknown[0]}: unknown key; allowed keys in '{cls.section}': {', '.join(known)}"
+            )
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for name, field in known.items():
+            key = f"{cls.section}.{name}"
+            value = _coerce(data[name], hints[name], key) if name in data else field.default
+            _check(value, field, key)
+            values[name] = value
+        instance = cls(**values)
+        instance.validate()
+        return instance
+
+    def validate(self) -> None:
+        """Cross-field checks; subclasses override."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def replace(self: T, **changes: Any) -> T:
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """One `--section.field VALUE` flag per field; values are parsed as YAML (`[0.5, 0.75]`, `null`)."""
+        group = parser.add_argument_group(f"{cls.section} hyperparameters")
+        for field in dataclasses.fields(cls):
+            group.add_argument(
+                f"--{cls.section}.{field.name}",
+                dest=f"{cls.section}.{field.name}",
+                metavar="VALUE",
+                default=argparse.SUPPRESS,
+                help=f"{field.metadata['help']} (default: {_plain(field.default)})",
+            )
+
+    @classmethod
+    def from_sources(cls: type[T], config: Mapping[str, Any] | None, args: argparse.Namespace | None) -> T:
+        """Dataclass defaults < the config's section < command-line flags."""
+        data = dict((config or {}).get(cls.section) or {})
+        for name, raw in vars(args or argparse.Namespace()).items():
+            section, _, key = name.partition(".")
+            if section == cls.section and key:
+                data[key] = yaml.safe_load(raw) if isinstance(raw, str) else raw
+        return cls.from_dict(data)
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _model_names() -> list[str]:
+    from lth import models
+
+    return models.names()
+
+
+def _activation_names() -> list[str]:
+    from lth.models.activations import ACTIVATIONS
+
+    return list(ACTIVATIONS)
+
+
+def _source_names() -> list[str]:
+    from lth.data.sources import SOURCES
+
+    return list(SOURCES)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelHparams(Hparams):
+    section: ClassVar[str] = "model"
+
+    name: str = hp("resnet18", "architecture", choices=_model_names)
+    width: int = hp(64, "base channel count (64 is the paper's)", minimum=1)
+    activation: str = hp("relu", "activation at every call site", choices=_activation_names)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataHparams(Hparams):
+    section: ClassVar[str] = "data"
+
+    name: str = hp("cifar10", "dataset source", choices=_source_names)
+    root: str | None = hp(None, "folder holding (or receiving) the dataset; not needed for digits")
+    download: bool = hp(False, "download the dataset into root when it is missing")
+    subset_per_class: int | None = hp(None, "class-balanced training subset: images per class", minimum=1)
+    val_fraction: float = hp(0.1, "share of the training set held out for validation",
+                             exclusive_minimum=0.0, exclusive_maximum=1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainHparams(Hparams):
+    section: ClassVar[str] = "train"
+
+    epochs: int = hp(180, "training epochs (E)", minimum=1)
+    batch_size: int = hp(128, "mini-batch size", minimum=1)
+    lr: float = hp(0.1, "initial SGD learning rate", exclusive_minimum=0.0)
+    momentum: float = hp(0.9, "SGD momentum", minimum=0.0, exclusive_maximum=1.0)
+    nesterov: bool = hp(False, "Nesterov momentum")
+    weight_decay: float = hp(2e-4, "L2 weight decay", minimum=0.0)
+    milestones: tuple[float, ...] = hp((0.5, 0.75), "learning-rate drops, as fractions of the epochs",
+                                       exclusive_minimum=0.0, exclusive_maximum=1.0)
+    gamma: float = hp(0.1, "learning-rate factor at each milestone", exclusive_minimum=0.0, maximum=1.0)
+    precision: str = hp("fp32", "fp32, or bf16 autocast (CUDA only)", choices=("fp32", "bf16"))
+
+    def milestone_epochs(self) -> list[int]:
+        return sorted(round(fraction * self.epochs) for fraction in self.milestones)
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate during 0-based `epoch`: a pure function, so rewinding and resuming need no scheduler state."""
+        drops = sum(1 for milestone in self.milestone_epochs() if epoch >= milestone)
+        return self.lr * self.gamma**drops
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneHparams(Hparams):
+    section: ClassVar[str] = "prune"
+
+    rate: float = hp(0.2, "fraction of the remaining weights removed per round",
+                     exclusive_minimum=0.0, exclusive_maximum=1.0)
+    scope: str = hp("global", "rank magnitudes across all layers, or within each layer",
+                    choices=("global", "layerwise"))
+    include_linear: bool = hp(False, "also prune Linear weights (Conv2d weights always are)")
+
+
+SECTIONS: tuple[type[Hparams], ...] = (ModelHparams, DataHparams, TrainHparams, PruneHparams)

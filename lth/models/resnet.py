@@ -1,0 +1,84 @@
+"""ResNet for CIFAR (He et al. 2016): 3x3 stem, no max-pool, four stages."""
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from lth.models import register, scale_channels
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 conv-BN layers plus a shortcut, followed by the output activation."""
+
+    def __init__(
+        self, in_planes: int, planes: int, stride: int, activation: Callable[[], nn.Module]
+    ) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.act1 = activation()
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.act2 = activation()
+        # An empty Sequential is the identity, so forward needs no special case.
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.act2(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """CIFAR ResNet built from BasicBlocks; ``block_counts`` gives blocks per stage."""
+
+    def __init__(
+        self,
+        block_counts: Sequence[int],
+        num_classes: int,
+        width: int,
+        activation: Callable[[], nn.Module],
+    ) -> None:
+        super().__init__()
+        stem_planes = scale_channels(64, width)
+        self.conv1 = nn.Conv2d(3, stem_planes, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem_planes)
+        self.act1 = activation()
+
+        in_planes = stem_planes
+        stages = []
+        stage_specs = zip((64, 128, 256, 512), block_counts, (1, 2, 2, 2), strict=True)
+        for base, count, stride in stage_specs:
+            planes = scale_channels(base, width)
+            blocks = []
+            for i in range(count):
+                blocks.append(BasicBlock(in_planes, planes, stride if i == 0 else 1, activation))
+                in_planes = planes
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_planes, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv1(x)))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        return self.fc(torch.flatten(self.avgpool(out), 1))
+
+
+@register("resnet18")
+class ResNet18(ResNet):
+    def __init__(self, num_classes: int, width: int, activation: Callable[[], nn.Module]) -> None:
+        super().__init__((2, 2, 2, 2), num_classes, width, activation)
+
+
+@register("resnet34")
+class ResNet34(ResNet):
+    def __init__(self, num_classes: int, width: int, activation: Callable[[], nn.Module]) -> None:
+        super().__init__((3, 4, 6, 3), num_classes, width, activation)

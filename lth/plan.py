@@ -1,0 +1,211 @@
+"""From a validated workflow config to the content-addressed runs it needs.
+
+Every run folder is named by a short hash of everything its result depends on (its own
+settings and its upstream runs' hashes, plus `cache_version`), so experiments that share a
+dense recipe or a mask chain share those artifacts, a changed setting writes a new folder, and
+switching back finds the old results. The IMP chain's own masked training at each level is an
+ordinary sparse run: the vanilla variant hashes to the same folder and is not trained twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lth.errors import LthError
+from lth.hparams import DataHparams, Hparams, ModelHparams, PruneHparams, TrainHparams
+from lth.variants import Variant, resolve
+
+HASH_LENGTH = 10
+CHAIN_KEYS = ("method", "levels", "rewind_epoch")  # workflow keys of `prune`; the rest is PruneHparams
+
+
+class PlanError(LthError):
+    """The config asks for something the workflow cannot build."""
+
+
+def short_hash(record: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:HASH_LENGTH]
+
+
+def flags(*sections: Hparams) -> str:
+    """Shell-quoted `--section.key value` flags that rebuild these hparams in `lth`."""
+    words = []
+    for hparams in sections:
+        for key, value in hparams.to_dict().items():
+            text = value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip()
+            text = text.removesuffix("\n...").strip()
+            words += [f"--{hparams.section}.{key}", text]
+    return shlex.join(words)
+
+
+@dataclass(frozen=True)
+class DenseRun:
+    key: str
+    seed: int
+    model: ModelHparams
+    data: DataHparams
+    train: TrainHparams
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A sequence of masks drawn from one dense run: IMP levels, or one-shot (OMP) levels."""
+
+    key: str
+    method: str
+    dense: DenseRun
+    prune: PruneHparams
+    rewind_epoch: int  # where the IMP chain's own training starts (0 = theta0)
+
+
+@dataclass(frozen=True)
+class SparseRun:
+    key: str
+    dense: DenseRun
+    chain: Chain
+    level: int
+    start_epoch: int
+    model: ModelHparams
+    train: TrainHparams
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of an experiment's summary.csv."""
+
+    seed: int
+    variant: str
+    level: int
+    run: str
+
+
+@dataclass
+class Plan:
+    config: dict[str, Any]
+    results: Path
+    dense: dict[str, DenseRun] = field(default_factory=dict)
+    chains: dict[str, Chain] = field(default_factory=dict)
+    sparse: dict[str, SparseRun] = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)
+    levels: int = 0
+
+    # ---- building -------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Plan:
+        plan = cls(config=config, results=Path(config["results"]))
+        model = ModelHparams.from_dict(config["model"])
+        data = DataHparams.from_dict(config["data"])
+        train = TrainHparams.from_dict(config["train"])
+        prune_section = dict(config["prune"])
+        chain_settings = {key: prune_section.pop(key) for key in CHAIN_KEYS}
+        prune = PruneHparams.from_dict(prune_section)
+        plan.levels = chain_settings["levels"]
+        variants = [resolve(name) for name in config["variants"]]
+        plan._check_epochs(train, chain_settings, variants)
+
+        for seed in config["seeds"]:
+            dense = plan._add_dense(seed, model, data, train)
+            plan.rows.append(Row(seed, "dense", 0, plan.folder(dense.key)))
+            chain = plan._add_chain(chain_settings["method"], dense, prune, chain_settings["rewind_epoch"])
+            if chain.method == "imp":  # the chain trains each level to draw the next, whatever the variants
+                for level in range(1, plan.levels):
+                    plan.chain_run(chain, level)
+            for variant in variants:
+                for level in range(1, plan.levels + 1):
+                    run = plan._add_sparse(chain, level, variant)
+                    plan.rows.append(Row(seed, variant.name, level, plan.folder(run.key)))
+        return plan
+
+    def _check_epochs(self, train: TrainHparams, chain: dict[str, Any], variants: list[Variant]) -> None:
+        save_epochs = self.config["save_epochs"]
+        for epoch in save_epochs:
+            if not 0 <= epoch <= train.epochs:
+                raise PlanError(f"save_epochs: {epoch} is not allowed; must be in [0, train.epochs={train.epochs}]")
+        needed = {"prune.rewind_epoch": chain["rewind_epoch"]} if chain["method"] == "imp" else {}
+        if any(variant.start == "rewind" for variant in variants):
+            needed["rewind_epoch"] = self.config["rewind_epoch"]
+        for key, epoch in needed.items():
+            if epoch >= train.epochs:
+                raise PlanError(f"{key}: {epoch} is not allowed; must be < train.epochs={train.epochs}")
+            if epoch > 0 and epoch not in save_epochs:
+                raise PlanError(f"{key}: {epoch} is not among save_epochs {save_epochs}, so the dense run keeps no "
+                                f"weights to rewind to; add {epoch} to save_epochs")
+
+    def _record(self, **content: Any) -> dict[str, Any]:
+        return {"cache_version": self.config["cache_version"], **content}
+
+    def _add_dense(self, seed: int, model: ModelHparams, data: DataHparams, train: TrainHparams) -> DenseRun:
+        # `download` says how to get the data, not which data: toggling it must not retrain anything.
+        data_identity = {key: value for key, value in data.to_dict().items() if key != "download"}
+        record = self._record(stage="dense", seed=seed, model=model.to_dict(), data=data_identity,
+                              train=train.to_dict())
+        run = DenseRun(f"dense-{short_hash(record)}", seed, model, data, train)
+        return self.dense.setdefault(run.key, run)
+
+    def _add_chain(self, method: str, dense: DenseRun, prune: PruneHparams, rewind_epoch: int) -> Chain:
+        rewind_epoch = rewind_epoch if method == "imp" else 0  # OMP masks do not depend on any re-training
+        record = self._record(stage=method, dense=dense.key, prune=prune.to_dict(), rewind_epoch=rewind_epoch)
+        chain = Chain(f"{method}-{short_hash(record)}", method, dense, prune, rewind_epoch)
+        return self.chains.setdefault(chain.key, chain)
+
+    def _add_sparse(self, chain: Chain, level: int, variant: Variant) -> SparseRun:
+        start = self.config["rewind_epoch"] if variant.start == "rewind" else 0
+        model = chain.dense.model.replace(**variant.section("model"))
+        train = chain.dense.train.replace(**variant.section("train"))
+        return self._sparse_run(chain, level, start, model, train)
+
+    def _sparse_run(self, chain: Chain, level: int, start_epoch: int, model: ModelHparams,
+                    train: TrainHparams) -> SparseRun:
+        record = self._record(stage="sparse", dense=chain.dense.key, mask=f"{chain.key}/level{level}",
+                              start_epoch=start_epoch, model=model.to_dict(), train=train.to_dict())
+        run = SparseRun(f"sparse-{short_hash(record)}", chain.dense, chain, level, start_epoch, model, train)
+        return self.sparse.setdefault(run.key, run)
+
+    def chain_run(self, chain: Chain, level: int) -> SparseRun:
+        """The IMP chain's own training at `level`, whose weights the next level prunes."""
+        return self._sparse_run(chain, level, chain.rewind_epoch, chain.dense.model, chain.dense.train)
+
+    # ---- paths the workflow rules ask for -------------------------------------------------
+    def folder(self, key: str) -> str:
+        return str(self.results / "runs" / key)
+
+    def start_weights(self, dense: DenseRun, epoch: int) -> str:
+        return f"{self.folder(dense.key)}/{'init' if epoch == 0 else f'epoch{epoch}'}.pt"
+
+    def mask_path(self, chain: Chain, level: int) -> str:
+        return f"{self.folder(chain.key)}/level{level}/mask.pt"
+
+    def prune_inputs(self, chain_key: str, level: int) -> dict[str, str]:
+        chain = self.chains[chain_key]
+        if chain.method == "omp" or level == 1:
+            return {"weights": f"{self.folder(chain.dense.key)}/final.pt"}
+        previous = self.chain_run(chain, level - 1)
+        return {"weights": f"{self.folder(previous.key)}/final.pt", "mask": self.mask_path(chain, level - 1)}
+
+    def prune_rounds(self, chain_key: str, level: int) -> int:
+        return level if self.chains[chain_key].method == "omp" else 1
+
+    def sparse_inputs(self, key: str) -> dict[str, str]:
+        run = self.sparse[key]
+        return {"init": self.start_weights(run.dense, run.start_epoch), "mask": self.mask_path(run.chain, run.level)}
+
+    def experiment_dir(self) -> Path:
+        return self.results / self.config["experiment"]
+
+    def summaries(self) -> list[str]:
+        return sorted({f"{row.run}/summary.json" for row in self.rows})
+
+    def row_args(self) -> str:
+        return shlex.join(f"{row.seed}:{row.variant}:{row.level}:{row.run}" for row in self.rows)
+
+    def job_count(self) -> dict[str, int]:
+        """Jobs the full DAG holds per rule, for checks and the README."""
+        masks = len(self.chains) * self.levels
+        return {"init": len(self.dense), "dense": len(self.dense), "prune": masks, "sparse": len(self.sparse)}

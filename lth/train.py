@@ -1,0 +1,299 @@
+"""The training loop: dense or masked, rewindable, resumable, deterministic on CPU.
+
+A run writes into one folder. While it runs, everything lives in `<out>/.resume/` (the resume
+state, the rolling metrics CSV, weights at saved epochs); the declared outputs (final.pt,
+epoch{k}.pt, metrics.csv, hparams.yaml, summary.json) appear only when the run has finished,
+summary.json last, so a workflow engine never mistakes a half-finished run for a complete one.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import math
+import platform
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import lth
+from lth.checkpoints import save_checkpoint
+from lth.data import Batches, Data
+from lth.errors import LthError
+from lth.hparams import ModelHparams, TrainHparams
+from lth.io import atomic_link, atomic_write_text, torch_save, write_json, write_yaml
+from lth.masks import Mask, MaskEnforcer, sparsity
+
+log = logging.getLogger(__name__)
+
+METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
+                  "seconds", "images_per_s"]
+RESUME_DIR = ".resume"
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class RunFinishedError(LthError):
+    """The output folder already holds a finished run."""
+
+
+@dataclass
+class EpochContext:
+    """What an epoch-end callback sees; it returns extra metric columns (or None)."""
+
+    epoch: int
+    model: nn.Module
+    data: Data
+    device: torch.device
+    row: dict[str, float]
+
+
+EpochCallback = Callable[[EpochContext], "dict[str, float] | None"]
+
+
+@dataclass
+class RunOptions:
+    """How to run, not what to compute: not part of any result's identity."""
+
+    device: str = "auto"
+    threads: int | None = None
+    channels_last: bool = True
+    eval_batch_size: int = 500
+    force: bool = False
+    callbacks: Sequence[EpochCallback] = field(default_factory=tuple)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LthError(f"device: {name!r} is not available here; use 'cpu' or 'auto'")
+    return device
+
+
+def cross_entropy(outputs: torch.Tensor, targets: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(outputs, targets)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(lth.__file__).parent, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def fingerprint(record: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def is_finished(out_dir: str | Path) -> bool:
+    return (Path(out_dir) / "summary.json").exists()
+
+
+def _evaluate(model: nn.Module, batches: Batches, autocast: Any) -> tuple[float, float]:
+    model.eval()
+    loss_sum = torch.zeros((), device=batches.device)
+    correct = torch.zeros((), device=batches.device, dtype=torch.long)
+    with torch.no_grad(), autocast():
+        for inputs, labels in batches:
+            outputs = model(inputs)
+            loss_sum += F.cross_entropy(outputs.float(), labels, reduction="sum")
+            correct += (outputs.argmax(1) == labels).sum()
+    return loss_sum.item() / batches.num_images, correct.item() / batches.num_images
+
+
+def _metrics_csv(rows: list[dict[str, float]]) -> str:
+    columns = METRIC_COLUMNS + [key for key in rows[0] if key not in METRIC_COLUMNS] if rows else METRIC_COLUMNS
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _format_eta(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def check_run(out_dir: Path, hparams: TrainHparams, start_epoch: int, save_epochs: Sequence[int],
+              options: RunOptions) -> torch.device:
+    """Every check that needs no data, so that bad input fails before the slow steps."""
+    if is_finished(out_dir) and not options.force:
+        raise RunFinishedError(f"{out_dir} already holds a finished run; pass --force to train it again")
+    if not 0 <= start_epoch < hparams.epochs:
+        raise LthError(f"start epoch {start_epoch} is not allowed; must be in [0, train.epochs={hparams.epochs})")
+    bad_saves = sorted(e for e in save_epochs if not start_epoch <= e <= hparams.epochs)
+    if bad_saves:
+        raise LthError(f"save epoch {bad_saves[0]} is not allowed; must be in [{start_epoch}, {hparams.epochs}]")
+    device = resolve_device(options.device)
+    if hparams.precision == "bf16" and device.type != "cuda":
+        raise LthError("train.precision: 'bf16' is not allowed on the CPU; use 'fp32' or a CUDA device")
+    return device
+
+
+def train(
+    model: nn.Module,
+    data: Data,
+    hparams: TrainHparams,
+    out_dir: str | Path,
+    *,
+    seed: int,
+    model_hparams: ModelHparams,
+    record: dict[str, Any],
+    mask: Mask | None = None,
+    start_epoch: int = 0,
+    save_epochs: Sequence[int] = (),
+    loss_fn: LossFn = cross_entropy,
+    options: RunOptions | None = None,
+) -> dict[str, Any]:
+    """Train `model` from epoch `start_epoch` to `hparams.epochs` and write the run folder.
+
+    `start_epoch` > 0 is rewinding: the weights come from that epoch of a dense run, the optimizer
+    starts fresh, and the learning rate follows the schedule from that epoch on. `record` (the
+    full settings and inputs) is written as hparams.yaml and guards the resume state: a resume
+    state made with other settings is refused rather than silently continued.
+    """
+    options = options or RunOptions()
+    out_dir = Path(out_dir)
+    device = check_run(out_dir, hparams, start_epoch, save_epochs, options)
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+    model = model.to(device=device, memory_format=memory_format)
+    enforcer = MaskEnforcer(model, mask or {})
+    enforcer.apply_to_weights()
+    optimizer = torch.optim.SGD(model.parameters(), lr=hparams.lr, momentum=hparams.momentum,
+                                weight_decay=hparams.weight_decay, nesterov=hparams.nesterov)
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+
+    def autocast() -> Any:
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=hparams.precision == "bf16")
+
+    resume_dir = out_dir / RESUME_DIR
+    state_path = resume_dir / "state.pt"
+    run_id = fingerprint({**record, "start_epoch": start_epoch, "seed": seed})
+    rows: list[dict[str, float]] = []
+    epoch = start_epoch
+    if state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        if state["fingerprint"] != run_id:
+            raise LthError(f"{state_path} was written by a run with other settings or inputs; "
+                               f"delete {resume_dir} to start over")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        rows, epoch = state["rows"], state["epoch"]
+        log.info("resuming %s from epoch %d of %d", out_dir, epoch, hparams.epochs)
+    elif options.force:
+        shutil.rmtree(resume_dir, ignore_errors=True)
+
+    pending = {e: resume_dir / f"epoch{e}.pt" for e in save_epochs}
+    if epoch == start_epoch and start_epoch in pending:
+        save_checkpoint(pending[start_epoch], model, model_hparams, data.num_classes, start_epoch)
+
+    train_batches = Batches(data.train, hparams.batch_size, data.mean, data.std, device, generator=generator,
+                            flip=data.flip, crop_padding=data.crop_padding, channels_last=options.channels_last)
+    eval_batches = {
+        split: Batches(getattr(data, split), options.eval_batch_size, data.mean, data.std, device,
+                       channels_last=options.channels_last)
+        for split in ("val", "test")
+    }
+    session_start, session_epochs = time.perf_counter(), 0
+    while epoch < hparams.epochs:
+        lr = hparams.lr_at(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        started = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        for inputs, labels in train_batches:
+            with autocast():
+                outputs = model(inputs)
+                loss = loss_fn(outputs, labels, inputs)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            enforcer.apply_to_grads()
+            optimizer.step()
+            enforcer.apply_to_weights()
+            loss_sum += loss.detach() * len(labels)
+            correct += (outputs.detach().argmax(1) == labels).sum()
+        train_loss = loss_sum.item() / train_batches.num_images
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"training loss became {train_loss} in epoch {epoch + 1}; lower train.lr")
+        train_seconds = time.perf_counter() - started
+        val_loss, val_acc = _evaluate(model, eval_batches["val"], autocast)
+        test_loss, test_acc = _evaluate(model, eval_batches["test"], autocast)
+        epoch += 1
+        row = {"epoch": epoch, "lr": lr, "train_loss": train_loss,
+               "train_acc": correct.item() / train_batches.num_images, "val_loss": val_loss, "val_acc": val_acc,
+               "test_loss": test_loss, "test_acc": test_acc, "seconds": time.perf_counter() - started,
+               "images_per_s": train_batches.num_images / train_seconds}
+        for callback in options.callbacks:
+            row.update(callback(EpochContext(epoch, model, data, device, row)) or {})
+        rows.append(row)
+        if epoch in pending:
+            save_checkpoint(pending[epoch], model, model_hparams, data.num_classes, epoch)
+        torch_save({"fingerprint": run_id, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "rows": rows,
+                    "epoch": epoch}, state_path)
+        atomic_write_text(resume_dir / "metrics.csv", _metrics_csv(rows))
+        session_epochs += 1
+        eta = (time.perf_counter() - session_start) / session_epochs * (hparams.epochs - epoch)
+        log.info("epoch %d/%d lr %.4g | train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%% | test acc %.2f%% | "
+                 "%.0f img/s | %.1fs | ETA %s", epoch, hparams.epochs, lr, train_loss, 100 * row["train_acc"],
+                 val_loss, 100 * val_acc, 100 * test_acc, row["images_per_s"], row["seconds"], _format_eta(eta))
+
+    summary = _summary(rows, model, mask, hparams, device, options, start_epoch)
+    save_checkpoint(out_dir / "final.pt", model, model_hparams, data.num_classes, hparams.epochs)
+    for path in pending.values():
+        atomic_link(path, out_dir / path.name)
+    atomic_write_text(out_dir / "metrics.csv", _metrics_csv(rows))
+    write_yaml(out_dir / "hparams.yaml", record)
+    write_json(out_dir / "summary.json", summary)  # last: its presence marks the run finished
+    shutil.rmtree(resume_dir, ignore_errors=True)
+    log.info("finished %s: test acc %.2f%% at best val (epoch %d), final %.2f%%", out_dir,
+             100 * summary["test_acc_at_best_val"], summary["best_val_epoch"], 100 * summary["final_test_acc"])
+    return summary
+
+
+def _summary(rows: list[dict[str, float]], model: nn.Module, mask: Mask | None, hparams: TrainHparams,
+             device: torch.device, options: RunOptions, start_epoch: int) -> dict[str, Any]:
+    best = max(rows, key=lambda row: row["val_acc"])  # max() keeps the first of equal values
+    params = list(model.parameters())
+    return {
+        "best_val_epoch": int(best["epoch"]),
+        "best_val_acc": best["val_acc"],
+        "test_acc_at_best_val": best["test_acc"],
+        "final_test_acc": rows[-1]["test_acc"],
+        "final_val_acc": rows[-1]["val_acc"],
+        "start_epoch": start_epoch,
+        "epochs": hparams.epochs,
+        "sparsity": sparsity(mask) if mask else 0.0,
+        "total_params": sum(p.numel() for p in params),
+        "nonzero_params": sum(int(torch.count_nonzero(p)) for p in params),
+        "wall_seconds": sum(row["seconds"] for row in rows),
+        "threads": torch.get_num_threads(),
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "precision": hparams.precision,
+        "channels_last": options.channels_last,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "lth": lth.__version__,
+        "git_commit": git_commit(),
+    }

@@ -1,0 +1,19 @@
+# One summary.csv per experiment: a row per (seed, variant, level), dense rows included.
+
+
+rule aggregate:
+    input:
+        PLAN.summaries(),
+    output:
+        f"{EXPERIMENT}/summary.csv",
+    params:
+        rows=PLAN.row_args(),
+    log:
+        f"{EXPERIMENT}/logs/aggregate.log",
+    benchmark:
+        f"{EXPERIMENT}/logs/aggregate.benchmark.tsv"
+    threads: 1
+    resources:
+        **LIGHT_RESOURCES,
+    shell:
+        "lth aggregate --out {output} {params.rows} > {log} 2>&1"
