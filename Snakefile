@@ -21,4 +21,7 @@ include: "workflow/rules/plots.smk"
 rule all:
     input:
         FIGURES,
+        # Every run's artifacts too: snakemake reruns a job for a missing output only when a target
+        # asks for it, so a deleted final.pt is retrained even though summary.csv is up to date.
+        [path for folder in PLAN.run_folders() for path in run_outputs(folder)],
     default_target: True

@@ -11,8 +11,9 @@ from typing import Any
 from lth.errors import LthError
 from lth.io import atomic_write_text, read_json
 
-COLUMNS = ["seed", "variant", "level", "sparsity", "nonzero_params", "total_params", "test_acc",
-           "best_val_epoch", "final_test_acc", "epochs_trained", "seconds", "run"]
+COLUMNS = ["seed", "variant", "level", "sparsity", "nonzero_params", "total_params", "forward_flops",
+           "forward_flops_effective", "test_acc", "best_val_epoch", "final_test_acc", "epochs_trained", "seconds",
+           "run"]
 
 
 def parse_row(text: str) -> tuple[int, str, int, Path]:
@@ -35,6 +36,8 @@ def summary_row(seed: int, variant: str, level: int, run: Path) -> dict[str, Any
         "sparsity": summary["sparsity"],
         "nonzero_params": summary["nonzero_params"],
         "total_params": summary["total_params"],
+        "forward_flops": summary["forward_flops"],
+        "forward_flops_effective": summary["forward_flops_effective"],
         "test_acc": summary["test_acc_at_best_val"],
         "best_val_epoch": summary["best_val_epoch"],
         "final_test_acc": summary["final_test_acc"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,28 @@ def build_model(model_hparams: ModelHparams, num_classes: int) -> nn.Module:
     from lth import models
 
     return models.build(model_hparams.name, num_classes=num_classes, width=model_hparams.width,
-                        activation=model_hparams.activation)
+                        activation=model_hparams.activation, skip=model_hparams.skip)
+
+
+def load_ticket_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """Load a checkpoint's weights into `model`, which may be the ticket's architecture with the skip
+    tweak's jump branches added: those alone may be missing (they keep their fresh initialisation);
+    any other missing key, and any key the model does not have, is an error."""
+    from lth.models.skip import jump_state_keys
+
+    own = model.state_dict()
+    mismatched = [f"{key} {tuple(value.shape)} vs {tuple(own[key].shape)}" for key, value in state_dict.items()
+                  if key in own and value.shape != own[key].shape]
+    if mismatched:  # checked first: load_state_dict would raise a bare RuntimeError
+        raise LthError(f"the weights do not fit this architecture (shape of checkpoint vs model: "
+                       f"{', '.join(mismatched[:3])}{', ...' if len(mismatched) > 3 else ''}); "
+                       "do the model settings match the checkpoint's?")
+    result = model.load_state_dict(state_dict, strict=False)
+    missing = sorted(set(result.missing_keys) - jump_state_keys(model))
+    problems = [f"{label}: {', '.join(keys)}" for label, keys in
+                (("missing", missing), ("unexpected", sorted(result.unexpected_keys))) if keys]
+    if problems:
+        raise LthError(f"the weights do not fit this architecture ({'; '.join(problems)})")
 
 
 def init_model(model_hparams: ModelHparams, num_classes: int, seed: int) -> nn.Module:

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from lth.errors import LthError
-from lth.hparams import DataHparams, ModelHparams, PruneHparams, TrainHparams
+from lth.hparams import DataHparams, GradinitHparams, ModelHparams, PruneHparams, TrainHparams
 
 log = logging.getLogger("lth")
 
@@ -73,31 +73,50 @@ def cmd_init(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from lth import data
-    from lth.checkpoints import build_model, load_checkpoint
+    from lth.checkpoints import build_model, load_checkpoint, load_ticket_weights
+    from lth.losses import make_loss
     from lth.masks import MaskEnforcer, load_mask, mask_hash
     from lth.train import RunOptions, check_run, train
 
     config = _load_config(args.config)
     init_path = _require_file(args.init, "--init")
     mask_path = _require_file(args.mask, "--mask")
+    teacher_path = _require_file(args.teacher, "--teacher")
     checkpoint = load_checkpoint(init_path)
     model_hp = _model_hparams(args, config, checkpoint["model"])
     data_hp = DataHparams.from_sources(config, args)
     train_hp = TrainHparams.from_sources(config, args)
+    gradinit_hp = GradinitHparams.from_sources(config, args)
+    if train_hp.kd_alpha > 0 and teacher_path is None:
+        raise UsageError(f"train.kd_alpha: {train_hp.kd_alpha} distils from a teacher; pass --teacher "
+                         "(the dense network's final weights)")
+    if train_hp.kd_alpha == 0 and teacher_path is not None:
+        raise UsageError("--teacher: only used for distillation; set train.kd_alpha > 0 or drop --teacher")
+    teacher_checkpoint = load_checkpoint(teacher_path) if teacher_path else None
     start_epoch = checkpoint["epoch"] if args.start_epoch is None else args.start_epoch
     num_classes = data.num_classes(data_hp)
-    if num_classes != checkpoint["num_classes"]:
-        raise UsageError(f"--init: {init_path} has {checkpoint['num_classes']} classes, "
-                         f"data '{data_hp.name}' has {num_classes}")
+    for flag, path, loaded in (("--init", init_path, checkpoint), ("--teacher", teacher_path, teacher_checkpoint)):
+        if loaded is not None and loaded["num_classes"] != num_classes:
+            raise UsageError(f"{flag}: {path} has {loaded['num_classes']} classes, data '{data_hp.name}' has "
+                             f"{num_classes}")
     options = RunOptions(device=args.device, threads=args.threads, channels_last=not args.no_channels_last,
                          force=args.force)
-    check_run(Path(args.out_dir), train_hp, start_epoch, args.save_epochs, options)
+    device = check_run(Path(args.out_dir), train_hp, start_epoch, args.save_epochs, options)
     _setup_torch(args)
     model = build_model(model_hp, num_classes)
-    model.load_state_dict(checkpoint["state_dict"])
+    try:
+        load_ticket_weights(model, checkpoint["state_dict"])  # only the skip tweak's jump branches start fresh
+    except LthError as error:
+        raise UsageError(f"--init: {init_path}: {error}") from None
     mask = load_mask(mask_path) if mask_path else None
     if mask:
         MaskEnforcer(model, mask)  # validates names and shapes against this architecture
+    teacher = None
+    if teacher_checkpoint:
+        # The teacher keeps its own architecture: a tweaked student distils from the plain dense network.
+        teacher = build_model(ModelHparams.from_dict(teacher_checkpoint["model"]), num_classes)
+        teacher.load_state_dict(teacher_checkpoint["state_dict"])
+        teacher.to(device)
     record = {
         "lth": "train",
         "seed": args.seed,
@@ -106,6 +125,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         "train": train_hp.to_dict(),
         "init": {"path": str(init_path), "epoch": checkpoint["epoch"]},
         "mask": {"path": str(mask_path), "sha256": mask_hash(mask)} if mask else None,
+        "teacher": {"path": str(teacher_path), "epoch": teacher_checkpoint["epoch"]} if teacher_checkpoint else None,
+        "gradinit": gradinit_hp.to_dict(),
         "start_epoch": start_epoch,
         "save_epochs": sorted(args.save_epochs),
     }
@@ -114,7 +135,8 @@ def cmd_train(args: argparse.Namespace) -> None:
              len(dataset.train.labels), len(dataset.val.labels), len(dataset.test.labels),
              f"mask {mask_path}" if mask else "dense")
     train(model, dataset, train_hp, args.out_dir, seed=args.seed, model_hparams=model_hp, record=record,
-          mask=mask, start_epoch=start_epoch, save_epochs=args.save_epochs, options=options)
+          mask=mask, start_epoch=start_epoch, save_epochs=args.save_epochs, loss_fn=make_loss(train_hp, teacher),
+          gradinit_hparams=gradinit_hp if gradinit_hp.enabled else None, options=options)
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
@@ -166,7 +188,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML file with sections model/data/train/prune (flags override it)")
+    parser.add_argument("--config", help="YAML file with sections model/data/train/prune/gradinit "
+                                         "(flags override it)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out-dir", required=True, help="run folder to write")
     train.add_argument("--seed", type=int, required=True, help="data split, batch order and augmentation")
     train.add_argument("--mask", help="mask file from `lth prune`; omit for dense training")
+    train.add_argument("--teacher", help="checkpoint to distil from (the dense network's final.pt); "
+                                         "required exactly when train.kd_alpha > 0")
     train.add_argument("--start-epoch", type=int, default=None,
                        help="override the start epoch (default: the --init checkpoint's epoch)")
     train.add_argument("--save-epochs", type=int, nargs="*", default=[],
@@ -205,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     ModelHparams.add_arguments(train)
     DataHparams.add_arguments(train)
     TrainHparams.add_arguments(train)
+    GradinitHparams.add_arguments(train)
 
     prune = command("prune", cmd_prune, "magnitude-prune trained weights, given the current mask, to a new mask")
     prune.add_argument("--weights", required=True, help="trained checkpoint whose magnitudes rank the weights")
@@ -227,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot = command("plot", cmd_plot, "draw accuracy vs sparsity from a summary.csv")
     plot.add_argument("--summary", required=True)
     plot.add_argument("--out", required=True, nargs="+", help="figure files (.png, .pdf)")
-    plot.add_argument("--x", default="sparsity", choices=("sparsity", "nonzero_params"))
+    plot.add_argument("--x", default="sparsity", choices=("sparsity", "nonzero_params", "forward_flops_effective"))
     plot.add_argument("--title", default=None)
     return parser
 

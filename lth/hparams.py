@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -55,6 +56,9 @@ _BOUND_CHECKS: dict[str, tuple[Callable[[float, float], bool], str]] = {
 }
 
 
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
@@ -84,6 +88,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise HparamError(f"{key}: {value!r} is not allowed; expected an integer")
         return value
     if tp is float:
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 (PyYAML) reads `1e-3` as a string, not a number
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise HparamError(f"{key}: {value!r} is not allowed; expected a number")
         return float(value)
@@ -186,6 +192,12 @@ def _activation_names() -> list[str]:
     return list(ACTIVATIONS)
 
 
+def _skip_forms() -> tuple[str, ...]:
+    from lth.models.skip import FORMS
+
+    return FORMS
+
+
 def _source_names() -> list[str]:
     from lth.data.sources import SOURCES
 
@@ -199,6 +211,8 @@ class ModelHparams(Hparams):
     name: str = hp("resnet18", "architecture", choices=_model_names)
     width: int = hp(64, "base channel count (64 is the paper's)", minimum=1)
     activation: str = hp("relu", "activation at every call site", choices=_activation_names)
+    skip: str = hp("none", "jump branches for re-training: none, conv1x1 (the official 1x1 conv + BN) or "
+                   "identity (parameter-free)", choices=_skip_forms)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,6 +241,16 @@ class TrainHparams(Hparams):
                                        exclusive_minimum=0.0, exclusive_maximum=1.0)
     gamma: float = hp(0.1, "learning-rate factor at each milestone", exclusive_minimum=0.0, maximum=1.0)
     precision: str = hp("fp32", "fp32, or bf16 autocast (CUDA only)", choices=("fp32", "bf16"))
+    label_smoothing: float = hp(0.0, "label smoothing: probability mass moved off the true class (0 = off)",
+                                minimum=0.0, exclusive_maximum=1.0)
+    label_smoothing_form: str = hp("official", "official: a/(C-1) on each other class (the ToST code); "
+                                   "pytorch: a/C on every class (CrossEntropyLoss(label_smoothing=a))",
+                                   choices=("official", "pytorch"))
+    kd_alpha: float = hp(0.0, "knowledge distillation: weight of the teacher term, the label term gets "
+                         "1 - kd_alpha (0 = off; > 0 needs a teacher)", minimum=0.0, maximum=1.0)
+    kd_temperature: float = hp(5.0, "distillation temperature T", exclusive_minimum=0.0)
+    kd_reduction: str = hp("batchmean", "batchmean: the KL per sample; mean: also divided by the number of "
+                           "classes, as in the KD-ticket code", choices=("batchmean", "mean"))
 
     def milestone_epochs(self) -> list[int]:
         return sorted(round(fraction * self.epochs) for fraction in self.milestones)
@@ -248,4 +272,23 @@ class PruneHparams(Hparams):
     include_linear: bool = hp(False, "also prune Linear weights (Conv2d weights always are)")
 
 
-SECTIONS: tuple[type[Hparams], ...] = (ModelHparams, DataHparams, TrainHparams, PruneHparams)
+@dataclasses.dataclass(frozen=True)
+class GradinitHparams(Hparams):
+    """GradInit (Zhu et al. 2021), applied once before (re-)training; defaults are the ToST code's flags."""
+
+    section: ClassVar[str] = "gradinit"
+
+    enabled: bool = hp(False, "learn one scale per weight and bias tensor before training")
+    algorithm: str = hp("sgd", "the optimizer whose first step is simulated: sgd (L2 gradient norm) or adam "
+                        "(sign step, L1 norm)", choices=("sgd", "adam"))
+    normalize_grad: bool = hp(True, "sgd: step along g/||g|| rather than g")
+    eta: float = hp(0.1, "look-ahead step size", exclusive_minimum=0.0)
+    gamma: float = hp(1.0, "gradient-norm bound: above it a step only shrinks the norm", exclusive_minimum=0.0)
+    lr: float = hp(1e-2, "Adam learning rate of the scales", exclusive_minimum=0.0)
+    min_scale: float = hp(0.01, "lower bound of weight scales (bias scales are bounded by 0)", minimum=0.0)
+    iterations: int = hp(180, "GradInit iterations", minimum=1)
+    grad_clip: float = hp(1.0, "clip each scale's gradient to +-this (0 = off)", minimum=0.0)
+    batch_size: int = hp(128, "images per gradient batch, drawn as two halves", minimum=2)
+
+
+SECTIONS: tuple[type[Hparams], ...] = (ModelHparams, DataHparams, TrainHparams, PruneHparams, GradinitHparams)

@@ -16,6 +16,7 @@ def describe_checkpoint(payload: dict[str, Any]) -> dict[str, Any]:
     from lth.hparams import ModelHparams
     from lth.io import sha256_tensors
     from lth.masks import prunable_names
+    from lth.models.skip import jump_params
 
     state = payload["state_dict"]
     model = build_model(ModelHparams.from_dict(payload["model"]), payload["num_classes"])
@@ -34,6 +35,7 @@ def describe_checkpoint(payload: dict[str, Any]) -> dict[str, Any]:
         "epoch": payload["epoch"],
         "params": sum(t.numel() for t in params.values()),
         "nonzero_params": sum(int(t.count_nonzero()) for t in params.values()),
+        "jump_params": jump_params(model),  # dense, in params and nonzero_params, not in conv_sparsity
         "conv_sparsity": 1 - conv_nonzero / conv_total,
         "sha256": sha256_tensors(state),
         "layers": layers,

@@ -18,6 +18,7 @@ from torch import nn
 from lth.errors import LthError
 from lth.hparams import PruneHparams
 from lth.io import read_json, sha256_tensors, torch_save, write_json
+from lth.models.skip import jump_branches
 
 Mask = dict[str, torch.Tensor]
 log = logging.getLogger(__name__)
@@ -25,9 +26,12 @@ log = logging.getLogger(__name__)
 
 def prunable_names(model: nn.Module, include_linear: bool = False) -> list[str]:
     """Weights pruned by default, as in the official code: every Conv2d weight (stem and 1x1
-    shortcuts included); Linear weights only on request; never BatchNorm or biases."""
+    shortcuts included); Linear weights only on request; never BatchNorm or biases; never the skip
+    tweak's jump branches, which are dense additions for re-training, not part of the ticket."""
     kinds: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Linear) if include_linear else (nn.Conv2d,)
-    return [f"{name}.weight" if name else "weight" for name, module in model.named_modules() if isinstance(module, kinds)]
+    jumps = tuple(f"{name}." for name in jump_branches(model))
+    return [f"{name}.weight" if name else "weight" for name, module in model.named_modules()
+            if isinstance(module, kinds) and not f"{name}.".startswith(jumps)]
 
 
 def dense_mask(weights: Mapping[str, torch.Tensor], names: list[str]) -> Mask:

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from lth.errors import LthError
-from lth.hparams import DataHparams, Hparams, ModelHparams, PruneHparams, TrainHparams
+from lth.hparams import DataHparams, GradinitHparams, Hparams, ModelHparams, PruneHparams, TrainHparams
 from lth.variants import Variant, resolve
 
 HASH_LENGTH = 10
@@ -74,6 +74,7 @@ class SparseRun:
     start_epoch: int
     model: ModelHparams
     train: TrainHparams
+    gradinit: GradinitHparams
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class Plan:
     sparse: dict[str, SparseRun] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
     levels: int = 0
+    gradinit: GradinitHparams = field(default_factory=GradinitHparams)  # before variants change it
 
     # ---- building -------------------------------------------------------------------------
     @classmethod
@@ -103,6 +105,10 @@ class Plan:
         model = ModelHparams.from_dict(config["model"])
         data = DataHparams.from_dict(config["data"])
         train = TrainHparams.from_dict(config["train"])
+        if train.kd_alpha > 0:
+            raise PlanError(f"train.kd_alpha: {train.kd_alpha} is not allowed here: the teacher is the dense run, "
+                            "so distillation is a re-training variant; add the `kd` part to a variant instead")
+        plan.gradinit = GradinitHparams.from_dict(config.get("gradinit"))
         prune_section = dict(config["prune"])
         chain_settings = {key: prune_section.pop(key) for key in CHAIN_KEYS}
         prune = PruneHparams.from_dict(prune_section)
@@ -159,18 +165,24 @@ class Plan:
         start = self.config["rewind_epoch"] if variant.start == "rewind" else 0
         model = chain.dense.model.replace(**variant.section("model"))
         train = chain.dense.train.replace(**variant.section("train"))
-        return self._sparse_run(chain, level, start, model, train)
+        gradinit = self.gradinit.replace(**variant.section("gradinit"))
+        return self._sparse_run(chain, level, start, model, train, gradinit)
 
     def _sparse_run(self, chain: Chain, level: int, start_epoch: int, model: ModelHparams,
-                    train: TrainHparams) -> SparseRun:
+                    train: TrainHparams, gradinit: GradinitHparams) -> SparseRun:
+        # GradInit's settings change nothing while it is off, so only then do they split the cache.
+        gradinit_record = {"gradinit": gradinit.to_dict()} if gradinit.enabled else {}
         record = self._record(stage="sparse", dense=chain.dense.key, mask=f"{chain.key}/level{level}",
-                              start_epoch=start_epoch, model=model.to_dict(), train=train.to_dict())
-        run = SparseRun(f"sparse-{short_hash(record)}", chain.dense, chain, level, start_epoch, model, train)
+                              start_epoch=start_epoch, model=model.to_dict(), train=train.to_dict(),
+                              **gradinit_record)
+        run = SparseRun(f"sparse-{short_hash(record)}", chain.dense, chain, level, start_epoch, model, train,
+                        gradinit)
         return self.sparse.setdefault(run.key, run)
 
     def chain_run(self, chain: Chain, level: int) -> SparseRun:
         """The IMP chain's own training at `level`, whose weights the next level prunes."""
-        return self._sparse_run(chain, level, chain.rewind_epoch, chain.dense.model, chain.dense.train)
+        return self._sparse_run(chain, level, chain.rewind_epoch, chain.dense.model, chain.dense.train,
+                                self.gradinit)
 
     # ---- paths the workflow rules ask for -------------------------------------------------
     def folder(self, key: str) -> str:
@@ -194,13 +206,17 @@ class Plan:
 
     def sparse_inputs(self, key: str) -> dict[str, str]:
         run = self.sparse[key]
-        return {"init": self.start_weights(run.dense, run.start_epoch), "mask": self.mask_path(run.chain, run.level)}
+        inputs = {"init": self.start_weights(run.dense, run.start_epoch), "mask": self.mask_path(run.chain, run.level)}
+        if run.train.kd_alpha > 0:
+            inputs["teacher"] = f"{self.folder(run.dense.key)}/final.pt"  # the dense network of the same seed
+        return inputs
 
     def experiment_dir(self) -> Path:
         return self.results / self.config["experiment"]
 
-    def summaries(self) -> list[str]:
-        return sorted({f"{row.run}/summary.json" for row in self.rows})
+    def run_folders(self) -> list[str]:
+        """Every run folder the experiment's summary.csv reads."""
+        return sorted({row.run for row in self.rows})
 
     def row_args(self) -> str:
         return shlex.join(f"{row.seed}:{row.variant}:{row.level}:{row.run}" for row in self.rows)

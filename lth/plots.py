@@ -11,6 +11,7 @@ from lth.io import atomic_open
 X_AXES = {
     "sparsity": "Sparsity (% of prunable weights removed; log-spaced in weights remaining)",
     "nonzero_params": "Nonzero parameters of the trained network (log scale)",
+    "forward_flops_effective": "Forward FLOPs per image, pruned weights skipped (log scale)",
 }
 
 
@@ -37,7 +38,7 @@ def plot_accuracy_vs_sparsity(summary_csv: Path, outputs: Sequence[Path], x: str
         raise LthError(f"{summary_csv} has no sparse rows to plot")
 
     def position(frame: pd.DataFrame) -> pd.Series:
-        return 100 * (1 - frame["sparsity"]) if x == "sparsity" else frame["nonzero_params"]
+        return 100 * (1 - frame["sparsity"]) if x == "sparsity" else frame[x]
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     for variant, rows in sparse.groupby("variant", sort=False):

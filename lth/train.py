@@ -31,16 +31,19 @@ import lth
 from lth.checkpoints import save_checkpoint
 from lth.data import Batches, Data
 from lth.errors import LthError
-from lth.hparams import ModelHparams, TrainHparams
+from lth.flops import forward_flops
+from lth.gradinit import gradinit
+from lth.hparams import GradinitHparams, ModelHparams, TrainHparams
 from lth.io import atomic_link, atomic_write_text, torch_save, write_json, write_yaml
+from lth.losses import LossFn, loss_summary
 from lth.masks import Mask, MaskEnforcer, sparsity
+from lth.models.skip import jump_params
 
 log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
                   "seconds", "images_per_s"]
 RESUME_DIR = ".resume"
-LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class RunFinishedError(LthError):
@@ -87,9 +90,13 @@ def cross_entropy(outputs: torch.Tensor, targets: torch.Tensor, inputs: torch.Te
 
 
 def git_commit() -> str:
+    """The commit of the lth code that ran, marked `-dirty` when it had uncommitted changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=Path(lth.__file__).parent, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(lth.__file__).parent, capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
+        return git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -115,7 +122,9 @@ def _evaluate(model: nn.Module, batches: Batches, autocast: Any) -> tuple[float,
 
 
 def _metrics_csv(rows: list[dict[str, float]]) -> str:
-    columns = METRIC_COLUMNS + [key for key in rows[0] if key not in METRIC_COLUMNS] if rows else METRIC_COLUMNS
+    # Callback columns may first appear at any epoch: take every key seen, in order of appearance.
+    extra = dict.fromkeys(key for row in rows for key in row if key not in METRIC_COLUMNS)
+    columns = METRIC_COLUMNS + list(extra)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
@@ -126,6 +135,20 @@ def _metrics_csv(rows: list[dict[str, float]]) -> str:
 def _format_eta(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def channels_last_is_safe(model: nn.Module, device: torch.device) -> bool:
+    """torch 2.14's CPU (oneDNN) backward of a channels-last 1x1 strided conv with fewer than 8 input
+    channels kills the process (segfault, or a hang with 2 threads); such models (width < 8) train
+    in NCHW on the CPU instead."""
+    risky = [name for name, module in model.named_modules()
+             if isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.stride != (1, 1)
+             and module.in_channels < 8]
+    if device.type == "cpu" and risky:
+        log.warning("channels_last off: torch's CPU backward crashes on 1x1 strided convs with < 8 input "
+                    "channels (%s)", risky[0])
+        return False
+    return True
 
 
 def check_run(out_dir: Path, hparams: TrainHparams, start_epoch: int, save_epochs: Sequence[int],
@@ -157,6 +180,7 @@ def train(
     start_epoch: int = 0,
     save_epochs: Sequence[int] = (),
     loss_fn: LossFn = cross_entropy,
+    gradinit_hparams: GradinitHparams | None = None,
     options: RunOptions | None = None,
 ) -> dict[str, Any]:
     """Train `model` from epoch `start_epoch` to `hparams.epochs` and write the run folder.
@@ -164,14 +188,17 @@ def train(
     `start_epoch` > 0 is rewinding: the weights come from that epoch of a dense run, the optimizer
     starts fresh, and the learning rate follows the schedule from that epoch on. `record` (the
     full settings and inputs) is written as hparams.yaml and guards the resume state: a resume
-    state made with other settings is refused rather than silently continued.
+    state made with other settings is refused rather than silently continued. `gradinit_hparams`
+    rescale the starting weights by GradInit once, on a fresh start (a resume state already holds
+    rescaled weights); the learned scales are published as gradinit.json, before summary.json.
     """
     options = options or RunOptions()
     out_dir = Path(out_dir)
     device = check_run(out_dir, hparams, start_epoch, save_epochs, options)
     if options.threads:
         torch.set_num_threads(options.threads)
-    memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+    channels_last = options.channels_last and channels_last_is_safe(model, device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format)
     enforcer = MaskEnforcer(model, mask or {})
     enforcer.apply_to_weights()
@@ -199,18 +226,23 @@ def train(
         torch.set_rng_state(state["torch_rng"])
         rows, epoch = state["rows"], state["epoch"]
         log.info("resuming %s from epoch %d of %d", out_dir, epoch, hparams.epochs)
-    elif options.force:
-        shutil.rmtree(resume_dir, ignore_errors=True)
+    else:
+        if options.force:
+            shutil.rmtree(resume_dir, ignore_errors=True)
+        if gradinit_hparams:  # on a fresh start only: a resumed run's weights are already rescaled
+            result = gradinit(model, data, mask, gradinit_hparams, device, seed, channels_last)
+            write_json(resume_dir / "gradinit.json", {"hparams": gradinit_hparams.to_dict(), "alphas": result.alphas,
+                                                      "skipped": result.skipped, "history": result.history})
 
     pending = {e: resume_dir / f"epoch{e}.pt" for e in save_epochs}
     if epoch == start_epoch and start_epoch in pending:
         save_checkpoint(pending[start_epoch], model, model_hparams, data.num_classes, start_epoch)
 
     train_batches = Batches(data.train, hparams.batch_size, data.mean, data.std, device, generator=generator,
-                            flip=data.flip, crop_padding=data.crop_padding, channels_last=options.channels_last)
+                            flip=data.flip, crop_padding=data.crop_padding, channels_last=channels_last)
     eval_batches = {
         split: Batches(getattr(data, split), options.eval_batch_size, data.mean, data.std, device,
-                       channels_last=options.channels_last)
+                       channels_last=channels_last)
         for split in ("val", "test")
     }
     session_start, session_epochs = time.perf_counter(), 0
@@ -259,10 +291,13 @@ def train(
                  "%.0f img/s | %.1fs | ETA %s", epoch, hparams.epochs, lr, train_loss, 100 * row["train_acc"],
                  val_loss, 100 * val_acc, 100 * test_acc, row["images_per_s"], row["seconds"], _format_eta(eta))
 
-    summary = _summary(rows, model, mask, hparams, device, options, start_epoch)
+    summary = _summary(rows, model, mask, hparams, device, channels_last, start_epoch, data.train.images.shape[1:])
+    summary.update(loss_summary(hparams), gradinit=gradinit_hparams is not None)
     save_checkpoint(out_dir / "final.pt", model, model_hparams, data.num_classes, hparams.epochs)
     for path in pending.values():
         atomic_link(path, out_dir / path.name)
+    if gradinit_hparams:
+        atomic_link(resume_dir / "gradinit.json", out_dir / "gradinit.json")
     atomic_write_text(out_dir / "metrics.csv", _metrics_csv(rows))
     write_yaml(out_dir / "hparams.yaml", record)
     write_json(out_dir / "summary.json", summary)  # last: its presence marks the run finished
@@ -273,7 +308,10 @@ def train(
 
 
 def _summary(rows: list[dict[str, float]], model: nn.Module, mask: Mask | None, hparams: TrainHparams,
-             device: torch.device, options: RunOptions, start_epoch: int) -> dict[str, Any]:
+             device: torch.device, channels_last: bool, start_epoch: int,
+             input_shape: Sequence[int]) -> dict[str, Any]:
+    """`sparsity` is the mask's nominal one; the parameter and FLOP counts are those of the network
+    actually trained, jump branches included, so tweaks that add weights are compared fairly."""
     best = max(rows, key=lambda row: row["val_acc"])  # max() keeps the first of equal values
     params = list(model.parameters())
     return {
@@ -287,11 +325,13 @@ def _summary(rows: list[dict[str, float]], model: nn.Module, mask: Mask | None, 
         "sparsity": sparsity(mask) if mask else 0.0,
         "total_params": sum(p.numel() for p in params),
         "nonzero_params": sum(int(torch.count_nonzero(p)) for p in params),
+        "jump_params": jump_params(model),
+        **forward_flops(model, input_shape),
         "wall_seconds": sum(row["seconds"] for row in rows),
         "threads": torch.get_num_threads(),
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "precision": hparams.precision,
-        "channels_last": options.channels_last,
+        "channels_last": channels_last,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "lth": lth.__version__,

@@ -14,14 +14,21 @@ from typing import Any
 
 from lth.errors import LthError
 
-# Setting keys: "start" (theta0 | rewind), "model.<field>", "train.<field>".
+# Setting keys: "start" (theta0 | rewind), "model.<field>", "train.<field>", "gradinit.<field>".
 PARTS: dict[str, dict[str, Any]] = {
     "rewind": {"start": "rewind"},  # dense weights at the rewind epoch instead of theta0
     "swish": {"model.activation": "swish"},  # nn.SiLU at every activation call site
     "mish": {"model.activation": "mish"},  # nn.Mish at every activation call site
+    "ls": {"train.label_smoothing": 0.1},  # label smoothing, a = 0.1 (form: train.label_smoothing_form)
+    "kd": {"train.kd_alpha": 0.9},  # distil from the dense network of the same seed, T = train.kd_temperature
+    "gradinit": {"gradinit.enabled": True},  # GradInit rescales the ticket's tensors before re-training
+    "skip": {"model.skip": "conv1x1"},  # dense 1x1 conv + BN jump branches (the official form)
+    "skip_identity": {"model.skip": "identity"},  # parameter-free jump branches: the paths without the weights
 }
 ALIASES: dict[str, tuple[str, ...]] = {
     "lth": (),  # the vanilla ticket: mask + theta0, the dense recipe
+    "at": ("skip", "swish"),  # the paper's architecture tweaks together
+    "trt": ("gradinit", "ls"),  # the paper's training-recipe tweaks together
 }
 DEFAULTS: dict[str, Any] = {"start": "theta0"}
 

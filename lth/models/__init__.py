@@ -1,8 +1,9 @@
 """Model registry: CIFAR-style ResNet, VGG and MobileNet with a width multiplier.
 
-Every registered class takes ``(num_classes, width, activation)`` where ``width``
-is the base channel count (64 reproduces the standard models) and ``activation``
-is a zero-arg factory returning a new activation module.
+Every registered class takes ``(num_classes, width, activation, jump)`` where ``width``
+is the base channel count (64 reproduces the standard models), ``activation`` is a
+zero-arg factory returning a new activation module, and ``jump`` builds the skip
+tweak's jump branches (None: no branches; see lth/models/skip.py).
 """
 
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import TypeVar
 from torch import nn
 
 from lth.models.activations import activation_factory
+from lth.models.skip import jump_factory
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
 
@@ -39,7 +41,9 @@ def scale_channels(channels: int, width: int) -> int:
     return max(1, channels * width // 64)
 
 
-def build(name: str, num_classes: int, width: int = 64, activation: str = "relu") -> nn.Module:
+def build(
+    name: str, num_classes: int, width: int = 64, activation: str = "relu", skip: str = "none"
+) -> nn.Module:
     """Instantiate the registered model ``name``."""
     if name not in _REGISTRY:
         raise ValueError(f"Unknown model {name!r}; expected one of {names()}")
@@ -47,7 +51,7 @@ def build(name: str, num_classes: int, width: int = 64, activation: str = "relu"
         raise ValueError(f"width must be a positive int, got {width!r}")
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    return _REGISTRY[name](num_classes, width, activation_factory(activation))
+    return _REGISTRY[name](num_classes, width, activation_factory(activation), jump_factory(skip))
 
 
 # Imported last: these modules use `register` and `scale_channels` defined above,

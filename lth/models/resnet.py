@@ -6,13 +6,23 @@ import torch
 from torch import nn
 
 from lth.models import register, scale_channels
+from lth.models.skip import JumpFactory
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 conv-BN layers plus a shortcut, followed by the output activation."""
+    """Two 3x3 conv-BN layers plus a shortcut, followed by the output activation.
+
+    With the skip tweak, as the official code: ``jump1`` runs from the block input to the first
+    BN's output and ``jump2`` from the first activation's output to the second BN's output.
+    """
 
     def __init__(
-        self, in_planes: int, planes: int, stride: int, activation: Callable[[], nn.Module]
+        self,
+        in_planes: int,
+        planes: int,
+        stride: int,
+        activation: Callable[[], nn.Module],
+        jump: JumpFactory | None,
     ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
@@ -28,11 +38,18 @@ class BasicBlock(nn.Module):
                 nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False),
                 nn.BatchNorm2d(planes),
             )
+        self.jump1 = jump(in_planes, planes, stride) if jump else None
+        self.jump2 = jump(planes, planes, 1) if jump else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act1(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.act2(out + self.shortcut(x))
+        out = self.bn1(self.conv1(x))
+        if self.jump1 is not None:
+            out = out + self.jump1(x)
+        hidden = self.act1(out)
+        out = self.bn2(self.conv2(hidden)) + self.shortcut(x)
+        if self.jump2 is not None:
+            out = out + self.jump2(hidden)
+        return self.act2(out)
 
 
 class ResNet(nn.Module):
@@ -44,6 +61,7 @@ class ResNet(nn.Module):
         num_classes: int,
         width: int,
         activation: Callable[[], nn.Module],
+        jump: JumpFactory | None,
     ) -> None:
         super().__init__()
         stem_planes = scale_channels(64, width)
@@ -58,7 +76,8 @@ class ResNet(nn.Module):
             planes = scale_channels(base, width)
             blocks = []
             for i in range(count):
-                blocks.append(BasicBlock(in_planes, planes, stride if i == 0 else 1, activation))
+                block_stride = stride if i == 0 else 1
+                blocks.append(BasicBlock(in_planes, planes, block_stride, activation, jump))
                 in_planes = planes
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
@@ -74,11 +93,23 @@ class ResNet(nn.Module):
 
 @register("resnet18")
 class ResNet18(ResNet):
-    def __init__(self, num_classes: int, width: int, activation: Callable[[], nn.Module]) -> None:
-        super().__init__((2, 2, 2, 2), num_classes, width, activation)
+    def __init__(
+        self,
+        num_classes: int,
+        width: int,
+        activation: Callable[[], nn.Module],
+        jump: JumpFactory | None,
+    ) -> None:
+        super().__init__((2, 2, 2, 2), num_classes, width, activation, jump)
 
 
 @register("resnet34")
 class ResNet34(ResNet):
-    def __init__(self, num_classes: int, width: int, activation: Callable[[], nn.Module]) -> None:
-        super().__init__((3, 4, 6, 3), num_classes, width, activation)
+    def __init__(
+        self,
+        num_classes: int,
+        width: int,
+        activation: Callable[[], nn.Module],
+        jump: JumpFactory | None,
+    ) -> None:
+        super().__init__((3, 4, 6, 3), num_classes, width, activation, jump)

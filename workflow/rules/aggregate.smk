@@ -3,7 +3,7 @@
 
 rule aggregate:
     input:
-        PLAN.summaries(),
+        [f"{folder}/summary.json" for folder in PLAN.run_folders()],
     output:
         f"{EXPERIMENT}/summary.csv",
     params:
@@ -12,6 +12,8 @@ rule aggregate:
         f"{EXPERIMENT}/logs/aggregate.log",
     benchmark:
         f"{EXPERIMENT}/logs/aggregate.benchmark.tsv"
+    conda:
+        "../envs/lth.yaml"
     threads: 1
     resources:
         **LIGHT_RESOURCES,

@@ -11,6 +11,8 @@ rule init:
         f"{RUNS}/{{dense}}/init.log",
     benchmark:
         f"{RUNS}/{{dense}}/init.benchmark.tsv"
+    conda:
+        "../envs/lth.yaml"
     threads: 1
     resources:
         **LIGHT_RESOURCES,
@@ -28,13 +30,16 @@ rule dense:
         hparams=lambda w: flags(PLAN.dense[w.dense].model, PLAN.dense[w.dense].data, PLAN.dense[w.dense].train),
         save_epochs=" ".join(str(k) for k in config["save_epochs"] if k > 0),
         options=RUN_OPTIONS,
+        out_dir=lambda w: f"{RUNS}/{w.dense}",
     log:
         f"{RUNS}/{{dense}}/train.log",
     benchmark:
         f"{RUNS}/{{dense}}/train.benchmark.tsv"
+    conda:
+        "../envs/lth.yaml"
     threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
     shell:
-        "lth train --init {input.init} --out-dir {RUNS}/{wildcards.dense} --seed {params.seed}"
+        "lth train --init {input.init} --out-dir {params.out_dir} --seed {params.seed}"
         " --save-epochs {params.save_epochs} {params.options} {params.hparams} > {log} 2>&1"

@@ -16,6 +16,8 @@ rule prune:
         f"{RUNS}/{{chain}}/level{{level}}/prune.log",
     benchmark:
         f"{RUNS}/{{chain}}/level{{level}}/prune.benchmark.tsv"
+    conda:
+        "../envs/lth.yaml"
     threads: 1
     resources:
         **LIGHT_RESOURCES,

@@ -12,6 +12,8 @@ rule plot_accuracy_vs_sparsity:
         f"{EXPERIMENT}/logs/plot_accuracy_vs_sparsity.log",
     benchmark:
         f"{EXPERIMENT}/logs/plot_accuracy_vs_sparsity.benchmark.tsv"
+    conda:
+        "../envs/lth.yaml"
     threads: 1
     resources:
         **LIGHT_RESOURCES,

@@ -1,0 +1,31 @@
+"""Shared bits of the benchmarks: repeated, interleaved timing and a result table."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+
+def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds per call of each candidate, alternating between them every repeat so that drift in
+    the machine's speed (other load, frequency) hits all of them alike."""
+    for _ in range(warmup):
+        for run in candidates.values():
+            run()
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, run in candidates.items():
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    return times
+
+
+def summarise(values: list[float]) -> str:
+    return f"{statistics.median(values):.4g} (min {min(values):.4g}, max {max(values):.4g})"
+
+
+def ratio_stats(numerator: list[float], denominator: list[float]) -> list[float]:
+    """Per-repeat ratios of two interleaved series."""
+    return [n / d for n, d in zip(numerator, denominator)]

@@ -1,0 +1,144 @@
+"""The `lth` command line, in-process: one IMP round by hand, `info`, and bad input (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import lth.data
+from conftest import read_metrics
+from lth.cli import main
+from lth.masks import dense_mask, prunable_names, remaining_after, save_mask
+from lth.models import build
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+COMMON = ["--model.width", "4", "--data.name", "digits", "--data.subset_per_class", "10"]
+TRAIN = ["--seed", "0", "--threads", "1", "--device", "cpu", "--train.epochs", "2",
+         "--train.batch_size", "32"]
+
+
+@pytest.fixture(scope="module")
+def imp_round(tmp_path_factory) -> Path:
+    """init -> dense train (2 epochs, keep epoch1.pt) -> prune -> masked train rewound to epoch 1."""
+    root = tmp_path_factory.mktemp("cli")
+    assert main(["init", "--out", str(root / "dense" / "init.pt"), "--seed", "0", *COMMON]) == 0
+    assert main(["train", "--init", str(root / "dense" / "init.pt"), "--out-dir", str(root / "dense"),
+                 "--save-epochs", "1", *TRAIN, *COMMON]) == 0
+    assert main(["prune", "--weights", str(root / "dense" / "final.pt"),
+                 "--out", str(root / "imp" / "level1" / "mask.pt")]) == 0
+    mask = root / "imp" / "level1" / "mask.pt"
+    assert main(["train", "--init", str(root / "dense" / "epoch1.pt"), "--mask", str(mask),
+                 "--out-dir", str(root / "level1"), *TRAIN, *COMMON]) == 0
+    return root
+
+
+def info(capsys, path: Path, *flags: str) -> dict:
+    capsys.readouterr()
+    assert main(["info", str(path), *flags]) == 0
+    out = capsys.readouterr().out
+    return json.loads(out) if "--json" in flags else yaml.safe_load(out)
+
+
+@pytest.fixture
+def no_data_load(monkeypatch):
+    """Fail the test if a command reaches the (slow) data load."""
+    def refuse(*args, **kwargs):
+        pytest.fail("the command loaded data before rejecting its input")
+
+    monkeypatch.setattr(lth.data, "load", refuse)
+
+
+def test_imp_round_files(imp_round):
+    dense, level1 = imp_round / "dense", imp_round / "level1"
+    assert {"init.pt", "epoch1.pt", "final.pt", "metrics.csv", "summary.json", "hparams.yaml"} <= {
+        p.name for p in dense.iterdir()}
+    assert [row["epoch"] for row in read_metrics(dense / "metrics.csv")] == ["1", "2"]
+    assert [row["epoch"] for row in read_metrics(level1 / "metrics.csv")] == ["2"]  # rewound: start epoch 1
+    hparams = yaml.safe_load((level1 / "hparams.yaml").read_text())
+    assert hparams["start_epoch"] == 1 and hparams["model"]["width"] == 4 and hparams["train"]["epochs"] == 2
+    sidecar = json.loads((imp_round / "imp" / "level1" / "mask.json").read_text())
+    assert hparams["mask"]["sha256"] == sidecar["sha256"]
+
+
+def test_info_on_mask(imp_round, capsys):
+    mask_info = info(capsys, imp_round / "imp" / "level1" / "mask.pt")
+    assert mask_info["kind"] == "mask" and mask_info["collapsed_layers"] == []
+    assert mask_info["sparsity"] == pytest.approx(0.2, abs=1e-3)
+    assert mask_info["kept"] == remaining_after(mask_info["total"], 0.2, 1)
+    assert info(capsys, imp_round / "imp" / "level1" / "mask.pt", "--json") == mask_info
+
+
+def test_info_on_checkpoint(imp_round, capsys):
+    ckpt = info(capsys, imp_round / "level1" / "final.pt")
+    assert ckpt["kind"] == "checkpoint" and ckpt["epoch"] == 2 and ckpt["num_classes"] == 10
+    assert ckpt["model"]["width"] == 4 and ckpt["model"]["name"] == "resnet18"
+    assert ckpt["conv_sparsity"] == pytest.approx(0.2, abs=1e-3)
+    dense = info(capsys, imp_round / "dense" / "epoch1.pt")
+    assert dense["epoch"] == 1 and dense["conv_sparsity"] == 0.0
+
+
+def test_info_on_run_folder(imp_round, capsys):
+    folder = info(capsys, imp_round / "level1")
+    assert folder["kind"] == "run folder" and folder["status"] == "finished"
+    assert folder["summary"]["start_epoch"] == 1 and folder["summary"]["epochs"] == 2
+    assert folder["summary"]["sparsity"] == pytest.approx(0.2, abs=1e-3)
+    assert folder["hparams"]["lth"] == "train"
+    assert {"final.pt", "metrics.csv", "summary.json", "hparams.yaml"} <= set(folder["files"])
+
+
+def test_console_script_info(imp_round):
+    bindir = str(Path(sys.executable).parent)
+    exe = shutil.which("lth", path=bindir + os.pathsep + os.environ.get("PATH", ""))
+    assert exe, "the `lth` console script is not installed: pip install -e ."
+    result = subprocess.run([exe, "info", str(imp_round / "imp" / "level1" / "mask.pt")], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["kind"] == "mask"
+
+
+def test_bad_value_exits_2_before_loading_data(imp_round, tmp_path, capsys, no_data_load):
+    code = main(["train", "--init", str(imp_round / "dense" / "init.pt"), "--out-dir", str(tmp_path / "run"),
+                 "--train.lr", "-1", *TRAIN, *COMMON])
+    err = capsys.readouterr().err
+    assert code == 2 and "train.lr" in err and "-1" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_init_exits_2_naming_the_path(tmp_path, capsys, no_data_load):
+    missing = tmp_path / "nope" / "init.pt"
+    assert main(["train", "--init", str(missing), "--out-dir", str(tmp_path / "run"), *TRAIN, *COMMON]) == 2
+    err = capsys.readouterr().err
+    assert "--init" in err and str(missing) in err
+
+
+def test_mask_of_another_width_exits_2(imp_round, tmp_path, capsys, no_data_load):
+    wide = build("resnet18", 10, width=8)
+    save_mask(tmp_path / "mask8.pt", dense_mask(dict(wide.state_dict()), prunable_names(wide)))
+    code = main(["train", "--init", str(imp_round / "dense" / "init.pt"), "--mask", str(tmp_path / "mask8.pt"),
+                 "--out-dir", str(tmp_path / "run"), *TRAIN, *COMMON])
+    err = capsys.readouterr().err
+    assert code == 2 and "shape" in err and "Traceback" not in err
+
+
+def test_model_flags_that_do_not_fit_init_exit_2(imp_round, tmp_path, capsys, no_data_load):
+    code = main(["train", "--init", str(imp_round / "dense" / "init.pt"), "--out-dir", str(tmp_path / "run"),
+                 *TRAIN, *COMMON, "--model.width", "8"])
+    assert code == 2 and "--init" in capsys.readouterr().err
+
+
+def test_other_bad_input_exits_2(imp_round, tmp_path, capsys):
+    assert main(["prune", "--weights", str(imp_round / "dense" / "final.pt"), "--out", str(tmp_path / "m.pt"),
+                 "--rounds", "0"]) == 2
+    assert "--rounds" in capsys.readouterr().err
+    assert main(["info", str(tmp_path / "missing.pt")]) == 2
+    assert str(tmp_path / "missing.pt") in capsys.readouterr().err
+    assert main(["train", "--init", str(imp_round / "dense" / "final.pt"), "--out-dir", str(imp_round / "dense"),
+                 *TRAIN, *COMMON]) == 2  # a finished run is not overwritten
+    assert "--force" in capsys.readouterr().err

@@ -1,0 +1,149 @@
+"""GradInit on a tiny network: floors, the two kinds of step, the objective, masks, resuming."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import lth.gradinit
+import lth.train
+from lth.data import Data
+from lth.data.sources import Split
+from lth.gradinit import GradinitResult, gradinit, scaled_parameters
+from lth.hparams import GradinitHparams, ModelHparams, TrainHparams
+from lth.train import EpochContext, RunOptions, train
+
+# Double backward on tiny tensors is many small ops: a second thread only contends on shared cores.
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+CPU = torch.device("cpu")
+NUM_CLASSES = 4
+
+
+def tiny_data(n: int = 256) -> Data:
+    """8x8 images whose brightness tells the class, so that the loss can fall."""
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, NUM_CLASSES, (n,), generator=generator)
+    images = (torch.rand(n, 3, 8, 8, generator=generator) * 60 + labels.view(-1, 1, 1, 1) * 40).to(torch.uint8)
+    split = Split(images, labels)
+    return Data(split, split, split, NUM_CLASSES, (0.5,) * 3, (0.25,) * 3, flip=False, crop_padding=0)
+
+
+def tiny_net(seed: int = 2) -> nn.Module:
+    """Its gradient norm starts near 1.5, above the default gamma = 1."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, NUM_CLASSES))
+
+
+def run(model: nn.Module, mask: dict[str, torch.Tensor] | None = None, **changes) -> GradinitResult:
+    hparams = GradinitHparams(enabled=True, batch_size=32, **changes)
+    return gradinit(model, tiny_data(), mask, hparams, CPU, seed=0)
+
+
+def test_alphas_respect_their_floors_and_scale_the_starting_tensors():
+    model = tiny_net()
+    start = {name: p.detach().clone() for name, p in scaled_parameters(model).items()}
+    # A large learning rate drives some scales into both floors: 0.9 for weights, 0 for biases.
+    result = run(model, gamma=math.inf, lr=0.1, min_scale=0.9, iterations=20)
+    weights = [alpha for name, alpha in result.alphas.items() if name.endswith("weight")]
+    biases = [alpha for name, alpha in result.alphas.items() if name.endswith("bias")]
+    assert min(weights) == 0.9 and min(biases) == 0.0
+    assert max(result.alphas.values()) > 1.0
+    for name, param in scaled_parameters(model).items():
+        assert torch.allclose(param, result.alphas.get(name, 1.0) * start[name])
+
+
+def test_zero_norm_tensors_are_skipped():
+    model = tiny_net()
+    result = run(model, iterations=2)
+    assert result.skipped == ["1.bias", "4.bias"]  # BatchNorm biases start at zero
+    assert set(result.alphas) == set(scaled_parameters(model)) - set(result.skipped)
+    assert model[1].bias.abs().sum() == 0
+
+
+def test_the_constraint_step_is_taken_when_gnorm_exceeds_gamma():
+    result = run(tiny_net(), gamma=1.0, iterations=20)
+    assert result.history[0]["gnorm"] > 1.0 and result.history[0]["step"] == "constraint"
+    for row in result.history:
+        assert row["step"] == ("constraint" if row["gnorm"] > 1.0 else "objective")
+        assert (row["objective"] is None) == (row["step"] == "constraint")
+    assert {row["step"] for row in result.history} == {"constraint", "objective"}  # the steps brought gnorm down
+
+
+def test_the_objective_step_is_taken_below_gamma():
+    result = run(tiny_net(), gamma=math.inf, iterations=4)
+    assert result.history[0]["gnorm"] > 1.0  # a fresh network starts above gamma = 1
+    assert [row["step"] for row in result.history] == ["objective"] * 4
+    assert all(row["objective"] is not None for row in result.history)
+
+
+def test_the_look_ahead_objective_falls():
+    objectives = [row["objective"] for row in run(tiny_net(), gamma=math.inf, lr=0.05, iterations=30).history]
+    window = 10  # single steps are noisy: each draws fresh half-batches
+    assert sum(objectives[-window:]) / window < 0.9 * sum(objectives[:window]) / window
+
+
+def test_runs_are_deterministic_for_a_seed():
+    assert run(tiny_net(), iterations=5) == run(tiny_net(), iterations=5)
+
+
+def test_batchnorm_running_statistics_are_left_alone_and_modes_restored():
+    model = tiny_net().train()
+    buffers = {name: b.clone() for name, b in model.state_dict().items() if "running" in name or "num_batches" in name}
+    run(model, iterations=3)
+    assert all(torch.equal(model.state_dict()[name], value) for name, value in buffers.items())
+    assert model.training and all(m.track_running_stats for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+
+
+@pytest.mark.parametrize("algorithm", ["sgd", "adam"])
+def test_pruned_weights_are_zero_in_the_look_ahead_and_after_rescaling(algorithm: str, monkeypatch):
+    model = tiny_net()
+    generator = torch.Generator().manual_seed(3)
+    mask = {name: torch.rand(model.get_parameter(name).shape, generator=generator) < 0.5
+            for name in ("0.weight", "3.weight", "8.weight")}
+    looks: list[dict[str, torch.Tensor]] = []
+
+    def recording_call(module: nn.Module, params: dict[str, torch.Tensor], args: tuple) -> torch.Tensor:
+        looks.append({name: p.detach().clone() for name, p in params.items()})
+        return torch.func.functional_call(module, params, args)
+
+    monkeypatch.setattr(lth.gradinit, "functional_call", recording_call)
+    before = {name: model.get_parameter(name).detach().clone() for name in mask}
+    run(model, mask, algorithm=algorithm, gamma=math.inf, iterations=3)
+    assert len(looks) == 3
+    for name, keep in mask.items():
+        for look in looks:
+            assert torch.all(look[name][~keep] == 0)
+            assert not torch.equal(look[name][keep], before[name][keep])  # kept weights did move
+        assert torch.all(model.get_parameter(name)[~keep] == 0)
+
+
+def test_a_resumed_run_does_not_run_gradinit_again(tmp_path: Path, monkeypatch):
+    data, hparams = tiny_data(64), TrainHparams(epochs=2, batch_size=32, milestones=())
+    gradinit_hp = GradinitHparams(enabled=True, batch_size=32, iterations=2)
+    kwargs = dict(seed=0, model_hparams=ModelHparams(), record={"test": "resume"}, gradinit_hparams=gradinit_hp)
+
+    def interrupt(context: EpochContext) -> None:
+        if context.epoch == 2:  # after epoch 1's resume state was saved
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_net(), data, hparams, tmp_path, options=RunOptions(callbacks=[interrupt]), **kwargs)
+    assert (tmp_path / ".resume" / "gradinit.json").exists() and not (tmp_path / "gradinit.json").exists()
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("GradInit ran again on resume")
+
+    monkeypatch.setattr(lth.train, "gradinit", forbidden)
+    summary = train(tiny_net(), data, hparams, tmp_path, **kwargs)
+    saved = json.loads((tmp_path / "gradinit.json").read_text())
+    assert summary["gradinit"] is True
+    assert saved["hparams"] == gradinit_hp.to_dict() and len(saved["history"]) == 2
+    assert set(saved["alphas"]) == {"0.weight", "1.weight", "3.weight", "3.bias", "4.weight", "8.weight", "8.bias"}

@@ -1,0 +1,39 @@
+"""The workflow's JSON schema and lth's hparams dataclasses describe the same settings."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from lth.hparams import SECTIONS, Hparams
+from lth.plan import CHAIN_KEYS
+from workflow_helpers import REPO
+
+SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+
+
+@pytest.mark.parametrize("hparams", SECTIONS, ids=lambda cls: cls.section)
+def test_schema_section_matches_dataclass(hparams: type[Hparams]):
+    properties = SCHEMA["properties"][hparams.section]["properties"]
+    workflow_only = set(CHAIN_KEYS) if hparams.section == "prune" else set()
+    fields = {field.name: field for field in dataclasses.fields(hparams)}
+    assert set(properties) - workflow_only == set(fields)
+    for name, field in fields.items():
+        default = list(field.default) if isinstance(field.default, tuple) else field.default
+        assert properties[name]["default"] == default, name
+        choices = field.metadata["choices"]
+        if choices is not None and "enum" in properties[name]:
+            assert sorted(properties[name]["enum"]) == sorted(choices() if callable(choices) else choices), name
+
+
+def test_every_config_validates():
+    from snakemake.utils import validate
+
+    from lth.plan import Plan
+
+    for path in [REPO / "config.yaml", *sorted((REPO / "configs").glob("*.yaml"))]:
+        config = yaml.safe_load(path.read_text())
+        validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+        assert Plan.from_config(config).rows, path
