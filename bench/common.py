@@ -1,4 +1,4 @@
-"""Shared bits of the benchmarks: repeated, interleaved timing and a result table."""
+"""Shared bits of the benchmarks: interleaved, order-rotated timing and median (min-max) summaries."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ from collections.abc import Callable
 
 
 def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Seconds per call of each candidate, alternating between them every repeat so that drift in
-    the machine's speed (other load, frequency) hits all of them alike."""
+    """Seconds per call of each candidate, alternating between them every repeat, and rotating which
+    goes first, so that drift in the machine's speed (other load, frequency, caches) and the order
+    itself hit all of them alike."""
     for _ in range(warmup):
         for run in candidates.values():
             run()
     times: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(repeats):
-        for name, run in candidates.items():
+    names = list(candidates)
+    for repeat in range(repeats):
+        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+            run = candidates[name]
             started = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - started)

@@ -171,6 +171,15 @@ def bench_masking(args) -> None:
     }, args.repeats)
     overhead = [m / u - 1 for m, u in zip(times["masked"], times["unmasked"])]
     print(f"width {args.widths[0]}, 90% sparse: masked/unmasked - 1 = {summarise([100 * o for o in overhead])} %")
+    # The two enforcement calls alone, against the unmasked step: far less noisy than the difference
+    # of two whole-step timings on a shared machine.
+    step(model, optimizer, enforcer, inputs, labels)  # gradients exist for apply_to_grads
+    calls = 200
+    enforce = time_interleaved({"enforce": lambda: [(enforcer.apply_to_grads(), enforcer.apply_to_weights())
+                                                    for _ in range(calls)]}, args.repeats)["enforce"]
+    per_step = statistics.median(times["unmasked"]) / steps
+    print(f"enforcement alone: {summarise([1e6 * t / calls for t in enforce])} us per step = "
+          f"{100 * statistics.median(enforce) / calls / per_step:.3f}% of an unmasked step ({1e3 * per_step:.1f} ms)")
 
 
 def main() -> None:

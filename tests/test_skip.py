@@ -26,9 +26,6 @@ from lth.variants import VariantError, resolve
 from workflow_helpers import snakemake, write_config
 
 WIDTH = 4
-# Training runs use width 8: at width 4, torch 2.14's CPU backward of a 1x1 stride-2 conv on
-# channels-last input with fewer than 8 channels corrupts the heap on one thread (a ResNet
-# shortcut or jump branch hits it; plain ResNet-18 at width 4 crashes the same way).
 TRAIN_WIDTH = 8
 ARCHS = ("resnet18", "resnet34", "vgg16", "mobilenet")
 # Jump branches: 2 per BasicBlock; one per VGG conv; one per MobileNet block.
@@ -36,13 +33,7 @@ JUMPS = {"resnet18": 2 * 8, "resnet34": 2 * 16, "vgg16": 13, "mobilenet": 13}
 ACTIVATION_SITES = {"resnet18": 1 + 2 * 8, "resnet34": 1 + 2 * 16, "vgg16": 13, "mobilenet": 1 + 2 * 13}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on shared cores: a second torch thread only adds contention (10-100x slower here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def num_params(model: nn.Module) -> int:

@@ -25,7 +25,6 @@ def trt(tmp_path_factory) -> Path:
         "seeds": [0],
         "threads": 1,
         "device": "cpu",
-        # Width 8: at width 4, torch 2.14's CPU backward of a 1x1 stride-2 conv on 4 channels_last channels crashes.
         "model": {"name": "resnet18", "width": 8},
         "data": {"name": "digits", "subset_per_class": 30},
         "train": {"epochs": 2, "batch_size": 32},
