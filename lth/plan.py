@@ -45,6 +45,17 @@ def flags(*sections: Hparams) -> str:
     return shlex.join(words)
 
 
+def train_identity(train: TrainHparams) -> dict[str, Any]:
+    """The training settings that shape a result: the details of a loss term that is off (its form,
+    temperature, reduction) are dropped, so that they do not split the cache."""
+    settings = train.to_dict()
+    if train.label_smoothing == 0:
+        del settings["label_smoothing_form"]
+    if train.kd_alpha == 0:
+        del settings["kd_temperature"], settings["kd_reduction"]
+    return settings
+
+
 @dataclass(frozen=True)
 class DenseRun:
     key: str
@@ -151,7 +162,7 @@ class Plan:
         # `download` says how to get the data, not which data: toggling it must not retrain anything.
         data_identity = {key: value for key, value in data.to_dict().items() if key != "download"}
         record = self._record(stage="dense", seed=seed, model=model.to_dict(), data=data_identity,
-                              train=train.to_dict())
+                              train=train_identity(train))
         run = DenseRun(f"dense-{short_hash(record)}", seed, model, data, train)
         return self.dense.setdefault(run.key, run)
 
@@ -173,7 +184,7 @@ class Plan:
         # GradInit's settings change nothing while it is off, so only then do they split the cache.
         gradinit_record = {"gradinit": gradinit.to_dict()} if gradinit.enabled else {}
         record = self._record(stage="sparse", dense=chain.dense.key, mask=f"{chain.key}/level{level}",
-                              start_epoch=start_epoch, model=model.to_dict(), train=train.to_dict(),
+                              start_epoch=start_epoch, model=model.to_dict(), train=train_identity(train),
                               **gradinit_record)
         run = SparseRun(f"sparse-{short_hash(record)}", chain.dense, chain, level, start_epoch, model, train,
                         gradinit)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from lth.hparams import SECTIONS, Hparams
-from lth.plan import CHAIN_KEYS
+from lth.plan import CHAIN_KEYS, Plan
 from workflow_helpers import REPO
 
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
@@ -28,12 +28,24 @@ def test_schema_section_matches_dataclass(hparams: type[Hparams]):
             assert sorted(properties[name]["enum"]) == sorted(choices() if callable(choices) else choices), name
 
 
-def test_every_config_validates():
+def validated(path):
+    """A config as the Snakefile sees it: checked against the schema, defaults filled."""
     from snakemake.utils import validate
 
-    from lth.plan import Plan
+    config = yaml.safe_load(path.read_text())
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return config
 
+
+def test_every_config_validates():
     for path in [REPO / "config.yaml", *sorted((REPO / "configs").glob("*.yaml"))]:
-        config = yaml.safe_load(path.read_text())
-        validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
-        assert Plan.from_config(config).rows, path
+        assert Plan.from_config(validated(path)).rows, path
+
+
+def test_settings_of_an_unused_loss_term_do_not_split_the_cache():
+    config = validated(REPO / "configs" / "quickstart.yaml")
+    plain = Plan.from_config(config)
+    config["train"] = {**config["train"], "kd_reduction": "mean", "label_smoothing_form": "pytorch"}
+    assert set(Plan.from_config(config).sparse) == set(plain.sparse)  # kd and ls are off: same runs
+    config["train"]["label_smoothing"] = 0.1
+    assert set(Plan.from_config(config).dense).isdisjoint(plain.dense)  # now the form matters
