@@ -227,8 +227,10 @@ def train(
         rows, epoch = state["rows"], state["epoch"]
         log.info("resuming %s from epoch %d of %d", out_dir, epoch, hparams.epochs)
     else:
-        if options.force:
+        if options.force:  # the new run replaces the old one whole: none of its files may outlive it
             shutil.rmtree(resume_dir, ignore_errors=True)
+            for stale in [out_dir / "summary.json", out_dir / "gradinit.json", *out_dir.glob("epoch*.pt")]:
+                stale.unlink(missing_ok=True)  # summary.json first: the folder stops looking finished
         if gradinit_hparams:  # on a fresh start only: a resumed run's weights are already rescaled
             result = gradinit(model, data, mask, gradinit_hparams, device, seed, channels_last)
             write_json(resume_dir / "gradinit.json", {"hparams": gradinit_hparams.to_dict(), "alphas": result.alphas,

@@ -176,13 +176,14 @@ def test_summary_fields(rewind_runs):
 
 
 def test_refuses_to_overwrite_a_finished_run_unless_forced(tmp_path, digits_data):
-    first = run(tmp_path, digits_data, epochs=1)
+    first = run(tmp_path, digits_data, epochs=1, save_epochs=[1])
     before = (tmp_path / "summary.json").read_text()
     with pytest.raises(RunFinishedError, match=re.escape(str(tmp_path))):
         run(tmp_path, digits_data, epochs=1)
     assert (tmp_path / "summary.json").read_text() == before
     again = run(tmp_path, digits_data, epochs=1, force=True)
     assert again["final_test_acc"] == first["final_test_acc"]  # deterministic, so the same result
+    assert not (tmp_path / "epoch1.pt").exists()  # the forced run saved no epoch: the old file is gone
 
 
 def test_bad_start_and_save_epochs_fail_before_training(tmp_path, digits_data):
