@@ -18,6 +18,7 @@ import yaml
 
 from lth.errors import LthError
 from lth.hparams import DataHparams, GradinitHparams, ModelHparams, PruneHparams, TrainHparams
+from lth.plots import X_AXES
 
 log = logging.getLogger("lth")
 
@@ -253,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot = command("plot", cmd_plot, "draw accuracy vs sparsity from a summary.csv")
     plot.add_argument("--summary", required=True)
     plot.add_argument("--out", required=True, nargs="+", help="figure files (.png, .pdf)")
-    plot.add_argument("--x", default="sparsity", choices=("sparsity", "nonzero_params", "forward_flops_effective"))
+    plot.add_argument("--x", default="sparsity", choices=tuple(X_AXES))
     plot.add_argument("--title", default=None)
     return parser
 

@@ -27,7 +27,8 @@ def describe_checkpoint(payload: dict[str, Any]) -> dict[str, Any]:
         layers[name] = {"nonzero": nonzero, "total": total, "sparsity": 1 - nonzero / total}
     conv_total = sum(layer["total"] for layer in layers.values())
     conv_nonzero = sum(layer["nonzero"] for layer in layers.values())
-    params = {name: tensor for name, tensor in state.items() if name in dict(model.named_parameters())}
+    param_names = {name for name, _ in model.named_parameters()}
+    params = {name: tensor for name, tensor in state.items() if name in param_names}
     return {
         "kind": "checkpoint",
         "model": payload["model"],

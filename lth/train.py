@@ -35,7 +35,7 @@ from lth.flops import forward_flops
 from lth.gradinit import gradinit
 from lth.hparams import GradinitHparams, ModelHparams, TrainHparams
 from lth.io import atomic_link, atomic_write_text, torch_save, write_json, write_yaml
-from lth.losses import LossFn, loss_summary
+from lth.losses import LossFn, loss_summary, make_loss
 from lth.masks import Mask, MaskEnforcer, sparsity
 from lth.models.skip import jump_params
 
@@ -83,10 +83,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise LthError(f"device: {name!r} is not available here; use 'cpu' or 'auto'")
     return device
-
-
-def cross_entropy(outputs: torch.Tensor, targets: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(outputs, targets)
 
 
 def git_commit() -> str:
@@ -179,7 +175,7 @@ def train(
     mask: Mask | None = None,
     start_epoch: int = 0,
     save_epochs: Sequence[int] = (),
-    loss_fn: LossFn = cross_entropy,
+    loss_fn: LossFn | None = None,
     gradinit_hparams: GradinitHparams | None = None,
     options: RunOptions | None = None,
 ) -> dict[str, Any]:
@@ -191,8 +187,10 @@ def train(
     state made with other settings is refused rather than silently continued. `gradinit_hparams`
     rescale the starting weights by GradInit once, on a fresh start (a resume state already holds
     rescaled weights); the learned scales are published as gradinit.json, before summary.json.
+    `loss_fn` defaults to the loss `hparams` ask for (`lth.losses.make_loss`).
     """
     options = options or RunOptions()
+    loss_fn = loss_fn or make_loss(hparams)  # distillation needs a teacher, so only the caller can ask for it
     out_dir = Path(out_dir)
     device = check_run(out_dir, hparams, start_epoch, save_epochs, options)
     if options.threads:
