@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable
 
 
-def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int,
+                     warmup: int = 1) -> dict[str, list[float]]:
     """Seconds per call of each candidate, alternating between them every repeat, and rotating which
     goes first, so that drift in the machine's speed (other load, frequency, caches) and the order
     itself hit all of them alike."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import re
 import types
 import typing
@@ -117,6 +118,11 @@ def _check(value: Any, field: dataclasses.Field, key: str) -> None:
                 raise HparamError(f"{key}: {item!r} is not allowed; must be {symbol} {bound}")
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)  # slow, and a plan builds thousands of hparams
+
+
 @dataclasses.dataclass(frozen=True)
 class Hparams:
     """Base class: a named section of hyperparameters."""
@@ -132,7 +138,7 @@ class Hparams:
             raise HparamError(
                 f"{cls.section}.{unknown[0]}: unknown key; allowed keys in '{cls.section}': {', '.join(known)}"
             )
-        hints = typing.get_type_hints(cls)
+        hints = _type_hints(cls)
         values = {}
         for name, field in known.items():
             key = f"{cls.section}.{name}"

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,36 @@ def is_finished(out_dir: str | Path) -> bool:
     return (Path(out_dir) / "summary.json").exists()
 
 
-def _evaluate(model: nn.Module, batches: Batches, autocast: Any) -> tuple[float, float]:
+Autocast = Callable[[], AbstractContextManager[Any]]
+
+
+def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer, enforcer: MaskEnforcer,
+                loss_fn: LossFn, autocast: Autocast = nullcontext) -> tuple[float, float]:
+    """One pass over `batches` (data path, forward, backward, masked step): mean loss and accuracy.
+
+    The mask is enforced on the gradients before the step and on the weights after it, so pruned
+    weights stay exactly zero whatever momentum and weight decay do. Loss and accuracy accumulate
+    on the device and are read once, at the end, to keep the GPU from syncing every batch.
+    """
+    model.train()
+    loss_sum = torch.zeros((), device=batches.device)
+    correct = torch.zeros((), device=batches.device, dtype=torch.long)
+    for inputs, labels in batches:
+        with autocast():
+            outputs = model(inputs)
+            loss = loss_fn(outputs, labels, inputs)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        enforcer.apply_to_grads()
+        optimizer.step()
+        enforcer.apply_to_weights()
+        loss_sum += loss.detach() * len(labels)
+        correct += (outputs.detach().argmax(1) == labels).sum()
+    return loss_sum.item() / batches.num_images, correct.item() / batches.num_images
+
+
+def evaluate(model: nn.Module, batches: Batches, autocast: Autocast = nullcontext) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of `model` over `batches`, without training it."""
     model.eval()
     loss_sum = torch.zeros((), device=batches.device)
     correct = torch.zeros((), device=batches.device, dtype=torch.long)
@@ -250,30 +280,16 @@ def train(
         lr = hparams.lr_at(epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        model.train()
         started = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        for inputs, labels in train_batches:
-            with autocast():
-                outputs = model(inputs)
-                loss = loss_fn(outputs, labels, inputs)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            enforcer.apply_to_grads()
-            optimizer.step()
-            enforcer.apply_to_weights()
-            loss_sum += loss.detach() * len(labels)
-            correct += (outputs.detach().argmax(1) == labels).sum()
-        train_loss = loss_sum.item() / train_batches.num_images
+        train_loss, train_acc = train_epoch(model, train_batches, optimizer, enforcer, loss_fn, autocast)
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"training loss became {train_loss} in epoch {epoch + 1}; lower train.lr")
         train_seconds = time.perf_counter() - started
-        val_loss, val_acc = _evaluate(model, eval_batches["val"], autocast)
-        test_loss, test_acc = _evaluate(model, eval_batches["test"], autocast)
+        val_loss, val_acc = evaluate(model, eval_batches["val"], autocast)
+        test_loss, test_acc = evaluate(model, eval_batches["test"], autocast)
         epoch += 1
         row = {"epoch": epoch, "lr": lr, "train_loss": train_loss,
-               "train_acc": correct.item() / train_batches.num_images, "val_loss": val_loss, "val_acc": val_acc,
+               "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc,
                "test_loss": test_loss, "test_acc": test_acc, "seconds": time.perf_counter() - started,
                "images_per_s": train_batches.num_images / train_seconds}
         for callback in options.callbacks:

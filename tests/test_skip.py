@@ -83,8 +83,17 @@ def test_identity_form_is_option_a_where_shapes_differ() -> None:
     out = IdentityJump(3, 5, 2)(x)
     assert out.shape == (2, 5, 3, 3)
     assert torch.equal(out[:, :3], x[:, :, ::2, ::2]) and not out[:, 3:].any()
-    with pytest.raises(ValueError, match="zero padding only adds channels"):
+    with pytest.raises(LthError, match="model.skip: 'identity' cannot map 4 channels to 2"):
         IdentityJump(4, 2, 1)
+
+
+def test_identity_form_that_would_shrink_channels_is_a_clean_cli_error(tmp_path, capsys) -> None:
+    # VGG's first conv maps 3 input channels to `width`: at width 2 option A cannot follow it.
+    code = main(["init", "--out", str(tmp_path / "init.pt"), "--seed", "0", "--model.name", "vgg16",
+                 "--model.width", "2", "--model.skip", "identity", "--data.name", "digits"])
+    err = capsys.readouterr().err
+    assert code == 2 and "model.skip: 'identity' cannot map 3 channels to 2" in err and "Traceback" not in err
+    assert not (tmp_path / "init.pt").exists()
 
 
 def test_basic_block_follows_the_official_formula() -> None:

@@ -125,8 +125,8 @@ def test_imagefolder_class_mismatch(tmp_path):
         get_source("imagefolder").load(tmp_path, False)
 
 
-def test_tinyimagenet_layout_and_cache(tmp_path):
-    folder = tmp_path / "tiny-imagenet-200"
+def make_tiny(folder: Path) -> None:
+    """A two-class Tiny-ImageNet in the official zip's layout (val images not yet in class folders)."""
     wnids = ["n02", "n01"]  # unsorted on purpose: class indices follow sorted wnids
     (folder / "val").mkdir(parents=True)
     (folder / "wnids.txt").write_text("\n".join(wnids) + "\n")
@@ -136,6 +136,11 @@ def test_tinyimagenet_layout_and_cache(tmp_path):
     (folder / "val" / "val_annotations.txt").write_text(
         "0.JPEG\tn01\t0\t0\t9\t9\n1.JPEG\tn02\t0\t0\t9\t9\n2.JPEG\tn01\t0\t0\t9\t9\n"
     )
+
+
+def test_tinyimagenet_layout_and_cache(tmp_path):
+    folder = tmp_path / "tiny-imagenet-200"
+    make_tiny(folder)
     source = get_source("tinyimagenet")
     data = source.load(tmp_path, False)
     assert (folder / "val" / "n01" / "images" / "2.JPEG").is_file()
@@ -150,6 +155,26 @@ def test_tinyimagenet_layout_and_cache(tmp_path):
     again = source.load(tmp_path, False)
     for a, b in ((data.train, again.train), (data.test, again.test)):
         assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+
+
+def test_tinyimagenet_download_path_checks_and_extracts_the_zip(tmp_path, monkeypatch):
+    """data.download: true with the zip already in root: torchvision verifies its checksum (so
+    nothing is fetched), extracts it into a scratch folder that is renamed into place, and the
+    validation images are sorted into class folders."""
+    import hashlib
+    import shutil
+
+    from lth.data import sources
+
+    make_tiny(tmp_path / "build" / "tiny-imagenet-200")
+    root = tmp_path / "root"
+    root.mkdir()
+    archive = shutil.make_archive(str(root / "tiny-imagenet-200"), "zip", tmp_path / "build")
+    monkeypatch.setattr(sources, "_TINY_MD5", hashlib.md5(Path(archive).read_bytes()).hexdigest())
+    data = get_source("tinyimagenet").load(root, True)
+    assert data.train.labels.tolist() == [0, 0, 1, 1] and data.test.labels.tolist() == [0, 0, 1]
+    assert (root / "tiny-imagenet-200" / "val" / "n02" / "images" / "1.JPEG").is_file()
+    assert sorted(path.name for path in root.iterdir()) == ["tiny-imagenet-200", "tiny-imagenet-200.zip"]
 
 
 def test_tinyimagenet_missing(tmp_path):

@@ -216,3 +216,47 @@ def test_width4_trains_with_default_options(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "summary.json").is_file()
+
+
+def test_train_epoch_and_evaluate_report_what_they_did(digits_data):
+    """The loop's two building blocks, as the benchmarks call them: a masked epoch keeps pruned
+    weights exactly zero (momentum and weight decay included) and its mean loss and accuracy
+    are those of the batches it saw; evaluate() agrees with a by-hand forward pass."""
+    from lth.data import Batches
+    from lth.losses import make_loss
+    from lth.masks import MaskEnforcer
+    from lth.train import evaluate, train_epoch
+
+    model = init_model(SMALL, digits_data.num_classes, seed=0)
+    mask = prune(model.state_dict(), dense_mask(model.state_dict(), prunable_names(model)), PruneHparams(rate=0.5))
+    enforcer = MaskEnforcer(model, mask)
+    enforcer.apply_to_weights()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    # NCHW: width 4 in channels_last crashes torch's CPU backward (see channels_last_is_safe).
+    batches = Batches(digits_data.train, 64, digits_data.mean, digits_data.std, torch.device("cpu"),
+                      generator=torch.Generator().manual_seed(0), channels_last=False)
+    seen = []
+    loss_fn = make_loss(TrainHparams())
+
+    def recording_loss(outputs, labels, inputs):
+        loss = loss_fn(outputs, labels, inputs)
+        seen.append((loss.item() * len(labels), (outputs.argmax(1) == labels).sum().item()))
+        return loss
+
+    for _ in range(2):
+        seen.clear()
+        loss, accuracy = train_epoch(model, batches, optimizer, enforcer, recording_loss)
+        assert loss == pytest.approx(sum(s for s, _ in seen) / batches.num_images, rel=1e-5)
+        assert accuracy == sum(c for _, c in seen) / batches.num_images
+    params = dict(model.named_parameters())
+    assert all(torch.equal(params[name][keep == 0], torch.zeros_like(params[name][keep == 0]))
+               for name, keep in mask.items())
+    assert any(not torch.equal(params[name].detach(), 0 * params[name].detach()) for name in mask)
+
+    test = Batches(digits_data.test, 100, digits_data.mean, digits_data.std, torch.device("cpu"), channels_last=False)
+    model.eval()
+    with torch.no_grad():
+        outputs = torch.cat([model(inputs) for inputs, _ in test])
+    expected_loss = torch.nn.functional.cross_entropy(outputs, digits_data.test.labels).item()
+    expected_accuracy = (outputs.argmax(1) == digits_data.test.labels).float().mean().item()
+    assert evaluate(model, test) == (pytest.approx(expected_loss, rel=1e-5), pytest.approx(expected_accuracy))

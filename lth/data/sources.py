@@ -127,6 +127,7 @@ def _cifar(name: str, num_classes: int) -> Source:
 # --- Tiny ImageNet ----------------------------------------------------------------------
 
 _TINY_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+_TINY_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"  # of the official zip, as every loader of it records
 _TINY_DIR = "tiny-imagenet-200"
 _TINY_CACHE = "lth-cache.npz"
 _VAL_ARRANGED = ".lth-val-arranged"
@@ -145,7 +146,11 @@ def _tiny_folder(root: Path | None, download: bool) -> Path:
             )
         from torchvision.datasets.utils import download_and_extract_archive
 
-        download_and_extract_archive(_TINY_URL, download_root=root)
+        # The zip stays in root (a rerun reuses it once its checksum matches); it is extracted
+        # into a scratch folder and renamed, so a killed extraction never looks like a dataset.
+        with tempfile.TemporaryDirectory(dir=root, prefix=".tiny-imagenet-extract-") as scratch:
+            download_and_extract_archive(_TINY_URL, download_root=root, extract_root=scratch, md5=_TINY_MD5)
+            os.replace(Path(scratch) / _TINY_DIR, folder)
     _arrange_val(folder / "val")
     return folder
 

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lth.errors import LthError
+
 FORMS = ("none", "conv1x1", "identity")
 JUMP_WEIGHT = 1e-4  # the official constant initialisation of every jump conv weight
 
@@ -57,9 +59,9 @@ class IdentityJump(JumpBranch):
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
         if out_channels < in_channels:
-            raise ValueError(
-                f"skip 'identity' cannot map {in_channels} channels to {out_channels}: "
-                "zero padding only adds channels; use skip 'conv1x1'"
+            raise LthError(
+                f"model.skip: 'identity' cannot map {in_channels} channels to {out_channels} (a unit of this "
+                "model.width shrinks channels, and zero padding only adds them); use 'conv1x1' or a larger width"
             )
         self.stride = stride
         self.extra_channels = out_channels - in_channels

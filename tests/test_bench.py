@@ -1,0 +1,24 @@
+"""The benchmark scripts still run against the current library (tiny sizes; no time is asserted)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, find_shared_data
+
+
+@pytest.mark.parametrize("what, flags", [
+    ("ceiling", ["--widths", "8", "--images", "128", "--eval-images", "100"]),
+    ("peer", ["--widths", "8", "--images", "128", "--peer-workers", "0"]),
+    ("masking", ["--widths", "8", "--images", "256"]),
+])
+def test_training_bench_runs(what: str, flags: list[str]) -> None:
+    env = {**os.environ, "LTH_SHARED_DATA": str(find_shared_data())}
+    result = subprocess.run([sys.executable, str(REPO / "bench" / "training.py"), what, *flags, "--repeats", "1",
+                             "--threads", "1"], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "(min" in result.stdout  # a median (min, max) summary was printed
