@@ -95,15 +95,16 @@ def bench_per_job(args) -> None:
 
 
 def bench_quickstart(args) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        wall = snakemake("-s", str(REPO / "Snakefile"), "-d", folder, "--configfile",
-                         str(REPO / "configs" / "quickstart.yaml"), "--cores", "2", cwd=Path(folder))
-        tables = [pd.read_csv(path, sep="\t").assign(job=path.parent.name + "/" + path.name)
-                  for path in Path(folder).glob("results/**/*benchmark.tsv")]
-        jobs = pd.concat(tables)
-    print(f"quickstart on 2 cores: {wall:.0f} s wall, {len(jobs)} jobs; largest single process "
-          f"{jobs['max_rss'].max():.0f} MB peak RSS; two concurrent jobs at most "
-          f"{jobs['max_rss'].nlargest(2).sum():.0f} MB")
+    walls, largest, pairs = [], [], []
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as folder:
+            walls.append(snakemake("-s", str(REPO / "Snakefile"), "-d", folder, "--configfile",
+                                   str(REPO / "configs" / "quickstart.yaml"), "--cores", "2", cwd=Path(folder)))
+            jobs = pd.concat([pd.read_csv(path, sep="\t") for path in Path(folder).glob("results/**/*benchmark.tsv")])
+        largest.append(jobs["max_rss"].max())  # MB, from snakemake's per-job benchmark files
+        pairs.append(jobs["max_rss"].nlargest(2).sum())  # --cores 2 runs at most two jobs at once
+    print(f"quickstart on 2 cores ({len(jobs)} jobs): wall {summarise(walls)} s; largest single process "
+          f"{summarise(largest)} MB peak RSS; two concurrent jobs at most {summarise(pairs)} MB")
 
 
 def main() -> None:

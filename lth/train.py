@@ -115,7 +115,7 @@ def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optim
 
     The mask is enforced on the gradients before the step and on the weights after it, so pruned
     weights stay exactly zero whatever momentum and weight decay do. Loss and accuracy accumulate
-    on the device and are read once, at the end, to keep the GPU from syncing every batch.
+    on the device and are read once, at the end, not every batch.
     """
     model.train()
     loss_sum = torch.zeros((), device=batches.device)

@@ -12,7 +12,7 @@ from conftest import REPO, find_shared_data
 
 
 @pytest.mark.parametrize("what, flags", [
-    ("ceiling", ["--widths", "8", "--images", "128", "--eval-images", "100"]),
+    ("ceiling", ["--widths", "8", "--images", "100", "--batch-size", "64", "--eval-images", "100"]),  # partial batch
     ("peer", ["--widths", "8", "--images", "128", "--peer-workers", "0"]),
     ("masking", ["--widths", "8", "--images", "256"]),
 ])

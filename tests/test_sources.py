@@ -157,24 +157,49 @@ def test_tinyimagenet_layout_and_cache(tmp_path):
         assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
 
 
-def test_tinyimagenet_download_path_checks_and_extracts_the_zip(tmp_path, monkeypatch):
-    """data.download: true with the zip already in root: torchvision verifies its checksum (so
-    nothing is fetched), extracts it into a scratch folder that is renamed into place, and the
-    validation images are sorted into class folders."""
+@pytest.fixture
+def tiny_server(tmp_path, monkeypatch):
+    """A local HTTP server in place of cs231n's: serves `served/tiny-imagenet-200.zip`, built from
+    a two-class dataset in the official layout; the source's URL and checksum point at it."""
+    import functools
     import hashlib
+    import http.server
     import shutil
+    import threading
 
     from lth.data import sources
 
     make_tiny(tmp_path / "build" / "tiny-imagenet-200")
-    root = tmp_path / "root"
-    root.mkdir()
-    archive = shutil.make_archive(str(root / "tiny-imagenet-200"), "zip", tmp_path / "build")
-    monkeypatch.setattr(sources, "_TINY_MD5", hashlib.md5(Path(archive).read_bytes()).hexdigest())
+    served = tmp_path / "served"
+    served.mkdir()
+    archive = Path(shutil.make_archive(str(served / "tiny-imagenet-200"), "zip", tmp_path / "build"))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(sources, "_TINY_URL", f"http://127.0.0.1:{server.server_port}/{archive.name}")
+    monkeypatch.setattr(sources, "_TINY_MD5", hashlib.md5(archive.read_bytes()).hexdigest())
+    yield archive
+    server.shutdown()
+
+
+def test_tinyimagenet_download_checks_and_extracts_into_place(tmp_path, tiny_server):
+    """data.download: true into a root that does not exist yet: torchvision fetches the zip and
+    verifies its md5, it is extracted into a scratch folder renamed into place, and the
+    validation images are sorted into class folders."""
+    root = tmp_path / "new" / "root"
     data = get_source("tinyimagenet").load(root, True)
     assert data.train.labels.tolist() == [0, 0, 1, 1] and data.test.labels.tolist() == [0, 0, 1]
     assert (root / "tiny-imagenet-200" / "val" / "n02" / "images" / "1.JPEG").is_file()
     assert sorted(path.name for path in root.iterdir()) == ["tiny-imagenet-200", "tiny-imagenet-200.zip"]
+
+
+def test_tinyimagenet_download_that_fails_its_checksum_leaves_no_dataset(tmp_path, tiny_server):
+    tiny_server.write_bytes(tiny_server.read_bytes()[:-100])  # a truncated download
+    root = tmp_path / "root"
+    with pytest.raises(DataError, match="md5 check"):
+        get_source("tinyimagenet").load(root, True)
+    assert sorted(path.name for path in root.iterdir()) == ["tiny-imagenet-200.zip"]
 
 
 def test_tinyimagenet_missing(tmp_path):

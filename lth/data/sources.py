@@ -148,8 +148,15 @@ def _tiny_folder(root: Path | None, download: bool) -> Path:
 
         # The zip stays in root (a rerun reuses it once its checksum matches); it is extracted
         # into a scratch folder and renamed, so a killed extraction never looks like a dataset.
+        root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=root, prefix=".tiny-imagenet-extract-") as scratch:
-            download_and_extract_archive(_TINY_URL, download_root=root, extract_root=scratch, md5=_TINY_MD5)
+            try:
+                download_and_extract_archive(_TINY_URL, download_root=root, extract_root=scratch, md5=_TINY_MD5)
+            except (RuntimeError, OSError) as e:  # torchvision's "not found or corrupted"; network errors
+                raise DataError(
+                    f"downloading {_TINY_URL} into {root} failed ({e}); a zip that fails its md5 check "
+                    f"({_TINY_MD5}) is fetched again on the next try, or extract the official zip into {root}"
+                ) from e
             os.replace(Path(scratch) / _TINY_DIR, folder)
     _arrange_val(folder / "val")
     return folder
