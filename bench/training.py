@@ -2,7 +2,7 @@
 
   python bench/training.py ceiling --widths 16 64      # our epoch vs the fixed-batch compute ceiling; eval cost
   python bench/training.py peer --widths 8 16 64       # our epoch vs a PIL DataLoader peer loop
-  python bench/training.py mfu                         # model FLOP utilisation vs measured fp32 GEMM peak
+  python bench/training.py mfu                         # model FLOP utilisation vs measured fp32 GEMM peak (w64)
   python bench/training.py masking                     # mask enforcement overhead at 90% sparsity
 
 `ceiling` and `peer` also take --device cuda --precision bf16 --batch-size 512 (item 7, on a GPU).
@@ -254,9 +254,14 @@ def alternative_steps(model, mask, inputs: torch.Tensor, labels: torch.Tensor) -
 
 
 def bench_mfu(args) -> None:
+    for width in args.widths:
+        mfu_at(width, args)
+
+
+def mfu_at(width: int, args) -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
-    model, mask, optimizer = setup(64, torch.device("cpu"))
+    model, mask, optimizer = setup(width, torch.device("cpu"))
     inputs = torch.randn(128, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, 10, (128,))
     alternatives = alternative_steps(model, mask, inputs, labels) if args.alternatives else {}
@@ -277,7 +282,7 @@ def bench_mfu(args) -> None:
         return summarise([100 * step_flops / t / p for t, p in zip(times[name], peak)])
 
     print(f"fp32 GEMM peak {summarise([p / 1e9 for p in peak])} GFLOP/s (fastest shape most often: {best}); "
-          f"ResNet-18 w64 train step {step_flops / 1e9:.1f} GFLOP at "
+          f"ResNet-18 w{width} train step {step_flops / 1e9:.1f} GFLOP at "
           f"{summarise([step_flops / t / 1e9 for t in times['step']])} GFLOP/s; MFU {mfu('step')} %")
     # The best of eight noisy timings reads high; against one shape's median the peak is unbiased.
     print(f"  MFU against the fastest shape's median ({statistics.median(rates[best]) / 1e9:.1f} GFLOP/s): "
@@ -333,7 +338,7 @@ def bench_masking(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=("ceiling", "peer", "mfu", "masking"))
-    parser.add_argument("--widths", type=int, nargs="+", default=[16])
+    parser.add_argument("--widths", type=int, nargs="+", help="default: 64 for mfu, 16 otherwise")
     parser.add_argument("--images", type=int, default=1280, help="training images per timed epoch")
     parser.add_argument("--eval-images", type=int, default=1000, help="test images per timed evaluation (ceiling)")
     parser.add_argument("--repeats", type=int, default=5)
@@ -345,6 +350,7 @@ def main() -> None:
                         help="mfu: also time the step in NCHW, with oneDNN off, and torch.compile'd")
     parser.add_argument("--peer-workers", type=int, nargs="+", default=[0, 2], help="peer DataLoader workers")
     args = parser.parse_args()
+    args.widths = args.widths or ([64] if args.what == "mfu" else [16])
     if args.what in ("mfu", "masking") and (args.device.type != "cpu" or args.precision != "fp32"):
         parser.error(f"{args.what} measures the fp32 CPU step; --device and --precision are for ceiling and peer")
     torch.set_num_threads(args.threads)

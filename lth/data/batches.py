@@ -1,6 +1,6 @@
 """Batches from an in-memory uint8 split: augmentation vectorised per batch, on the training device.
 
-Per-sample PIL transforms in a DataLoader take 13-20x longer than this path on CPU
+Per-sample PIL transforms in a DataLoader take 10-20x longer than this path on CPU
 (BENCHMARKS.md) and cannot feed a GPU; here a batch is one gather (random crop), one `where`
 (flip) and one fused scale-and-shift.
 """
