@@ -1,6 +1,7 @@
 """ResNet for CIFAR (He et al. 2016): 3x3 stem, no max-pool, four stages."""
 
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -53,11 +54,12 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    """CIFAR ResNet built from BasicBlocks; ``block_counts`` gives blocks per stage."""
+    """CIFAR ResNet built from BasicBlocks; a subclass sets ``block_counts``, the blocks per stage."""
+
+    block_counts: ClassVar[Sequence[int]]
 
     def __init__(
         self,
-        block_counts: Sequence[int],
         num_classes: int,
         width: int,
         activation: Callable[[], nn.Module],
@@ -71,7 +73,7 @@ class ResNet(nn.Module):
 
         in_planes = stem_planes
         stages = []
-        stage_specs = zip((64, 128, 256, 512), block_counts, (1, 2, 2, 2), strict=True)
+        stage_specs = zip((64, 128, 256, 512), self.block_counts, (1, 2, 2, 2), strict=True)
         for base, count, stride in stage_specs:
             planes = scale_channels(base, width)
             blocks = []
@@ -93,23 +95,9 @@ class ResNet(nn.Module):
 
 @register("resnet18")
 class ResNet18(ResNet):
-    def __init__(
-        self,
-        num_classes: int,
-        width: int,
-        activation: Callable[[], nn.Module],
-        jump: JumpFactory | None,
-    ) -> None:
-        super().__init__((2, 2, 2, 2), num_classes, width, activation, jump)
+    block_counts = (2, 2, 2, 2)
 
 
 @register("resnet34")
 class ResNet34(ResNet):
-    def __init__(
-        self,
-        num_classes: int,
-        width: int,
-        activation: Callable[[], nn.Module],
-        jump: JumpFactory | None,
-    ) -> None:
-        super().__init__((3, 4, 6, 3), num_classes, width, activation, jump)
+    block_counts = (3, 4, 6, 3)
