@@ -37,7 +37,7 @@ from lth.data import Batches, Split  # noqa: E402
 from lth.hparams import PruneHparams, TrainHparams  # noqa: E402
 from lth.losses import make_loss  # noqa: E402
 from lth.masks import MaskEnforcer, dense_mask, prunable_names, prune  # noqa: E402
-from lth.train import evaluate, train_epoch  # noqa: E402
+from lth.train import RunOptions, evaluate, train_epoch  # noqa: E402
 
 SHARED = Path(os.environ.get("LTH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -60,8 +60,18 @@ def setup(width: int, device: torch.device, sparsity_rounds: int = 0):
     mask = dense_mask(model.state_dict(), prunable_names(model))
     if sparsity_rounds:
         mask = prune(model.state_dict(), mask, PruneHparams(rate=0.9), rounds=sparsity_rounds)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=2e-4)
-    return model, mask, optimizer
+    return model, mask, sgd(model)
+
+
+def sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=2e-4)
+
+
+def twin(model: torch.nn.Module, memory_format: torch.memory_format = torch.channels_last):
+    """A copy of `model` (same weights) in `memory_format`, with its own optimizer: a second
+    candidate that trains beside the first without either steering the other's speed."""
+    copied = copy.deepcopy(model).to(memory_format=memory_format)
+    return copied, sgd(copied)
 
 
 def autocast_for(args) -> Callable:
@@ -72,8 +82,8 @@ def autocast_for(args) -> Callable:
 
 def our_batches(images: np.ndarray, labels: np.ndarray, args, train: bool = True) -> Batches:
     split = Split(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels))
-    if not train:
-        return Batches(split, 500, MEAN, STD, args.device)
+    if not train:  # as `lth train` evaluates
+        return Batches(split, RunOptions().eval_batch_size, MEAN, STD, args.device)
     return Batches(split, args.batch_size, MEAN, STD, args.device, generator=torch.Generator().manual_seed(0),
                    flip=True, crop_padding=4)
 
@@ -188,8 +198,7 @@ def bench_peer(args) -> None:
                                            our_batches(images, labels, args), autocast_for(args))}
         for workers in args.peer_workers:
             # The peer trains its own copy from the same start, in the default memory format.
-            peer_model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
-            peer_optimizer = torch.optim.SGD(peer_model.parameters(), lr=0.01, momentum=0.9, weight_decay=2e-4)
+            peer_model, peer_optimizer = twin(model, torch.contiguous_format)
             candidates[f"peer{workers}"] = peer_runner(peer_model, peer_optimizer, mask,
                                                        peer_loader(images, labels, args, workers), args)
         times = time_interleaved(candidates, args.repeats)
@@ -232,10 +241,9 @@ def alternative_steps(model, mask, inputs: torch.Tensor, labels: torch.Tensor) -
     """The same train step done other ways, each on its own copy of the model: the routes a
     faster CPU step could take. The product trains channels_last, on oneDNN, in eager mode."""
     def variant(memory_format=torch.channels_last, compile_model: bool = False, context=nullcontext):
-        twin = copy.deepcopy(model).to(memory_format=memory_format)
-        optimizer = torch.optim.SGD(twin.parameters(), lr=0.01, momentum=0.9, weight_decay=2e-4)
+        copied, optimizer = twin(model, memory_format)
         batch = FixedBatch(inputs.contiguous(memory_format=memory_format), labels, [len(labels)])
-        run = epoch_runner(torch.compile(twin) if compile_model else twin, optimizer, MaskEnforcer(twin, mask),
+        run = epoch_runner(torch.compile(copied) if compile_model else copied, optimizer, MaskEnforcer(copied, mask),
                            batch, nullcontext)
 
         def step() -> None:
@@ -315,13 +323,11 @@ def bench_masking(args) -> None:
     model, mask, optimizer = setup(args.widths[0], cpu, sparsity_rounds=1)  # rate 0.9 once: 90% sparse
     enforcer = MaskEnforcer(model, mask)
     batches = FixedBatch.like(our_batches(*cifar_mini(args.images), args))  # 10 steps of one batch by default
-    # The unmasked run trains its own copy, so neither run's weights steer the other's speed.
-    twin = copy.deepcopy(model)
-    twin_optimizer = torch.optim.SGD(twin.parameters(), lr=0.01, momentum=0.9, weight_decay=2e-4)
+    dense, dense_optimizer = twin(model)
     calls = 200
     times = time_interleaved({
         "masked": epoch_runner(model, optimizer, enforcer, batches, nullcontext),
-        "unmasked": epoch_runner(twin, twin_optimizer, MaskEnforcer(twin, {}), batches, nullcontext),
+        "unmasked": epoch_runner(dense, dense_optimizer, MaskEnforcer(dense, {}), batches, nullcontext),
         # The two enforcement calls alone, `calls` times: the difference of two whole-step
         # timings is dominated by a shared machine's noise.
         "enforce": lambda: [(enforcer.apply_to_grads(), enforcer.apply_to_weights()) for _ in range(calls)],
