@@ -1,27 +1,41 @@
 # lth: draw lottery tickets (dense training + IMP/OMP) and spend them (re-training variants).
-# Usage: snakemake --cores all [--configfile configs/quickstart.yaml]
+# Usage: snakemake --cores all [--configfile configs/quickstart.yaml] [TARGET]
+# Targets: all (default), dense, masks, retrain, tables, figures, report (workflow/rules/targets.smk).
 # Run folders are content-addressed (see lth/plan.py and README.md, "Results layout").
+
+from pathlib import Path
 
 from snakemake.utils import min_version
 
 min_version("8.0")
 
 
-configfile: "config.yaml"
+# An experiment is its own config file plus the schema's defaults. config.yaml (the paper's
+# experiment) is read only when no --configfile is given: Snakemake's `configfile:` directive
+# would deep-merge it under every other experiment.
+CONFIG_FILES = [Path(path) for path in workflow.overwrite_configfiles] or [Path(workflow.basedir) / "config.yaml"]
+if not workflow.overwrite_configfiles:
+    workflow.configfile(CONFIG_FILES[0])
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/dense.smk"
+include: "workflow/rules/rewind.smk"
 include: "workflow/rules/imp.smk"
 include: "workflow/rules/retrain.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/targets.smk"
 
 
+# In the Snakefile itself: Snakemake ignores `default_target` in an included file.
 rule all:
     input:
         FIGURES,
         # Every run's artifacts too: snakemake reruns a job for a missing output only when a target
         # asks for it, so a deleted final.pt is retrained even though summary.csv is up to date.
-        [path for folder in PLAN.run_folders() for path in run_outputs(folder)],
+        dense_outputs(),
+        PLAN.rewind_points(),
+        mask_outputs(),
+        sparse_outputs(),
     default_target: True

@@ -11,24 +11,29 @@ from torch import nn
 
 from lth.errors import LthError
 from lth.hparams import ModelHparams
-from lth.io import torch_save
+from lth.io import load_verified, save_verified
 
 FORMAT = "lth-checkpoint"
+WHAT = "an lth checkpoint (written by `lth init` or `lth train`)"
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, model_hparams: ModelHparams, num_classes: int,
                     epoch: int) -> None:
     """`epoch` is the number of training epochs behind these weights (0 = initialisation)."""
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    torch_save({"format": FORMAT, "model": model_hparams.to_dict(), "num_classes": num_classes,
-                "epoch": epoch, "state_dict": state}, path)
+    save_verified(path, {"format": FORMAT, "model": model_hparams.to_dict(), "num_classes": num_classes,
+                         "epoch": epoch, "state_dict": state})
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise LthError(f"{path} is not an lth checkpoint (expected one written by `lth init` or `lth train`)")
-    return payload
+    """The checkpoint at `path`, its embedded digest checked (cut or changed bytes are an error)."""
+    return load_verified(path, (FORMAT,), WHAT, "rerun the command that wrote it")
+
+
+def nonfinite(tensors: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors that hold NaN or infinity: the mark of a diverged run."""
+    return [name for name, tensor in tensors.items()
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
 
 
 def build_model(model_hparams: ModelHparams, num_classes: int) -> nn.Module:

@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from lth.errors import LthError
-from lth.hparams import DataHparams, GradinitHparams, ModelHparams, PruneHparams, TrainHparams
+from lth.hparams import SECTIONS, DataHparams, GradinitHparams, ModelHparams, PruneHparams, TrainHparams
+from lth.io import check_output
 from lth.plots import X_AXES
 
 log = logging.getLogger("lth")
@@ -28,21 +29,67 @@ class UsageError(LthError):
 
 
 def _load_config(path: str | None) -> dict[str, Any]:
+    """The --config file: a mapping of known sections, each a mapping (or empty)."""
     if path is None:
         return {}
+    sections = [cls.section for cls in SECTIONS]
     try:
         config = yaml.safe_load(Path(path).read_text()) or {}
     except FileNotFoundError:
         raise UsageError(f"--config: {path} does not exist") from None
+    except (OSError, ValueError) as error:  # a folder, no permission, bytes that are not text
+        raise UsageError(f"--config: {path} cannot be read ({error}); give a YAML file") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise UsageError(f"--config: {path} is not valid YAML ({where}{getattr(error, 'problem', None) or error}); "
+                         "fix the syntax") from None
     if not isinstance(config, dict):
-        raise UsageError(f"--config: {path} must hold a mapping with sections model/data/train/prune")
+        raise UsageError(f"--config: {path} must hold a mapping with sections {', '.join(sections)}")
+    unknown = [key for key in config if key not in sections]
+    if unknown:  # a misspelt section would otherwise be ignored without a word
+        raise UsageError(f"--config: {path}: unknown section {unknown[0]!r}; allowed sections: "
+                         f"{', '.join(sections)}")
+    for section, values in config.items():
+        if values is not None and not isinstance(values, dict):
+            raise UsageError(f"--config: {path}: section {section!r} must be a mapping of keys to values "
+                             f"(e.g. `{section}: {{key: value}}`), not {values!r}")
     return config
 
 
 def _require_file(path: str | None, flag: str) -> Path | None:
     if path is not None and not Path(path).is_file():
-        raise UsageError(f"{flag}: {path} does not exist")
+        raise UsageError(f"{flag}: {path} does not exist or is not a file")
     return Path(path) if path is not None else None
+
+
+def _output_file(path: str | Path, flag: str, force: bool, folder: bool = False) -> Path:
+    """Checked before any work: `path` can be written, and a file is not replaced unless --force."""
+    path = Path(path)
+    try:
+        check_output(path, folder=folder)
+    except LthError as error:
+        raise UsageError(f"{flag}: {error}") from None
+    if path.exists() and not force and not folder:
+        raise UsageError(f"{flag}: {path} already exists; pass --force to replace it, or choose another path")
+    return path
+
+
+def _read(flag: str, path: Path, load: Callable[[Path], Any]) -> Any:
+    """`load(path)`, with the flag that named the file in front of any error."""
+    try:
+        return load(path)
+    except LthError as error:
+        raise UsageError(f"{flag}: {error}") from None
+
+
+def _check_common(args: argparse.Namespace) -> None:
+    """Options several commands share; argparse only checks that they are integers."""
+    seed, threads = getattr(args, "seed", None), getattr(args, "threads", None)
+    if seed is not None and seed < 0:
+        raise UsageError(f"--seed: {seed} is not allowed; seeds must be >= 0")
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads: {threads} is not allowed; must be >= 1 (omit it for torch's choice)")
 
 
 def _model_hparams(args: argparse.Namespace, config: dict[str, Any], base: dict[str, Any] | None) -> ModelHparams:
@@ -63,12 +110,13 @@ def cmd_init(args: argparse.Namespace) -> None:
     from lth.checkpoints import init_model, save_checkpoint
 
     config = _load_config(args.config)
+    out = _output_file(args.out, "--out", args.force)
     model_hp = _model_hparams(args, config, None)
     data_hp = DataHparams.from_sources(config, args)
     _setup_torch(args)
     num_classes = data.num_classes(data_hp)
     model = init_model(model_hp, num_classes, args.seed)
-    save_checkpoint(args.out, model, model_hp, num_classes, epoch=0)
+    save_checkpoint(out, model, model_hp, num_classes, epoch=0)
     log.info("wrote theta0 of %s (%d classes, seed %d) to %s", model_hp.name, num_classes, args.seed, args.out)
 
 
@@ -83,7 +131,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     init_path = _require_file(args.init, "--init")
     mask_path = _require_file(args.mask, "--mask")
     teacher_path = _require_file(args.teacher, "--teacher")
-    checkpoint = load_checkpoint(init_path)
+    checkpoint = _read("--init", init_path, load_checkpoint)
     model_hp = _model_hparams(args, config, checkpoint["model"])
     data_hp = DataHparams.from_sources(config, args)
     train_hp = TrainHparams.from_sources(config, args)
@@ -93,7 +141,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                          "(the dense network's final weights)")
     if train_hp.kd_alpha == 0 and teacher_path is not None:
         raise UsageError("--teacher: only used for distillation; set train.kd_alpha > 0 or drop --teacher")
-    teacher_checkpoint = load_checkpoint(teacher_path) if teacher_path else None
+    teacher_checkpoint = _read("--teacher", teacher_path, load_checkpoint) if teacher_path else None
     start_epoch = checkpoint["epoch"] if args.start_epoch is None else args.start_epoch
     num_classes = data.num_classes(data_hp)
     for flag, path, loaded in (("--init", init_path, checkpoint), ("--teacher", teacher_path, teacher_checkpoint)):
@@ -102,6 +150,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                              f"{num_classes}")
     options = RunOptions(device=args.device, threads=args.threads, channels_last=not args.no_channels_last,
                          force=args.force)
+    _output_file(args.out_dir, "--out-dir", args.force, folder=True)  # check_run checks it too, without the flag
     device = check_run(Path(args.out_dir), train_hp, start_epoch, args.save_epochs, options)
     _setup_torch(args)
     model = build_model(model_hp, num_classes)
@@ -109,9 +158,13 @@ def cmd_train(args: argparse.Namespace) -> None:
         load_ticket_weights(model, checkpoint["state_dict"])  # only the skip tweak's jump branches start fresh
     except LthError as error:
         raise UsageError(f"--init: {init_path}: {error}") from None
-    mask = load_mask(mask_path) if mask_path else None
+    mask = _read("--mask", mask_path, load_mask) if mask_path else None
     if mask:
-        MaskEnforcer(model, mask)  # validates names and shapes against this architecture
+        try:
+            MaskEnforcer(model, mask)  # validates names and shapes against this architecture
+        except LthError as error:
+            raise UsageError(f"--mask: {mask_path} does not fit this model ({error}); use a mask drawn from "
+                             "the same architecture and width") from None
     teacher = None
     if teacher_checkpoint:
         # The teacher keeps its own architecture: a tweaked student distils from the plain dense network.
@@ -137,12 +190,70 @@ def cmd_train(args: argparse.Namespace) -> None:
              f"mask {mask_path}" if mask else "dense")
     train(model, dataset, train_hp, args.out_dir, seed=args.seed, model_hparams=model_hp, record=record,
           mask=mask, start_epoch=start_epoch, save_epochs=args.save_epochs, loss_fn=make_loss(train_hp, teacher),
-          gradinit_hparams=gradinit_hp if gradinit_hp.enabled else None, options=options)
+          gradinit_hparams=gradinit_hp if gradinit_hp.enabled else None, options=options,
+          stop_epoch=getattr(args, "stop_epoch", None))
+
+
+def cmd_rewind_point(args: argparse.Namespace) -> None:
+    """The dense weights after --epoch: the finished --run's own epoch<k>.pt when it kept one (the
+    same trajectory), else the same dense training re-run from --init up to that epoch."""
+    import shutil
+
+    from lth.checkpoints import load_checkpoint
+    from lth.io import atomic_link
+    from lth.train import RESUME_DIR
+
+    config = _load_config(args.config)
+    out = _output_file(args.out, "--out", args.force)
+    train_hp = TrainHparams.from_sources(config, args)
+    if not 0 < args.epoch < train_hp.epochs:
+        raise UsageError(f"--epoch: {args.epoch} is not allowed; must be in [1, train.epochs={train_hp.epochs})")
+    kept = Path(args.run) / f"epoch{args.epoch}.pt" if args.run else None
+    if kept is not None and kept.is_file():
+        _check_same_run(Path(args.run), args, config)
+        if load_checkpoint(kept)["epoch"] != args.epoch:
+            raise UsageError(f"{kept} does not hold epoch {args.epoch}; delete it to have it re-trained")
+        atomic_link(kept, out)
+        log.info("published %s (kept by the dense run) as %s", kept, out)
+        return
+    scratch = out.parent / f".{out.stem}.run"  # resumable: a killed job continues from its last epoch
+    trained = scratch / f"epoch{args.epoch}.pt"
+    # Without a resume state, a scratch epoch file is a finished re-training killed while publishing.
+    if not (trained.is_file() and not (scratch / RESUME_DIR).exists()):
+        log.info("%s holds no epoch %d: re-training from %s up to that epoch", args.run or "no --run", args.epoch,
+                 args.init)
+        args.out_dir, args.save_epochs, args.stop_epoch = str(scratch), [args.epoch], args.epoch
+        cmd_train(args)
+    load_checkpoint(trained)  # verifies its digest before publishing it
+    atomic_link(trained, out)
+    shutil.rmtree(scratch)
+
+
+def _check_same_run(run: Path, args: argparse.Namespace, config: dict[str, Any]) -> None:
+    """--run must be the dense training this rewind point belongs to: same seed and settings."""
+    from lth.manifest import verify_run
+
+    verify_run(run, files=True)  # every file the run published, the kept epoch included, is intact
+    record = yaml.safe_load((run / "hparams.yaml").read_text())
+    wanted = {
+        "seed": args.seed,
+        "model": _model_hparams(args, config, record.get("model")).to_dict(),
+        "train": TrainHparams.from_sources(config, args).to_dict(),
+        "data": {key: value for key, value in DataHparams.from_sources(config, args).to_dict().items()
+                 if key not in ("root", "download")},  # where the data lives does not change the run
+    }
+    recorded = {**{key: record.get(key) for key in ("seed", "model", "train")},
+                "data": {key: value for key, value in (record.get("data") or {}).items()
+                         if key not in ("root", "download")}}
+    different = [key for key in wanted if wanted[key] != recorded[key]]
+    if different or record.get("mask"):
+        raise UsageError(f"--run: {run} is not the dense run of these settings ({', '.join(different) or 'masked'} "
+                         "differ); pass the dense run trained from --init with the same seed and hparams")
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
-    from lth.checkpoints import build_model, load_checkpoint
-    from lth.masks import dense_mask, load_mask, prunable_names, prune, save_mask
+    from lth.checkpoints import build_model, load_checkpoint, nonfinite
+    from lth.masks import dense_mask, load_mask, prunable_names, prune, save_mask, sidecar_path
 
     config = _load_config(args.config)
     weights_path = _require_file(args.weights, "--weights")
@@ -150,17 +261,28 @@ def cmd_prune(args: argparse.Namespace) -> None:
     prune_hp = PruneHparams.from_sources(config, args)
     if args.rounds < 1:
         raise UsageError(f"--rounds: {args.rounds} is not allowed; must be >= 1")
-    checkpoint = load_checkpoint(weights_path)
+    out = _output_file(args.out, "--out", args.force)
+    if out.suffix == ".json":
+        raise UsageError(f"--out: {out} ends in .json, where its sidecar goes; give a .pt path")
+    _output_file(sidecar_path(out), "--out (its sidecar)", args.force)
+    checkpoint = _read("--weights", weights_path, load_checkpoint)
     weights = checkpoint["state_dict"]
+    diverged = nonfinite(weights)
+    if diverged:  # magnitudes of NaN or inf weights rank nothing
+        raise UsageError(f"--weights: {weights_path} holds non-finite values ({', '.join(diverged[:3])}): the run "
+                         "that wrote it diverged; retrain it with a lower train.lr")
     if mask_path:
-        mask = load_mask(mask_path)  # an existing mask fixes which tensors are prunable
+        mask = _read("--mask", mask_path, load_mask)  # an existing mask fixes which tensors are prunable
     else:
         model = build_model(ModelHparams.from_dict(checkpoint["model"]), checkpoint["num_classes"])
         mask = dense_mask(weights, prunable_names(model, prune_hp.include_linear))
-    new_mask = prune(weights, mask, prune_hp, rounds=args.rounds)
+    try:
+        new_mask = prune(weights, mask, prune_hp, rounds=args.rounds)
+    except LthError as error:
+        raise UsageError(f"--mask: {mask_path} does not fit --weights {weights_path}: {error}") from None
     provenance = {"weights": str(weights_path), "mask": str(mask_path) if mask_path else None,
                   "rounds": args.rounds, **prune_hp.to_dict()}
-    info = save_mask(args.out, new_mask, provenance)
+    info = save_mask(out, new_mask, provenance)
     log.info("wrote %s: sparsity %.2f%% (%d of %d weights kept)", args.out, 100 * info["sparsity"], info["kept"],
              info["total"])
 
@@ -175,13 +297,15 @@ def cmd_info(args: argparse.Namespace) -> None:
 def cmd_aggregate(args: argparse.Namespace) -> None:
     from lth.aggregate import aggregate
 
-    aggregate(args.rows, Path(args.out))
+    aggregate(args.rows, _output_file(args.out, "--out", args.force))
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
     from lth.plots import plot_accuracy_vs_sparsity
 
-    plot_accuracy_vs_sparsity(Path(args.summary), [Path(p) for p in args.out], x=args.x, title=args.title)
+    summary = _require_file(args.summary, "--summary")
+    outputs = [_output_file(path, "--out", args.force) for path in args.out]
+    plot_accuracy_vs_sparsity(summary, outputs, x=args.x, title=args.title)
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -206,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     init = command("init", cmd_init, "write the initial weights theta0 of a model for a seed")
     init.add_argument("--out", required=True, help="checkpoint to write (.pt)")
     init.add_argument("--seed", type=int, required=True)
+    init.add_argument("--force", action="store_true", help="replace --out if it exists")
     _add_config(init)
     _add_run_options(init)
     ModelHparams.add_arguments(init)
@@ -233,12 +358,30 @@ def build_parser() -> argparse.ArgumentParser:
     TrainHparams.add_arguments(train)
     GradinitHparams.add_arguments(train)
 
+    rewind = command("rewind-point", cmd_rewind_point, "the dense weights after an epoch, to rewind to: the "
+                     "finished run's own copy, else re-trained from theta0 up to that epoch")
+    rewind.add_argument("--epoch", type=int, required=True, help="epoch whose weights to write")
+    rewind.add_argument("--out", required=True, help="checkpoint to write (.pt)")
+    rewind.add_argument("--run", help="the finished dense run; its epoch<k>.pt is used when it kept one")
+    rewind.add_argument("--init", required=True, help="the dense run's theta0, to re-train from")
+    rewind.add_argument("--seed", type=int, required=True, help="the dense run's seed")
+    rewind.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    rewind.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format")
+    rewind.add_argument("--force", action="store_true", help="replace --out if it exists")
+    rewind.set_defaults(mask=None, teacher=None, start_epoch=0)
+    _add_config(rewind)
+    _add_run_options(rewind)
+    ModelHparams.add_arguments(rewind)
+    DataHparams.add_arguments(rewind)
+    TrainHparams.add_arguments(rewind)
+
     prune = command("prune", cmd_prune, "magnitude-prune trained weights, given the current mask, to a new mask")
     prune.add_argument("--weights", required=True, help="trained checkpoint whose magnitudes rank the weights")
     prune.add_argument("--mask", help="current mask (omit to start from dense)")
     prune.add_argument("--out", required=True, help="mask to write (.pt, with a .json sidecar)")
     prune.add_argument("--rounds", type=int, default=1,
                        help="rounds' worth of pruning at once: 1 for an IMP step, k for one-shot (OMP) level k")
+    prune.add_argument("--force", action="store_true", help="replace --out and its sidecar if they exist")
     _add_config(prune)
     PruneHparams.add_arguments(prune)
 
@@ -248,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     aggregate = command("aggregate", cmd_aggregate, "collect finished runs into one summary.csv")
     aggregate.add_argument("--out", required=True, help="summary.csv to write")
+    aggregate.add_argument("--force", action="store_true", help="replace --out if it exists")
     aggregate.add_argument("rows", nargs="+", metavar="SEED:VARIANT:LEVEL:RUN_FOLDER",
                            help="one per row; each run folder must hold a finished run")
 
@@ -256,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", required=True, nargs="+", help="figure files (.png, .pdf)")
     plot.add_argument("--x", default="sparsity", choices=tuple(X_AXES))
     plot.add_argument("--title", default=None)
+    plot.add_argument("--force", action="store_true", help="replace the --out files if they exist")
     return parser
 
 
@@ -264,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
+        _check_common(args)
         args.func(args)
     except LthError as error:
         print(f"lth {args.command}: error: {error}", file=sys.stderr)

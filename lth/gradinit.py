@@ -9,7 +9,9 @@ as the official code's RescaleAdam does (zhuchen03/gradinit, used by VITA-Group/
 
 For a sparse network g is masked before anything else, so the norm ignores pruned weights and
 the look-ahead step never moves them: pruned weights are exactly zero in theta' and after
-rescaling (the official code lets theta' move them).
+rescaling, and GradInit tunes the ticket that is re-trained. The ToST code differs: it runs
+GradInit on the dense theta0 and applies the mask afterwards, with S0 u S1 of 256 images (two
+loader batches of 128); `gradinit.batch_size: 256` reproduces that batch (halves of 128).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import math
 import re
 import types
 import typing
@@ -89,11 +90,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise HparamError(f"{key}: {value!r} is not allowed; expected an integer")
         return value
     if tp is float:
+        number = value
         if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
-            return float(value)  # YAML 1.1 (PyYAML) reads `1e-3` as a string, not a number
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            number = float(value)  # YAML 1.1 (PyYAML) reads `1e-3` as a string, not a number
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
             raise HparamError(f"{key}: {value!r} is not allowed; expected a number")
-        return float(value)
+        if not math.isfinite(number):  # YAML's .inf/.nan, or 1e999: no setting means anything there
+            raise HparamError(f"{key}: {value!r} is not allowed; expected a finite number")
+        return float(number)
     if tp is str:
         if not isinstance(value, str):
             raise HparamError(f"{key}: {value!r} is not allowed; expected a string")
@@ -243,7 +247,9 @@ class TrainHparams(Hparams):
     momentum: float = hp(0.9, "SGD momentum", minimum=0.0, exclusive_maximum=1.0)
     nesterov: bool = hp(False, "Nesterov momentum")
     weight_decay: float = hp(2e-4, "L2 weight decay", minimum=0.0)
-    milestones: tuple[float, ...] = hp((0.5, 0.75), "learning-rate drops, as fractions of the epochs",
+    milestones: tuple[float, ...] = hp((0.5, 0.75), "learning-rate drops, as fractions of the epochs: each "
+                                       "before 0-based epoch round(fraction * epochs) (Python's rounding), at "
+                                       "least 1, so the first epoch always runs at train.lr",
                                        exclusive_minimum=0.0, exclusive_maximum=1.0)
     gamma: float = hp(0.1, "learning-rate factor at each milestone", exclusive_minimum=0.0, maximum=1.0)
     precision: str = hp("fp32", "fp32, or bf16 autocast (CUDA only)", choices=("fp32", "bf16"))
@@ -259,7 +265,10 @@ class TrainHparams(Hparams):
                            "classes, as in the KD-ticket code", choices=("batchmean", "mean"))
 
     def milestone_epochs(self) -> list[int]:
-        return sorted(round(fraction * self.epochs) for fraction in self.milestones)
+        """The 0-based epochs from which each drop applies: round(fraction * epochs) with Python's
+        round (half to even), clamped to >= 1 so no drop comes before the first epoch (with 1 epoch,
+        0.5 would round to 0)."""
+        return sorted(max(1, round(fraction * self.epochs)) for fraction in self.milestones)
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate during 0-based `epoch`: a pure function, so rewinding and resuming need no scheduler state."""
@@ -294,7 +303,8 @@ class GradinitHparams(Hparams):
     min_scale: float = hp(0.01, "lower bound of weight scales (bias scales are bounded by 0)", minimum=0.0)
     iterations: int = hp(180, "GradInit iterations", minimum=1)
     grad_clip: float = hp(1.0, "clip each scale's gradient to +-this (0 = off)", minimum=0.0)
-    batch_size: int = hp(128, "images per gradient batch, drawn as two halves", minimum=2)
+    batch_size: int = hp(128, "images per gradient batch S0 u S1, drawn as two halves (256: the ToST code's "
+                         "two loader batches of 128)", minimum=2)
 
 
 SECTIONS: tuple[type[Hparams], ...] = (ModelHparams, DataHparams, TrainHparams, PruneHparams, GradinitHparams)

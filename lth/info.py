@@ -8,7 +8,8 @@ from typing import Any
 import yaml
 
 from lth.errors import LthError
-from lth.io import read_json
+from lth.io import load_verified
+from lth.manifest import verify_run
 
 
 def describe_checkpoint(payload: dict[str, Any]) -> dict[str, Any]:
@@ -44,37 +45,44 @@ def describe_checkpoint(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def describe_file(path: Path) -> dict[str, Any]:
-    import torch
+    from lth.checkpoints import FORMAT as CHECKPOINT
+    from lth.masks import FORMAT as MASK
+    from lth.masks import describe, mask_from_payload
 
-    from lth.masks import describe
-
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    kind = payload.get("format") if isinstance(payload, dict) else None
-    if kind == "lth-mask":
-        return {"kind": "mask", **describe(payload["masks"])}
-    if kind == "lth-checkpoint":
-        return describe_checkpoint(payload)
-    raise LthError(f"{path} is neither an lth checkpoint nor an lth mask")
+    payload = load_verified(path, (CHECKPOINT, MASK), "an lth checkpoint or an lth mask",
+                            "rerun the command that wrote it")
+    if payload["format"] == MASK:
+        return {"kind": "mask", **describe(mask_from_payload(path, payload))}
+    return describe_checkpoint(payload)
 
 
 def describe_folder(path: Path) -> dict[str, Any]:
+    """A run folder (its files verified against summary.json), an IMP/OMP level, or a chain of levels."""
+    from lth.masks import load_mask, read_sidecar
+
     info: dict[str, Any] = {"kind": "run folder", "path": str(path)}
-    if (path / "hparams.yaml").exists():
-        info["hparams"] = yaml.safe_load((path / "hparams.yaml").read_text())
     if (path / "summary.json").exists():
         info["status"] = "finished"
-        info["summary"] = read_json(path / "summary.json")
+        info["summary"] = verify_run(path, files=True)  # first: hparams.yaml below is then known good
     elif (path / ".resume" / "state.pt").exists():
-        import torch
+        from lth.train import load_resume_state
 
-        state = torch.load(path / ".resume" / "state.pt", map_location="cpu", weights_only=False)
+        state = load_resume_state(path)
         info["status"] = f"interrupted or running: {state['epoch']} epochs done; rerun to resume"
+    if (path / "hparams.yaml").exists():
+        try:
+            info["hparams"] = yaml.safe_load((path / "hparams.yaml").read_text())
+        except (OSError, ValueError, yaml.YAMLError) as error:
+            raise LthError(f"{path / 'hparams.yaml'} cannot be read ({type(error).__name__}); retrain the run "
+                           "with --force") from None
     if (path / "mask.json").exists():
-        mask = read_json(path / "mask.json")
+        load_mask(path / "mask.pt")  # the mask and its sidecar checked against each other
+        mask = read_sidecar(path / "mask.pt")
         info["mask"] = {key: mask[key] for key in ("sparsity", "kept", "total", "sha256", "collapsed_layers")}
     levels = sorted((p for p in path.glob("level*") if p.is_dir()), key=lambda p: int(p.name[5:]))
     if levels:
-        info["levels"] = {p.name: read_json(p / "mask.json")["sparsity"] for p in levels if (p / "mask.json").exists()}
+        info["levels"] = {p.name: read_sidecar(p / "mask.pt")["sparsity"] for p in levels
+                          if (p / "mask.json").exists()}
     info["files"] = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
     return info
 

@@ -17,11 +17,14 @@ from torch import nn
 
 from lth.errors import LthError
 from lth.hparams import PruneHparams
-from lth.io import read_json, sha256_tensors, torch_save, write_json
+from lth.io import IntegrityError, load_verified, read_sealed_json, save_verified, sha256_tensors, write_sealed_json
 from lth.models.skip import jump_branches
 
 Mask = dict[str, torch.Tensor]
 log = logging.getLogger(__name__)
+FORMAT = "lth-mask"
+WHAT = "an lth mask (written by `lth prune`)"
+FIX = "rerun the `lth prune` that wrote it (with --force) to rewrite the mask and its sidecar"
 
 
 def prunable_names(model: nn.Module, include_linear: bool = False) -> list[str]:
@@ -62,6 +65,11 @@ def prune(
     missing = sorted(set(mask) - set(weights))
     if missing:
         raise LthError(f"mask names {missing[0]!r}, which the weights do not contain")
+    misshapen = [name for name in mask if mask[name].shape != weights[name].shape]
+    if misshapen:  # a mask of another model: indexing with it would fail or pick the wrong weights
+        name = misshapen[0]
+        raise LthError(f"mask {name!r} has shape {tuple(mask[name].shape)}, the weights' "
+                       f"{tuple(weights[name].shape)}: the mask belongs to another model")
     names = list(mask)
     groups = [names] if hparams.scope == "global" else [[name] for name in names]
     new_mask: Mask = {}
@@ -120,27 +128,43 @@ def sidecar_path(path: str | Path) -> Path:
 
 
 def save_mask(path: str | Path, mask: Mask, provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Write `path` (.pt) and its JSON sidecar, each atomically; warn on layer collapse."""
+    """Write `path` (.pt) and then its JSON sidecar, each atomically and with an embedded digest;
+    warn on layer collapse. A mask without its sidecar is refused by every reader."""
     info = describe(mask)
     if info["collapsed_layers"]:
         message = f"layer collapse: every weight of {', '.join(info['collapsed_layers'])} is pruned"
         warnings.warn(message, stacklevel=2)
         log.warning(message)
-    info = {"format": "lth-mask", **info, **({"provenance": dict(provenance)} if provenance else {})}
-    torch_save({"format": "lth-mask", "masks": {name: keep.cpu() for name, keep in mask.items()}}, path)
-    write_json(sidecar_path(path), info)
+    info = {"format": FORMAT, **info, **({"provenance": dict(provenance)} if provenance else {})}
+    save_verified(path, {"format": FORMAT, "masks": {name: keep.cpu() for name, keep in mask.items()}})
+    write_sealed_json(sidecar_path(path), info)
     return info
 
 
 def load_mask(path: str | Path) -> Mask:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != "lth-mask":
-        raise LthError(f"{path} is not an lth mask file (expected one written by `lth prune`)")
-    return {name: keep.to(torch.bool) for name, keep in payload["masks"].items()}
+    """The mask at `path`, checked against its embedded digest and against its sidecar."""
+    return mask_from_payload(path, load_verified(path, (FORMAT,), WHAT, FIX))
+
+
+def mask_from_payload(path: str | Path, payload: dict[str, Any]) -> Mask:
+    """The mask in a payload loaded from `path`, once its sidecar's sha256 and counts agree with it."""
+    mask = {name: keep.to(torch.bool) for name, keep in payload["masks"].items()}
+    sidecar = sidecar_path(path)
+    if not sidecar.is_file():
+        raise IntegrityError(f"{path} has no sidecar {sidecar} (its sha256 and counts); {FIX}")
+    recorded = read_sidecar(path)
+    kept, total = sum(int(keep.sum()) for keep in mask.values()), sum(keep.numel() for keep in mask.values())
+    actual = {"sha256": mask_hash(mask), "kept": kept, "total": total}
+    differ = [f"{key} {recorded.get(key)} vs {value}" for key, value in actual.items() if recorded.get(key) != value]
+    if differ:
+        raise IntegrityError(f"{path} does not match its sidecar {sidecar} (sidecar vs mask: {'; '.join(differ)}): "
+                             f"one of them was changed, or they come from different runs of `lth prune`; {FIX}")
+    return mask
 
 
 def read_sidecar(path: str | Path) -> dict[str, Any]:
-    return read_json(sidecar_path(path))
+    """The sidecar of the mask at `path`, its own digest checked."""
+    return read_sealed_json(sidecar_path(path), "an lth mask sidecar (written by `lth prune`)", FIX)
 
 
 class MaskEnforcer:

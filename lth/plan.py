@@ -5,6 +5,8 @@ settings and its upstream runs' hashes, plus `cache_version`), so experiments th
 dense recipe or a mask chain share those artifacts, a changed setting writes a new folder, and
 switching back finds the old results. The IMP chain's own masked training at each level is an
 ordinary sparse run: the vanilla variant hashes to the same folder and is not trained twice.
+Data enters a hash by what it is (`lth.data.identity`), never by where it lives, and how a job
+runs (threads, device, which rewind points a dense run keeps) never enters one.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from typing import Any
 
 import yaml
 
+from lth.data.identity import data_identity
 from lth.errors import LthError
 from lth.hparams import DataHparams, GradinitHparams, Hparams, ModelHparams, PruneHparams, TrainHparams
-from lth.variants import Variant, resolve
+from lth.variants import PARTS, Variant, resolve
 
 HASH_LENGTH = 10
 CHAIN_KEYS = ("method", "levels", "rewind_epoch")  # workflow keys of `prune`; the rest is PruneHparams
@@ -28,6 +31,39 @@ CHAIN_KEYS = ("method", "levels", "rewind_epoch")  # workflow keys of `prune`; t
 
 class PlanError(LthError):
     """The config asks for something the workflow cannot build."""
+
+
+def resolve_data_root(config: dict[str, Any], config_files: list[Path]) -> None:
+    """Make a relative `data.root` absolute, relative to the config file that sets it (the last one
+    that does), so an experiment reads the same data from any working directory (`snakemake -d`)."""
+    root = (config.get("data") or {}).get("root")
+    if root is None or Path(root).expanduser().is_absolute():
+        return
+    base = Path.cwd()  # set by --config on the command line, not by a file
+    for path in reversed(config_files):
+        section = yaml.safe_load(Path(path).read_text()) or {}
+        if isinstance(section, dict) and isinstance(section.get("data"), dict) and "root" in section["data"]:
+            base = Path(path).resolve().parent
+            break
+    config["data"] = {**config["data"], "root": str((base / Path(root).expanduser()).resolve())}
+
+
+def check_base_sections(config: dict[str, Any]) -> None:
+    """Tweaks apply only in re-training (the paper's protocol): a setting that a variant part
+    controls must keep its default in the base sections, or the dense run, every mask and the
+    vanilla baseline would carry the tweak too."""
+    sections = {"model": ModelHparams, "train": TrainHparams, "gradinit": GradinitHparams}
+    for part, settings in PARTS.items():
+        for key in settings:
+            section, _, name = key.partition(".")
+            if section not in sections:
+                continue
+            value = (config.get(section) or {}).get(name)
+            default = getattr(sections[section](), name)
+            if value is not None and value != default:
+                raise PlanError(f"{key}: {value!r} is not allowed in the config's `{section}` section: it would train "
+                                f"the dense network and draw the ticket with a tweak, and tweaks apply only in "
+                                f"re-training; leave it at {default!r} and add the `{part}` part to a variant")
 
 
 def short_hash(record: dict[str, Any]) -> str:
@@ -108,27 +144,28 @@ class Plan:
     rows: list[Row] = field(default_factory=list)
     levels: int = 0
     gradinit: GradinitHparams = field(default_factory=GradinitHparams)  # before variants change it
+    rewind_epochs: dict[str, set[int]] = field(default_factory=dict)  # dense key -> epochs kept as rewind points
 
     # ---- building -------------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Plan:
         plan = cls(config=config, results=Path(config["results"]))
+        check_base_sections(config)
         model = ModelHparams.from_dict(config["model"])
         data = DataHparams.from_dict(config["data"])
         train = TrainHparams.from_dict(config["train"])
-        if train.kd_alpha > 0:
-            raise PlanError(f"train.kd_alpha: {train.kd_alpha} is not allowed here: the teacher is the dense run, "
-                            "so distillation is a re-training variant; add the `kd` part to a variant instead")
         plan.gradinit = GradinitHparams.from_dict(config.get("gradinit"))
         prune_section = dict(config["prune"])
         chain_settings = {key: prune_section.pop(key) for key in CHAIN_KEYS}
         prune = PruneHparams.from_dict(prune_section)
         plan.levels = chain_settings["levels"]
         variants = [resolve(name) for name in config["variants"]]
-        plan._check_epochs(train, chain_settings, variants)
+        rewind_epochs = plan._check_epochs(train, chain_settings, variants)
+        data_record = data_identity(data)  # before any job: reads (and caches) user files' fingerprints
 
         for seed in config["seeds"]:
-            dense = plan._add_dense(seed, model, data, train)
+            dense = plan._add_dense(seed, model, data, data_record, train)
+            plan.rewind_epochs.setdefault(dense.key, set()).update(rewind_epochs)
             plan.rows.append(Row(seed, "dense", 0, plan.folder(dense.key)))
             chain = plan._add_chain(chain_settings["method"], dense, prune, chain_settings["rewind_epoch"])
             if chain.method == "imp":  # the chain trains each level to draw the next, whatever the variants
@@ -140,28 +177,24 @@ class Plan:
                     plan.rows.append(Row(seed, variant.name, level, plan.folder(run.key)))
         return plan
 
-    def _check_epochs(self, train: TrainHparams, chain: dict[str, Any], variants: list[Variant]) -> None:
-        save_epochs = self.config["save_epochs"]
-        for epoch in save_epochs:
-            if not 0 <= epoch <= train.epochs:
-                raise PlanError(f"save_epochs: {epoch} is not allowed; must be in [0, train.epochs={train.epochs}]")
-        needed = {"prune.rewind_epoch": chain["rewind_epoch"]} if chain["method"] == "imp" else {}
+    def _check_epochs(self, train: TrainHparams, chain: dict[str, Any], variants: list[Variant]) -> set[int]:
+        """The dense epochs (> 0) this experiment keeps as rewind points."""
+        needed = {f"save_epochs[{i}]": epoch for i, epoch in enumerate(self.config["save_epochs"])}
+        if chain["method"] == "imp":
+            needed["prune.rewind_epoch"] = chain["rewind_epoch"]
         if any(variant.start == "rewind" for variant in variants):
             needed["rewind_epoch"] = self.config["rewind_epoch"]
         for key, epoch in needed.items():
             if epoch >= train.epochs:
                 raise PlanError(f"{key}: {epoch} is not allowed; must be < train.epochs={train.epochs}")
-            if epoch > 0 and epoch not in save_epochs:
-                raise PlanError(f"{key}: {epoch} is not among save_epochs {save_epochs}, so the dense run keeps no "
-                                f"weights to rewind to; add {epoch} to save_epochs")
+        return {epoch for epoch in needed.values() if epoch > 0}
 
     def _record(self, **content: Any) -> dict[str, Any]:
         return {"cache_version": self.config["cache_version"], **content}
 
-    def _add_dense(self, seed: int, model: ModelHparams, data: DataHparams, train: TrainHparams) -> DenseRun:
-        # `download` says how to get the data, not which data: toggling it must not retrain anything.
-        data_identity = {key: value for key, value in data.to_dict().items() if key != "download"}
-        record = self._record(stage="dense", seed=seed, model=model.to_dict(), data=data_identity,
+    def _add_dense(self, seed: int, model: ModelHparams, data: DataHparams, data_record: dict[str, Any],
+                   train: TrainHparams) -> DenseRun:
+        record = self._record(stage="dense", seed=seed, model=model.to_dict(), data=data_record,
                               train=train_identity(train))
         run = DenseRun(f"dense-{short_hash(record)}", seed, model, data, train)
         return self.dense.setdefault(run.key, run)
@@ -200,7 +233,16 @@ class Plan:
         return str(self.results / "runs" / key)
 
     def start_weights(self, dense: DenseRun, epoch: int) -> str:
-        return f"{self.folder(dense.key)}/{'init' if epoch == 0 else f'epoch{epoch}'}.pt"
+        folder = self.folder(dense.key)
+        return f"{folder}/init.pt" if epoch == 0 else self.rewind_point(dense.key, epoch)
+
+    def rewind_point(self, dense_key: str, epoch: int) -> str:
+        """The dense weights after `epoch`: a file of its own (rule rewind_point), so that a new
+        rewind point never makes the finished dense run look incomplete."""
+        return f"{self.folder(dense_key)}/rewind/epoch{epoch}.pt"
+
+    def rewind_points(self) -> list[str]:
+        return [self.rewind_point(key, epoch) for key, epochs in self.rewind_epochs.items() for epoch in sorted(epochs)]
 
     def mask_path(self, chain: Chain, level: int) -> str:
         return f"{self.folder(chain.key)}/level{level}/mask.pt"
@@ -235,4 +277,5 @@ class Plan:
     def job_count(self) -> dict[str, int]:
         """Jobs the full DAG holds per rule, for checks and the README."""
         masks = len(self.chains) * self.levels
-        return {"init": len(self.dense), "dense": len(self.dense), "prune": masks, "sparse": len(self.sparse)}
+        return {"init": len(self.dense), "train_dense": len(self.dense), "rewind_point": len(self.rewind_points()),
+                "prune": masks, "train_sparse": len(self.sparse)}

@@ -31,7 +31,14 @@ def plot_accuracy_vs_sparsity(summary_csv: Path, outputs: Sequence[Path], x: str
 
     if x not in X_AXES:
         raise LthError(f"--x: {x!r} is not allowed; choose one of: {', '.join(X_AXES)}")
-    table = pd.read_csv(summary_csv)
+    try:
+        table = pd.read_csv(summary_csv)
+    except (OSError, ValueError) as error:  # pandas' parse errors are ValueErrors
+        raise LthError(f"{summary_csv} cannot be read as a CSV ({error}); rerun `lth aggregate`") from None
+    missing = [column for column in ("variant", "level", "test_acc", "sparsity", x) if column not in table]
+    if missing:
+        raise LthError(f"{summary_csv} lacks the column {missing[0]!r}; give a summary.csv written by "
+                       "`lth aggregate`")
     dense = table[table["variant"] == "dense"]
     sparse = table[table["variant"] != "dense"]
     if sparse.empty:

@@ -3,7 +3,9 @@
 A run writes into one folder. While it runs, everything lives in `<out>/.resume/` (the resume
 state, the rolling metrics CSV, weights at saved epochs); the declared outputs (final.pt,
 epoch{k}.pt, metrics.csv, hparams.yaml, summary.json) appear only when the run has finished,
-summary.json last, so a workflow engine never mistakes a half-finished run for a complete one.
+summary.json last, so a workflow engine never mistakes a half-finished run for a complete one;
+summary.json lists the sha256 of the others (`lth.manifest`). A run whose losses or weights turn
+non-finite stops with `DivergedError` and publishes nothing.
 """
 
 from __future__ import annotations
@@ -29,14 +31,15 @@ import torch.nn.functional as F
 from torch import nn
 
 import lth
-from lth.checkpoints import save_checkpoint
+from lth.checkpoints import nonfinite, save_checkpoint
 from lth.data import Batches, Data
 from lth.errors import LthError
 from lth.flops import forward_flops
 from lth.gradinit import gradinit
 from lth.hparams import GradinitHparams, ModelHparams, TrainHparams
-from lth.io import atomic_link, atomic_write_text, torch_save, write_json, write_yaml
+from lth.io import atomic_link, atomic_write_text, check_output, load_verified, save_verified, write_json, write_yaml
 from lth.losses import LossFn, loss_summary, make_loss
+from lth.manifest import run_files, write_summary
 from lth.masks import Mask, MaskEnforcer, sparsity
 from lth.models.skip import jump_params
 
@@ -45,10 +48,15 @@ log = logging.getLogger(__name__)
 METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
                   "seconds", "images_per_s"]
 RESUME_DIR = ".resume"
+RESUME_FORMAT = "lth-resume"
 
 
 class RunFinishedError(LthError):
-    """The output folder already holds a finished run."""
+    """The output folder already holds a finished run, or files of an earlier one."""
+
+
+class DivergedError(LthError):
+    """Training produced a non-finite loss or non-finite weights."""
 
 
 @dataclass
@@ -177,11 +185,26 @@ def channels_last_is_safe(model: nn.Module, device: torch.device) -> bool:
     return True
 
 
+def load_resume_state(out_dir: Path) -> dict[str, Any]:
+    """The resume state of the run in `out_dir`, its embedded digest checked."""
+    resume_dir = Path(out_dir) / RESUME_DIR
+    return load_verified(resume_dir / "state.pt", (RESUME_FORMAT,), "an lth resume state",
+                         f"delete {resume_dir} to start the run over")
+
+
 def check_run(out_dir: Path, hparams: TrainHparams, start_epoch: int, save_epochs: Sequence[int],
               options: RunOptions) -> torch.device:
     """Every check that needs no data, so that bad input fails before the slow steps."""
+    check_output(out_dir, folder=True)
     if is_finished(out_dir) and not options.force:
         raise RunFinishedError(f"{out_dir} already holds a finished run; pass --force to train it again")
+    resuming = (out_dir / RESUME_DIR / "state.pt").exists()
+    if resuming:
+        load_resume_state(out_dir)  # a damaged state fails here, before the data is loaded
+    stale = [] if resuming or options.force else run_files(out_dir)
+    if stale:  # a new run beside them would leave a folder mixing two runs' files
+        raise RunFinishedError(f"{out_dir} holds files of an earlier run ({', '.join(p.name for p in stale)}); "
+                               "pass --force to remove them and train, or choose another folder")
     if not 0 <= start_epoch < hparams.epochs:
         raise LthError(f"start epoch {start_epoch} is not allowed; must be in [0, train.epochs={hparams.epochs})")
     bad_saves = sorted(e for e in save_epochs if not start_epoch <= e <= hparams.epochs)
@@ -208,6 +231,7 @@ def train(
     loss_fn: LossFn | None = None,
     gradinit_hparams: GradinitHparams | None = None,
     options: RunOptions | None = None,
+    stop_epoch: int | None = None,
 ) -> dict[str, Any]:
     """Train `model` from epoch `start_epoch` to `hparams.epochs` and write the run folder.
 
@@ -218,6 +242,11 @@ def train(
     rescale the starting weights by GradInit once, on a fresh start (a resume state already holds
     rescaled weights); the learned scales are published as gradinit.json, before summary.json.
     `loss_fn` defaults to the loss `hparams` ask for (`lth.losses.make_loss`).
+
+    `stop_epoch` < `hparams.epochs` trains only that far, on the full run's schedule, and
+    publishes nothing but the `save_epochs` checkpoints (a rewind point of a dense run); it then
+    returns an empty dict. Which epochs are saved is not part of the resume state's identity: a
+    resumed run saves the ones still ahead of it.
     """
     options = options or RunOptions()
     loss_fn = loss_fn or make_loss(hparams)  # distillation needs a teacher, so only the caller can ask for it
@@ -240,11 +269,14 @@ def train(
 
     resume_dir = out_dir / RESUME_DIR
     state_path = resume_dir / "state.pt"
-    run_id = fingerprint({**record, "start_epoch": start_epoch, "seed": seed})
+    identity = {key: value for key, value in record.items() if key != "save_epochs"}
+    run_id = fingerprint({**identity, "start_epoch": start_epoch, "seed": seed})
     rows: list[dict[str, float]] = []
     epoch = start_epoch
+    threads = torch.get_num_threads()
+    thread_changes: list[dict[str, int]] = []
     if state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        state = load_resume_state(out_dir)
         if state["fingerprint"] != run_id:
             raise LthError(f"{state_path} was written by a run with other settings or inputs; "
                                f"delete {resume_dir} to start over")
@@ -252,19 +284,28 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
-        rows, epoch = state["rows"], state["epoch"]
+        rows, epoch, thread_changes = state["rows"], state["epoch"], state["thread_changes"]
         log.info("resuming %s from epoch %d of %d", out_dir, epoch, hparams.epochs)
+        if state["threads"] != threads:  # CPU results depend on it; warn, as a moved cluster job must go on
+            log.warning("resuming with %d threads after %d: on the CPU the result may differ from an "
+                        "uninterrupted run; summary.json records the change", threads, state["threads"])
+            thread_changes = [*thread_changes, {"epoch": epoch, "from": state["threads"], "to": threads}]
     else:
         if options.force:  # the new run replaces the old one whole: none of its files may outlive it
             shutil.rmtree(resume_dir, ignore_errors=True)
-            for stale in [out_dir / "summary.json", out_dir / "gradinit.json", *out_dir.glob("epoch*.pt")]:
+            for stale in run_files(out_dir):
                 stale.unlink(missing_ok=True)  # summary.json first: the folder stops looking finished
         if gradinit_hparams:  # on a fresh start only: a resumed run's weights are already rescaled
             result = gradinit(model, data, mask, gradinit_hparams, device, seed, channels_last)
             write_json(resume_dir / "gradinit.json", {"hparams": gradinit_hparams.to_dict(), "alphas": result.alphas,
                                                       "skipped": result.skipped, "history": result.history})
 
+    end_epoch = hparams.epochs if stop_epoch is None else stop_epoch
     pending = {e: resume_dir / f"epoch{e}.pt" for e in save_epochs}
+    missed = [e for e in pending if e < epoch and not pending[e].exists()]
+    if missed:  # asked for after the resume state had passed them: `lth rewind-point` re-trains them
+        log.warning("epochs %s were not saved before this run was interrupted; they will be missing", missed)
+        pending = {e: path for e, path in pending.items() if e not in missed}
     if epoch == start_epoch and start_epoch in pending:
         save_checkpoint(pending[start_epoch], model, model_hparams, data.num_classes, start_epoch)
 
@@ -276,17 +317,17 @@ def train(
         for split in ("val", "test")
     }
     session_start, session_epochs = time.perf_counter(), 0
-    while epoch < hparams.epochs:
+    while epoch < end_epoch:
         lr = hparams.lr_at(epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         started = time.perf_counter()
         train_loss, train_acc = train_epoch(model, train_batches, optimizer, enforcer, loss_fn, autocast)
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(f"training loss became {train_loss} in epoch {epoch + 1}; lower train.lr")
         train_seconds = time.perf_counter() - started
         val_loss, val_acc = evaluate(model, eval_batches["val"], autocast)
         test_loss, test_acc = evaluate(model, eval_batches["test"], autocast)
+        _check_finite(out_dir, epoch + 1, lr, model, state_path,
+                      {"training loss": train_loss, "validation loss": val_loss, "test loss": test_loss})
         epoch += 1
         row = {"epoch": epoch, "lr": lr, "train_loss": train_loss,
                "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc,
@@ -297,30 +338,56 @@ def train(
         rows.append(row)
         if epoch in pending:
             save_checkpoint(pending[epoch], model, model_hparams, data.num_classes, epoch)
-        torch_save({"fingerprint": run_id, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "rows": rows,
-                    "epoch": epoch}, state_path)
+        save_verified(state_path, {"format": RESUME_FORMAT, "fingerprint": run_id, "model": model.state_dict(),
+                                   "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+                                   "torch_rng": torch.get_rng_state(), "rows": rows, "epoch": epoch,
+                                   "threads": threads, "thread_changes": thread_changes})
         atomic_write_text(resume_dir / "metrics.csv", _metrics_csv(rows))
         session_epochs += 1
-        eta = (time.perf_counter() - session_start) / session_epochs * (hparams.epochs - epoch)
+        eta = (time.perf_counter() - session_start) / session_epochs * (end_epoch - epoch)
         log.info("epoch %d/%d lr %.4g | train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%% | test acc %.2f%% | "
                  "%.0f img/s | %.1fs | ETA %s", epoch, hparams.epochs, lr, train_loss, 100 * row["train_acc"],
                  val_loss, 100 * val_acc, 100 * test_acc, row["images_per_s"], row["seconds"], _format_eta(eta))
 
+    if end_epoch < hparams.epochs:  # stopped early for a rewind point: the saved epochs are the result
+        for path in pending.values():
+            atomic_link(path, out_dir / path.name)
+        shutil.rmtree(resume_dir, ignore_errors=True)
+        log.info("stopped %s after epoch %d of %d", out_dir, end_epoch, hparams.epochs)
+        return {}
     summary = _summary(rows, model, mask, hparams, device, channels_last, start_epoch, data.train.images.shape[1:])
-    summary.update(loss_summary(hparams), gradinit=gradinit_hparams is not None)
+    summary.update(loss_summary(hparams), gradinit=gradinit_hparams is not None, thread_changes=thread_changes)
     save_checkpoint(out_dir / "final.pt", model, model_hparams, data.num_classes, hparams.epochs)
+    published = ["final.pt"]
     for path in pending.values():
         atomic_link(path, out_dir / path.name)
+        published.append(path.name)
     if gradinit_hparams:
         atomic_link(resume_dir / "gradinit.json", out_dir / "gradinit.json")
+        published.append("gradinit.json")
     atomic_write_text(out_dir / "metrics.csv", _metrics_csv(rows))
     write_yaml(out_dir / "hparams.yaml", record)
-    write_json(out_dir / "summary.json", summary)  # last: its presence marks the run finished
+    summary = write_summary(out_dir, summary, [*published, "metrics.csv", "hparams.yaml"])  # last: marks it finished
     shutil.rmtree(resume_dir, ignore_errors=True)
     log.info("finished %s: test acc %.2f%% at best val (epoch %d), final %.2f%%", out_dir,
              100 * summary["test_acc_at_best_val"], summary["best_val_epoch"], 100 * summary["final_test_acc"])
     return summary
+
+
+def _check_finite(out_dir: Path, epoch: int, lr: float, model: nn.Module, state_path: Path,
+                  losses: dict[str, float]) -> None:
+    """Stop a diverged run before it publishes anything: NaN or infinite losses or weights."""
+    problems = [f"{name} {value}" for name, value in losses.items() if not math.isfinite(value)]
+    bad = nonfinite(model.state_dict())
+    if bad:
+        problems.append(f"non-finite values in {', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}")
+    if problems:
+        kept = (f"the resume state after epoch {epoch - 1} is kept in {state_path.parent} for inspection "
+                "(delete that folder to start over)" if state_path.exists() else
+                "no epoch finished, so there is no resume state")
+        raise DivergedError(f"training diverged in epoch {epoch} of {out_dir}: {'; '.join(problems)}. The likely "
+                            f"cause is a learning rate too high for this model and batch size (lr {lr:g} in this "
+                            f"epoch): lower train.lr. Nothing was published; {kept}")
 
 
 def _summary(rows: list[dict[str, float]], model: nn.Module, mask: Mask | None, hparams: TrainHparams,

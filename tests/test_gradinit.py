@@ -147,3 +147,18 @@ def test_a_resumed_run_does_not_run_gradinit_again(tmp_path: Path, monkeypatch):
     assert summary["gradinit"] is True
     assert saved["hparams"] == gradinit_hp.to_dict() and len(saved["history"]) == 2
     assert set(saved["alphas"]) == {"0.weight", "1.weight", "3.weight", "3.bias", "4.weight", "8.weight", "8.bias"}
+
+
+def test_batch_size_256_draws_the_official_halves_of_128(monkeypatch):
+    """ToST's S0 u S1 is two loader batches of 128: `gradinit.batch_size: 256` reproduces it."""
+    sizes = []
+    original = lth.gradinit._half_batches
+
+    def spy(data, size, *args, **kwargs):
+        sizes.append(size)
+        return original(data, size, *args, **kwargs)
+
+    monkeypatch.setattr(lth.gradinit, "_half_batches", spy)
+    gradinit(tiny_net(), tiny_data(512), None, GradinitHparams(enabled=True, batch_size=256, iterations=1), CPU,
+             seed=0)
+    assert sizes == [128]

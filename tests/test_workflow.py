@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -11,9 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
-from workflow_helpers import REPO, SNAKEFILE, mtimes, planned_jobs, snakemake, write_config
+from workflow_helpers import REPO, SNAKEFILE, dry_run_commands, mtimes, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -26,9 +29,8 @@ def tiny_config(shared_data: Path, **changes) -> dict:
         "device": "cpu",
         "model": {"name": "resnet18", "width": 4},
         "data": {"name": "npz", "root": str(shared_data / "cifar10-mini"), "subset_per_class": 12},
-        "train": {"epochs": 2, "batch_size": 32},
+        "train": {"epochs": 3, "batch_size": 32},
         "prune": {"method": "imp", "levels": 2},
-        "save_epochs": [1],
         "rewind_epoch": 1,
         "variants": ["lth", "rewind"],
         "resources": {"train": {"mem_mb": 1000, "runtime": 10, "gpu": 1}},
@@ -51,6 +53,12 @@ def tiny(tmp_path_factory, shared_data):
     return workdir, config
 
 
+def tiny_dense(workdir: Path) -> Path:
+    """The tiny experiment's dense run (other tests add dense runs of their own)."""
+    table = pd.read_csv(workdir / "results" / "tiny" / "summary.csv")
+    return workdir / table.loc[table["variant"] == "dense", "run"].item()
+
+
 def summaries(workdir: Path) -> list[Path]:
     return sorted((workdir / "results" / "runs").glob("*/summary.json"))
 
@@ -63,7 +71,7 @@ def test_every_rule_runs_and_the_figure_exists(tiny):
     sparsity = table.set_index(["variant", "level"])["sparsity"]
     assert sparsity["lth", 1] == pytest.approx(0.2, abs=1e-3)
     assert sparsity["rewind", 2] == pytest.approx(0.36, abs=1e-3)
-    assert (table.loc[table["variant"] == "rewind", "epochs_trained"] == 1).all()
+    assert (table.loc[table["variant"] == "rewind", "epochs_trained"] == 2).all()
     for ext in ("png", "pdf"):
         assert (workdir / "results" / "tiny" / "figures" / f"accuracy_vs_sparsity.{ext}").stat().st_size > 1000
     runs = sorted((workdir / "results" / "runs").iterdir())
@@ -78,12 +86,21 @@ def test_second_invocation_does_nothing(tiny):
     assert planned_jobs(*tiny) == {}
 
 
-def test_deleting_one_retraining_output_reruns_only_that_job(tiny):
+def test_run_files_are_write_protected(tiny):
+    workdir, _ = tiny
+    files = [path for path in (workdir / "results" / "runs").rglob("*")
+             if path.suffix in (".pt", ".json", ".csv", ".yaml") and path.is_file()]
+    assert len(files) > 20
+    assert all(path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) == 0 for path in files)
+
+
+def test_deleting_one_retraining_folder_reruns_only_that_job(tiny):
     workdir, config = tiny
     table = pd.read_csv(workdir / "results" / "tiny" / "summary.csv").set_index(["variant", "level"])
     leaf = Path(workdir / table.loc[("rewind", 2), "run"])  # nothing but the summary depends on it
-    (leaf / "final.pt").unlink()
-    assert planned_jobs(workdir, config) == {"sparse": 1, "aggregate": 1, "plot_accuracy_vs_sparsity": 1, "all": 1}
+    shutil.rmtree(leaf)
+    assert planned_jobs(workdir, config) == {"train_sparse": 1, "aggregate": 1, "plot_accuracy_vs_sparsity": 1,
+                                             "all": 1}
     others = mtimes([path for path in summaries(workdir) if path.parent != leaf])
     snakemake(workdir, config)
     assert (leaf / "final.pt").exists()
@@ -95,58 +112,85 @@ def test_experiment_differing_in_variants_reuses_dense_and_imp(tiny, shared_data
     config = write_config(workdir, "variants", tiny_config(shared_data, experiment="tiny-variants",
                                                           variants=["rewind", "swish"]))
     # Only the new variant trains (one run per level); dense, masks and rewind runs are cached.
-    assert planned_jobs(workdir, config) == {"sparse": 2, "aggregate": 1, "plot_accuracy_vs_sparsity": 1, "all": 1}
+    assert planned_jobs(workdir, config) == {"train_sparse": 2, "aggregate": 1, "plot_accuracy_vs_sparsity": 1,
+                                             "all": 1}
 
 
 def test_changing_dense_epochs_writes_new_folders_and_keeps_old(tiny, shared_data):
     workdir, _ = tiny
     before = mtimes(summaries(workdir))
-    config = write_config(workdir, "epochs", tiny_config(shared_data, experiment="tiny-epochs", train__epochs=3,
+    config = write_config(workdir, "epochs", tiny_config(shared_data, experiment="tiny-epochs", train__epochs=4,
                                                         prune__levels=1, variants=["lth"]))
-    assert planned_jobs(workdir, config) == {"init": 1, "dense": 1, "prune": 1, "sparse": 1, "aggregate": 1,
-                                             "plot_accuracy_vs_sparsity": 1, "all": 1}
+    assert planned_jobs(workdir, config) == {"init": 1, "train_dense": 1, "prune": 1, "train_sparse": 1,
+                                             "aggregate": 1, "plot_accuracy_vs_sparsity": 1, "all": 1}
     snakemake(workdir, config)
     after = mtimes(summaries(workdir))
     assert {path: after[path] for path in before} == before
     assert len(after) == len(before) + 2  # a new dense run and a new sparse run
     new_dense = [p.parent for p in after if p not in before and p.parent.name.startswith("dense")]
-    assert yaml.safe_load((new_dense[0] / "hparams.yaml").read_text())["train"]["epochs"] == 3
+    assert yaml.safe_load((new_dense[0] / "hparams.yaml").read_text())["train"]["epochs"] == 4
 
 
-def test_killed_workflow_resumes_without_recomputing(tmp_path, shared_data):
-    config = write_config(tmp_path, "kill", tiny_config(
-        shared_data, experiment="kill", model={"name": "resnet18", "width": 8}, data__subset_per_class=60,
-        train__epochs=8, prune__levels=1, variants=["lth"], save_epochs=[], rewind_epoch=0))
+def kill_config(folder: Path, shared_data: Path) -> Path:
+    return write_config(folder, "kill", tiny_config(shared_data, experiment="kill", train__epochs=8, prune__levels=2,
+                                                    variants=["lth", "rewind"], rewind_epoch=2))
+
+
+def run_weights(workdir: Path) -> dict[str, dict]:
+    """Every checkpoint's weights and every mask's tensors, by path."""
+    payloads = {path.relative_to(workdir).as_posix(): torch.load(path, weights_only=True)
+                for path in sorted((workdir / "results" / "runs").rglob("*.pt"))}
+    return {name: payload.get("state_dict", payload.get("masks")) for name, payload in payloads.items()}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, shared_data) -> Path:
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    snakemake(workdir, kill_config(workdir, shared_data))
+    return workdir
+
+
+@pytest.mark.parametrize("stage", ["dense-*", "sparse-*"])
+def test_killed_workflow_resumes_to_the_uninterrupted_result(tmp_path, shared_data, uninterrupted, stage):
+    """SIGKILL of the whole job tree (as a node failure would) mid-DAG, `--unlock`, rerun: the same
+    table and weights as a run never interrupted, and nothing that had finished is recomputed."""
+    config = kill_config(tmp_path, shared_data)
     command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path), "--configfile",
                str(config), "--cores", "2"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     runs = tmp_path / "results" / "runs"
     try:
         deadline = time.monotonic() + 300
-        while not list(runs.glob("dense-*/.resume/state.pt")):
-            assert process.poll() is None, "snakemake ended before the dense run saved a resume state"
+        while not list(runs.glob(f"{stage}/.resume/state.pt")):
+            assert process.poll() is None, f"snakemake ended before a {stage} run saved a resume state"
             assert time.monotonic() < deadline, "no resume state within 300 s"
-            time.sleep(0.2)
+            time.sleep(0.05)
     finally:
-        os.killpg(process.pid, signal.SIGKILL)  # the whole job tree, as a node failure would
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    dense = next(runs.glob("dense-*"))
-    assert not (dense / "summary.json").exists()
-    finished = mtimes([dense / "init.pt"])
+    (interrupted,) = [path.parent.parent for path in runs.glob(f"{stage}/.resume/state.pt")]
+    assert not (interrupted / "summary.json").exists()
+    finished = mtimes([path for path in runs.rglob("*") if path.is_file() and ".resume" not in path.parts
+                       and path.suffix in (".pt", ".json", ".csv", ".yaml")])
     snakemake(tmp_path, config, "--unlock")
     snakemake(tmp_path, config)
     assert mtimes(list(finished)) == finished
-    assert "resuming" in (dense / "train.log").read_text()
-    assert len(pd.read_csv(dense / "metrics.csv")) == 8
-    assert (tmp_path / "results" / "kill" / "summary.csv").exists()
+    assert "resuming" in (interrupted / "train.log").read_text()
+    timing = ["seconds"]
+    assert pd.read_csv(tmp_path / "results" / "kill" / "summary.csv").drop(columns=timing).equals(
+        pd.read_csv(uninterrupted / "results" / "kill" / "summary.csv").drop(columns=timing))
+    ours, reference = run_weights(tmp_path), run_weights(uninterrupted)
+    assert ours.keys() == reference.keys()
+    for name in ours:
+        assert all(torch.equal(ours[name][key], reference[name][key]) for key in ours[name]), name
 
 
 def test_paper_config_builds_the_full_dag(tmp_path):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     seeds, levels, variants = len(config["seeds"]), config["prune"]["levels"], len(config["variants"])
     assert "lth" in config["variants"]  # then the chain's own runs are the lth runs: no extra jobs
-    expected = {"init": seeds, "dense": seeds, "prune": seeds * levels, "sparse": seeds * levels * variants,
-                "aggregate": 1, "plot_accuracy_vs_sparsity": 1, "all": 1}
+    expected = {"init": seeds, "train_dense": seeds, "rewind_point": seeds, "prune": seeds * levels,
+                "train_sparse": seeds * levels * variants, "aggregate": 1, "plot_accuracy_vs_sparsity": 1, "all": 1}
     assert planned_jobs(tmp_path, REPO / "config.yaml") == expected
 
 
@@ -154,7 +198,8 @@ def test_paper_config_builds_the_full_dag(tmp_path):
     ({"model": {"name": "resnet18", "width": -1}}, "width"),
     ({"train": {"lrr": 0.1}}, "lrr"),
     ({"variants": ["swish+mish"]}, "swish"),
-    ({"variants": ["rewind"], "save_epochs": []}, "save_epochs"),
+    ({"variants": ["rewind"], "rewind_epoch": 3}, "rewind_epoch: 3"),
+    ({"gradinit": {"enabled": True}}, "gradinit.enabled"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, shared_data, change, message):
     config = write_config(tmp_path, "bad", {**tiny_config(shared_data), **change})
@@ -167,3 +212,105 @@ def test_bad_config_stops_before_any_job(tmp_path, shared_data, change, message)
 def test_lint_is_clean(tmp_path):
     result = snakemake(tmp_path, REPO / "configs" / "quickstart.yaml", "--lint", check=False)
     assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, result.stdout
+
+
+def test_moving_the_data_keeps_every_cached_run(tiny, shared_data, tmp_path):
+    workdir, _ = tiny
+    moved = tmp_path / "moved"
+    shutil.copytree(shared_data / "cifar10-mini", moved)
+    config = write_config(workdir, "moved", tiny_config(shared_data, data__root=str(moved)))
+    assert planned_jobs(workdir, config) == {}
+
+
+def test_a_new_rewind_point_trains_only_its_epochs_and_its_runs(tiny, shared_data):
+    workdir, _ = tiny
+    runs = workdir / "results" / "runs"
+    finished = mtimes([*summaries(workdir), *runs.glob("imp-*/level*/mask.pt"), *runs.glob("dense-*/rewind/*.pt")])
+    later = write_config(workdir, "rewind2", tiny_config(shared_data, experiment="tiny-rewind2", rewind_epoch=2))
+    assert planned_jobs(workdir, later) == {"rewind_point": 1, "train_sparse": 2, "aggregate": 1,
+                                            "plot_accuracy_vs_sparsity": 1, "all": 1}
+    snakemake(workdir, later)
+    assert mtimes(list(finished)) == finished
+    dense = tiny_dense(workdir)
+    assert "re-training" in (dense / "rewind" / "epoch2.log").read_text()  # the dense run kept only epoch 1
+    table = pd.read_csv(workdir / "results" / "tiny-rewind2" / "summary.csv")
+    assert (table.loc[table["variant"] == "rewind", "epochs_trained"] == 1).all()
+
+
+def test_a_retrained_rewind_point_equals_the_one_the_dense_run_kept(tiny, tmp_path):
+    workdir, _ = tiny
+    dense = tiny_dense(workdir)
+    record = yaml.safe_load((dense / "hparams.yaml").read_text())
+    settings = write_config(tmp_path, "settings", {key: record[key] for key in ("model", "data", "train")})
+    out = tmp_path / "epoch1.pt"
+    result = subprocess.run(["lth", "rewind-point", "--epoch", "1", "--init", str(dense / "init.pt"), "--out", str(out),
+                             "--seed", str(record["seed"]), "--threads", "1", "--device", "cpu", "--config",
+                             str(settings)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    kept = torch.load(dense / "epoch1.pt", weights_only=True)["state_dict"]
+    retrained = torch.load(out, weights_only=True)["state_dict"]
+    assert kept.keys() == retrained.keys() and all(torch.equal(kept[k], retrained[k]) for k in kept)
+
+
+def test_removing_a_variant_rebuilds_only_the_table(tiny, shared_data):
+    workdir, config = tiny
+    table = workdir / "results" / "tiny" / "summary.csv"
+    fewer = write_config(workdir, "fewer", tiny_config(shared_data, variants=["lth"]))
+    assert planned_jobs(workdir, fewer) == {"aggregate": 1, "plot_accuracy_vs_sparsity": 1, "all": 1}
+    snakemake(workdir, fewer)
+    assert set(pd.read_csv(table)["variant"]) == {"dense", "lth"}
+    assert planned_jobs(workdir, config) == {"aggregate": 1, "plot_accuracy_vs_sparsity": 1, "all": 1}
+    snakemake(workdir, config)
+    assert set(pd.read_csv(table)["variant"]) == {"dense", "lth", "rewind"}
+
+
+def test_deleting_an_experiments_outputs_keeps_the_shared_runs(tiny, shared_data):
+    workdir, config = tiny
+    other = write_config(workdir, "other", tiny_config(shared_data, experiment="tiny-other", variants=["rewind"]))
+    assert planned_jobs(workdir, other) == {"aggregate": 1, "plot_accuracy_vs_sparsity": 1, "all": 1}
+    snakemake(workdir, other)
+    runs = [path for path in (workdir / "results" / "runs").rglob("*") if path.is_file()]
+    before = mtimes(runs)
+    snakemake(workdir, other, "--delete-all-output", as_user=True)
+    assert not (workdir / "results" / "tiny-other" / "summary.csv").exists()
+    assert mtimes(runs) == before
+    assert planned_jobs(workdir, config) == {}
+
+
+@pytest.mark.parametrize("target, rules", [
+    ("dense", {"init", "train_dense", "rewind_point"}),
+    ("masks", {"init", "train_dense", "prune", "train_sparse"}),  # level 2 prunes the chain's level-1 run
+    ("retrain", {"init", "train_dense", "rewind_point", "prune", "train_sparse"}),
+    ("tables", {"init", "train_dense", "rewind_point", "prune", "train_sparse", "aggregate"}),
+    ("figures", {"init", "train_dense", "rewind_point", "prune", "train_sparse", "aggregate",
+                 "plot_accuracy_vs_sparsity"}),
+    ("report", {"init", "train_dense", "rewind_point", "prune", "train_sparse", "aggregate",
+                "plot_accuracy_vs_sparsity"}),
+])
+def test_each_stage_can_be_asked_for_by_name(tmp_path, shared_data, target, rules):
+    config = write_config(tmp_path, "tiny", tiny_config(shared_data))
+    assert set(planned_jobs(tmp_path, config, target)) == rules | {target}
+
+
+@pytest.mark.parametrize("config", ["config.yaml", "configs/quickstart.yaml", "configs/cifar10-mini.yaml"])
+def test_shipped_configs_plan_the_same_jobs_from_any_directory(tmp_path, config):
+    """The README's way (from the repository root) against the tests' way (-d) and another directory."""
+    readme_way = [] if config == "config.yaml" else ["--configfile", config]
+    commands, output = dry_run_commands(REPO, *readme_way)
+    with_d, _ = dry_run_commands(REPO, "-s", str(SNAKEFILE), "-d", str(tmp_path / "work"),
+                                 "--configfile", str(REPO / config))
+    elsewhere, _ = dry_run_commands(tmp_path, "-s", str(SNAKEFILE), "--configfile", str(REPO / config))
+    assert commands and commands == with_d == elsewhere
+    assert "is extended by additional config" not in output  # no config is merged under another
+    threads = yaml.safe_load((REPO / config).read_text())["threads"]
+    assert all(f"--threads {min(threads, 2)} " in command for command in commands if "lth train" in command)
+    if config != "config.yaml":  # nothing of the paper's experiment leaks in
+        assert not any("cifar100" in command or "kd_reduction mean" in command for command in commands)
+        assert "mem_mb=16000" not in output
+
+
+def test_report_holds_the_table_and_the_figure(tiny):
+    workdir, config = tiny
+    snakemake(workdir, config, "--report", str(workdir / "report.html"))
+    text = (workdir / "report.html").read_text(errors="replace")
+    assert "summary.csv" in text and "accuracy_vs_sparsity.png" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -20,18 +21,25 @@ def write_config(folder: Path, name: str, config: dict[str, Any]) -> Path:
     return path
 
 
-def snakemake(workdir: Path, config: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), "--configfile",
-               str(config), "--cores", "2", *extra]
+# Root passes every write-permission check, so Snakemake's protected() files do not stop it; these
+# tests act as an ordinary user does by dropping the capabilities that let root ignore file modes.
+AS_USER = (["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner",
+             "--inh-caps=-dac_override,-dac_read_search,-fowner"] if os.geteuid() == 0 else [])
+
+
+def snakemake(workdir: Path, config: Path, *extra: str, check: bool = True,
+              as_user: bool = False) -> subprocess.CompletedProcess:
+    command = [*(AS_USER if as_user else []), sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d",
+               str(workdir), "--configfile", str(config), "--cores", "2", *extra]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     return result
 
 
-def planned_jobs(workdir: Path, config: Path) -> dict[str, int]:
+def planned_jobs(workdir: Path, config: Path, *targets: str) -> dict[str, int]:
     """Jobs per rule that a dry run would execute ({} when there is nothing to do)."""
-    result = snakemake(workdir, config, "-n")
+    result = snakemake(workdir, config, "-n", *targets)
     output = result.stdout + result.stderr
     if "Nothing to be done" in output:
         return {}
@@ -48,3 +56,12 @@ def planned_jobs(workdir: Path, config: Path) -> dict[str, int]:
 
 def mtimes(paths: list[Path]) -> dict[Path, int]:
     return {path: path.stat().st_mtime_ns for path in paths}
+
+
+def dry_run_commands(cwd: Path, *args: str) -> tuple[list[str], str]:
+    """Every job's shell command (sorted) and the whole output of `snakemake -n -F` run in `cwd`."""
+    command = [sys.executable, "-m", "snakemake", "-n", "-F", "--cores", "2", *args]
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    return sorted(line for line in output.splitlines() if line.startswith("Shell command: ")), output

@@ -79,6 +79,9 @@ def load(hparams: DataHparams, seed: int) -> Data:
         train = _balanced_subset(train, hparams.subset_per_class, generator)
     order = torch.randperm(len(train.labels), generator=generator)
     n_val = max(1, round(hparams.val_fraction * len(order)))
+    if n_val >= len(order):  # training on nothing would divide by zero in the first epoch
+        raise DataError(f"data.val_fraction: {hparams.val_fraction} of {len(order)} training images leaves none "
+                        "to train on; use more images or a smaller val_fraction")
     val_index, train_index = order[:n_val].sort().values, order[n_val:].sort().values
     return Data(
         train=Split(train.images[train_index], train.labels[train_index]),

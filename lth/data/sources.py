@@ -296,9 +296,12 @@ def _npz_num_classes(root: Path | None) -> int:
         path = _npz_path(root, split)
         try:
             with np.load(path) as f:
+                labels = f["labels"]
+                if labels.size == 0:  # checked here, before any image is decoded
+                    raise DataError(f"{path} holds no images; {_NPZ_LAYOUT}, at least one per split")
                 if "classes" in f.files:
                     return len(f["classes"])
-                maxima.append(int(f["labels"].max()))
+                maxima.append(int(labels.max()))
         except _NPZ_ERRORS as e:
             raise DataError(f"{path} is not a readable .npz: {_NPZ_LAYOUT} ({e})") from e
     return max(maxima) + 1
@@ -315,7 +318,9 @@ def _load_npz(root: Path | None, download: bool) -> RawData:
         except _NPZ_ERRORS as e:
             raise DataError(f"{path} is not a readable .npz: {_NPZ_LAYOUT} ({e})") from e
         problem = None
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
+        if images.size == 0:  # an empty split would divide by zero in the first epoch
+            problem = "it holds no images"
+        elif images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
             problem = f"images are {images.dtype} {images.shape}"
         elif not np.issubdtype(labels.dtype, np.integer) or labels.shape != images.shape[:1]:
             problem = f"labels are {labels.dtype} {labels.shape} for {len(images)} images"

@@ -5,7 +5,7 @@ rule aggregate:
     input:
         [f"{folder}/summary.json" for folder in PLAN.run_folders()],
     output:
-        f"{EXPERIMENT}/summary.csv",
+        report(TABLES[0], caption="../report/summary.rst", category="Tables"),
     params:
         rows=PLAN.row_args(),
     log:
@@ -13,7 +13,7 @@ rule aggregate:
     benchmark:
         f"{EXPERIMENT}/logs/aggregate.benchmark.tsv"
     conda:
-        "../envs/lth.yaml"
+        CONDA_ENV
     threads: 1
     resources:
         **LIGHT_RESOURCES,

@@ -1,9 +1,11 @@
 # Dense training: theta0 for each seed, then the dense run that every ticket is drawn from.
+# Run folders are a cache shared by every experiment: their files are protected() (write-protected
+# once made), so `snakemake --delete-all-output` of one experiment cannot remove another's work.
 
 
 rule init:
     output:
-        f"{RUNS}/{{dense}}/init.pt",
+        protected(f"{RUNS}/{{dense}}/init.pt"),
     params:
         seed=lambda w: PLAN.dense[w.dense].seed,
         hparams=lambda w: flags(PLAN.dense[w.dense].model, PLAN.dense[w.dense].data),
@@ -12,7 +14,7 @@ rule init:
     benchmark:
         f"{RUNS}/{{dense}}/init.benchmark.tsv"
     conda:
-        "../envs/lth.yaml"
+        CONDA_ENV
     threads: 1
     resources:
         **LIGHT_RESOURCES,
@@ -20,15 +22,20 @@ rule init:
         "lth init --out {output} --seed {params.seed} --threads {threads} {params.hparams} > {log} 2>&1"
 
 
-rule dense:
+# The rewind points this experiment needs are kept by the run as a by-product (epoch<k>.pt, not
+# declared), which rule rewind_point publishes; a rewind point added later costs its own epochs
+# only, and this job's outputs never change with it.
+# --force: Snakemake runs this job only when it has to and has already removed its declared
+# outputs; files of an earlier attempt at the same run (same hash) are replaced, not kept.
+rule train_dense:
     input:
         init=rules.init.output[0],
     output:
-        run_outputs(f"{RUNS}/{{dense}}", [f"epoch{k}.pt" for k in config["save_epochs"] if k > 0]),
+        protected(run_outputs(f"{RUNS}/{{dense}}")),
     params:
         seed=lambda w: PLAN.dense[w.dense].seed,
         hparams=lambda w: flags(PLAN.dense[w.dense].model, PLAN.dense[w.dense].data, PLAN.dense[w.dense].train),
-        save_epochs=" ".join(str(k) for k in config["save_epochs"] if k > 0),
+        save_epochs=lambda w: " ".join(str(k) for k in sorted(PLAN.rewind_epochs[w.dense])),
         options=RUN_OPTIONS,
         out_dir=lambda w: f"{RUNS}/{w.dense}",
     log:
@@ -36,10 +43,10 @@ rule dense:
     benchmark:
         f"{RUNS}/{{dense}}/train.benchmark.tsv"
     conda:
-        "../envs/lth.yaml"
+        CONDA_ENV
     threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
     shell:
-        "lth train --init {input.init} --out-dir {params.out_dir} --seed {params.seed}"
-        " --save-epochs {params.save_epochs} {params.options} {params.hparams} > {log} 2>&1"
+        "lth train --init {input.init} --out-dir {params.out_dir} --seed {params.seed} --force"
+        " --save-epochs {params.save_epochs} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"

@@ -6,8 +6,8 @@ rule prune:
     input:
         unpack(lambda w: PLAN.prune_inputs(w.chain, int(w.level))),
     output:
-        mask=f"{RUNS}/{{chain}}/level{{level}}/mask.pt",
-        sidecar=f"{RUNS}/{{chain}}/level{{level}}/mask.json",
+        mask=protected(f"{RUNS}/{{chain}}/level{{level}}/mask.pt"),
+        sidecar=protected(f"{RUNS}/{{chain}}/level{{level}}/mask.json"),
     params:
         rounds=lambda w: PLAN.prune_rounds(w.chain, int(w.level)),
         mask=lambda w, input: f"--mask {input.mask}" if "mask" in input.keys() else "",
@@ -17,7 +17,7 @@ rule prune:
     benchmark:
         f"{RUNS}/{{chain}}/level{{level}}/prune.benchmark.tsv"
     conda:
-        "../envs/lth.yaml"
+        CONDA_ENV
     threads: 1
     resources:
         **LIGHT_RESOURCES,

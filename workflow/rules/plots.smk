@@ -13,7 +13,7 @@ rule plot_accuracy_vs_sparsity:
     benchmark:
         f"{EXPERIMENT}/logs/plot_accuracy_vs_sparsity.benchmark.tsv"
     conda:
-        "../envs/lth.yaml"
+        CONDA_ENV
     threads: 1
     resources:
         **LIGHT_RESOURCES,

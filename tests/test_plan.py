@@ -1,0 +1,114 @@
+"""The run plan: what keys a run's folder, what a config may set, which rewind points it keeps."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from lth.errors import LthError
+from lth.plan import Plan, PlanError, resolve_data_root
+from workflow_helpers import REPO
+
+SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def plan(config: dict) -> Plan:
+    """A config as the Snakefile sees it: checked against the schema, defaults filled, planned."""
+    config = yaml.safe_load(yaml.safe_dump(config))  # a deep copy
+    validate(config, SCHEMA)
+    return Plan.from_config(config)
+
+
+def npz_folder(folder: Path, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    for split, n in (("train", 20), ("test", 10)):
+        np.savez(folder / f"{split}.npz", images=rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8),
+                 labels=np.arange(n) % 2)
+    return folder
+
+
+def npz_config(root: Path, **changes) -> dict:
+    return {"experiment": "x", "data": {"name": "npz", "root": str(root)}, "train": {"epochs": 3},
+            "prune": {"levels": 2}, **changes}
+
+
+@pytest.fixture(autouse=True)
+def fingerprint_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LTH_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_data_is_keyed_by_content_not_by_location(tmp_path):
+    original = npz_folder(tmp_path / "a", seed=0)
+    moved = tmp_path / "elsewhere" / "a"
+    shutil.copytree(original, moved)
+    other = npz_folder(tmp_path / "b", seed=1)
+    assert set(plan(npz_config(original)).dense) == set(plan(npz_config(moved)).dense)
+    assert set(plan(npz_config(original)).dense).isdisjoint(plan(npz_config(other)).dense)
+
+
+def test_canonical_datasets_are_keyed_by_name_wherever_their_root_is():
+    first = plan({"experiment": "x", "data": {"name": "cifar100", "root": "/nowhere/a"}})
+    second = plan({"experiment": "x", "data": {"name": "cifar100", "root": "/nowhere/b", "download": True}})
+    assert set(first.dense) == set(second.dense)
+
+
+def test_missing_user_data_fails_when_planning(tmp_path):
+    with pytest.raises(LthError, match="train.npz"):
+        plan(npz_config(tmp_path / "missing"))
+
+
+def test_relative_data_root_is_relative_to_the_config_file(tmp_path, monkeypatch):
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    config_file = folder / "exp.yaml"
+    config_file.write_text(yaml.safe_dump({"experiment": "x", "data": {"name": "npz", "root": "../data"}}))
+    monkeypatch.chdir(REPO)  # any working directory
+    config = yaml.safe_load(config_file.read_text())
+    resolve_data_root(config, [config_file])
+    assert config["data"]["root"] == str(tmp_path / "data")
+
+
+@pytest.mark.parametrize("section, key, value, part", [
+    ("gradinit", "enabled", True, "gradinit"),
+    ("train", "label_smoothing", 0.1, "ls"),
+    ("train", "kd_alpha", 0.5, "kd"),
+    ("model", "activation", "swish", "swish"),
+    ("model", "skip", "conv1x1", "skip"),
+])
+def test_a_tweak_in_a_base_section_is_rejected(section, key, value, part):
+    """Base sections train the dense network and draw the ticket: a tweak there would leak into both."""
+    config = {"experiment": "x", "data": {"name": "digits"}, section: {key: value}}
+    with pytest.raises(PlanError, match=rf"{section}\.{key}.*`{part}` part"):
+        plan(config)
+
+
+def test_settings_of_a_tweak_stay_configurable():
+    config = {"experiment": "x", "data": {"name": "digits"}, "gradinit": {"iterations": 5, "batch_size": 256},
+              "train": {"label_smoothing_form": "pytorch", "kd_reduction": "mean"}, "variants": ["trt", "kd"]}
+    assert plan(config).sparse
+
+
+def test_rewind_points_come_from_the_variants_and_the_chain():
+    base = {"experiment": "x", "data": {"name": "digits"}, "train": {"epochs": 10}, "prune": {"levels": 1}}
+    assert plan(base).rewind_points() == []
+    with_rewind = plan({**base, "variants": ["lth", "rewind"], "rewind_epoch": 3, "save_epochs": [5]})
+    (dense,) = with_rewind.dense
+    assert with_rewind.rewind_epochs[dense] == {3, 5}
+    chain = plan({**base, "prune": {"levels": 1, "rewind_epoch": 2}})
+    assert chain.rewind_points() == [f"results/runs/{dense}/rewind/epoch2.pt"]  # the same dense run
+    with pytest.raises(PlanError, match="rewind_epoch: 10"):
+        plan({**base, "variants": ["rewind"], "rewind_epoch": 10})
+
+
+def test_rewind_points_do_not_change_any_run_key():
+    base = {"experiment": "x", "data": {"name": "digits"}, "train": {"epochs": 10}, "prune": {"levels": 2},
+            "variants": ["lth", "rewind"], "rewind_epoch": 3}
+    first, later = plan(base), plan({**base, "save_epochs": [4, 6]})
+    assert (set(first.dense), set(first.chains), set(first.sparse)) == (
+        set(later.dense), set(later.chains), set(later.sparse))
