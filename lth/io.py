@@ -204,14 +204,19 @@ def load_verified(path: str | os.PathLike, formats: Collection[str], what: str, 
                              f"file (torch.load: {type(error).__name__}); {fix}") from None
     if not isinstance(payload, dict) or payload.get("format") not in formats:
         raise IntegrityError(f"{path} is not {what}; {fix}")
-    stored = payload.pop(DIGEST_KEY, None)
+    return _unsealed(path, payload, fix)
+
+
+def _unsealed(path: Path, content: dict[str, Any], fix: str) -> dict[str, Any]:
+    """`content` without its embedded digest, once the digest is checked against the rest."""
+    stored = content.pop(DIGEST_KEY, None)
     if stored is None:
         raise IntegrityError(f"{path} has no embedded sha256 (it was written by an lth before files were "
                              f"verified, or by hand); {fix}")
-    if stored != sha256_content(payload):
-        raise IntegrityError(f"{path} does not match the sha256 it was saved with: its bytes were changed or "
+    if stored != sha256_content(content):
+        raise IntegrityError(f"{path} does not match the sha256 it was written with: its bytes were changed or "
                              f"damaged after it was written; {fix}")
-    return payload
+    return content
 
 
 def write_sealed_json(path: str | os.PathLike, data: dict[str, Any]) -> dict[str, Any]:
@@ -233,14 +238,7 @@ def read_sealed_json(path: str | os.PathLike, what: str, fix: str) -> dict[str, 
                              f"({error}); {fix}") from None
     if not isinstance(data, dict):
         raise IntegrityError(f"{path} is not {what}; {fix}")
-    stored = data.pop(DIGEST_KEY, None)
-    if stored is None:
-        raise IntegrityError(f"{path} has no embedded sha256 (written by an lth before files were verified, or "
-                             f"by hand); {fix}")
-    if stored != sha256_content(data):
-        raise IntegrityError(f"{path} does not match the sha256 it was written with: its bytes were changed or "
-                             f"damaged after it was written; {fix}")
-    return data
+    return _unsealed(path, data, fix)
 
 
 def check_output(path: str | os.PathLike, *, folder: bool = False) -> None:
