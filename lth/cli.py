@@ -401,6 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--x", default="sparsity", choices=tuple(X_AXES))
     plot.add_argument("--title", default=None)
     plot.add_argument("--force", action="store_true", help="replace the --out files if they exist")
+
+    from lth.analysis.commands import add_analyze  # it imports this module's helpers
+
+    add_analyze(commands, command)
     return parser
 
 

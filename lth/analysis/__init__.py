@@ -1,0 +1,1 @@
+"""Analyses of trained networks and tickets: activation statistics, loss landscapes."""

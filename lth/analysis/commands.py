@@ -1,0 +1,160 @@
+"""`lth analyze`: one subcommand per analysis, explicit input and output paths, a CSV out.
+
+Each reads a checkpoint (and its mask, if sparse), loads the data the run was trained on (the
+`data` settings and `--seed`, which fixes the run's train/validation split), and writes one
+long-form CSV. The definitions live in the analysis modules' docstrings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from lth.cli import UsageError, _add_config, _add_run_options, _load_config, _output_file, _read, _require_file
+from lth.hparams import DataHparams
+
+log = logging.getLogger("lth")
+
+
+@dataclasses.dataclass
+class Subject:
+    """What an analysis looks at: the network (weights loaded, in eval mode), its mask and its data."""
+
+    model: Any
+    mask: Any
+    data: Any
+    device: Any
+
+
+def _subject(args: argparse.Namespace) -> Subject:
+    """Every cheap check first (paths, settings, mask fit), then the data load."""
+    from lth import data
+    from lth.checkpoints import build_model, load_checkpoint
+    from lth.masks import MaskEnforcer, load_mask
+    from lth.train import resolve_device
+
+    config = _load_config(args.config)
+    weights = _require_file(args.weights, "--weights")
+    mask_path = _require_file(args.mask, "--mask")
+    data_hp = DataHparams.from_sources(config, args)
+    checkpoint = _read("--weights", weights, load_checkpoint)
+    model = build_model(_model_hparams(checkpoint), checkpoint["num_classes"])
+    model.load_state_dict(checkpoint["state_dict"])
+    mask = _read("--mask", mask_path, load_mask) if mask_path else None
+    if mask:
+        try:
+            MaskEnforcer(model, mask).apply_to_weights()  # also checks that the mask fits the model
+        except Exception as error:
+            raise UsageError(f"--mask: {mask_path} does not fit {weights} ({error})") from None
+    device = resolve_device(args.device)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    return Subject(model.to(device).eval(), mask, data.load(data_hp, args.seed), device)
+
+
+def _model_hparams(checkpoint: dict[str, Any]) -> Any:
+    from lth.hparams import ModelHparams
+
+    return ModelHparams.from_dict(checkpoint["model"])
+
+
+def _write_csv(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    from lth.io import atomic_write_text
+
+    rows = list(rows)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+    log.info("wrote %s (%d rows)", path, len(rows))
+
+
+def cmd_activations(args: argparse.Namespace) -> None:
+    from lth.analysis.activations import activation_sparsity
+    from lth.data import Batches
+
+    out = _output_file(args.out, "--out", args.force)
+    subject = _subject(args)
+    test = subject.data.test
+    batches = Batches(test, 500, subject.data.mean, subject.data.std, subject.device)
+    result = activation_sparsity(subject.model, batches, threshold=args.threshold)
+    _write_csv(out, result.rows())
+
+
+def _check_grid(args: argparse.Namespace) -> None:
+    """The grid settings, before the data load."""
+    from lth.analysis.landscape import grid_coordinates, part_indices
+
+    part_indices(len(grid_coordinates(args.points, args.extent)) ** 2, args.part, args.parts)
+    if args.sample < 1:
+        raise UsageError(f"--sample: {args.sample} is not allowed; must be >= 1")
+
+
+def cmd_landscape(args: argparse.Namespace) -> None:
+    from lth.analysis.landscape import landscape_batches, landscape_directions, weight_landscape
+
+    out = _output_file(args.out, "--out", args.force)
+    _check_grid(args)
+    subject = _subject(args)
+    batches = landscape_batches(subject.data, "train", args.sample, args.sample_seed, device=subject.device)
+    directions = landscape_directions(subject.model, subject.mask, seed=args.sample_seed)
+    points = weight_landscape(subject.model, batches, directions, points=args.points, extent=args.extent,
+                              part=args.part, parts=args.parts)
+    _write_csv(out, (dataclasses.asdict(point) for point in points))
+
+
+def cmd_input_landscape(args: argparse.Namespace) -> None:
+    from lth.analysis.landscape import input_landscape, landscape_batches
+
+    out = _output_file(args.out, "--out", args.force)
+    _check_grid(args)
+    subject = _subject(args)
+    batches = landscape_batches(subject.data, "test", args.sample, args.sample_seed, device=subject.device)
+    points = input_landscape(subject.model, batches, points=args.points, extent=args.extent, seed=args.sample_seed,
+                             part=args.part, parts=args.parts)
+    _write_csv(out, (dataclasses.asdict(point) for point in points))
+
+
+def _grid_options(parser: argparse.ArgumentParser, sample: int) -> None:
+    parser.add_argument("--points", type=int, default=21, help="grid points per axis (default: 21)")
+    parser.add_argument("--extent", type=float, default=1.0, help="grid over [-extent, extent]^2 (default: 1)")
+    parser.add_argument("--sample", type=int, default=sample, help=f"images in the fixed sample (default: {sample})")
+    parser.add_argument("--part", type=int, default=0, help="evaluate only part PART of PARTS of the grid")
+    parser.add_argument("--parts", type=int, default=1, help="how many parts the grid is split into")
+
+
+def add_analyze(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Register `lth analyze <analysis>` under the main parser's subcommands."""
+    analyze = command("analyze", lambda args: args.analysis_func(args), "analyses of a trained (sparse) network")
+    analyses = analyze.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
+
+    def analysis(name: str, func: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
+        sub = analyses.add_parser(name, help=help, description=help)
+        sub.set_defaults(analysis_func=func)
+        sub.add_argument("--weights", required=True, help="checkpoint to analyse (.pt)")
+        sub.add_argument("--mask", help="its mask (from `lth prune`), for a sparse network")
+        sub.add_argument("--out", required=True, help="CSV to write")
+        sub.add_argument("--seed", type=int, required=True, help="the run's seed (fixes its train/validation split)")
+        sub.add_argument("--sample-seed", type=int, default=0, help="seed of the sample and the random directions")
+        sub.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+        sub.add_argument("--force", action="store_true", help="replace --out if it exists")
+        _add_config(sub)
+        _add_run_options(sub)
+        DataHparams.add_arguments(sub)
+        return sub
+
+    sub = analysis("activations", cmd_activations, "activation sparsity per stage over the test set")
+    sub.add_argument("--threshold", type=float, default=1e-2, help="|a| <= this counts as zero (default: 1e-2)")
+    _grid_options(analysis("landscape", cmd_landscape, "weight-space loss landscape (Li et al. 2018) on a "
+                           "fixed sample of training images"), 2000)
+    _grid_options(analysis("input-landscape", cmd_input_landscape, "loss around each image of a fixed test "
+                           "sample along two random input directions"), 2000)

@@ -1,0 +1,61 @@
+"""`lth analyze` end to end on a tiny trained ticket: each analysis writes its CSV; bad input fails first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import lth.data
+from lth.cli import main
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+DATA = ["--data.name", "digits", "--data.subset_per_class", "10", "--seed", "0", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def ticket(tmp_path_factory) -> tuple[Path, Path]:
+    """A one-epoch dense run of ResNet-18 at width 4 and its 20% mask."""
+    root = tmp_path_factory.mktemp("analyze")
+    model = ["--model.width", "4", "--data.name", "digits", "--data.subset_per_class", "10"]
+    assert main(["-q", "init", "--out", str(root / "init.pt"), "--seed", "0", *model]) == 0
+    assert main(["-q", "train", "--init", str(root / "init.pt"), "--out-dir", str(root / "dense"), "--seed", "0",
+                 "--threads", "1", "--train.epochs", "1", "--train.batch_size", "32", *model]) == 0
+    assert main(["-q", "prune", "--weights", str(root / "dense" / "final.pt"), "--out", str(root / "mask.pt")]) == 0
+    return root / "dense" / "final.pt", root / "mask.pt"
+
+
+def analyze(what: str, weights: Path, mask: Path, out: Path, *extra: str) -> pd.DataFrame:
+    assert main(["-q", "analyze", what, "--weights", str(weights), "--mask", str(mask), "--out", str(out),
+                 *DATA, *extra]) == 0
+    return pd.read_csv(out)
+
+
+def test_activation_sparsity_per_stage_and_in_total(ticket, tmp_path):
+    table = analyze("activations", *ticket, tmp_path / "a.csv").set_index("stage")
+    assert list(table.index) == ["stem", "layer1", "layer2", "layer3", "layer4", "all"]
+    assert table.loc["all", "near_zero"] == table.drop(index="all")["near_zero"].sum()
+    assert 0 < table.loc["all", "fraction"] < 1
+
+
+@pytest.mark.parametrize("what", ["landscape", "input-landscape"])
+def test_a_grid_split_into_parts_equals_the_whole(ticket, tmp_path, what):
+    grid = ["--points", "3", "--sample", "40"]
+    whole = analyze(what, *ticket, tmp_path / "whole.csv", *grid)
+    parts = [analyze(what, *ticket, tmp_path / f"part{k}.csv", *grid, "--part", str(k), "--parts", "2")
+             for k in range(2)]
+    merged = pd.concat(parts).sort_values("index").reset_index(drop=True)
+    assert len(whole) == 9 and merged.equals(whole)
+
+
+@pytest.mark.parametrize("what, flags, message", [
+    ("landscape", ["--points", "0"], "grid points"),
+    ("landscape", ["--part", "2", "--parts", "2"], "part"),
+    ("input-landscape", ["--sample", "0"], "--sample"),
+])
+def test_bad_grid_settings_fail_before_the_data_loads(ticket, tmp_path, monkeypatch, capsys, what, flags, message):
+    monkeypatch.setattr(lth.data, "load", lambda *a, **k: pytest.fail("loaded data before rejecting the input"))
+    assert main(["analyze", what, "--weights", str(ticket[0]), "--out", str(tmp_path / "x.csv"), *DATA,
+                 *flags]) == 2
+    assert message in capsys.readouterr().err
