@@ -49,10 +49,24 @@ def test_a_grid_split_into_parts_equals_the_whole(ticket, tmp_path, what):
     assert len(whole) == 9 and merged.equals(whole)
 
 
+def test_hessian_records_the_sample_and_perturbation_follows_its_eigenvector(ticket, tmp_path):
+    import json
+
+    assert main(["-q", "analyze", "hessian", "--weights", str(ticket[0]), "--mask", str(ticket[1]), "--out",
+                 str(tmp_path / "h.json"), "--sample", "30", *DATA]) == 0
+    record = json.loads((tmp_path / "h.json").read_text())
+    assert len(record["indices"]) == 30 and record["converged"] == [True] and record["eigenvalues"][0] > 0
+    table = analyze("perturb", *ticket, tmp_path / "p.csv", "--sample", "30", "--points", "3", "--test-sample", "50")
+    assert table["epsilon"].tolist() == [-0.5, 0.0, 0.5]
+    assert table["eigenvalue"].unique().tolist() == pytest.approx(record["eigenvalues"])
+
+
 @pytest.mark.parametrize("what, flags, message", [
     ("landscape", ["--points", "0"], "grid points"),
     ("landscape", ["--part", "2", "--parts", "2"], "part"),
     ("input-landscape", ["--sample", "0"], "--sample"),
+    ("hessian", ["--k", "6"], "--k"),
+    ("perturb", ["--tol", "0"], "--tol"),
 ])
 def test_bad_grid_settings_fail_before_the_data_loads(ticket, tmp_path, monkeypatch, capsys, what, flags, message):
     monkeypatch.setattr(lth.data, "load", lambda *a, **k: pytest.fail("loaded data before rejecting the input"))

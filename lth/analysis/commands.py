@@ -124,6 +124,61 @@ def cmd_input_landscape(args: argparse.Namespace) -> None:
     _write_csv(out, (dataclasses.asdict(point) for point in points))
 
 
+def _check_hessian(args: argparse.Namespace) -> None:
+    """The power-iteration settings, before the data load."""
+    from lth.analysis.hessian import MAX_K
+
+    checks = [("--sample", args.sample, args.sample >= 0, ">= 0"), ("--tol", args.tol, args.tol > 0, "> 0"),
+              ("--max-iter", args.max_iter, args.max_iter >= 1, ">= 1"),
+              ("--k", getattr(args, "k", 1), 1 <= getattr(args, "k", 1) <= MAX_K, f"in [1, {MAX_K}]")]
+    for flag, value, ok, allowed in checks:
+        if not ok:
+            raise UsageError(f"{flag}: {value} is not allowed; must be {allowed}")
+
+
+def _hessian(args: argparse.Namespace, subject: Subject) -> Any:
+    from lth.analysis.hessian import hessian_eigen
+
+    return hessian_eigen(subject.model, subject.data, subject.mask, size=None if args.sample == 0 else args.sample,
+                         sample_seed=args.sample_seed, k=getattr(args, "k", 1), tol=args.tol,
+                         max_iter=args.max_iter, device=subject.device)
+
+
+def cmd_hessian(args: argparse.Namespace) -> None:
+    from lth.io import write_json
+
+    out = _output_file(args.out, "--out", args.force)
+    _check_hessian(args)
+    subject = _subject(args)
+    result = _hessian(args, subject)
+    write_json(out, result.to_dict())
+    log.info("top eigenvalue %.6g after %d iterations (converged: %s) in %.1fs; wrote %s", result.eigenvalue,
+             result.iterations[0], result.converged[0], result.seconds, out)
+
+
+def cmd_perturb(args: argparse.Namespace) -> None:
+    from lth.analysis.landscape import eigen_perturbation, grid_coordinates, landscape_batches
+
+    out = _output_file(args.out, "--out", args.force)
+    _check_hessian(args)
+    grid_coordinates(args.points, args.extent)
+    if args.test_sample < 1:
+        raise UsageError(f"--test-sample: {args.test_sample} is not allowed; must be >= 1")
+    subject = _subject(args)
+    result = _hessian(args, subject)
+    batches = landscape_batches(subject.data, "test", args.test_sample, args.sample_seed, device=subject.device)
+    points = eigen_perturbation(subject.model, batches, result.eigenvector, extent=args.extent, points=args.points)
+    _write_csv(out, ({**dataclasses.asdict(point), "eigenvalue": result.eigenvalue,
+                      "converged": result.converged[0]} for point in points))
+
+
+def _hessian_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sample", type=int, default=200,
+                        help="training images in the fixed sample; 0 = the whole training split (default: 200)")
+    parser.add_argument("--tol", type=float, default=1e-3, help="relative tolerance (default: 1e-3)")
+    parser.add_argument("--max-iter", type=int, default=100, help="power-iteration budget (default: 100)")
+
+
 def _grid_options(parser: argparse.ArgumentParser, sample: int) -> None:
     parser.add_argument("--points", type=int, default=21, help="grid points per axis (default: 21)")
     parser.add_argument("--extent", type=float, default=1.0, help="grid over [-extent, extent]^2 (default: 1)")
@@ -156,5 +211,14 @@ def add_analyze(commands: Any, command: Callable[..., argparse.ArgumentParser]) 
     sub.add_argument("--threshold", type=float, default=1e-2, help="|a| <= this counts as zero (default: 1e-2)")
     _grid_options(analysis("landscape", cmd_landscape, "weight-space loss landscape (Li et al. 2018) on a "
                            "fixed sample of training images"), 2000)
+    hessian = analysis("hessian", cmd_hessian, "top Hessian eigenvalue(s) of plain cross-entropy by power "
+                       "iteration over the kept coordinates (JSON out)")
+    _hessian_options(hessian)
+    hessian.add_argument("--k", type=int, default=1, help="top-k eigenvalues by deflation, k <= 5 (default: 1)")
+    perturb = analysis("perturb", cmd_perturb, "test loss along the top Hessian eigenvector: theta + e v/||v||")
+    _hessian_options(perturb)
+    perturb.add_argument("--points", type=int, default=21, help="values of e (default: 21)")
+    perturb.add_argument("--extent", type=float, default=0.5, help="e over [-extent, extent] (default: 0.5)")
+    perturb.add_argument("--test-sample", type=int, default=2000, help="test images evaluated (default: 2000)")
     _grid_options(analysis("input-landscape", cmd_input_landscape, "loss around each image of a fixed test "
                            "sample along two random input directions"), 2000)

@@ -1,0 +1,366 @@
+"""The top Hessian eigenvalue(s) of a (sparse) network's training loss, by power iteration.
+
+Definition (what `hessian_eigen` computes)
+- Loss: L(theta) = mean over the N images of the sample of the plain cross-entropy
+  F.cross_entropy(model(x), y), model in eval mode (BatchNorm uses its running statistics, which
+  are constants here; dropout is off). It is the run's training loss *without* its extras: no
+  label smoothing, no distillation term, no weight decay, no augmentation.
+- Inputs: normalised exactly as training normalises them (`lth.data.Batches` with the Data's mean
+  and std), with no augmentation, in index order.
+- Sample: `sample_indices(N_train, size, seed)` = torch.randperm(N_train, generator seeded with
+  `seed`)[:size], sorted (default 200 images of the training split, seed 0); the same rule as
+  `lth.analysis.landscape.sample_split`. The result records the indices, so any other tool can
+  recompute the same number from them. Full-training-set mode (`size=None`) uses every training
+  image.
+- Batching: H v = sum over batches b of (n_b / N) H_b v, where H_b is the Hessian of batch b's
+  mean loss; this equals the Hessian of the sample's mean loss, so the value does not depend on
+  the batch size (up to float rounding).
+- Coordinates: every trainable parameter (requires_grad, BatchNorm and biases included) with the
+  pruned coordinates removed, i.e. the principal submatrix H[kept, kept] of the Hessian, where
+  kept is True off the mask and the mask's True entries on the masked tensors. Implemented by
+  multiplying v by the mask at every iteration (P H P with P the 0/1 projection), so the
+  eigenvectors are exactly 0 where weights are pruned. The Hessian is taken at the model's weights
+  as given; they must already be 0 where the mask prunes (a ticket's are), or it is an error.
+- Hessian-vector products: double backward (autograd.grad of <grad L, v>), in the parameters'
+  dtype; dot products and norms are accumulated in float64.
+- Power iteration: v_0 is Gaussian, drawn on the CPU from a generator seeded with `seed`, tensor
+  by tensor in `named_parameters` order (so the same on any device), masked, normalised. Each
+  iteration computes w = P H P v, the estimate lambda = <v, w>, then v = w / ||w||. It stops when
+  |lambda_t - lambda_{t-1}| <= tol * |lambda_t| (default tol 1e-3; needs two iterations) or after
+  `max_iter` iterations (default 100); `iterations` counts Hessian-vector products (over the whole
+  sample) and `converged` is False when the budget ran out. Non-convergence is reported, never
+  hidden. The eigenvector returned is the last normalised iterate.
+- Residual: `residuals` holds ||w - lambda v|| / |lambda| of the last iteration (v the iterate
+  before it, unit norm). The stopping rule watches the estimate's change, not its error, and can
+  stop early when two eigenvalues have nearly equal magnitudes; the residual is the check: H has
+  an eigenvalue within residual * |lambda| of lambda (H symmetric), so a large residual means the
+  value is not yet an eigenvalue even if `converged` is True.
+- Which eigenvalue: power iteration finds the eigenvalue of largest *magnitude*, which may be
+  negative. For trained networks the top positive eigenvalue dominates in practice, so it is the
+  top (sharpness) eigenvalue; a negative value in the result means the negative curvature is the
+  larger one.
+- Top-k (k <= 5) by deflation: eigenpair j runs the same iteration with v projected orthogonal to
+  the eigenvectors already found (Gram-Schmidt) before and after each product, so it converges to
+  the largest-magnitude eigenvalue of H on their orthogonal complement. Each pair has its own
+  `iterations`, `converged` and `residual`; the pairs are in the order found (normally, not
+  always, by decreasing magnitude: near-equal magnitudes may come out in either order).
+- Trace (optional, `trace_samples` > 0): Hutchinson's estimate tr(P H P) = E[z^T P H P z] with z
+  Rademacher (+-1) on the kept coordinates and 0 on pruned ones, drawn from a CPU generator seeded
+  with `seed + 1`; reported with its standard error over the samples.
+- Seconds: wall time of the iterations (and the trace), not of building the batches.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lth.data import Batches, Data, Split
+from lth.errors import LthError
+from lth.masks import Mask
+
+DEFAULT_SAMPLE = 200
+DEFAULT_TOL = 1e-3
+DEFAULT_MAX_ITER = 100
+MAX_K = 5
+
+Vector = list[torch.Tensor]
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class HessianError(LthError):
+    """A bad sample, mask, tolerance, iteration budget or k."""
+
+
+@dataclass(frozen=True)
+class HessianResult:
+    """Eigenpairs in the order found; `indices` are the training-split images used (None when the
+    batches were given directly to `top_eigen`)."""
+
+    eigenvalues: list[float]
+    iterations: list[int]
+    converged: list[bool]
+    residuals: list[float]
+    eigenvectors: list[dict[str, torch.Tensor]] = field(repr=False)
+    seconds: float
+    indices: list[int] | None = None
+    trace: float | None = None
+    trace_std_error: float | None = None
+    trace_samples: int = 0
+
+    @property
+    def eigenvalue(self) -> float:
+        return self.eigenvalues[0]
+
+    @property
+    def eigenvector(self) -> dict[str, torch.Tensor]:
+        return self.eigenvectors[0]
+
+    @property
+    def all_converged(self) -> bool:
+        return all(self.converged)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: everything but the eigenvectors."""
+        record = asdict(replace(self, eigenvectors=[]))
+        del record["eigenvectors"]
+        return record
+
+
+def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
+    if (not isinstance(value, int) or isinstance(value, bool) or value < low
+            or (high is not None and value > high)):
+        allowed = f"an integer in [{low}, {high}]" if high is not None else f"an integer >= {low}"
+        raise HessianError(f"{name}: {value!r} is not allowed; must be {allowed}")
+    return value
+
+
+def sample_indices(num_images: int, size: int, seed: int) -> list[int]:
+    """`size` of range(num_images) without replacement, seeded, sorted:
+    torch.randperm(num_images, generator seeded with `seed`)[:size]."""
+    _check_int("number of images", num_images, 1)
+    _check_int("sample size", size, 1)
+    if size > num_images:
+        raise HessianError(f"sample size {size} is not allowed; the split has only {num_images} images "
+                           f"(must be in [1, {num_images}])")
+    order = torch.randperm(num_images, generator=torch.Generator().manual_seed(seed))
+    return order[:size].sort().values.tolist()
+
+
+def hessian_batches(data: Data, indices: Sequence[int], *, batch_size: int = 500,
+                    device: torch.device | str = "cpu", channels_last: bool = False) -> list[Batch]:
+    """The training images at `indices`, normalised as in training (no augmentation), in that order."""
+    _check_int("batch size", batch_size, 1)
+    available = len(data.train.labels)
+    index = list(indices)
+    if not index:
+        raise HessianError("the sample is empty; give at least one training image index")
+    bad = [i for i in index if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < available]
+    if bad:
+        raise HessianError(f"image index {bad[0]!r} is not allowed; must be an integer in [0, {available - 1}] "
+                           f"(the training split has {available} images)")
+    if len(set(index)) != len(index):
+        repeated = next(i for i in index if index.count(i) > 1)
+        raise HessianError(f"image index {repeated} appears more than once; the sample is drawn without "
+                           "replacement")
+    positions = torch.tensor(index, dtype=torch.long)
+    split = Split(data.train.images[positions], data.train.labels[positions])
+    batches = Batches(split, batch_size, data.mean, data.std, torch.device(device), channels_last=channels_last)
+    return list(batches)
+
+
+def _dot(a: Vector, b: Vector) -> float:
+    return float(sum(torch.sum(x.double() * y.double()) for x, y in zip(a, b, strict=True)))
+
+
+def _norm(a: Vector) -> float:
+    return math.sqrt(_dot(a, a))
+
+
+def _scaled(a: Vector, factor: float) -> Vector:
+    return [x * factor for x in a]
+
+
+def _project(v: Vector, basis: Sequence[Vector]) -> Vector:
+    for u in basis:  # modified Gram-Schmidt against orthonormal eigenvectors
+        c = _dot(v, u)
+        v = [x - c * y for x, y in zip(v, u, strict=True)]
+    return v
+
+
+def _trainable(model: nn.Module, mask: Mask | None) -> tuple[list[str], list[nn.Parameter], list[torch.Tensor | None]]:
+    named = dict(model.named_parameters())
+    names = [name for name, p in named.items() if p.requires_grad]
+    mask = mask or {}
+    unknown = sorted(set(mask) - set(named))
+    if unknown:
+        raise HessianError(f"mask names {unknown[0]!r}, which is not a parameter of the model")
+    frozen = sorted(set(mask) - set(names))
+    if frozen:
+        raise HessianError(f"mask names {frozen[0]!r}, which does not require grad; only trainable "
+                           "parameters are in the Hessian")
+    keeps: list[torch.Tensor | None] = []
+    for name in names:
+        param = named[name]
+        if name not in mask:
+            keeps.append(None)
+            continue
+        keep = mask[name]
+        if keep.shape != param.shape:
+            raise HessianError(f"mask {name!r} has shape {tuple(keep.shape)}, the model's parameter "
+                               f"{tuple(param.shape)}: the mask belongs to another model")
+        keep = keep.to(device=param.device, dtype=torch.bool)
+        if bool((param.detach()[~keep] != 0).any()):
+            raise HessianError(f"parameter {name!r} is nonzero where the mask prunes it; apply the mask to the "
+                               "weights first (lth.masks.MaskEnforcer(model, mask).apply_to_weights())")
+        keeps.append(keep)
+    return names, [named[name] for name in names], keeps
+
+
+def _masked(v: Vector, keeps: Sequence[torch.Tensor | None]) -> Vector:
+    # torch.where, not a multiply: pruned coordinates are exactly 0 even if a product is not finite.
+    return [x if keep is None else torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
+            for x, keep in zip(v, keeps, strict=True)]
+
+
+def _hvp_fn(model: nn.Module, params: Sequence[nn.Parameter], batches: Sequence[Batch],
+            keeps: Sequence[torch.Tensor | None]) -> Callable[[Vector], Vector]:
+    total = sum(len(labels) for _, labels in batches)
+
+    def hvp(v: Vector) -> Vector:
+        result = [torch.zeros_like(p) for p in params]
+        for inputs, labels in batches:
+            loss = F.cross_entropy(model(inputs).float(), labels)
+            grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+            pairs = [(g, x) for g, x in zip(grads, v, strict=True) if g is not None]
+            dot = sum(torch.sum(g * x) for g, x in pairs)
+            if not isinstance(dot, torch.Tensor) or not dot.requires_grad:
+                continue  # the loss does not depend on v's coordinates to second order: H_b v = 0
+            products = torch.autograd.grad(dot, params, allow_unused=True)
+            weight = len(labels) / total
+            for acc, product in zip(result, products, strict=True):
+                if product is not None:
+                    acc.add_(product.detach(), alpha=weight)
+        return _masked(result, keeps)
+
+    return hvp
+
+
+def _power_iteration(hvp: Callable[[Vector], Vector], start: Vector, keeps: Sequence[torch.Tensor | None],
+                     basis: Sequence[Vector], tol: float,
+                     max_iter: int) -> tuple[float, Vector, int, bool, float]:
+    v = _project(_masked(start, keeps), basis)
+    norm = _norm(v)
+    if norm == 0:  # no kept coordinate left to move (all pruned, or k exceeds them)
+        return 0.0, v, 0, True, 0.0
+    v = _scaled(v, 1 / norm)
+    eigenvalue, previous = 0.0, None
+    for iteration in range(1, max_iter + 1):
+        w = _project(hvp(v), basis)
+        eigenvalue = _dot(v, w)
+        norm = _norm(w)
+        if not math.isfinite(norm) or not math.isfinite(eigenvalue):
+            raise HessianError(f"the Hessian-vector product is not finite (norm {norm}) at iteration {iteration}; "
+                               "the loss or the weights are not finite")
+        if norm == 0:  # v is in the null space: the operator is 0 on the span left
+            return 0.0, v, iteration, True, 0.0
+        residual = _norm([x - eigenvalue * y for x, y in zip(w, v, strict=True)]) / abs(eigenvalue)
+        v = _scaled(w, 1 / norm)
+        if previous is not None and abs(eigenvalue - previous) <= tol * abs(eigenvalue):
+            return eigenvalue, v, iteration, True, residual
+        previous = eigenvalue
+    return eigenvalue, v, max_iter, False, residual
+
+
+def top_eigen(
+    model: nn.Module,
+    batches: Sequence[Batch],
+    mask: Mask | None = None,
+    *,
+    k: int = 1,
+    tol: float = DEFAULT_TOL,
+    max_iter: int = DEFAULT_MAX_ITER,
+    seed: int = 0,
+    trace_samples: int = 0,
+) -> HessianResult:
+    """The top-k eigenpairs (by magnitude) of the masked Hessian of the mean cross-entropy over
+    `batches` (already normalised (inputs, labels) pairs on the model's device; see the module
+    docstring). The model is put in eval mode and its training flag restored afterwards; its
+    weights are not changed."""
+    _check_int("k", k, 1, MAX_K)
+    _check_int("max_iter", max_iter, 1)
+    _check_int("trace_samples", trace_samples, 0)
+    if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and math.isfinite(tol) and tol > 0):
+        raise HessianError(f"tol: {tol!r} is not allowed; must be a finite number > 0")
+    if not batches or sum(len(labels) for _, labels in batches) == 0:
+        raise HessianError("the sample is empty; give at least one batch of images")
+    names, params, keeps = _trainable(model, mask)
+    if not params:
+        raise HessianError("the model has no trainable parameters (none requires grad)")
+    was_training = model.training
+    model.eval()
+    try:
+        started = time.perf_counter()
+        hvp = _hvp_fn(model, params, batches, keeps)
+        generator = torch.Generator().manual_seed(seed)
+        eigenvalues: list[float] = []
+        iterations: list[int] = []
+        converged: list[bool] = []
+        residuals: list[float] = []
+        found: list[Vector] = []
+        for _ in range(k):
+            start = [torch.randn(p.shape, generator=generator, dtype=torch.float32).to(p.device, p.dtype)
+                     for p in params]
+            value, vector, used, done, residual = _power_iteration(hvp, start, keeps, found, tol, max_iter)
+            eigenvalues.append(value)
+            residuals.append(residual)
+            iterations.append(used)
+            converged.append(done)
+            found.append(vector)
+        trace, trace_error = None, None
+        if trace_samples:
+            trace, trace_error = _hutchinson(hvp, params, keeps, trace_samples, seed + 1)
+        seconds = time.perf_counter() - started
+    finally:
+        model.train(was_training)
+    vectors = [{name: x.detach() for name, x in zip(names, vector, strict=True)} for vector in found]
+    return HessianResult(eigenvalues, iterations, converged, residuals, vectors, seconds, None, trace, trace_error,
+                         trace_samples)
+
+
+def _hutchinson(hvp: Callable[[Vector], Vector], params: Sequence[nn.Parameter],
+                keeps: Sequence[torch.Tensor | None], samples: int, seed: int) -> tuple[float, float | None]:
+    generator = torch.Generator().manual_seed(seed)
+    values = []
+    for _ in range(samples):
+        z = [(torch.randint(0, 2, p.shape, generator=generator).to(p.device, p.dtype) * 2 - 1) for p in params]
+        z = _masked(z, keeps)
+        values.append(_dot(z, hvp(z)))
+    mean = sum(values) / samples
+    if samples < 2:
+        return mean, None
+    variance = sum((x - mean) ** 2 for x in values) / (samples - 1)
+    return mean, math.sqrt(variance / samples)
+
+
+def hessian_eigen(
+    model: nn.Module,
+    data: Data,
+    mask: Mask | None = None,
+    *,
+    size: int | None = DEFAULT_SAMPLE,
+    sample_seed: int = 0,
+    indices: Sequence[int] | None = None,
+    k: int = 1,
+    tol: float = DEFAULT_TOL,
+    max_iter: int = DEFAULT_MAX_ITER,
+    seed: int = 0,
+    trace_samples: int = 0,
+    batch_size: int = 500,
+    device: torch.device | str | None = None,
+) -> HessianResult:
+    """`top_eigen` on training images of `data`: the given `indices`, else a seeded sample of
+    `size` (`sample_indices(N, size, sample_seed)`), else (`size=None`) the whole training split.
+    The result records the indices used. `device` moves the model there (default: where it is)."""
+    if device is not None:
+        model.to(torch.device(device))
+    first = next(iter(model.parameters()), None)
+    where = first.device if first is not None else torch.device("cpu")
+    available = len(data.train.labels)
+    if indices is not None:
+        chosen = list(indices)
+    elif size is None:
+        chosen = list(range(available))
+    else:
+        chosen = sample_indices(available, size, sample_seed)
+    batches = hessian_batches(data, chosen, batch_size=batch_size, device=where)
+    result = top_eigen(model, batches, mask, k=k, tol=tol, max_iter=max_iter, seed=seed,
+                       trace_samples=trace_samples)
+    return replace(result, indices=chosen)
