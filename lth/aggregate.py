@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from lth.errors import LthError
-from lth.io import atomic_write_text
+from lth.io import write_csv
 from lth.manifest import verify_run
 
 COLUMNS = ["seed", "variant", "level", "sparsity", "nonzero_params", "total_params", "forward_flops",
@@ -46,9 +44,4 @@ def summary_row(seed: int, variant: str, level: int, run: Path) -> dict[str, Any
 
 
 def aggregate(rows: Sequence[str], out: Path) -> None:
-    records = [summary_row(*parse_row(text)) for text in rows]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(records)
-    atomic_write_text(out, buffer.getvalue())
+    write_csv(out, [summary_row(*parse_row(text)) for text in rows], COLUMNS)

@@ -231,20 +231,22 @@ def cmd_rewind_point(args: argparse.Namespace) -> None:
 
 def _check_same_run(run: Path, args: argparse.Namespace, config: dict[str, Any]) -> None:
     """--run must be the dense training this rewind point belongs to: same seed and settings."""
+    from lth.data.identity import LOCATION_FIELDS
     from lth.manifest import verify_run
 
     verify_run(run, files=True)  # every file the run published, the kept epoch included, is intact
     record = yaml.safe_load((run / "hparams.yaml").read_text())
+    def what_data(settings: dict[str, Any]) -> dict[str, Any]:  # where the data lives does not change the run
+        return {key: value for key, value in settings.items() if key not in LOCATION_FIELDS}
+
     wanted = {
         "seed": args.seed,
         "model": _model_hparams(args, config, record.get("model")).to_dict(),
         "train": TrainHparams.from_sources(config, args).to_dict(),
-        "data": {key: value for key, value in DataHparams.from_sources(config, args).to_dict().items()
-                 if key not in ("root", "download")},  # where the data lives does not change the run
+        "data": what_data(DataHparams.from_sources(config, args).to_dict()),
     }
     recorded = {**{key: record.get(key) for key in ("seed", "model", "train")},
-                "data": {key: value for key, value in (record.get("data") or {}).items()
-                         if key not in ("root", "download")}}
+                "data": what_data(record.get("data") or {})}
     different = [key for key in wanted if wanted[key] != recorded[key]]
     if different or record.get("mask"):
         raise UsageError(f"--run: {run} is not the dense run of these settings ({', '.join(different) or 'masked'} "

@@ -10,13 +10,15 @@ job never leaves a file that looks complete; a failed write (disk full, no permi
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import hashlib
+import io
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -99,6 +101,15 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 
 def write_yaml(path: str | os.PathLike, data: Any) -> None:
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+
+
+def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """A header line of `columns`, then one line per row, written atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def read_json(path: str | os.PathLike) -> Any:

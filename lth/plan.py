@@ -144,7 +144,7 @@ class Plan:
     rows: list[Row] = field(default_factory=list)
     levels: int = 0
     gradinit: GradinitHparams = field(default_factory=GradinitHparams)  # before variants change it
-    rewind_epochs: dict[str, set[int]] = field(default_factory=dict)  # dense key -> epochs kept as rewind points
+    rewind_epochs: set[int] = field(default_factory=set)  # kept as rewind points by every dense run
 
     # ---- building -------------------------------------------------------------------------
     @classmethod
@@ -160,12 +160,11 @@ class Plan:
         prune = PruneHparams.from_dict(prune_section)
         plan.levels = chain_settings["levels"]
         variants = [resolve(name) for name in config["variants"]]
-        rewind_epochs = plan._check_epochs(train, chain_settings, variants)
+        plan.rewind_epochs = plan._check_epochs(train, chain_settings, variants)
         data_record = data_identity(data)  # before any job: reads (and caches) user files' fingerprints
 
         for seed in config["seeds"]:
             dense = plan._add_dense(seed, model, data, data_record, train)
-            plan.rewind_epochs.setdefault(dense.key, set()).update(rewind_epochs)
             plan.rows.append(Row(seed, "dense", 0, plan.folder(dense.key)))
             chain = plan._add_chain(chain_settings["method"], dense, prune, chain_settings["rewind_epoch"])
             if chain.method == "imp":  # the chain trains each level to draw the next, whatever the variants
@@ -242,7 +241,7 @@ class Plan:
         return f"{self.folder(dense_key)}/rewind/epoch{epoch}.pt"
 
     def rewind_points(self) -> list[str]:
-        return [self.rewind_point(key, epoch) for key, epochs in self.rewind_epochs.items() for epoch in sorted(epochs)]
+        return [self.rewind_point(key, epoch) for key in self.dense for epoch in sorted(self.rewind_epochs)]
 
     def mask_path(self, chain: Chain, level: int) -> str:
         return f"{self.folder(chain.key)}/level{level}/mask.pt"

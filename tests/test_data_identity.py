@@ -56,8 +56,8 @@ def cache(tmp_path: Path) -> Path:
 def count_hashes(monkeypatch) -> list[Path]:
     """Every file whose contents data_identity reads."""
     hashed: list[Path] = []
-    real = identity_module._hash_file
-    monkeypatch.setattr(identity_module, "_hash_file", lambda path: hashed.append(path) or real(path))
+    real = identity_module.sha256_file
+    monkeypatch.setattr(identity_module, "sha256_file", lambda path: hashed.append(path) or real(path))
     return hashed
 
 

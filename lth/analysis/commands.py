@@ -8,16 +8,15 @@ long-form CSV. The definitions live in the analysis modules' docstrings.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import io
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from lth.cli import UsageError, _add_config, _add_run_options, _load_config, _output_file, _read, _require_file
-from lth.hparams import DataHparams
+from lth.errors import LthError
+from lth.hparams import DataHparams, ModelHparams
 
 log = logging.getLogger("lth")
 
@@ -44,13 +43,13 @@ def _subject(args: argparse.Namespace) -> Subject:
     mask_path = _require_file(args.mask, "--mask")
     data_hp = DataHparams.from_sources(config, args)
     checkpoint = _read("--weights", weights, load_checkpoint)
-    model = build_model(_model_hparams(checkpoint), checkpoint["num_classes"])
+    model = build_model(ModelHparams.from_dict(checkpoint["model"]), checkpoint["num_classes"])
     model.load_state_dict(checkpoint["state_dict"])
     mask = _read("--mask", mask_path, load_mask) if mask_path else None
     if mask:
         try:
             MaskEnforcer(model, mask).apply_to_weights()  # also checks that the mask fits the model
-        except Exception as error:
+        except LthError as error:
             raise UsageError(f"--mask: {mask_path} does not fit {weights} ({error})") from None
     device = resolve_device(args.device)
     if args.threads:
@@ -60,21 +59,11 @@ def _subject(args: argparse.Namespace) -> Subject:
     return Subject(model.to(device).eval(), mask, data.load(data_hp, args.seed), device)
 
 
-def _model_hparams(checkpoint: dict[str, Any]) -> Any:
-    from lth.hparams import ModelHparams
-
-    return ModelHparams.from_dict(checkpoint["model"])
-
-
 def _write_csv(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    from lth.io import atomic_write_text
+    from lth.io import write_csv
 
     rows = list(rows)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
+    write_csv(path, rows, list(rows[0]))
     log.info("wrote %s (%d rows)", path, len(rows))
 
 

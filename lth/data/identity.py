@@ -23,15 +23,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lth.io import atomic_write_text
+from lth.io import atomic_write_text, sha256_file
 
 if TYPE_CHECKING:
     from lth.hparams import DataHparams
 
-__all__ = ["CANONICAL", "FINGERPRINTED", "data_identity", "default_cache_path"]
+__all__ = ["CANONICAL", "FINGERPRINTED", "LOCATION_FIELDS", "data_identity", "default_cache_path"]
 
 # Settings that say where the data is or how to fetch it, not what it is.
-_LOCATION_FIELDS = ("root", "download")
+LOCATION_FIELDS = ("root", "download")
 # Named explicitly (not "everything but npz/imagefolder") so that a new source must be placed
 # in one set or the other: silently treating user files as canonical would let two different
 # folders share an identity. tests/test_data_identity.py checks that sources.SOURCES is covered.
@@ -39,7 +39,6 @@ CANONICAL = frozenset({"cifar10", "cifar100", "tinyimagenet", "digits"})
 FINGERPRINTED = frozenset({"npz", "imagefolder"})
 
 _CACHE_VERSION = 1
-_CHUNK = 1 << 20  # hash in 1 MiB reads: files can be GBs
 
 
 def default_cache_path() -> Path:
@@ -63,7 +62,7 @@ def data_identity(hparams: DataHparams, cache: Path | None = None) -> dict[str, 
     per-file digests (default: `default_cache_path()`). Raises DataError when the files of a
     fingerprinted source are missing, and ValueError for a source this module does not know.
     """
-    identity = {key: value for key, value in hparams.to_dict().items() if key not in _LOCATION_FIELDS}
+    identity = {key: value for key, value in hparams.to_dict().items() if key not in LOCATION_FIELDS}
     if hparams.name in CANONICAL:
         return identity
     if hparams.name not in FINGERPRINTED:
@@ -138,15 +137,6 @@ def _imagefolder_files(root: Path) -> list[tuple[str, Path]]:
 # --- per-file digests, cached ------------------------------------------------------------
 
 
-def _hash_file(path: Path) -> str:
-    """sha256 of a file's contents, read in chunks so memory stays flat for any file size."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _read_cache(path: Path) -> dict[str, dict[str, Any]]:
     """The cached entries; {} for a missing, unreadable, corrupt or foreign-version file."""
     try:
@@ -181,7 +171,7 @@ class _FileDigests:
         cached = _valid(self.entries.get(key), before.st_size, before.st_mtime_ns)
         if cached is not None:
             return cached
-        digest = _hash_file(Path(key))
+        digest = sha256_file(Path(key))  # hashlib.file_digest: chunked reads, flat memory
         after = os.stat(key)
         # A file written while we read it has no trustworthy digest: do not cache it.
         if (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns):

@@ -33,10 +33,16 @@ wildcard_constraints:
     epoch=r"[1-9][0-9]*",
 
 
-def run_outputs(folder, extra=()):
+def run_outputs(folder):
     """The files a finished `lth train` leaves; summary.json is written last."""
-    names = ["final.pt", "metrics.csv", "hparams.yaml", *extra, "summary.json"]
+    names = ["final.pt", "metrics.csv", "hparams.yaml", "summary.json"]
     return [f"{folder}/{name}" for name in names]
+
+
+def dense_training_flags(key):
+    """The settings of dense run `key` as `lth` flags: its training and its rewind points share them."""
+    run = PLAN.dense[key]
+    return flags(run.model, run.data, run.train)
 
 
 def dense_outputs():

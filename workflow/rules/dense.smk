@@ -34,8 +34,8 @@ rule train_dense:
         protected(run_outputs(f"{RUNS}/{{dense}}")),
     params:
         seed=lambda w: PLAN.dense[w.dense].seed,
-        hparams=lambda w: flags(PLAN.dense[w.dense].model, PLAN.dense[w.dense].data, PLAN.dense[w.dense].train),
-        save_epochs=lambda w: " ".join(str(k) for k in sorted(PLAN.rewind_epochs[w.dense])),
+        hparams=lambda w: dense_training_flags(w.dense),
+        save_epochs=" ".join(str(k) for k in sorted(PLAN.rewind_epochs)),
         options=RUN_OPTIONS,
         out_dir=lambda w: f"{RUNS}/{w.dense}",
     log:

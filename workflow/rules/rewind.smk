@@ -12,7 +12,7 @@ rule rewind_point:
         protected(f"{RUNS}/{{dense}}/rewind/epoch{{epoch}}.pt"),
     params:
         seed=lambda w: PLAN.dense[w.dense].seed,
-        hparams=lambda w: flags(PLAN.dense[w.dense].model, PLAN.dense[w.dense].data, PLAN.dense[w.dense].train),
+        hparams=lambda w: dense_training_flags(w.dense),
         options=RUN_OPTIONS,
         run=lambda w: f"{RUNS}/{w.dense}",
     log:
