@@ -1,6 +1,6 @@
 # lth: draw lottery tickets (dense training + IMP/OMP) and spend them (re-training variants).
 # Usage: snakemake --cores all [--configfile configs/quickstart.yaml] [TARGET]
-# Targets: all (default), dense, masks, retrain, tables, figures, report (workflow/rules/targets.smk).
+# Targets: all (default), dense, masks, retrain, tables, analysis, figures, report (workflow/rules/targets.smk).
 # Run folders are content-addressed (see lth/plan.py and README.md, "Results layout").
 
 from pathlib import Path
@@ -23,6 +23,7 @@ include: "workflow/rules/dense.smk"
 include: "workflow/rules/rewind.smk"
 include: "workflow/rules/imp.smk"
 include: "workflow/rules/retrain.smk"
+include: "workflow/rules/analysis.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/targets.smk"
@@ -32,6 +33,8 @@ include: "workflow/rules/targets.smk"
 rule all:
     input:
         FIGURES,
+        ANALYSIS_TABLES.values(),
+        ANALYSIS_FIGURE_FILES,
         # Every run's artifacts too: snakemake reruns a job for a missing output only when a target
         # asks for it, so a deleted final.pt is retrained even though summary.csv is up to date.
         dense_outputs(),

@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -20,6 +22,11 @@ from lth.errors import LthError
 from lth.hparams import SECTIONS, DataHparams, GradinitHparams, ModelHparams, PruneHparams, TrainHparams
 from lth.io import check_output
 from lth.plots import X_AXES
+
+if TYPE_CHECKING:  # they import torch, which a command pays for only when it uses it
+    from lth.data import Data
+    from lth.masks import Mask
+    from lth.train import EpochCallback
 
 log = logging.getLogger("lth")
 
@@ -105,6 +112,86 @@ def _setup_torch(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
 
 
+@dataclass(frozen=True)
+class Tracker:
+    """A measurement `lth train --track NAME` takes at the end of every epoch, as extra metrics.csv
+    columns. Each setting is a flag --NAME-SETTING; the chosen settings go into the run's record
+    (hparams.yaml), so a resume state written with other tracking is refused."""
+
+    help: str
+    settings: dict[str, tuple[int | float, str]]  # setting -> (default, help); the flag's type is the default's
+    check: Callable[[dict[str, Any]], None]  # raises UsageError naming the flag; runs before the data load
+    build: Callable[[dict[str, Any], Data, Mask | None], EpochCallback]  # after the data load, before training
+
+
+def _tracker_flag(name: str, setting: str) -> str:
+    return f"--{name}-{setting.replace('_', '-')}"
+
+
+def _check_hessian_tracking(settings: dict[str, Any]) -> None:
+    # `lth analyze`'s _check_hessian names its own flags and allows --sample 0 (the whole training
+    # split, an epoch's worth of Hessian-vector products per iteration): not a per-epoch setting.
+    checks = [("sample", settings["sample"] >= 1, ">= 1, at most the training split's images"),
+              ("sample_seed", settings["sample_seed"] >= 0, ">= 0"),
+              ("tol", math.isfinite(settings["tol"]) and settings["tol"] > 0, "a finite number > 0"),
+              ("max_iter", settings["max_iter"] >= 1, ">= 1")]
+    for setting, ok, allowed in checks:
+        if not ok:
+            raise UsageError(f"{_tracker_flag('hessian', setting)}: {settings[setting]} is not allowed; "
+                             f"must be {allowed}")
+
+
+def _hessian_tracker(settings: dict[str, Any], dataset: Data, mask: Mask | None) -> EpochCallback:
+    from lth.analysis.hessian import HessianTracker
+
+    available = len(dataset.train.labels)
+    if settings["sample"] > available:  # known only once the data is loaded; still before training
+        raise UsageError(f"--hessian-sample: {settings['sample']} is not allowed; the training split has only "
+                         f"{available} images (must be in [1, {available}])")
+    return HessianTracker(dataset, mask, **settings)
+
+
+TRACKERS: dict[str, Tracker] = {
+    "hessian": Tracker(
+        "the top eigenvalue of the masked Hessian of plain cross-entropy, as `lth analyze hessian` computes it",
+        {"sample": (200, "training images in the fixed sample"),
+         "sample_seed": (0, "seed of the sample"),
+         "tol": (1e-3, "relative tolerance of power iteration"),
+         "max_iter": (100, "power-iteration budget")},
+        _check_hessian_tracking, _hessian_tracker),
+}
+
+
+def _tracking(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The trackers --track asks for and their settings (flags, else defaults), checked. A setting
+    of a tracker that is not asked for is an error: it would be silently ignored."""
+    tracking = {}
+    for name, tracker in TRACKERS.items():
+        given = {setting: getattr(args, f"{name}_{setting}", None) for setting in tracker.settings}
+        if name not in args.track:
+            unused = [setting for setting, value in given.items() if value is not None]
+            if unused:
+                raise UsageError(f"{_tracker_flag(name, unused[0])}: only used with --track {name}; add "
+                                 f"--track {name} or drop the flag")
+            continue
+        settings = {setting: default if given[setting] is None else given[setting]
+                    for setting, (default, _) in tracker.settings.items()}
+        tracker.check(settings)
+        tracking[name] = settings
+    return tracking
+
+
+def _add_tracking(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--track", nargs="+", action="extend", default=[], choices=tuple(TRACKERS), metavar="NAME",
+                        help="measure after every epoch, as extra metrics.csv columns: "
+                             + "; ".join(f"{name}: {tracker.help}" for name, tracker in TRACKERS.items()))
+    for name, tracker in TRACKERS.items():
+        group = parser.add_argument_group(f"--track {name}")
+        for setting, (default, help) in tracker.settings.items():
+            group.add_argument(_tracker_flag(name, setting), dest=f"{name}_{setting}", type=type(default),
+                               default=None, metavar=setting.upper(), help=f"{help} (default: {default})")
+
+
 def cmd_init(args: argparse.Namespace) -> None:
     from lth import data
     from lth.checkpoints import init_model, save_checkpoint
@@ -141,6 +228,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                          "(the dense network's final weights)")
     if train_hp.kd_alpha == 0 and teacher_path is not None:
         raise UsageError("--teacher: only used for distillation; set train.kd_alpha > 0 or drop --teacher")
+    tracking = _tracking(args)
     teacher_checkpoint = _read("--teacher", teacher_path, load_checkpoint) if teacher_path else None
     start_epoch = checkpoint["epoch"] if args.start_epoch is None else args.start_epoch
     num_classes = data.num_classes(data_hp)
@@ -184,7 +272,10 @@ def cmd_train(args: argparse.Namespace) -> None:
         "start_epoch": start_epoch,
         "save_epochs": sorted(args.save_epochs),
     }
+    if tracking:  # only then: the records, so the resume states, of untracked runs stay as they were
+        record["track"] = tracking
     dataset = data.load(data_hp, args.seed)  # after every cheap check: this is the first slow step
+    options.callbacks = [TRACKERS[name].build(settings, dataset, mask) for name, settings in tracking.items()]
     log.info("training %s on %s: %d train / %d val / %d test images, %s", model_hp.name, data_hp.name,
              len(dataset.train.labels), len(dataset.val.labels), len(dataset.test.labels),
              f"mask {mask_path}" if mask else "dense")
@@ -194,9 +285,10 @@ def cmd_train(args: argparse.Namespace) -> None:
           stop_epoch=getattr(args, "stop_epoch", None))
 
 
-def cmd_rewind_point(args: argparse.Namespace) -> None:
-    """The dense weights after --epoch: the finished --run's own epoch<k>.pt when it kept one (the
-    same trajectory), else the same dense training re-run from --init up to that epoch."""
+def cmd_snapshot(args: argparse.Namespace) -> None:
+    """The weights of a run after --epoch: the finished --run's own epoch<k>.pt when it kept one (the
+    same trajectory), else the same training re-run from --init up to that epoch. A dense run's
+    snapshot is a rewind point; a sparse run's (with --mask) is what an analysis of epoch k reads."""
     import shutil
 
     from lth.checkpoints import load_checkpoint
@@ -214,7 +306,7 @@ def cmd_rewind_point(args: argparse.Namespace) -> None:
         if load_checkpoint(kept)["epoch"] != args.epoch:
             raise UsageError(f"{kept} does not hold epoch {args.epoch}; delete it to have it re-trained")
         atomic_link(kept, out)
-        log.info("published %s (kept by the dense run) as %s", kept, out)
+        log.info("published %s (kept by the run) as %s", kept, out)
         return
     scratch = out.parent / f".{out.stem}.run"  # resumable: a killed job continues from its last epoch
     trained = scratch / f"epoch{args.epoch}.pt"
@@ -230,27 +322,33 @@ def cmd_rewind_point(args: argparse.Namespace) -> None:
 
 
 def _check_same_run(run: Path, args: argparse.Namespace, config: dict[str, Any]) -> None:
-    """--run must be the dense training this rewind point belongs to: same seed and settings."""
+    """--run must be the training this snapshot belongs to: same seed, settings and mask."""
     from lth.data.identity import LOCATION_FIELDS
     from lth.manifest import verify_run
+    from lth.masks import load_mask, mask_hash
 
     verify_run(run, files=True)  # every file the run published, the kept epoch included, is intact
     record = yaml.safe_load((run / "hparams.yaml").read_text())
     def what_data(settings: dict[str, Any]) -> dict[str, Any]:  # where the data lives does not change the run
         return {key: value for key, value in settings.items() if key not in LOCATION_FIELDS}
 
+    mask = _read("--mask", _require_file(args.mask, "--mask"), load_mask) if args.mask else None
     wanted = {
         "seed": args.seed,
         "model": _model_hparams(args, config, record.get("model")).to_dict(),
         "train": TrainHparams.from_sources(config, args).to_dict(),
         "data": what_data(DataHparams.from_sources(config, args).to_dict()),
+        "gradinit": GradinitHparams.from_sources(config, args).to_dict(),
+        "mask": mask_hash(mask) if mask else None,
     }
-    recorded = {**{key: record.get(key) for key in ("seed", "model", "train")},
-                "data": what_data(record.get("data") or {})}
+    recorded = {**{key: record.get(key) for key in ("seed", "model", "train", "gradinit")},
+                "data": what_data(record.get("data") or {}), "mask": (record.get("mask") or {}).get("sha256")}
+    if args.start_epoch is not None:
+        wanted["start_epoch"], recorded["start_epoch"] = args.start_epoch, record.get("start_epoch")
     different = [key for key in wanted if wanted[key] != recorded[key]]
-    if different or record.get("mask"):
-        raise UsageError(f"--run: {run} is not the dense run of these settings ({', '.join(different) or 'masked'} "
-                         "differ); pass the dense run trained from --init with the same seed and hparams")
+    if different:
+        raise UsageError(f"--run: {run} is not the run of these settings ({', '.join(different)} differ); pass the "
+                         "run trained from --init with the same seed, mask and hparams")
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
@@ -310,6 +408,24 @@ def cmd_plot(args: argparse.Namespace) -> None:
     plot_accuracy_vs_sparsity(summary, outputs, x=args.x, title=args.title)
 
 
+def cmd_figure(args: argparse.Namespace) -> None:
+    from lth.analysis.figures import check_output_suffix, draw, parse_epoch
+
+    try:  # every cheap check before the CSV is read
+        epoch = parse_epoch(args.name, args.epoch)
+    except LthError as error:
+        raise UsageError(f"--epoch: {error}") from None
+    for path in args.out:
+        try:
+            check_output_suffix(args.name, path)
+        except LthError as error:
+            raise UsageError(f"--out: {error}") from None
+    csv = _require_file(args.csv, "--csv")
+    outputs = [_output_file(path, "--out", args.force) for path in args.out]
+    draw(args.name, csv, outputs, epoch=epoch, title=args.title)
+    log.info("wrote %s from %s", ", ".join(map(str, outputs)), csv)
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
@@ -353,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     train.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format")
     train.add_argument("--force", action="store_true", help="retrain even if --out-dir holds a finished run")
+    _add_tracking(train)
     _add_config(train)
     _add_run_options(train)
     ModelHparams.add_arguments(train)
@@ -360,22 +477,27 @@ def build_parser() -> argparse.ArgumentParser:
     TrainHparams.add_arguments(train)
     GradinitHparams.add_arguments(train)
 
-    rewind = command("rewind-point", cmd_rewind_point, "the dense weights after an epoch, to rewind to: the "
-                     "finished run's own copy, else re-trained from theta0 up to that epoch")
-    rewind.add_argument("--epoch", type=int, required=True, help="epoch whose weights to write")
-    rewind.add_argument("--out", required=True, help="checkpoint to write (.pt)")
-    rewind.add_argument("--run", help="the finished dense run; its epoch<k>.pt is used when it kept one")
-    rewind.add_argument("--init", required=True, help="the dense run's theta0, to re-train from")
-    rewind.add_argument("--seed", type=int, required=True, help="the dense run's seed")
-    rewind.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    rewind.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format")
-    rewind.add_argument("--force", action="store_true", help="replace --out if it exists")
-    rewind.set_defaults(mask=None, teacher=None, start_epoch=0)
-    _add_config(rewind)
-    _add_run_options(rewind)
-    ModelHparams.add_arguments(rewind)
-    DataHparams.add_arguments(rewind)
-    TrainHparams.add_arguments(rewind)
+    snapshot = command("snapshot", cmd_snapshot, "the weights of a run after an epoch (a dense rewind point, or "
+                       "a sparse run's epoch to analyse): the finished run's own copy, else re-trained up to it")
+    snapshot.add_argument("--epoch", type=int, required=True, help="epoch whose weights to write")
+    snapshot.add_argument("--out", required=True, help="checkpoint to write (.pt)")
+    snapshot.add_argument("--run", help="the finished run; its epoch<k>.pt is used when it kept one")
+    snapshot.add_argument("--init", required=True, help="the run's starting weights, to re-train from")
+    snapshot.add_argument("--mask", help="the run's mask (a sparse run)")
+    snapshot.add_argument("--teacher", help="the run's distillation teacher, when train.kd_alpha > 0")
+    snapshot.add_argument("--start-epoch", type=int, default=None,
+                          help="the run's start epoch (default: the --init checkpoint's epoch)")
+    snapshot.add_argument("--seed", type=int, required=True, help="the run's seed")
+    snapshot.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    snapshot.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format")
+    snapshot.add_argument("--force", action="store_true", help="replace --out if it exists")
+    snapshot.set_defaults(track=[])  # it re-trains through cmd_train, and a snapshot tracks nothing
+    _add_config(snapshot)
+    _add_run_options(snapshot)
+    ModelHparams.add_arguments(snapshot)
+    DataHparams.add_arguments(snapshot)
+    TrainHparams.add_arguments(snapshot)
+    GradinitHparams.add_arguments(snapshot)
 
     prune = command("prune", cmd_prune, "magnitude-prune trained weights, given the current mask, to a new mask")
     prune.add_argument("--weights", required=True, help="trained checkpoint whose magnitudes rank the weights")
@@ -403,6 +525,18 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--x", default="sparsity", choices=tuple(X_AXES))
     plot.add_argument("--title", default=None)
     plot.add_argument("--force", action="store_true", help="replace the --out files if they exist")
+
+    from lth.analysis.figures import FIGURES  # light: pandas and matplotlib load only when drawing
+
+    figure = command("figure", cmd_figure, "draw a paper figure (or table) of an analysis from its collected CSV")
+    figure.add_argument("name", choices=tuple(FIGURES), metavar="NAME",
+                        help="; ".join(f"{name}: {entry[2]}" for name, entry in FIGURES.items()).replace("%", "%%"))
+    figure.add_argument("--csv", required=True, help="the collected CSV (results/<experiment>/analysis/*.csv)")
+    figure.add_argument("--out", required=True, nargs="+", help="files to write (.png, .pdf, .svg; a table also .csv)")
+    figure.add_argument("--epoch", default=None, help="the training epoch shown, or `final` (each run's largest "
+                        "epoch; the default); not for figA12_hessian_per_epoch, which shows every epoch")
+    figure.add_argument("--title", default=None)
+    figure.add_argument("--force", action="store_true", help="replace the --out files if they exist")
 
     from lth.analysis.commands import add_analyze  # it imports this module's helpers
 

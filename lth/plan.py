@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from lth.analysis.jobs import ANALYSES, AnalysisJob, plan_analyses
 from lth.data.identity import data_identity
 from lth.errors import LthError
 from lth.hparams import DataHparams, GradinitHparams, Hparams, ModelHparams, PruneHparams, TrainHparams
@@ -143,8 +144,10 @@ class Plan:
     sparse: dict[str, SparseRun] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
     levels: int = 0
+    prune_rate: float = 0.2
     gradinit: GradinitHparams = field(default_factory=GradinitHparams)  # before variants change it
     rewind_epochs: set[int] = field(default_factory=set)  # kept as rewind points by every dense run
+    analyses: dict[str, AnalysisJob] = field(default_factory=dict)  # by output path (lth.analysis.jobs)
 
     # ---- building -------------------------------------------------------------------------
     @classmethod
@@ -159,6 +162,7 @@ class Plan:
         chain_settings = {key: prune_section.pop(key) for key in CHAIN_KEYS}
         prune = PruneHparams.from_dict(prune_section)
         plan.levels = chain_settings["levels"]
+        plan.prune_rate = prune.rate
         variants = [resolve(name) for name in config["variants"]]
         plan.rewind_epochs = plan._check_epochs(train, chain_settings, variants)
         data_record = data_identity(data)  # before any job: reads (and caches) user files' fingerprints
@@ -174,6 +178,10 @@ class Plan:
                 for level in range(1, plan.levels + 1):
                     run = plan._add_sparse(chain, level, variant)
                     plan.rows.append(Row(seed, variant.name, level, plan.folder(run.key)))
+        if config.get("analysis"):
+            from lth.data import split_sizes
+
+            plan.analyses = plan_analyses(plan, config["analysis"], split_sizes(data))
         return plan
 
     def _check_epochs(self, train: TrainHparams, chain: dict[str, Any], variants: list[Variant]) -> set[int]:
@@ -188,19 +196,20 @@ class Plan:
                 raise PlanError(f"{key}: {epoch} is not allowed; must be < train.epochs={train.epochs}")
         return {epoch for epoch in needed.values() if epoch > 0}
 
-    def _record(self, **content: Any) -> dict[str, Any]:
+    def record(self, **content: Any) -> dict[str, Any]:
+        """What a hash covers: `content` and the cache version."""
         return {"cache_version": self.config["cache_version"], **content}
 
     def _add_dense(self, seed: int, model: ModelHparams, data: DataHparams, data_record: dict[str, Any],
                    train: TrainHparams) -> DenseRun:
-        record = self._record(stage="dense", seed=seed, model=model.to_dict(), data=data_record,
+        record = self.record(stage="dense", seed=seed, model=model.to_dict(), data=data_record,
                               train=train_identity(train))
         run = DenseRun(f"dense-{short_hash(record)}", seed, model, data, train)
         return self.dense.setdefault(run.key, run)
 
     def _add_chain(self, method: str, dense: DenseRun, prune: PruneHparams, rewind_epoch: int) -> Chain:
         rewind_epoch = rewind_epoch if method == "imp" else 0  # OMP masks do not depend on any re-training
-        record = self._record(stage=method, dense=dense.key, prune=prune.to_dict(), rewind_epoch=rewind_epoch)
+        record = self.record(stage=method, dense=dense.key, prune=prune.to_dict(), rewind_epoch=rewind_epoch)
         chain = Chain(f"{method}-{short_hash(record)}", method, dense, prune, rewind_epoch)
         return self.chains.setdefault(chain.key, chain)
 
@@ -215,7 +224,7 @@ class Plan:
                     train: TrainHparams, gradinit: GradinitHparams) -> SparseRun:
         # GradInit's settings change nothing while it is off, so only then do they split the cache.
         gradinit_record = {"gradinit": gradinit.to_dict()} if gradinit.enabled else {}
-        record = self._record(stage="sparse", dense=chain.dense.key, mask=f"{chain.key}/level{level}",
+        record = self.record(stage="sparse", dense=chain.dense.key, mask=f"{chain.key}/level{level}",
                               start_epoch=start_epoch, model=model.to_dict(), train=train_identity(train),
                               **gradinit_record)
         run = SparseRun(f"sparse-{short_hash(record)}", chain.dense, chain, level, start_epoch, model, train,
@@ -262,6 +271,67 @@ class Plan:
         if run.train.kd_alpha > 0:
             inputs["teacher"] = f"{self.folder(run.dense.key)}/final.pt"  # the dense network of the same seed
         return inputs
+
+    # ---- analyses ---------------------------------------------------------------------------
+    def epoch_range(self, key: str) -> tuple[int, int]:
+        """(start epoch, last epoch) of run `key`: the epochs after the first are its own training."""
+        if key in self.dense:
+            return 0, self.dense[key].train.epochs
+        run = self.sparse[key]
+        return run.start_epoch, run.train.epochs
+
+    def kept_epochs(self, key: str) -> list[int]:
+        """Epochs run `key` keeps as by-products (epoch<k>.pt): its rewind points and snapshots.
+        Not declared outputs, so asking for more later never makes a finished run look incomplete."""
+        epochs = set(self.rewind_epochs) if key in self.dense else set()
+        last = self.epoch_range(key)[1]
+        epochs |= {job.epoch for job in self.analyses.values() if job.run == key and job.epoch < last}
+        return sorted(epochs)
+
+    def weights(self, key: str, epoch: int) -> str:
+        """The weights of run `key` after `epoch`: final.pt, a dense rewind point or a sparse snapshot."""
+        if epoch == self.epoch_range(key)[1]:
+            return f"{self.folder(key)}/final.pt"
+        return self.rewind_point(key, epoch) if key in self.dense else self.snapshot(key, epoch)
+
+    def snapshot(self, sparse_key: str, epoch: int) -> str:
+        """A sparse run's weights after `epoch`, a file of its own (rule snapshot), like a rewind point."""
+        return f"{self.folder(sparse_key)}/snapshots/epoch{epoch}.pt"
+
+    def snapshots(self) -> list[str]:
+        return sorted({self.weights(job.run, job.epoch) for job in self.analyses.values()
+                       if job.run in self.sparse and job.epoch < self.epoch_range(job.run)[1]})
+
+    def training_inputs(self, key: str) -> dict[str, str]:
+        """The files run `key`'s training reads (init weights, mask, teacher)."""
+        if key in self.dense:
+            return {"init": f"{self.folder(key)}/init.pt"}
+        return self.sparse_inputs(key)
+
+    def analysis_inputs(self, output: str) -> dict[str, str]:
+        """The files analysis job `output` reads: the weights analysed and the run's mask."""
+        job = self.analyses[output]
+        if not job.analysis.suffix:  # a tracked re-training of the run
+            return self.training_inputs(job.run)
+        inputs = {"weights": self.weights(job.run, job.epoch)}
+        if job.run in self.sparse:
+            run = self.sparse[job.run]
+            inputs["mask"] = self.mask_path(run.chain, run.level)
+        return inputs
+
+    def analysis_rows(self, name: str) -> str:
+        """`lth analyze collect` rows of analysis `name`: SEED:VARIANT:LEVEL:EPOCH:RUN_FOLDER:FILE."""
+        rows = [f"{s.seed}:{s.variant}:{s.level}:{s.epoch}:{self.folder(job.run)}:"
+                f"{job.collected_file}" for job in self.analysis_jobs(name) for s in job.subjects]
+        return shlex.join(dict.fromkeys(rows))
+
+    def analysis_jobs(self, name: str) -> list[AnalysisJob]:
+        return [job for job in self.analyses.values() if job.analysis.name == name]
+
+    def collected(self) -> dict[str, str]:
+        """Analysis name -> the collected CSV, for the analyses this experiment asks for."""
+        names = dict.fromkeys(job.analysis.name for job in self.analyses.values())
+        return {name: str(self.experiment_dir() / "analysis" / ANALYSES[name].collected) for name in names}
 
     def experiment_dir(self) -> Path:
         return self.results / self.config["experiment"]

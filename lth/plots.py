@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from lth.errors import LthError
 from lth.io import atomic_open
@@ -13,6 +14,24 @@ X_AXES = {
     "nonzero_params": "Nonzero parameters of the trained network (log scale)",
     "forward_flops_effective": "Forward FLOPs per image, pruned weights skipped (log scale)",
 }
+
+
+def remaining_percent(sparsity: Any) -> Any:  # a float, a numpy array or a pandas Series alike
+    """The x position of a sparsity (a fraction) on `sparsity_axis`: the % of weights remaining."""
+    return 100 * (1 - sparsity)
+
+
+def sparsity_axis(ax: Any, sparsities: Iterable[float]) -> None:  # ax: a matplotlib Axes
+    """The lottery-ticket x axis, shared by every figure against sparsity: logarithmic in the weights
+    that remain (plot at `remaining_percent`), so each IMP level is one even step, inverted so
+    sparser is to the right, with one tick per given sparsity labelled by the sparsity in %."""
+    import numpy as np
+
+    ax.set_xscale("log")
+    ax.invert_xaxis()  # sparser to the right
+    ticks = sorted(set(np.round(remaining_percent(np.asarray(list(sparsities), dtype=float)), 6)), reverse=True)
+    ax.set_xticks(ticks, [f"{100 - t:.1f}" for t in ticks], rotation=60, fontsize=7)
+    ax.minorticks_off()
 
 
 def plot_accuracy_vs_sparsity(summary_csv: Path, outputs: Sequence[Path], x: str = "sparsity",
@@ -45,7 +64,7 @@ def plot_accuracy_vs_sparsity(summary_csv: Path, outputs: Sequence[Path], x: str
         raise LthError(f"{summary_csv} has no sparse rows to plot")
 
     def position(frame: pd.DataFrame) -> pd.Series:
-        return 100 * (1 - frame["sparsity"]) if x == "sparsity" else frame[x]
+        return remaining_percent(frame["sparsity"]) if x == "sparsity" else frame[x]
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     for variant, rows in sparse.groupby("variant", sort=False):
@@ -59,12 +78,11 @@ def plot_accuracy_vs_sparsity(summary_csv: Path, outputs: Sequence[Path], x: str
         accuracy = 100 * dense["test_acc"]
         ax.axhline(accuracy.mean(), color="black", linestyle="--", linewidth=1,
                    label=f"dense ({accuracy.mean():.2f}%" + (f" ± {accuracy.std():.2f})" if len(dense) > 1 else ")"))
-    ax.set_xscale("log")
-    ax.invert_xaxis()  # sparser to the right
     if x == "sparsity":
-        ticks = sorted(set((100 * (1 - sparse["sparsity"])).round(6)), reverse=True)
-        ax.set_xticks(ticks, [f"{100 - t:.1f}" for t in ticks], rotation=60, fontsize=7)
-        ax.minorticks_off()
+        sparsity_axis(ax, sparse["sparsity"])
+    else:
+        ax.set_xscale("log")
+        ax.invert_xaxis()  # sparser to the right
     ax.set_xlabel(X_AXES[x])
     ax.set_ylabel("Test accuracy at best validation (%)")
     ax.grid(True, alpha=0.3)

@@ -171,13 +171,19 @@ def _format_eta(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def channels_last_risks(model: nn.Module) -> list[str]:
+    """The convolutions whose channels-last backward kills the process on the CPU in torch 2.14
+    (see `channels_last_is_safe`)."""
+    return [name for name, module in model.named_modules()
+            if isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.stride != (1, 1)
+            and module.in_channels < 8]
+
+
 def channels_last_is_safe(model: nn.Module, device: torch.device) -> bool:
     """torch 2.14's CPU (oneDNN) backward of a channels-last 1x1 strided conv with fewer than 8 input
     channels kills the process (segfault, or a hang with 2 threads); such models (width < 8) train
     in NCHW on the CPU instead."""
-    risky = [name for name, module in model.named_modules()
-             if isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.stride != (1, 1)
-             and module.in_channels < 8]
+    risky = channels_last_risks(model)
     if device.type == "cpu" and risky:
         log.warning("channels_last off: torch's CPU backward crashes on 1x1 strided convs with < 8 input "
                     "channels (%s)", risky[0])
@@ -303,7 +309,7 @@ def train(
     end_epoch = hparams.epochs if stop_epoch is None else stop_epoch
     pending = {e: resume_dir / f"epoch{e}.pt" for e in save_epochs}
     missed = [e for e in pending if e < epoch and not pending[e].exists()]
-    if missed:  # asked for after the resume state had passed them: `lth rewind-point` re-trains them
+    if missed:  # asked for after the resume state had passed them: `lth snapshot` re-trains them
         log.warning("epochs %s were not saved before this run was interrupted; they will be missing", missed)
         pending = {e: path for e, path in pending.items() if e not in missed}
     if epoch == start_epoch and start_epoch in pending:

@@ -156,3 +156,41 @@ def test_sample_indices_seeded_and_sorted():
     assert a == sample_indices(1000, 200, 7) and a == sorted(a) and len(set(a)) == 200
     assert a != sample_indices(1000, 200, 8)
     assert a == torch.randperm(1000, generator=torch.Generator().manual_seed(7))[:200].sort().values.tolist()
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("sizes", [(5, 3), (8,)])
+def test_native_second_derivatives_match_autograd(memory_format, sizes, one_thread):
+    """The Hessian-vector product's own second derivatives of convolutions (stride, padding, dilation,
+    groups, bias) and eval-mode BatchNorm (affine or not) equal autograd's general double backward,
+    whether each product rebuilds the batches' graphs (several batches) or reuses one (one batch)."""
+    from lth.analysis.hessian import _hvp_fn
+
+    torch.manual_seed(0)
+    # 8 channels into the strided 1x1 conv: fewer crash torch's channels-last CPU backward.
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=True), nn.BatchNorm2d(8), nn.ReLU(),
+                          nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=2), nn.BatchNorm2d(8, affine=False),
+                          nn.SiLU(), nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), nn.Conv2d(8, 6, 1, stride=2),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 10))
+    with torch.no_grad():  # non-trivial running statistics
+        model.train()
+        model(torch.randn(32, 3, 8, 8))
+    model = model.to(memory_format=memory_format).eval()
+    batches = [(torch.randn(n, 3, 8, 8).contiguous(memory_format=memory_format), torch.randint(0, 10, (n,)))
+               for n in sizes]
+    params = list(model.parameters())
+    generator = torch.Generator().manual_seed(2)
+    hvp = _hvp_fn(model, params, batches, [None] * len(params))
+    for _ in range(2):  # a second vector: one batch's kept graph is reused
+        v = [torch.randn(p.shape, generator=generator) for p in params]
+        fast = hvp(v)
+        assert all("forward" not in vars(module) for module in model.modules())  # the modules are restored
+        expected = [torch.zeros_like(p) for p in params]
+        for inputs, labels in batches:
+            grads = torch.autograd.grad(F.cross_entropy(model(inputs), labels), params, create_graph=True)
+            products = torch.autograd.grad(sum(torch.sum(g * x) for g, x in zip(grads, v)), params)
+            for acc, product in zip(expected, products):
+                acc.add_(product, alpha=len(inputs) / 8)
+        scale = max(float(e.abs().max()) for e in expected)
+        for got, want in zip(fast, expected):
+            assert torch.allclose(got, want, rtol=1e-4, atol=1e-5 * scale)

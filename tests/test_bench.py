@@ -22,3 +22,16 @@ def test_training_bench_runs(what: str, flags: list[str]) -> None:
                              "--threads", "1"], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr
     assert "(min" in result.stdout  # a median (min, max) summary was printed
+
+
+@pytest.mark.parametrize("what, flags", [
+    ("hvp", ["--widths", "8"]),
+    ("track", ["--widths", "8", "--images", "256", "--sample", "16", "--max-iter", "3", "--warmup-steps", "1"]),
+    ("landscape", ["--widths", "8", "--images", "100", "--points", "2"]),
+])
+def test_analysis_bench_runs(what: str, flags: list[str]) -> None:
+    env = {**os.environ, "LTH_SHARED_DATA": str(find_shared_data())}
+    result = subprocess.run([sys.executable, str(REPO / "bench" / "analysis.py"), what, *flags, "--repeats", "1",
+                             "--threads", "1"], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "(min" in result.stdout  # a median (min, max) summary was printed

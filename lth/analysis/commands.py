@@ -161,6 +161,21 @@ def cmd_perturb(args: argparse.Namespace) -> None:
                       "converged": result.converged[0]} for point in points))
 
 
+def cmd_collect(args: argparse.Namespace) -> None:
+    from lth.analysis.collect import collect
+
+    out = _output_file(args.out, "--out", args.force)
+    log.info("wrote %s (%d rows)", out, collect(args.analysis, args.rows, out))
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    from lth.analysis.collect import merge_grid
+
+    out = _output_file(args.out, "--out", args.force)
+    parts = [_require_file(path, "PART") for path in args.parts]
+    log.info("wrote %s (%d points)", out, merge_grid(parts, args.points, out))
+
+
 def _hessian_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample", type=int, default=200,
                         help="training images in the fixed sample; 0 = the whole training split (default: 200)")
@@ -211,3 +226,20 @@ def add_analyze(commands: Any, command: Callable[..., argparse.ArgumentParser]) 
     perturb.add_argument("--test-sample", type=int, default=2000, help="test images evaluated (default: 2000)")
     _grid_options(analysis("input-landscape", cmd_input_landscape, "loss around each image of a fixed test "
                            "sample along two random input directions"), 2000)
+
+    from lth.analysis.collect import READERS
+
+    collect = analyses.add_parser("collect", help="per-run analysis outputs into one long-form CSV "
+                                  "(lth/analysis/collect.py lists its columns)")
+    collect.set_defaults(analysis_func=cmd_collect)
+    collect.add_argument("--analysis", required=True, choices=tuple(READERS))
+    collect.add_argument("--out", required=True, help="CSV to write")
+    collect.add_argument("--force", action="store_true", help="replace --out if it exists")
+    collect.add_argument("rows", nargs="+", metavar="SEED:VARIANT:LEVEL:EPOCH:RUN_FOLDER:FILE",
+                         help="one per row; FILE is the analysis output, relative to the finished RUN_FOLDER")
+    merge = analyses.add_parser("merge", help="a landscape grid from the CSVs of its --part runs")
+    merge.set_defaults(analysis_func=cmd_merge)
+    merge.add_argument("--points", type=int, required=True, help="grid points per axis")
+    merge.add_argument("--out", required=True, help="CSV to write")
+    merge.add_argument("--force", action="store_true", help="replace --out if it exists")
+    merge.add_argument("parts", nargs="+", metavar="PART", help="the parts' CSVs")

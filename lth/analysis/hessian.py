@@ -21,8 +21,17 @@ Definition (what `hessian_eigen` computes)
   multiplying v by the mask at every iteration (P H P with P the 0/1 projection), so the
   eigenvectors are exactly 0 where weights are pruned. The Hessian is taken at the model's weights
   as given; they must already be 0 where the mask prunes (a ticket's are), or it is an error.
-- Hessian-vector products: double backward (autograd.grad of <grad L, v>), in the parameters'
-  dtype; dot products and norms are accumulated in float64.
+- Hessian-vector products: double backward (autograd.grad of the gradient g with grad_outputs v,
+  i.e. of <g, v>), in the parameters' dtype, on a copy of the model in eval mode, channels_last
+  where torch allows it (`_working_copy`); dot products and norms are accumulated in float64. For
+  nn.Conv2d and eval-mode nn.BatchNorm2d the second derivatives take native kernels
+  (`_native_second_derivatives`): a convolution's gradient is differentiated by the forward
+  convolution and the convolution_backward kernels of a training step, and BatchNorm is the
+  per-channel affine map it is in eval mode. A sample of one batch keeps g and its graph between
+  products (the weights do not change during power iteration), so every product after the first
+  is one backward pass. The same function as autograd's plain double backward up to float
+  rounding, at a fraction of its cost; forward-over-reverse (torch.func jvp of grad) is slower on
+  the CPU (`python bench/analysis.py hvp`, BENCHMARKS.md).
 - Power iteration: v_0 is Gaussian, drawn on the CPU from a generator seeded with `seed`, tensor
   by tensor in `named_parameters` order (so the same on any device), masked, normalised. Each
   iteration computes w = P H P v, the estimate lambda = <v, w>, then v = w / ||w||. It stops when
@@ -48,13 +57,22 @@ Definition (what `hessian_eigen` computes)
   Rademacher (+-1) on the kept coordinates and 0 on pruned ones, drawn from a CPU generator seeded
   with `seed + 1`; reported with its standard error over the samples.
 - Seconds: wall time of the iterations (and the trace), not of building the batches.
+
+Per epoch (`HessianTracker`, `lth train --track hessian`): the same quantity after every training
+epoch, on the same seeded sample, as an epoch-end callback of `lth.train.train` that adds the
+columns hessian_eigenvalue, hessian_iterations, hessian_converged (1/0), hessian_residual and
+hessian_seconds to metrics.csv.
 """
 
 from __future__ import annotations
 
+import copy
+import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+import types
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -65,6 +83,9 @@ from torch import nn
 from lth.data import Batches, Data, Split
 from lth.errors import LthError
 from lth.masks import Mask
+from lth.train import EpochContext, channels_last_risks
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SAMPLE = 200
 DEFAULT_TOL = 1e-3
@@ -210,20 +231,135 @@ def _masked(v: Vector, keeps: Sequence[torch.Tensor | None]) -> Vector:
             for x, keep in zip(v, keeps, strict=True)]
 
 
+class _ConvGradients(torch.autograd.Function):
+    """A convolution's (grad_input, grad_weight, grad_bias) by the kernel a training step uses,
+    differentiated by that kernel and the forward convolution again: all three are bilinear in
+    (grad_output, input or weight). Autograd's own double backward of a convolution computes the
+    weight term as a convolution over the batch dimension, several times slower on the CPU."""
+
+    @staticmethod
+    def forward(ctx: Any, grad_out: torch.Tensor, inputs: torch.Tensor, weight: torch.Tensor, has_bias: bool,
+                geometry: tuple[list[int], list[int], list[int], int], input_grad: bool) -> tuple[Any, ...]:
+        ctx.save_for_backward(grad_out, inputs, weight)
+        ctx.geometry = geometry
+        stride, padding, dilation, groups = geometry
+        return torch.ops.aten.convolution_backward(grad_out, inputs, weight, [weight.shape[0]] if has_bias else None,
+                                                   stride, padding, dilation, False, [0, 0], groups,
+                                                   [input_grad, True, has_bias])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_grad_input: torch.Tensor | None, grad_grad_weight: torch.Tensor | None,
+                 grad_grad_bias: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+        grad_out, inputs, weight = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.geometry
+        terms = []  # d/d grad_out of <grad_grad_input, gI> + <grad_grad_weight, gW> + <grad_grad_bias, gB>
+        if ctx.needs_input_grad[0] and grad_grad_input is not None:
+            terms.append(F.conv2d(grad_grad_input, weight, None, stride, padding, dilation, groups))
+        if ctx.needs_input_grad[0] and grad_grad_weight is not None:
+            terms.append(F.conv2d(inputs, grad_grad_weight, None, stride, padding, dilation, groups))
+        if ctx.needs_input_grad[0] and grad_grad_bias is not None:
+            terms.append(grad_grad_bias.view(1, -1, 1, 1).expand_as(grad_out))
+        d_grad_out = sum(terms[1:], terms[0]) if terms else None
+        d_inputs = d_weight = None
+        if ctx.needs_input_grad[1] and grad_grad_weight is not None:
+            d_inputs = torch.ops.aten.convolution_backward(grad_out, inputs, grad_grad_weight, None, stride, padding,
+                                                           dilation, False, [0, 0], groups, [True, False, False])[0]
+        if ctx.needs_input_grad[2] and grad_grad_input is not None:
+            d_weight = torch.ops.aten.convolution_backward(grad_out, grad_grad_input, weight, None, stride, padding,
+                                                           dilation, False, [0, 0], groups, [False, True, False])[1]
+        return d_grad_out, d_inputs, d_weight, None, None, None
+
+
+class _Conv2d(torch.autograd.Function):
+    """F.conv2d (the same forward kernel) whose backward is `_ConvGradients`."""
+
+    @staticmethod
+    def forward(ctx: Any, inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                geometry: tuple[list[int], list[int], list[int], int]) -> torch.Tensor:
+        ctx.save_for_backward(inputs, weight)
+        ctx.geometry, ctx.has_bias = geometry, bias is not None
+        return F.conv2d(inputs, weight, bias, *geometry)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        inputs, weight = ctx.saved_tensors
+        grads = _ConvGradients.apply(grad_out, inputs, weight, ctx.has_bias, ctx.geometry, ctx.needs_input_grad[0])
+        return grads[0], grads[1], grads[2], None
+
+
+def _conv_forward(module: nn.Conv2d, inputs: torch.Tensor) -> torch.Tensor:
+    geometry = (list(module.stride), list(module.padding), list(module.dilation), module.groups)
+    return _Conv2d.apply(inputs, module.weight, module.bias, geometry)
+
+
+def _batch_norm_forward(module: nn.BatchNorm2d, inputs: torch.Tensor) -> torch.Tensor:
+    # Eval mode: a per-channel affine map of constants (the running statistics) and the parameters.
+    scale = torch.rsqrt(module.running_var + module.eps)
+    shift = -module.running_mean * scale
+    if module.weight is not None:
+        scale = scale * module.weight
+        shift = shift * module.weight
+    if module.bias is not None:
+        shift = shift + module.bias
+    return inputs * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)
+
+
+@contextmanager
+def _native_second_derivatives(model: nn.Module) -> Iterator[None]:
+    """While inside, nn.Conv2d and eval-mode nn.BatchNorm2d modules compute the same function by a
+    route whose second derivatives are fast (`_ConvGradients`; BatchNorm as the affine map it is in
+    eval mode, instead of autograd's general double backward of batch_norm). Other modules, and
+    these in other configurations, are left to autograd."""
+    patched = []
+    for module in model.modules():
+        if "forward" in vars(module):  # the model set its own: leave it alone
+            continue
+        if type(module) is nn.Conv2d and module.padding_mode == "zeros" and not isinstance(module.padding, str):
+            module.forward = types.MethodType(_conv_forward, module)
+        elif type(module) is nn.BatchNorm2d and not module.training and module.running_var is not None:
+            module.forward = types.MethodType(_batch_norm_forward, module)
+        else:
+            continue
+        patched.append(module)
+    try:
+        yield
+    finally:
+        for module in patched:
+            del module.forward
+
+
 def _hvp_fn(model: nn.Module, params: Sequence[nn.Parameter], batches: Sequence[Batch],
             keeps: Sequence[torch.Tensor | None]) -> Callable[[Vector], Vector]:
+    """v -> P H P v. Each product differentiates the batch gradients g once more: autograd.grad of
+    g with grad_outputs v is v^T H = (H v)^T. The gradients and their graph depend only on the
+    weights, which power iteration never changes: a sample of one batch (the default: 200 images,
+    batches of 500) keeps them, so every product after the first is one backward pass through that
+    graph. Keeping it costs no more memory than building it, which every product does anyway; a
+    sample of several batches rebuilds each batch's graph every product instead of holding all."""
     total = sum(len(labels) for _, labels in batches)
+    keep = len(batches) == 1
+    kept: dict[int, tuple[torch.Tensor | None, ...]] = {}
+
+    def gradients(index: int, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        if index not in kept:
+            with _native_second_derivatives(model):
+                loss = F.cross_entropy(model(inputs).float(), labels)
+            grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+            if not keep:
+                return grads
+            kept[index] = grads
+        return kept[index]
 
     def hvp(v: Vector) -> Vector:
         result = [torch.zeros_like(p) for p in params]
-        for inputs, labels in batches:
-            loss = F.cross_entropy(model(inputs).float(), labels)
-            grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-            pairs = [(g, x) for g, x in zip(grads, v, strict=True) if g is not None]
-            dot = sum(torch.sum(g * x) for g, x in pairs)
-            if not isinstance(dot, torch.Tensor) or not dot.requires_grad:
+        for index, (inputs, labels) in enumerate(batches):
+            grads = gradients(index, inputs, labels)
+            pairs = [(g, x) for g, x in zip(grads, v, strict=True) if g is not None and g.requires_grad]
+            if not pairs:
                 continue  # the loss does not depend on v's coordinates to second order: H_b v = 0
-            products = torch.autograd.grad(dot, params, allow_unused=True)
+            products = torch.autograd.grad([g for g, _ in pairs], params, [x for _, x in pairs], retain_graph=keep,
+                                           allow_unused=True)
             weight = len(labels) / total
             for acc, product in zip(result, products, strict=True):
                 if product is not None:
@@ -272,47 +408,62 @@ def top_eigen(
 ) -> HessianResult:
     """The top-k eigenpairs (by magnitude) of the masked Hessian of the mean cross-entropy over
     `batches` (already normalised (inputs, labels) pairs on the model's device; see the module
-    docstring). The model is put in eval mode and its training flag restored afterwards; its
-    weights are not changed."""
+    docstring). It runs on a copy of the model in eval mode (`_working_copy`), so nothing of the
+    model changes: weights, BatchNorm statistics, training flag, memory format."""
+    _check_settings(k, tol, max_iter, trace_samples)
+    if not batches or sum(len(labels) for _, labels in batches) == 0:
+        raise HessianError("the sample is empty; give at least one batch of images")
+    model, batches = _working_copy(model, batches)
+    names, params, keeps = _trainable(model, mask)
+    if not params:
+        raise HessianError("the model has no trainable parameters (none requires grad)")
+    started = time.perf_counter()
+    hvp = _hvp_fn(model, params, batches, keeps)
+    generator = torch.Generator().manual_seed(seed)
+    eigenvalues: list[float] = []
+    iterations: list[int] = []
+    converged: list[bool] = []
+    residuals: list[float] = []
+    found: list[Vector] = []
+    for _ in range(k):
+        start = [torch.randn(p.shape, generator=generator, dtype=torch.float32).to(p.device, p.dtype)
+                 for p in params]
+        value, vector, used, done, residual = _power_iteration(hvp, start, keeps, found, tol, max_iter)
+        eigenvalues.append(value)
+        residuals.append(residual)
+        iterations.append(used)
+        converged.append(done)
+        found.append(vector)
+    trace, trace_error = None, None
+    if trace_samples:
+        trace, trace_error = _hutchinson(hvp, params, keeps, trace_samples, seed + 1)
+    seconds = time.perf_counter() - started
+    vectors = [{name: x.detach().contiguous() for name, x in zip(names, vector, strict=True)} for vector in found]
+    return HessianResult(eigenvalues, iterations, converged, residuals, vectors, seconds, None, trace, trace_error,
+                         trace_samples)
+
+
+def _working_copy(model: nn.Module, batches: Sequence[Batch]) -> tuple[nn.Module, list[Batch]]:
+    """A deep copy of `model` in eval mode, and `batches` to feed it. The copy is channels_last, as
+    `lth train` trains, unless its convolutions would crash torch's CPU backward in that format
+    (`lth.train.channels_last_risks`): a Hessian-vector product costs 1.06x (width 64) to 1.2x
+    (width 16) as much in NCHW on the CPU. Whatever format the caller's model is in, the copy is the
+    same, so the numbers are."""
+    copied = copy.deepcopy(model).eval()
+    device = next(copied.parameters(), torch.empty(0)).device
+    if device.type != "cpu" or not channels_last_risks(copied):
+        copied = copied.to(memory_format=torch.channels_last)  # touches 4-D tensors only
+        batches = [(inputs.contiguous(memory_format=torch.channels_last) if inputs.dim() == 4 else inputs, labels)
+                   for inputs, labels in batches]
+    return copied, list(batches)
+
+
+def _check_settings(k: int, tol: float, max_iter: int, trace_samples: int = 0) -> None:
     _check_int("k", k, 1, MAX_K)
     _check_int("max_iter", max_iter, 1)
     _check_int("trace_samples", trace_samples, 0)
     if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and math.isfinite(tol) and tol > 0):
         raise HessianError(f"tol: {tol!r} is not allowed; must be a finite number > 0")
-    if not batches or sum(len(labels) for _, labels in batches) == 0:
-        raise HessianError("the sample is empty; give at least one batch of images")
-    names, params, keeps = _trainable(model, mask)
-    if not params:
-        raise HessianError("the model has no trainable parameters (none requires grad)")
-    was_training = model.training
-    model.eval()
-    try:
-        started = time.perf_counter()
-        hvp = _hvp_fn(model, params, batches, keeps)
-        generator = torch.Generator().manual_seed(seed)
-        eigenvalues: list[float] = []
-        iterations: list[int] = []
-        converged: list[bool] = []
-        residuals: list[float] = []
-        found: list[Vector] = []
-        for _ in range(k):
-            start = [torch.randn(p.shape, generator=generator, dtype=torch.float32).to(p.device, p.dtype)
-                     for p in params]
-            value, vector, used, done, residual = _power_iteration(hvp, start, keeps, found, tol, max_iter)
-            eigenvalues.append(value)
-            residuals.append(residual)
-            iterations.append(used)
-            converged.append(done)
-            found.append(vector)
-        trace, trace_error = None, None
-        if trace_samples:
-            trace, trace_error = _hutchinson(hvp, params, keeps, trace_samples, seed + 1)
-        seconds = time.perf_counter() - started
-    finally:
-        model.train(was_training)
-    vectors = [{name: x.detach() for name, x in zip(names, vector, strict=True)} for vector in found]
-    return HessianResult(eigenvalues, iterations, converged, residuals, vectors, seconds, None, trace, trace_error,
-                         trace_samples)
 
 
 def _hutchinson(hvp: Callable[[Vector], Vector], params: Sequence[nn.Parameter],
@@ -364,3 +515,49 @@ def hessian_eigen(
     result = top_eigen(model, batches, mask, k=k, tol=tol, max_iter=max_iter, seed=seed,
                        trace_samples=trace_samples)
     return replace(result, indices=chosen)
+
+
+class HessianTracker:
+    """Epoch-end callback (`lth.train.EpochCallback`) of `lth train --track hessian`: the top
+    eigenvalue of the masked Hessian after every epoch (paper Figure A12).
+
+    It measures the quantity `lth analyze hessian` measures on a checkpoint, with the same settings
+    and the same code (`hessian_eigen`'s: the sample, batches of 500, start vector, stopping rule):
+    on the CPU with the same threads, the last epoch's value equals that command's on the run's
+    final.pt bit for bit.
+
+    The sample (`sample_indices(N_train, sample, sample_seed)`) is drawn when the tracker is made, so
+    a sample larger than the training split fails before training starts; its batches are built at
+    the first epoch, on the training device, and reused every epoch. Training is not perturbed:
+    `top_eigen` works on a deep copy of the model (the trained model's weights, BatchNorm running
+    statistics, train/eval flag and memory format are never touched) and draws its start vector
+    from its own seeded generator, never from the global RNG.
+
+    Returns the columns hessian_eigenvalue, hessian_iterations, hessian_converged (1/0),
+    hessian_residual and hessian_seconds: the tracker's wall time in that epoch, which the epoch's
+    own `seconds` column does not include.
+    """
+
+    def __init__(self, data: Data, mask: Mask | None = None, *, sample: int = DEFAULT_SAMPLE, sample_seed: int = 0,
+                 tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER, batch_size: int = 500) -> None:
+        _check_settings(1, tol, max_iter)
+        _check_int("batch size", batch_size, 1)
+        self.indices = sample_indices(len(data.train.labels), sample, sample_seed)
+        self.data, self.mask, self.tol, self.max_iter, self.batch_size = data, mask, tol, max_iter, batch_size
+        self._batches: list[Batch] | None = None
+
+    def __call__(self, context: EpochContext) -> dict[str, float]:
+        started = time.perf_counter()
+        if self._batches is None:
+            self._batches = hessian_batches(self.data, self.indices, batch_size=self.batch_size,
+                                            device=context.device)
+        result = top_eigen(context.model, self._batches, self.mask, tol=self.tol, max_iter=self.max_iter)
+        seconds = time.perf_counter() - started
+        epoch_seconds = context.row.get("seconds")
+        share = f", {100 * seconds / epoch_seconds:.0f}% of the epoch's {epoch_seconds:.1f}s" if epoch_seconds else ""
+        log.info("epoch %d: top Hessian eigenvalue %.6g (%d iterations, %s) in %.1fs%s", context.epoch,
+                 result.eigenvalue, result.iterations[0],
+                 "converged" if result.converged[0] else f"not converged within {self.max_iter}", seconds, share)
+        return {"hessian_eigenvalue": result.eigenvalue, "hessian_iterations": result.iterations[0],
+                "hessian_converged": int(result.converged[0]), "hessian_residual": result.residuals[0],
+                "hessian_seconds": seconds}

@@ -12,7 +12,7 @@ from lth.data.sources import SOURCES, DataError, RawData, Source, Split, get_sou
 from lth.hparams import DataHparams
 
 __all__ = ["Batches", "Data", "DataError", "RawData", "SOURCES", "Source", "Split", "get_source", "load",
-           "num_classes"]
+           "num_classes", "split_sizes"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,19 @@ def _root(hparams: DataHparams) -> Path | None:
 def num_classes(hparams: DataHparams) -> int:
     """Without decoding any image (used by `lth init`)."""
     return get_source(hparams.name).num_classes(_root(hparams))
+
+
+def _val_count(train_images: int, val_fraction: float) -> int:
+    return max(1, round(val_fraction * train_images))
+
+
+def split_sizes(hparams: DataHparams) -> dict[str, int]:
+    """Images in the train, val and test splits that `load` makes, without decoding the data."""
+    train, test = get_source(hparams.name).sizes(_root(hparams))
+    if hparams.subset_per_class is not None:
+        train = min(train, hparams.subset_per_class * num_classes(hparams))
+    val = _val_count(train, hparams.val_fraction)
+    return {"train": train - val, "val": val, "test": test}
 
 
 def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -78,7 +91,7 @@ def load(hparams: DataHparams, seed: int) -> Data:
     if hparams.subset_per_class is not None:
         train = _balanced_subset(train, hparams.subset_per_class, generator)
     order = torch.randperm(len(train.labels), generator=generator)
-    n_val = max(1, round(hparams.val_fraction * len(order)))
+    n_val = _val_count(len(order), hparams.val_fraction)
     if n_val >= len(order):  # training on nothing would divide by zero in the first epoch
         raise DataError(f"data.val_fraction: {hparams.val_fraction} of {len(order)} training images leaves none "
                         "to train on; use more images or a smaller val_fraction")

@@ -42,6 +42,7 @@ class Source:
     name: str
     load: Callable[[Path | None, bool], RawData]  # (root, download) -> RawData
     num_classes: Callable[[Path | None], int]  # cheap: never decodes images
+    sizes: Callable[[Path | None], tuple[int, int]]  # (train, test) images, cheap: never decodes images
     flip: bool  # random horizontal flip preserves the label
     crop_padding: int  # zero padding for random crops, in pixels; 0 = no crop
 
@@ -121,7 +122,7 @@ def _cifar(name: str, num_classes: int) -> Source:
             num_classes,
         )
 
-    return Source(name, load, lambda root: num_classes, flip=True, crop_padding=4)
+    return Source(name, load, lambda root: num_classes, lambda root: (50_000, 10_000), flip=True, crop_padding=4)
 
 
 # --- Tiny ImageNet ----------------------------------------------------------------------
@@ -257,6 +258,16 @@ def _imagefolder_num_classes(root: Path | None) -> int:
     return len(_class_dirs(_require_root(root, "imagefolder") / "train"))
 
 
+def _imagefolder_sizes(root: Path | None) -> tuple[int, int]:
+    root = _require_root(root, "imagefolder")
+    counts = []
+    for split in ("train", "test"):
+        folder = root / split
+        counts.append(sum(1 for c in _class_dirs(folder) for path in (folder / c).iterdir()
+                          if path.suffix.lower() in _IMAGE_SUFFIXES))
+    return counts[0], counts[1]
+
+
 def _load_imagefolder(root: Path | None, download: bool) -> RawData:
     root = _require_root(root, "imagefolder")
     classes = _class_dirs(root / "train")
@@ -307,6 +318,18 @@ def _npz_num_classes(root: Path | None) -> int:
     return max(maxima) + 1
 
 
+def _npz_sizes(root: Path | None) -> tuple[int, int]:
+    counts = []
+    for split in ("train", "test"):
+        path = _npz_path(root, split)
+        try:
+            with np.load(path) as f:
+                counts.append(len(f["labels"]))  # the small member; images are not read
+        except _NPZ_ERRORS as e:
+            raise DataError(f"{path} is not a readable .npz: {_NPZ_LAYOUT} ({e})") from e
+    return counts[0], counts[1]
+
+
 def _load_npz(root: Path | None, download: bool) -> RawData:
     num_classes = _npz_num_classes(root)
     splits = []
@@ -351,6 +374,11 @@ def _digits_file() -> Path:
     return path
 
 
+def _digits_sizes(root: Path | None) -> tuple[int, int]:
+    raw = _load_digits(root, False)  # a small file: decoding it is cheap
+    return len(raw.train.labels), len(raw.test.labels)
+
+
 def _load_digits(root: Path | None, download: bool) -> RawData:
     """The 1797 bundled 8x8 digits, upscaled to 32x32 RGB; works offline, ignores root.
 
@@ -380,14 +408,15 @@ SOURCES: dict[str, Source] = {
     for s in (
         _cifar("cifar10", 10),
         _cifar("cifar100", 100),
-        Source("tinyimagenet", _load_tiny, _tiny_num_classes, flip=True, crop_padding=4),
-        # 4 px at any size: the CIFAR convention, not scaled with the image size.
-        Source("imagefolder", _load_imagefolder, _imagefolder_num_classes, flip=True,
+        Source("tinyimagenet", _load_tiny, _tiny_num_classes, lambda root: (100_000, 10_000), flip=True,
                crop_padding=4),
-        Source("npz", _load_npz, _npz_num_classes, flip=True, crop_padding=4),
+        # 4 px at any size: the CIFAR convention, not scaled with the image size.
+        Source("imagefolder", _load_imagefolder, _imagefolder_num_classes, _imagefolder_sizes, flip=True,
+               crop_padding=4),
+        Source("npz", _load_npz, _npz_num_classes, _npz_sizes, flip=True, crop_padding=4),
         # Digits are not mirror-symmetric, and they fill the frame: a 4 px shift is a whole
         # source pixel and crops strokes, 2 px (half a source pixel) keeps them.
-        Source("digits", _load_digits, lambda root: 10, flip=False, crop_padding=2),
+        Source("digits", _load_digits, lambda root: 10, _digits_sizes, flip=False, crop_padding=2),
     )
 }
 

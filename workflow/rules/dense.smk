@@ -22,9 +22,9 @@ rule init:
         "lth init --out {output} --seed {params.seed} --threads {threads} {params.hparams} > {log} 2>&1"
 
 
-# The rewind points this experiment needs are kept by the run as a by-product (epoch<k>.pt, not
-# declared), which rule rewind_point publishes; a rewind point added later costs its own epochs
-# only, and this job's outputs never change with it.
+# The rewind points (and epochs to analyse) this experiment needs are kept by the run as a
+# by-product (epoch<k>.pt, not declared), which rule rewind_point publishes; one added later costs
+# its own epochs only, and this job's outputs never change with it.
 # --force: Snakemake runs this job only when it has to and has already removed its declared
 # outputs; files of an earlier attempt at the same run (same hash) are replaced, not kept.
 rule train_dense:
@@ -34,8 +34,8 @@ rule train_dense:
         protected(run_outputs(f"{RUNS}/{{dense}}")),
     params:
         seed=lambda w: PLAN.dense[w.dense].seed,
-        hparams=lambda w: dense_training_flags(w.dense),
-        save_epochs=" ".join(str(k) for k in sorted(PLAN.rewind_epochs)),
+        hparams=lambda w: training_flags(w.dense),
+        save_epochs=lambda w: " ".join(str(k) for k in PLAN.kept_epochs(w.dense)),
         options=RUN_OPTIONS,
         out_dir=lambda w: f"{RUNS}/{w.dense}",
     log:

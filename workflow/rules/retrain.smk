@@ -2,6 +2,7 @@
 # chain's own training at each level is one of these runs too (the plan hashes it like any other).
 # Distilling runs also take their teacher, the dense run's final.pt. GradInit's gradinit.json is
 # written only by runs that use it, so it is not a declared output; summary.json still comes last.
+# Epochs an analysis asks for are kept as by-products (epoch<k>.pt), published by rule snapshot.
 # --force: as for train_dense, files of an earlier attempt at the same run are replaced.
 
 
@@ -12,10 +13,9 @@ rule train_sparse:
         protected(run_outputs(f"{RUNS}/{{sparse}}")),
     params:
         seed=lambda w: PLAN.sparse[w.sparse].dense.seed,
-        start=lambda w: PLAN.sparse[w.sparse].start_epoch,
-        hparams=lambda w: flags(PLAN.sparse[w.sparse].model, PLAN.sparse[w.sparse].dense.data,
-                                PLAN.sparse[w.sparse].train, PLAN.sparse[w.sparse].gradinit),
-        teacher=lambda w, input: f"--teacher {input.teacher}" if "teacher" in input.keys() else "",
+        hparams=lambda w: training_flags(w.sparse),
+        inputs=lambda w, input: optional_inputs(input),
+        save_epochs=lambda w: " ".join(str(k) for k in PLAN.kept_epochs(w.sparse)),
         options=RUN_OPTIONS,
         out_dir=lambda w: f"{RUNS}/{w.sparse}",
     log:
@@ -28,5 +28,5 @@ rule train_sparse:
     resources:
         **TRAIN_RESOURCES,
     shell:
-        "lth train --init {input.init} --mask {input.mask} {params.teacher} --start-epoch {params.start}"
-        " --out-dir {params.out_dir} --seed {params.seed} --force --threads {threads} {params.options} {params.hparams} > {log} 2>&1"
+        "lth train --init {input.init} {params.inputs} --out-dir {params.out_dir} --seed {params.seed} --force"
+        " --save-epochs {params.save_epochs} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"

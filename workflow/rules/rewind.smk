@@ -1,7 +1,9 @@
-# Rewind points: the dense weights after epoch k, where rewinding variants and IMP with rewinding
-# start. The finished dense run's by-product epoch<k>.pt is published as is; a rewind point the
-# run did not keep (added to the config later) is re-trained from theta0 with the same seed and
-# settings up to epoch k (bit-identical on the CPU with the same threads).
+# Snapshots: a run's weights after epoch k, each a file of its own so that asking for one never
+# makes a finished run look incomplete. The run's by-product epoch<k>.pt is published as is; a
+# snapshot the run did not keep (asked for later) is re-trained from the run's starting weights
+# with the same seed and settings up to epoch k (bit-identical on the CPU with the same threads).
+# Dense snapshots are the rewind points, where rewinding variants and IMP with rewinding start;
+# sparse snapshots are the epochs an analysis reads (`analysis.<name>.epochs`).
 
 
 rule rewind_point:
@@ -12,7 +14,7 @@ rule rewind_point:
         protected(f"{RUNS}/{{dense}}/rewind/epoch{{epoch}}.pt"),
     params:
         seed=lambda w: PLAN.dense[w.dense].seed,
-        hparams=lambda w: dense_training_flags(w.dense),
+        hparams=lambda w: training_flags(w.dense),
         options=RUN_OPTIONS,
         run=lambda w: f"{RUNS}/{w.dense}",
     log:
@@ -25,5 +27,31 @@ rule rewind_point:
     resources:
         **TRAIN_RESOURCES,
     shell:
-        "lth rewind-point --run {params.run} --epoch {wildcards.epoch} --init {input.init} --out {output}"
+        "lth snapshot --run {params.run} --epoch {wildcards.epoch} --init {input.init} --out {output}"
+        " --seed {params.seed} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"
+
+
+rule snapshot:
+    input:
+        unpack(lambda w: PLAN.sparse_inputs(w.sparse)),
+        finished=f"{RUNS}/{{sparse}}/summary.json",
+    output:
+        protected(f"{RUNS}/{{sparse}}/snapshots/epoch{{epoch}}.pt"),
+    params:
+        seed=lambda w: PLAN.sparse[w.sparse].dense.seed,
+        hparams=lambda w: training_flags(w.sparse),
+        inputs=lambda w, input: optional_inputs(input),
+        options=RUN_OPTIONS,
+        run=lambda w: f"{RUNS}/{w.sparse}",
+    log:
+        f"{RUNS}/{{sparse}}/snapshots/epoch{{epoch}}.log",
+    benchmark:
+        f"{RUNS}/{{sparse}}/snapshots/epoch{{epoch}}.benchmark.tsv"
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        **TRAIN_RESOURCES,
+    shell:
+        "lth snapshot --run {params.run} --epoch {wildcards.epoch} --init {input.init} {params.inputs} --out {output}"
         " --seed {params.seed} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"

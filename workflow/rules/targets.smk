@@ -23,9 +23,16 @@ rule tables:
         TABLES,
 
 
+# The analyses the config's `analysis` section asks for, collected per experiment.
+rule analysis:
+    input:
+        ANALYSIS_TABLES.values(),
+
+
 rule figures:
     input:
         FIGURES,
+        ANALYSIS_FIGURE_FILES,
 
 
 # Everything `snakemake --report` shows; build it first, then write the report.
@@ -33,3 +40,5 @@ rule report:
     input:
         TABLES,
         FIGURES,
+        ANALYSIS_TABLES.values(),
+        ANALYSIS_FIGURE_FILES,

@@ -1,0 +1,112 @@
+"""`lth analyze collect` and `lth analyze merge`: per-run analysis outputs into one long-form CSV.
+
+Every collected CSV starts with the columns `seed, variant, level, sparsity, epoch, run`: the
+experiment's row (variant `dense`, level 0 for the dense run), the mask's sparsity as the run's
+summary.json records it, the training epoch of the weights analysed, and the run folder's name.
+The analysis' own columns follow (the module docstrings define them):
+- activation_sparsity.csv: stage, near_zero, total, fraction, threshold (stage `all` = the network);
+- hessian.csv: rank (1..k), eigenvalue, iterations, converged, residual, seconds, sample (images);
+- hessian_per_epoch.csv: one row per training epoch (the `epoch` column), eigenvalue, iterations,
+  converged, residual, seconds (from the tracked run's metrics.csv);
+- perturbation.csv: index, epsilon, loss, accuracy, eigenvalue, converged;
+- landscape.csv and input_landscape.csv: index, i, j, alpha, beta, loss, accuracy (alpha along the
+  first direction; alpha = beta = 0 is the network itself).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from lth.errors import LthError
+from lth.io import write_csv
+from lth.manifest import verify_run
+
+ID_COLUMNS = ["seed", "variant", "level", "sparsity", "epoch", "run"]
+TRACKED_PREFIX = "hessian_"  # metrics.csv columns of `lth train --track hessian`
+
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _hessian(path: Path) -> list[dict[str, Any]]:
+    result = json.loads(path.read_text())
+    return [{"rank": rank + 1, "eigenvalue": value, "iterations": result["iterations"][rank],
+             "converged": result["converged"][rank], "residual": result["residuals"][rank],
+             "seconds": result["seconds"], "sample": len(result["indices"])}
+            for rank, value in enumerate(result["eigenvalues"])]
+
+
+def _per_epoch(path: Path) -> list[dict[str, Any]]:
+    rows = _read_csv(path)
+    if not rows or f"{TRACKED_PREFIX}eigenvalue" not in rows[0]:
+        raise LthError(f"{path} has no {TRACKED_PREFIX}eigenvalue column; it must come from `lth train --track hessian`")
+    records = [{"epoch": row["epoch"], **{key.removeprefix(TRACKED_PREFIX): value for key, value in row.items()
+                                           if key.startswith(TRACKED_PREFIX)}} for row in rows]
+    for record in records:  # metrics.csv holds numbers only: 1/0, here True/False as in hessian.csv
+        record["converged"] = bool(float(record["converged"]))
+    return records
+
+
+READERS: dict[str, Callable[[Path], list[dict[str, Any]]]] = {
+    "activations": _read_csv,
+    "hessian": _hessian,
+    "hessian_per_epoch": _per_epoch,
+    "perturbation": _read_csv,
+    "landscape": _read_csv,
+    "input_landscape": _read_csv,
+}
+
+
+def parse_row(text: str) -> tuple[int, str, int, int, Path, str]:
+    try:
+        head, file = text.rsplit(":", 1)
+        seed, variant, level, epoch, run = head.split(":", 4)
+        return int(seed), variant, int(level), int(epoch), Path(run), file
+    except ValueError:
+        raise LthError(f"row {text!r} is not SEED:VARIANT:LEVEL:EPOCH:RUN_FOLDER:FILE") from None
+
+
+def collect(analysis: str, rows: Sequence[str], out: Path) -> int:
+    """Write the collected CSV of `analysis` from `rows`; returns the number of lines."""
+    if analysis not in READERS:
+        raise LthError(f"--analysis: {analysis!r} is not allowed; choose one of {', '.join(READERS)}")
+    records: list[dict[str, Any]] = []
+    for text in rows:
+        seed, variant, level, epoch, run, file = parse_row(text)
+        summary = verify_run(run, files=False)
+        path = run / file
+        if not path.is_file():
+            raise LthError(f"{path} does not exist; run the {analysis} analysis of {run} first")
+        ids = {"seed": seed, "variant": variant, "level": level, "sparsity": summary["sparsity"], "epoch": epoch,
+               "run": run.name}
+        records += [{**ids, **record} for record in READERS[analysis](path)]
+    if not records:
+        raise LthError(f"no {analysis} results to collect; give at least one row")
+    columns = ID_COLUMNS + [key for key in records[0] if key not in ID_COLUMNS]
+    write_csv(out, records, columns)
+    return len(records)
+
+
+def merge_grid(parts: Sequence[Path], points: int, out: Path) -> int:
+    """The whole landscape grid from its parts' CSVs (each point exactly once), sorted by index."""
+    from lth.analysis.landscape import LandscapePoint, merge_parts
+
+    fields = dict(LandscapePoint.__annotations__)  # name -> "int" or "float"
+    tables = []
+    for path in parts:
+        try:
+            tables.append([LandscapePoint(**{key: (int if fields[key] == "int" else float)(row[key]) for key in fields})
+                           for row in _read_csv(path)])
+        except (OSError, KeyError, ValueError) as error:
+            raise LthError(f"{path} is not a landscape part written by `lth analyze landscape --part` ({error})") \
+                from None
+    merged = merge_parts(tables, points)
+    write_csv(out, [dataclasses.asdict(point) for point in merged], list(fields))
+    return len(merged)

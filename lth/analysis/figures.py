@@ -1,0 +1,677 @@
+"""The paper's analysis figures, each drawn from one collected CSV alone (`lth figure NAME`).
+
+Every function reads only its CSV (the long-form files `lth analyze collect` writes into
+`results/<experiment>/analysis/`, whose columns lth/analysis/collect.py defines) and writes every
+given output atomically; the format follows each path's suffix (.png, .pdf, .svg; the table also
+.csv). Nothing is read from a run, so a figure can be rebuilt, restyled or re-titled anywhere.
+
+Shared conventions
+- Rows: one per (variant, level) pair, variant `dense` (level 0, sparsity 0) first, then the
+  variants in the CSV's order, levels ascending; the sparsity shown is the pair's mean (it is the
+  same for every seed: global magnitude pruning keeps the same count).
+- Seeds: a line is the mean over seeds, with a band of +- one standard deviation (ddof 1) whenever
+  more than one seed exists. Landscape panels show one grid, the first (lowest) seed's, and say so.
+- Epochs: the `epoch` column is the training epoch of the weights analysed. A figure other than
+  figA12 (whose x axis is the epoch) shows one epoch per run: `epoch=E` keeps the rows of epoch E,
+  `final` (the default) keeps each run's largest epoch in the CSV.
+- Bad input (a missing column, an empty CSV, an unparsable or out-of-range value, an epoch that
+  selects nothing, a duplicated or incomplete grid) is an LthError naming the file, the column or
+  value and what is allowed; a figure is never drawn from nothing.
+
+Registry: FIGURES maps each `lth figure` name to (function, required columns, description);
+lth/analysis/jobs.py names the files (`fig2_hessian.png`, `fig5_landscape_epoch5.pdf`, ...).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lth.errors import LthError
+from lth.io import atomic_open
+
+if TYPE_CHECKING:  # imported inside the functions: `lth --help` must not pay for pandas and numpy
+    import numpy as np
+    import pandas as pd
+
+ID_COLUMNS = ("seed", "variant", "level", "sparsity", "epoch", "run")
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+TABLE_SUFFIXES = (*FIGURE_SUFFIXES, ".csv")
+EPOCH_AXIS = frozenset({"figA12_hessian_per_epoch"})  # the epoch is the x axis: no epoch filter
+Epoch = int | str | None  # a training epoch, "final", or None (= "final")
+
+# How each column is parsed; anything not listed is a float (NaN where empty).
+_INTEGER = {"seed", "level", "epoch", "rank", "index", "i", "j", "iterations", "sample", "near_zero", "total"}
+_TEXT = {"variant", "run", "stage"}
+_UNIT = {"sparsity": "a fraction in [0, 1)", "fraction": "a fraction in [0, 1]"}
+# Never empty: they say what a row is (or where in a grid it lies).
+_REQUIRED = {"seed", "variant", "level", "sparsity", "epoch", "run", "stage", "rank", "index", "i", "j"}
+
+_SOURCES = {  # figure name -> the collected CSV it is drawn from, for error messages
+    "tableA1_activation_sparsity": "activation_sparsity.csv",
+    "fig2_hessian": "hessian.csv",
+    "figA12_hessian_per_epoch": "hessian_per_epoch.csv",
+    "fig_landscape": "landscape.csv",
+    "fig11_input_landscape": "input_landscape.csv",
+    "fig10_perturbation": "perturbation.csv",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Input
+
+
+def parse_epoch(name: str, text: str | None) -> Epoch:
+    """The `--epoch` value of figure `name`: None, "final" or a training epoch >= 1."""
+    if text is None:
+        return None
+    if name in EPOCH_AXIS:
+        raise LthError(f"{name} plots every training epoch on its x axis and takes no epoch filter; drop it")
+    if str(text) == "final":
+        return "final"
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        value = 0
+    if value < 1:
+        raise LthError(f"{text!r} is not allowed; give a training epoch (an integer >= 1) or `final`")
+    return value
+
+
+def check_output_suffix(name: str, path: str | Path) -> None:
+    """The format comes from the suffix: only those matplotlib (or, for the table, CSV) writes."""
+    allowed = TABLE_SUFFIXES if name.startswith("table") else FIGURE_SUFFIXES
+    if Path(path).suffix.lower() not in allowed:
+        raise LthError(f"{path}: the suffix {Path(path).suffix or '(none)'!r} is not allowed for {name}; "
+                       f"give one of {', '.join(allowed)}")
+
+
+def _fail_value(csv: Path, column: str, frame: pd.DataFrame, bad: pd.Series, allowed: str) -> None:
+    first = bad[bad].index[0]
+    # pandas' index is the data row; +2 for the header line and 1-based numbering, as an editor shows it
+    raise LthError(f"{csv}: column {column!r} holds {frame.at[first, column]!r} at line {first + 2}; "
+                   f"it must be {allowed}")
+
+
+def _load(csv: Path, name: str) -> pd.DataFrame:
+    """The CSV of figure `name`, with its required columns present and parsed."""
+    import pandas as pd
+
+    csv = Path(csv)
+    columns = FIGURES[name][1]
+    source = _SOURCES[name]
+    fix = f"give the {source} that `lth analyze collect` writes (the workflow's `analysis` target)"
+    try:
+        frame = pd.read_csv(csv, dtype=str, keep_default_na=False)  # text first: values are checked below
+    except pd.errors.EmptyDataError:
+        raise LthError(f"{csv} is empty (not even a header line); {fix}") from None
+    except (OSError, ValueError, UnicodeDecodeError) as error:  # pandas' parse errors are ValueErrors
+        raise LthError(f"{csv} cannot be read as a CSV ({error}); {fix}") from None
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise LthError(f"{csv} lacks the column {missing[0]!r}; {name} needs the columns {', '.join(columns)}; {fix}")
+    if frame.empty:
+        raise LthError(f"{csv} has a header but no rows; {name} needs at least one; {fix}")
+    frame = frame.reset_index(drop=True)
+    parsed = frame.copy()
+    for column in columns:
+        text = frame[column].str.strip()
+        if column in _REQUIRED:
+            empty = text == ""
+            if empty.any():
+                _fail_value(csv, column, frame, empty, "set in every row")
+        if column in _TEXT:
+            parsed[column] = text
+        elif column == "converged":
+            lowered = text.str.lower()
+            unset = lowered == ""
+            if "eigenvalue" in frame:  # a row without a value (an epoch not tracked) needs no flag either
+                unset &= frame["eigenvalue"].str.strip() == ""
+            bad = ~lowered.isin(["true", "false", "1", "0"]) & ~unset
+            if bad.any():
+                _fail_value(csv, column, frame, bad, "True or False")
+            parsed[column] = lowered.isin(["true", "1"])
+        else:
+            values = pd.to_numeric(text.replace("", "nan"), errors="coerce")
+            bad = values.isna() & ~text.str.lower().isin(["", "nan"])
+            if bad.any():
+                _fail_value(csv, column, frame, bad, "a number")
+            if column in _INTEGER:
+                bad = values.notna() & (values != values.round())
+                if bad.any():
+                    _fail_value(csv, column, frame, bad, "an integer")
+            if column in _UNIT:
+                upper_ok = values < 1 if column == "sparsity" else values <= 1
+                bad = values.notna() & ~((values >= 0) & upper_ok)
+                if bad.any():
+                    _fail_value(csv, column, frame, bad, _UNIT[column])
+            parsed[column] = values.astype(int if column in _INTEGER and values.notna().all() else float)
+    return parsed
+
+
+def _select_epoch(frame: pd.DataFrame, csv: Path, epoch: Epoch) -> pd.DataFrame:
+    """The rows of one epoch per run: `epoch`, or each run's largest epoch for `final` / None."""
+    if epoch is None or epoch == "final":
+        keys = ["seed", "variant", "level", "run"]
+        return frame[frame["epoch"] == frame.groupby(keys)["epoch"].transform("max")]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        raise LthError(f"epoch filter {epoch!r} is not allowed; give a training epoch (an integer >= 1) or `final`")
+    selected = frame[frame["epoch"] == epoch]
+    if selected.empty:
+        available = ", ".join(str(value) for value in sorted(frame["epoch"].unique()))
+        raise LthError(f"{csv} holds no rows of epoch {epoch} (column 'epoch'); its epochs are {available}: give "
+                       "one of them or `final`")
+    return selected
+
+
+def _check_unique(frame: pd.DataFrame, csv: Path, keys: Sequence[str]) -> None:
+    """Two rows for one (seed, variant, level, epoch, ...) would be averaged as if they were two seeds."""
+    duplicated = frame.duplicated(list(keys), keep=False)
+    if duplicated.any():
+        row = frame[duplicated].iloc[0]
+        what = ", ".join(f"{key} {row[key]}" for key in keys)
+        raise LthError(f"{csv} holds more than one row for {what}; collect each run once (`lth analyze collect`)")
+
+
+def _pairs(frame: pd.DataFrame) -> list[tuple[tuple[str, int], pd.DataFrame]]:
+    """(variant, level) groups in the order every figure uses: dense first, then the CSV's order."""
+    variants = list(dict.fromkeys(frame["variant"]))
+    variants.sort(key=lambda variant: variant != "dense")  # stable: the others keep the CSV's order
+    pairs = []
+    for variant in variants:
+        rows = frame[frame["variant"] == variant]
+        for level in sorted(rows["level"].unique()):
+            pairs.append(((variant, int(level)), rows[rows["level"] == level]))
+    return pairs
+
+
+def _pair_label(variant: str, rows: pd.DataFrame) -> str:
+    return "dense" if variant == "dense" else f"{variant}, {100 * rows['sparsity'].mean():.1f}% sparse"
+
+
+def _epoch_note(frame: pd.DataFrame, epoch: Epoch) -> str:
+    if isinstance(epoch, int):
+        return f"epoch {epoch}"
+    epochs = sorted(frame["epoch"].unique())
+    return f"final epoch ({epochs[0]})" if len(epochs) == 1 else "final epoch of each run"
+
+
+def _seed_note(frame: pd.DataFrame) -> str:
+    seeds = frame["seed"].nunique()
+    return f"mean ± std over {seeds} seeds" if seeds > 1 else "1 seed"
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawing helpers
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display, and the same output on every machine
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, outputs: Sequence[Path], table: pd.DataFrame | None = None, crop: Any = None) -> None:
+    """Every output, each atomically (a killed job leaves no half figure); the figure is closed.
+    `crop` (a Bbox in inches) cuts the figure to it: a table's size is known only once it is drawn."""
+    plt = _pyplot()
+    try:
+        for output in outputs:
+            suffix = Path(output).suffix.lower()
+            if suffix == ".csv":
+                with atomic_open(output, "w") as handle:
+                    table.to_csv(handle, index=False)
+            else:
+                with atomic_open(output, "wb") as handle:
+                    fig.savefig(handle, format=suffix.lstrip("."), dpi=150,
+                                **({"bbox_inches": crop} if crop is not None else {}))
+    finally:
+        if fig is not None:
+            plt.close(fig)
+
+
+def _check_outputs(name: str, outputs: Sequence[Path]) -> list[Path]:
+    if not outputs:
+        raise LthError(f"{name}: give at least one output path")
+    for output in outputs:
+        check_output_suffix(name, output)
+    return [Path(output) for output in outputs]
+
+
+def _pair_colors(pairs: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+    """One colour family per variant, darker for sparser levels, black for dense: with many
+    (variant, level) lines the variant stays readable from the hue and the level from the shade."""
+    from matplotlib import colormaps
+
+    families = ["Blues", "Oranges", "Greens", "Reds", "Purples", "YlOrBr", "PuRd", "Greys"]
+    variants = list(dict.fromkeys(variant for variant, _ in pairs if variant != "dense"))
+    colors: dict[tuple[str, int], Any] = {}
+    for k, variant in enumerate(variants):
+        levels = sorted(level for v, level in pairs if v == variant)
+        cmap = colormaps[families[k % len(families)]]
+        for rank, level in enumerate(levels):
+            colors[(variant, level)] = cmap(0.45 + 0.5 * (rank + 1) / len(levels))
+    colors.update({pair: "black" for pair in pairs if pair[0] == "dense"})
+    return colors
+
+
+def _mean_std(rows: pd.DataFrame, key: str, value: str) -> pd.DataFrame:
+    """Per `key` (level, epoch or grid index): the mean and std of `value` over seeds, the mean
+    sparsity and epsilon, the number of seeds, and whether every seed's power iteration converged."""
+    aggregations = {"mean": (value, "mean"), "std": (value, "std"), "seeds": ("seed", "nunique"),
+                    "sparsity": ("sparsity", "mean")}
+    for column in ("epsilon", "converged"):
+        if column in rows:
+            aggregations[column] = (column, "all" if column == "converged" else "mean")
+    return rows.groupby(key).agg(**aggregations).reset_index()
+
+
+def _band(ax: Any, x: Any, stats: pd.DataFrame, color: Any) -> None:
+    if stats["seeds"].max() > 1:
+        ax.fill_between(x, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=color, alpha=0.2,
+                        linewidth=0)
+
+
+def _hollow(ax: Any, x: Any, stats: pd.DataFrame, color: Any) -> bool:
+    """A hollow marker over each point where some seed's power iteration did not converge."""
+    off = ~stats["converged"].to_numpy(dtype=bool)
+    if off.any():
+        ax.plot(x[off], stats["mean"].to_numpy()[off], linestyle="none", marker="o", markersize=7,
+                markerfacecolor="white", markeredgecolor=color, markeredgewidth=1.3, zorder=3)
+    return bool(off.any())
+
+
+def _eigen_scale(ax: Any, values: Sequence[float], label: str) -> None:
+    """Log y axis for eigenvalues, as the paper draws them. Power iteration returns the eigenvalue of
+    largest magnitude, which can be negative (and a mean - std band can cross 0); a log axis would
+    silently drop those, so then the axis is symmetric-log and its label says so."""
+    import numpy as np
+
+    finite = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+    if finite.size and (finite > 0).all():
+        ax.set_yscale("log")
+        ax.set_ylabel(f"{label} (log scale)")
+    else:
+        nonzero = np.abs(finite[finite != 0])
+        ax.set_yscale("symlog", linthresh=float(nonzero.min()) if nonzero.size else 1.0)
+        ax.set_ylabel(f"{label} (symmetric log: some values are <= 0)")
+
+
+def _hollow_legend_entry(ax: Any) -> tuple[list[Any], list[str]]:
+    from matplotlib.lines import Line2D
+
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], linestyle="none", marker="o", markersize=7, markerfacecolor="white",
+                          markeredgecolor="gray"))
+    labels.append("hollow: power iteration not converged\n(for at least one seed)")
+    return handles, labels
+
+
+def _legend(ax: Any, handles: Sequence[Any] | None = None, labels: Sequence[str] | None = None) -> None:
+    """Inside the axes while short; outside to the right once the lines would hide the data."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    if len(handles) > 8:
+        ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1),
+                  ncol=1 + len(handles) // 24)
+    else:
+        ax.legend(handles, labels, fontsize=8)
+
+
+def log_contour_levels(low: float, high: float, count: int = 15) -> np.ndarray:
+    """`count` contour levels spaced evenly on a log scale from `low` to `high` (both included).
+
+    Landscapes are drawn with log-spaced levels because loss grows by orders of magnitude away from
+    the minimum: linear levels would spend every contour on the far rim and leave the basin, the
+    part the paper compares, as one flat colour. A loss is positive, but can round to 0; a `low` at
+    or below 0 is raised to high * 1e-6, so the levels stay finite (lower values fall below the
+    first level). A flat grid (low == high) gets a +-0.1% range, so contourf still has an interval.
+    """
+    import numpy as np
+
+    if not (math.isfinite(low) and math.isfinite(high)) or high <= 0 or high < low:
+        raise ValueError(f"log contour levels need finite 0 < high >= low, not low={low}, high={high}")
+    if count < 2:
+        raise ValueError(f"log contour levels need count >= 2, not {count}")
+    low = max(low, high * 1e-6)
+    if low == high:
+        low, high = low / 1.001, high * 1.001
+    return np.geomspace(low, high, count)
+
+
+# ---------------------------------------------------------------------------------------------
+# The figures
+
+
+def tableA1_activation_sparsity(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None,
+                                title: str | None = None) -> pd.DataFrame:
+    """Table A1: the % of near-zero activation outputs, for the whole network (`all`) and per stage.
+
+    Rows are (variant, level) pairs, cells the mean over seeds of 100 * fraction, with `± std`
+    when several seeds exist; a stage a row lacks is `–`. A .csv output gets the same pivot:
+    columns variant, level, sparsity_pct, seeds, then per stage (`all` first, then the CSV's stage
+    order) `<stage>_mean_pct` and `<stage>_std_pct` (empty with one seed). Returns that pivot.
+    """
+    import pandas as pd
+
+    name = "tableA1_activation_sparsity"
+    outputs = _check_outputs(name, outputs)
+    frame = _select_epoch(_load(csv, name), Path(csv), epoch)
+    thresholds = sorted(frame["threshold"].dropna().unique())
+    if len(thresholds) > 1:  # fractions at different thresholds are different quantities: never average them
+        raise LthError(f"{csv} mixes thresholds {', '.join(map(str, thresholds))} (column 'threshold'); collect "
+                       "one analysis setting per table")
+    _check_unique(frame, Path(csv), ["seed", "variant", "level", "epoch", "stage"])
+    if not (frame["stage"] == "all").any():
+        raise LthError(f"{csv} has no rows with stage 'all' (column 'stage'); Table A1 needs the whole network's "
+                       "fraction, which `lth analyze activations` writes as stage `all`")
+    stages = ["all", *dict.fromkeys(stage for stage in frame["stage"] if stage != "all")]
+    records = []
+    for (variant, level), rows in _pairs(frame):
+        record: dict[str, Any] = {"variant": variant, "level": level,
+                                  "sparsity_pct": 100 * rows["sparsity"].mean(), "seeds": rows["seed"].nunique()}
+        for stage in stages:
+            values = 100 * rows.loc[rows["stage"] == stage, "fraction"]
+            record[f"{stage}_mean_pct"] = values.mean() if len(values) else float("nan")
+            record[f"{stage}_std_pct"] = values.std() if len(values) > 1 else float("nan")
+        records.append(record)
+    table = pd.DataFrame(records)
+
+    fig = crop = None
+    if any(output.suffix.lower() != ".csv" for output in outputs):
+        plt = _pyplot()
+        several = table["seeds"].max() > 1
+
+        def cell(mean: float, std: float) -> str:
+            if not math.isfinite(mean):
+                return "–"
+            return f"{mean:.1f} ± {std:.1f}" if several and math.isfinite(std) else f"{mean:.1f}"
+
+        header = ["variant", "level", "sparsity (%)", *stages]
+        body = [[row["variant"], str(row["level"]), f"{row['sparsity_pct']:.1f}",
+                 *(cell(row[f"{stage}_mean_pct"], row[f"{stage}_std_pct"]) for stage in stages)]
+                for _, row in table.iterrows()]
+        width = 1.0 * (len(header) + 1) + (0.6 * len(stages) if several else 0)
+        fig, ax = plt.subplots(figsize=(width, 0.9 + 0.28 * (len(body) + 1)))
+        ax.axis("off")
+        rendered = ax.table(cellText=body, colLabels=header, loc="upper center", cellLoc="center")
+        rendered.auto_set_font_size(False)
+        rendered.set_fontsize(8)
+        rendered.auto_set_column_width(list(range(len(header))))
+        threshold = f"|a| <= {thresholds[0]:g}" if thresholds else "near-zero"
+        ax.set_title(title or f"Activation sparsity: % of activation outputs with {threshold}\n"
+                     f"({_seed_note(frame)}, {_epoch_note(frame, epoch)})", fontsize=9)
+        # bbox_inches="tight" would keep the whole (invisible) axes: crop to the cells and the title.
+        from matplotlib.transforms import Bbox
+
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        drawn = [cell.get_window_extent(renderer) for cell in rendered.get_celld().values()]
+        crop = Bbox.union([*drawn, ax.title.get_window_extent(renderer)]).transformed(
+            fig.dpi_scale_trans.inverted()).padded(0.15)
+    _save(fig, outputs, table, crop=crop)
+    return table
+
+
+def fig2_hessian(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, title: str | None = None) -> None:
+    """Figure 2: the top Hessian eigenvalue (rank 1) against sparsity, one line per variant.
+
+    The x axis is lth.plots' sparsity axis (log in weights remaining, sparser to the right), the y
+    axis logarithmic. The dense network is a dashed horizontal line (with its band over seeds). A
+    hollow marker marks a point where the power iteration did not converge for some seed, and the
+    legend says so: non-convergence is shown, never hidden.
+    """
+    from lth.plots import X_AXES, remaining_percent, sparsity_axis
+
+    name = "fig2_hessian"
+    outputs = _check_outputs(name, outputs)
+    frame = _select_epoch(_load(csv, name), Path(csv), epoch)
+    frame = frame[frame["rank"] == 1]
+    if frame.empty:
+        raise LthError(f"{csv} has no rows of rank 1 (column 'rank'); Figure 2 plots the top eigenvalue, rank 1")
+    _check_unique(frame, Path(csv), ["seed", "variant", "level", "epoch", "rank"])
+    dense, sparse = frame[frame["variant"] == "dense"], frame[frame["variant"] != "dense"]
+    if sparse.empty:
+        raise LthError(f"{csv} has only dense rows (column 'variant'); Figure 2 plots eigenvalue against sparsity, "
+                       "so it needs the rows of at least one pruned variant")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    drawn: list[float] = []  # every y value on the axes, to choose its scale
+    hollow = False
+    for variant, rows in sparse.groupby("variant", sort=False):
+        stats = _mean_std(rows, "level", "eigenvalue")
+        x = remaining_percent(stats["sparsity"]).to_numpy()
+        (line,) = ax.plot(x, stats["mean"], marker="o", markersize=4, label=variant)
+        _band(ax, x, stats, line.get_color())
+        hollow |= _hollow(ax, x, stats, line.get_color())
+        drawn += list(stats["mean"])
+        if stats["seeds"].max() > 1:
+            drawn += list(stats["mean"] - stats["std"]) + list(stats["mean"] + stats["std"])
+    if not dense.empty:
+        values = dense["eigenvalue"]
+        several = dense["seed"].nunique() > 1
+        mark = "" if dense["converged"].all() else ", not converged"
+        ax.axhline(values.mean(), color="black", linestyle="--", linewidth=1,
+                   label=f"dense ({values.mean():.3g}" + (f" ± {values.std():.2g}" if several else "") + f"{mark})")
+        drawn.append(values.mean())
+        if several:
+            ax.axhspan(values.mean() - values.std(), values.mean() + values.std(), color="black", alpha=0.08,
+                       linewidth=0)
+            drawn += [values.mean() - values.std(), values.mean() + values.std()]
+    sparsity_axis(ax, sparse["sparsity"])
+    ax.set_xlabel(X_AXES["sparsity"])
+    _eigen_scale(ax, drawn, "Top Hessian eigenvalue λ1")
+    ax.grid(True, alpha=0.3)
+    handles, labels = _hollow_legend_entry(ax) if hollow else ax.get_legend_handles_labels()
+    _legend(ax, handles, labels)
+    ax.set_title(title or f"Top Hessian eigenvalue vs sparsity ({_seed_note(frame)}, {_epoch_note(frame, epoch)})",
+                 fontsize=9)
+    _save(fig, outputs)
+
+
+def figA12_hessian_per_epoch(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None,
+                             title: str | None = None) -> None:
+    """Figure A12: the top Hessian eigenvalue after every training epoch, one line per (variant,
+    sparsity) pair, mean +- std over seeds; log y axis, hollow markers where a seed did not converge.
+    Epochs without a value (empty `eigenvalue`) are left out of the line."""
+    from matplotlib.ticker import MaxNLocator
+
+    name = "figA12_hessian_per_epoch"
+    if epoch is not None:
+        parse_epoch(name, str(epoch))  # raises: the epoch is this figure's x axis
+    outputs = _check_outputs(name, outputs)
+    frame = _load(csv, name)
+    frame = frame[frame["eigenvalue"].notna()]
+    if frame.empty:
+        raise LthError(f"{csv}: column 'eigenvalue' is empty in every row; train with `--track hessian`")
+    _check_unique(frame, Path(csv), ["seed", "variant", "level", "epoch"])
+    pairs = _pairs(frame)
+    colors = _pair_colors([pair for pair, _ in pairs])
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.2, 4.4), layout="constrained")
+    drawn: list[float] = []
+    hollow = False
+    for (variant, level), rows in pairs:
+        stats = _mean_std(rows, "epoch", "eigenvalue")
+        x = stats["epoch"].to_numpy()
+        color = colors[(variant, level)]
+        ax.plot(x, stats["mean"], color=color, marker="o", markersize=2.5, linewidth=1.2,
+                linestyle="--" if variant == "dense" else "-", label=_pair_label(variant, rows))
+        _band(ax, x, stats, color)
+        hollow |= _hollow(ax, x, stats, color)
+        drawn += list(stats["mean"])
+        if stats["seeds"].max() > 1:
+            drawn += list(stats["mean"] - stats["std"]) + list(stats["mean"] + stats["std"])
+    ax.set_xlabel("Training epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _eigen_scale(ax, drawn, "Top Hessian eigenvalue λ1")
+    ax.grid(True, alpha=0.3)
+    handles, labels = _hollow_legend_entry(ax) if hollow else ax.get_legend_handles_labels()
+    _legend(ax, handles, labels)
+    ax.set_title(title or f"Top Hessian eigenvalue during training ({_seed_note(frame)})", fontsize=9)
+    _save(fig, outputs)
+
+
+def fig10_perturbation(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None,
+                       title: str | None = None) -> None:
+    """Figure 10: the loss on the test sample at theta + epsilon v / ||v|| (v the top Hessian
+    eigenvector) against epsilon, one line per (variant, sparsity) pair, mean +- std over seeds. The
+    legend gives each pair's mean eigenvalue and says when its power iteration did not converge."""
+    name = "fig10_perturbation"
+    outputs = _check_outputs(name, outputs)
+    frame = _select_epoch(_load(csv, name), Path(csv), epoch)
+    _check_unique(frame, Path(csv), ["seed", "variant", "level", "epoch", "index"])
+    pairs = _pairs(frame)
+    colors = _pair_colors([pair for pair, _ in pairs])
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.2, 4.4), layout="constrained")
+    for (variant, level), rows in pairs:
+        # grouped by grid index, not by the float epsilon: seeds share the grid, and the index is exact
+        stats = _mean_std(rows, "index", "loss").sort_values("epsilon")
+        x = stats["epsilon"].to_numpy()
+        color = colors[(variant, level)]
+        per_seed = rows.groupby("seed").agg(eigenvalue=("eigenvalue", "first"), converged=("converged", "all"))
+        note = f"λ1 = {per_seed['eigenvalue'].mean():.3g}" + ("" if per_seed["converged"].all() else ", not converged")
+        ax.plot(x, stats["mean"], color=color, linewidth=1.4, linestyle="--" if variant == "dense" else "-",
+                label=f"{_pair_label(variant, rows)} ({note})")
+        _band(ax, x, stats, color)
+    ax.axvline(0, color="gray", linewidth=0.8, linestyle=":")  # the unperturbed network
+    ax.set_xlabel("ε: step along the top Hessian eigenvector (θ + ε v/‖v‖)")
+    ax.set_ylabel("Loss on the test sample (cross-entropy)")
+    ax.grid(True, alpha=0.3)
+    _legend(ax)
+    ax.set_title(title or f"Loss along the top Hessian eigenvector ({_seed_note(frame)}, {_epoch_note(frame, epoch)})",
+                 fontsize=9)
+    _save(fig, outputs)
+
+
+def _grid(rows: pd.DataFrame, csv: Path, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(alpha, beta, loss[j, i]) of one run's grid, which must be whole: a missing point would be
+    drawn as a smooth contour through a hole."""
+    duplicated = rows.duplicated(["i", "j"], keep=False)
+    if duplicated.any():
+        point = rows[duplicated].iloc[0]
+        raise LthError(f"{csv} holds grid point (i={point['i']}, j={point['j']}) more than once for {what}; "
+                       "collect each run once")
+    ni, nj = rows["i"].nunique(), rows["j"].nunique()
+    if ni < 2 or nj < 2:
+        raise LthError(f"{csv}: the grid of {what} is {ni} x {nj} points (columns 'i', 'j'); a contour needs at least "
+                       "2 x 2")
+    if len(rows) != ni * nj:
+        raise LthError(f"{csv}: the grid of {what} has {len(rows)} of its {ni} x {nj} points (columns 'i', 'j'); "
+                       "merge every part of it (`lth analyze merge`) before collecting")
+    loss = rows.pivot(index="j", columns="i", values="loss").sort_index().sort_index(axis=1)
+    alpha = rows.groupby("i")["alpha"].mean().sort_index().to_numpy()
+    beta = rows.groupby("j")["beta"].mean().sort_index().to_numpy()
+    return alpha, beta, loss.to_numpy(dtype=float)
+
+
+def _landscape(csv: Path, outputs: Sequence[Path], name: str, epoch: Epoch, title: str | None,
+               axis_labels: tuple[str, str], default_title: str) -> None:
+    """Contour panels, one per (variant, level): the first seed's grid, log-spaced levels (see
+    `log_contour_levels`) between the smallest and largest finite loss over all panels, so that
+    one colour means one loss in every panel, and a star at the unperturbed network."""
+    import numpy as np
+    from matplotlib.colors import LogNorm
+    from matplotlib.ticker import MaxNLocator
+
+    outputs = _check_outputs(name, outputs)
+    frame = _select_epoch(_load(csv, name), Path(csv), epoch)
+    panels = []
+    for (variant, level), rows in _pairs(frame):
+        seeds = sorted(rows["seed"].unique())
+        first = rows[rows["seed"] == seeds[0]]
+        runs = ", ".join(dict.fromkeys(first["run"]))
+        epochs = ", ".join(str(value) for value in sorted(first["epoch"].unique()))
+        what = f"variant {variant}, level {level}, seed {seeds[0]} (run {runs}, epoch {epochs})"
+        alpha, beta, loss = _grid(first, Path(csv), what)
+        label = _pair_label(variant, rows)
+        if len(seeds) > 1:
+            label += f"\nseed {seeds[0]} only (first of {len(seeds)} seeds)"
+        panels.append((label, alpha, beta, loss))
+    finite = np.concatenate([loss[np.isfinite(loss)] for *_, loss in panels])
+    if finite.size == 0:
+        raise LthError(f"{csv}: every selected value of column 'loss' is NaN or infinite; nothing to draw")
+    if finite.max() <= 0:
+        raise LthError(f"{csv}: column 'loss' is <= 0 everywhere selected (largest {finite.max()}); a cross-entropy "
+                       "is positive, so this is not a loss landscape")
+    levels = log_contour_levels(float(finite.min()), float(finite.max()))
+    norm = LogNorm(vmin=levels[0], vmax=levels[-1])
+    plt = _pyplot()
+    columns = min(len(panels), 4)
+    rows_count = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows_count, columns, figsize=(max(2.9 * columns + 1.2, 5.2), 3.2 * rows_count + 0.7),
+                             squeeze=False, layout="constrained")
+    contour = None
+    below = "min" if finite.min() < levels[0] else "neither"  # only a clipped low end has values under the scale
+    for ax, (label, alpha, beta, loss) in zip(axes.flat, panels):
+        masked = np.ma.masked_invalid(loss)  # a NaN point (a diverged evaluation) is left blank, not drawn as 0
+        contour = ax.contourf(alpha, beta, masked, levels=levels, norm=norm, cmap="viridis", extend=below)
+        ax.contour(alpha, beta, masked, levels=levels, colors="black", linewidths=0.3, alpha=0.5)
+        ax.plot(0, 0, marker="*", markersize=10, color="white", markeredgecolor="black", markeredgewidth=0.8)
+        ax.set_title(label, fontsize=8)
+        ax.set_xlabel(axis_labels[0], fontsize=8)
+        ax.set_ylabel(axis_labels[1], fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(5))  # 21 grid values would crowd the axis
+        ax.yaxis.set_major_locator(MaxNLocator(5))
+        ax.set_aspect("equal", adjustable="box")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    colorbar = fig.colorbar(contour, ax=axes, label="loss (log-spaced levels, shared by all panels)", shrink=0.9)
+    # A log colour bar within one decade gets no labelled ticks of its own: label every other level.
+    colorbar.set_ticks(levels[::2], labels=[f"{value:.3g}" for value in levels[::2]])
+    colorbar.minorticks_off()
+    fig.suptitle(title or f"{default_title}, {_epoch_note(frame, epoch)}\n(★ = the trained network)", fontsize=10)
+    _save(fig, outputs)
+
+
+def fig_landscape(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, title: str | None = None) -> None:
+    """Figures 5 and 11 (weight space): the loss at theta + alpha d1 + beta d2 (filter-normalised
+    directions), one contour panel per (variant, sparsity), at `epoch` (an int) or `final`."""
+    _landscape(csv, outputs, "fig_landscape", epoch, title,
+               ("α (direction 1, filter-normalised)", "β (direction 2)"), "Loss landscape in weight space")
+
+
+def fig11_input_landscape(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None,
+                          title: str | None = None) -> None:
+    """Figure 11 (input space): the mean loss of model(x + alpha u + beta w), u and w scaled to each
+    image's norm, one contour panel per (variant, sparsity), at `epoch` (an int) or `final`."""
+    _landscape(csv, outputs, "fig11_input_landscape", epoch, title,
+               ("α (along u, ‖u‖ = ‖x‖)", "β (along w, ‖w‖ = ‖x‖)"), "Loss landscape in input space")
+
+
+FigureFunction = Callable[..., Any]
+_GRID_COLUMNS = (*ID_COLUMNS, "index", "i", "j", "alpha", "beta", "loss")
+FIGURES: dict[str, tuple[FigureFunction, tuple[str, ...], str]] = {
+    "tableA1_activation_sparsity": (
+        tableA1_activation_sparsity, (*ID_COLUMNS, "stage", "fraction", "threshold"),
+        "Table A1: % of near-zero activations, whole network and per stage (activation_sparsity.csv)"),
+    "fig2_hessian": (
+        fig2_hessian, (*ID_COLUMNS, "rank", "eigenvalue", "converged"),
+        "Figure 2: top Hessian eigenvalue vs sparsity, one line per variant (hessian.csv)"),
+    "figA12_hessian_per_epoch": (
+        figA12_hessian_per_epoch, (*ID_COLUMNS, "eigenvalue", "converged"),
+        "Figure A12: top Hessian eigenvalue vs training epoch per (variant, sparsity) (hessian_per_epoch.csv)"),
+    "fig_landscape": (
+        fig_landscape, _GRID_COLUMNS,
+        "Figures 5/11: weight-space loss contours per (variant, sparsity) at an epoch (landscape.csv)"),
+    "fig11_input_landscape": (
+        fig11_input_landscape, _GRID_COLUMNS,
+        "Figure 11: input-space loss contours per (variant, sparsity) (input_landscape.csv)"),
+    "fig10_perturbation": (
+        fig10_perturbation, (*ID_COLUMNS, "index", "epsilon", "loss", "eigenvalue", "converged"),
+        "Figure 10: test loss along the top Hessian eigenvector vs epsilon (perturbation.csv)"),
+}
+
+
+def draw(name: str, csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, title: str | None = None) -> None:
+    """Figure `name` of FIGURES from `csv` into every path of `outputs`."""
+    if name not in FIGURES:
+        raise LthError(f"figure {name!r} does not exist; choose one of {', '.join(FIGURES)}")
+    FIGURES[name][0](Path(csv), outputs, epoch=epoch, title=title)

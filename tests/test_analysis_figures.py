@@ -1,0 +1,303 @@
+"""`lth figure`: every paper figure from small synthetic collected CSVs, and bad input (exit 2)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lth.analysis.figures import FIGURES, log_contour_levels
+from lth.cli import main
+
+SEEDS = (0, 1)
+LEVELS = (1, 2, 3)
+VARIANTS = ("lth", "at+trt")
+STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
+POINTS = 5  # a 5 x 5 landscape grid
+FINAL = 4  # the last training epoch
+
+
+def subjects() -> list[dict]:
+    """The id columns of every (seed, variant, level): the dense run, then each variant's levels."""
+    rows = []
+    for seed in SEEDS:
+        rows.append({"seed": seed, "variant": "dense", "level": 0, "sparsity": 0.0, "run": f"dense-{seed}"})
+        for variant in VARIANTS:
+            for level in LEVELS:
+                rows.append({"seed": seed, "variant": variant, "level": level, "sparsity": 1 - 0.8 ** level,
+                             "run": f"sparse-{variant}-{seed}-{level}"})
+    return rows
+
+
+def fraction(stage: str, seed: int, variant: str, level: int) -> float:
+    """A known activation-sparsity fraction, so the table's means can be computed by hand."""
+    return 0.1 + 0.05 * level + 0.01 * seed + 0.02 * (STAGES.index(stage) if stage in STAGES else 5) \
+        + (0.1 if variant == "at+trt" else 0.0)
+
+
+def eigenvalue(seed: int, level: int) -> float:
+    return 10.0 * (1 + level) * (1 + 0.1 * seed)
+
+
+def grid_rows(ids: dict, epoch: int) -> list[dict]:
+    coordinates = np.linspace(-1, 1, POINTS)
+    rows = []
+    for index in range(POINTS * POINTS):
+        i, j = divmod(index, POINTS)
+        alpha, beta = coordinates[i], coordinates[j]
+        loss = 0.05 + (1 + ids["level"]) * (alpha ** 2 + 0.5 * beta ** 2) * epoch / FINAL
+        rows.append({**ids, "epoch": epoch, "index": index, "i": i, "j": j, "alpha": alpha, "beta": beta,
+                     "loss": loss, "accuracy": max(0.0, 1 - loss / 10)})
+    return rows
+
+
+def write(path: Path, rows: list[dict]) -> Path:
+    frame = pd.DataFrame(rows)
+    ids = ["seed", "variant", "level", "sparsity", "epoch", "run"]
+    frame[ids + [c for c in frame.columns if c not in ids]].to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def csvs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("analysis")
+    activations, hessian, per_epoch, landscape, inputs, perturbation = [], [], [], [], [], []
+    for ids in subjects():
+        seed, variant, level = ids["seed"], ids["variant"], ids["level"]
+        for stage in (*STAGES, "all"):
+            total = 1000
+            near = round(total * fraction(stage, seed, variant, level))
+            activations.append({**ids, "epoch": FINAL, "stage": stage, "near_zero": near, "total": total,
+                                "fraction": near / total, "threshold": 0.01})
+        for rank in (1, 2):
+            hessian.append({**ids, "epoch": FINAL, "rank": rank, "eigenvalue": eigenvalue(seed, level) / rank,
+                            "iterations": 20, "converged": not (variant == "lth" and level == 3 and seed == 1),
+                            "residual": 1e-3, "seconds": 1.5, "sample": 200})
+        for epoch in range(1, FINAL + 1):
+            per_epoch.append({**ids, "epoch": epoch, "eigenvalue": eigenvalue(seed, level) * epoch,
+                              "iterations": 10, "converged": epoch != 2, "residual": 1e-3, "seconds": 0.5})
+        for epoch in (2, FINAL):
+            landscape += grid_rows(ids, epoch)
+        inputs += grid_rows(ids, FINAL)
+        for index, epsilon in enumerate(np.linspace(-0.5, 0.5, 5)):
+            value = eigenvalue(seed, level)
+            perturbation.append({**ids, "epoch": FINAL, "index": index, "epsilon": epsilon,
+                                 "loss": 0.1 + value * epsilon ** 2, "accuracy": 0.9, "eigenvalue": value,
+                                 "converged": True})
+    return {"tableA1_activation_sparsity": write(root / "activation_sparsity.csv", activations),
+            "fig2_hessian": write(root / "hessian.csv", hessian),
+            "figA12_hessian_per_epoch": write(root / "hessian_per_epoch.csv", per_epoch),
+            "fig_landscape": write(root / "landscape.csv", landscape),
+            "fig11_input_landscape": write(root / "input_landscape.csv", inputs),
+            "fig10_perturbation": write(root / "perturbation.csv", perturbation)}
+
+
+def check_images(*paths: Path) -> None:
+    import matplotlib.image
+
+    for path in paths:
+        assert path.is_file() and path.stat().st_size > 1000, path
+        if path.suffix == ".png":
+            image = matplotlib.image.imread(path)
+            assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+        if path.suffix == ".pdf":
+            assert path.read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.parametrize(("name", "stem", "extra"), [
+    ("tableA1_activation_sparsity", "tableA1_activation_sparsity", []),
+    ("fig2_hessian", "fig2_hessian", []),
+    ("figA12_hessian_per_epoch", "figA12_hessian_per_epoch", []),
+    ("fig_landscape", "fig5_landscape_epoch2", ["--epoch", "2"]),
+    ("fig_landscape", "fig11_landscape_final", ["--epoch", "final"]),
+    ("fig11_input_landscape", "fig11_input_landscape", ["--epoch", "final", "--title", "input space"]),
+    ("fig10_perturbation", "fig10_perturbation", []),
+])
+def test_every_figure_renders_png_and_pdf(csvs, tmp_path, name, stem, extra):
+    outputs = [tmp_path / "figures" / f"{stem}.png", tmp_path / "figures" / f"{stem}.pdf"]
+    assert main(["figure", name, "--csv", str(csvs[name]), "--out", *map(str, outputs), *extra]) == 0
+    check_images(*outputs)
+    assert not [p for p in outputs[0].parent.iterdir() if p.name.endswith(".tmp")]  # atomic writes leave nothing
+
+
+def test_every_registered_figure_is_covered(csvs):
+    assert set(FIGURES) == set(csvs)
+    for function, columns, description in FIGURES.values():
+        assert callable(function) and columns[:6] == ("seed", "variant", "level", "sparsity", "epoch", "run")
+        assert description
+
+
+def test_table_csv_holds_the_hand_computed_means(csvs, tmp_path):
+    out = tmp_path / "tableA1.csv"
+    png = tmp_path / "tableA1.png"
+    assert main(["figure", "tableA1_activation_sparsity", "--csv", str(csvs["tableA1_activation_sparsity"]),
+                 "--out", str(png), str(out)]) == 0
+    check_images(png)
+    table = pd.read_csv(out)
+    assert list(table.columns[:4]) == ["variant", "level", "sparsity_pct", "seeds"]
+    assert [c for c in table.columns if c.endswith("_mean_pct")] == [f"{s}_mean_pct" for s in ("all", *STAGES)]
+    assert list(zip(table["variant"], table["level"])) == [("dense", 0)] + [(v, lv) for v in VARIANTS for lv in LEVELS]
+    assert (table["seeds"] == 2).all()
+    for _, row in table.iterrows():
+        for stage in ("all", *STAGES):
+            per_seed = [100 * round(1000 * fraction(stage, seed, row["variant"], row["level"])) / 1000
+                        for seed in SEEDS]
+            assert row[f"{stage}_mean_pct"] == pytest.approx(sum(per_seed) / 2)
+            assert row[f"{stage}_std_pct"] == pytest.approx(np.std(per_seed, ddof=1), abs=1e-9)
+        assert row["sparsity_pct"] == pytest.approx(100 * (1 - 0.8 ** row["level"]))
+    lth2 = table[(table["variant"] == "lth") & (table["level"] == 2)].iloc[0]
+    assert lth2["all_mean_pct"] == pytest.approx((30.0 + 31.0) / 2)  # 0.1 + 0.1 + 0.1 (+ 0.01 for seed 1)
+
+
+def test_log_contour_levels():
+    levels = log_contour_levels(0.01, 100.0, count=5)
+    assert levels[0] == 0.01 and levels[-1] == 100.0
+    np.testing.assert_allclose(levels, [0.01, 0.1, 1.0, 10.0, 100.0])
+    ratios = levels[1:] / levels[:-1]
+    np.testing.assert_allclose(ratios, ratios[0])  # even steps on a log scale
+    assert log_contour_levels(0.0, 2.0, count=3)[0] == pytest.approx(2e-6)  # 0 is raised, never log(0)
+    flat = log_contour_levels(1.5, 1.5)
+    assert flat[0] < 1.5 < flat[-1] and np.all(np.diff(flat) > 0)
+    for low, high in ((1.0, 0.5), (-1.0, 0.0), (0.1, math.inf), (math.nan, 1.0)):
+        with pytest.raises(ValueError):
+            log_contour_levels(low, high)
+    with pytest.raises(ValueError):
+        log_contour_levels(0.1, 1.0, count=1)
+
+
+def test_negative_eigenvalues_still_draw(csvs, tmp_path):
+    frame = pd.read_csv(csvs["fig2_hessian"])
+    frame.loc[(frame["variant"] == "at+trt") & (frame["level"] == 1), "eigenvalue"] = -3.0
+    csv = write(tmp_path / "hessian.csv", frame.to_dict("records"))
+    assert main(["figure", "fig2_hessian", "--csv", str(csv), "--out", str(tmp_path / "f.png")]) == 0
+    check_images(tmp_path / "f.png")
+
+
+def bad(tmp_path: Path, csvs: dict[str, Path], name: str, change) -> Path:
+    """A copy of figure `name`'s CSV with `change` applied to its frame (or to the file text)."""
+    frame = pd.read_csv(csvs[name])
+    path = tmp_path / csvs[name].name
+    result = change(frame)
+    if isinstance(result, str):
+        path.write_text(result)
+    else:
+        result.to_csv(path, index=False)
+    return path
+
+
+def drop_one_grid_point(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(index=frame.index[(frame["epoch"] == FINAL) & (frame["run"] == "sparse-lth-0-2")][3])
+
+
+def put(frame: pd.DataFrame, column: str, value) -> pd.DataFrame:
+    frame[column] = frame[column].astype(object)
+    frame.loc[5, column] = value
+    return frame
+
+
+@pytest.mark.parametrize(("name", "change", "extra", "words"), [
+    ("fig2_hessian", lambda f: f.drop(columns="eigenvalue"), [], ["'eigenvalue'", "rank, eigenvalue, converged"]),
+    ("tableA1_activation_sparsity", lambda f: f.drop(columns="stage"), [], ["'stage'"]),
+    ("fig10_perturbation", lambda f: "", [], ["is empty"]),
+    ("fig10_perturbation", lambda f: f.iloc[:0], [], ["no rows"]),
+    ("fig_landscape", lambda f: f, ["--epoch", "7"], ["epoch 7", "'epoch'", "2, 4", "final"]),
+    ("fig11_input_landscape", lambda f: f, ["--epoch", "2"], ["epoch 2", "4"]),
+    ("fig_landscape", drop_one_grid_point, [], ["24 of its 5 x 5 points", "sparse-lth-0-2", "merge"]),
+    ("fig2_hessian", lambda f: put(f, "eigenvalue", "big"), [], ["'eigenvalue'", "'big'", "line 7", "a number"]),
+    ("fig2_hessian", lambda f: put(f, "converged", "maybe"), [], ["'converged'", "'maybe'", "True or False"]),
+    ("fig2_hessian", lambda f: put(f, "sparsity", 48.8), [], ["'sparsity'", "48.8", "[0, 1)"]),
+    ("tableA1_activation_sparsity", lambda f: put(f, "seed", ""), [], ["'seed'", "set in every row"]),
+    ("fig2_hessian", lambda f: f[f["variant"] == "dense"], [], ["only dense rows", "'variant'"]),
+    ("fig2_hessian", lambda f: pd.concat([f, f.iloc[[0]]]), [], ["more than one row", "seed 0"]),
+    ("tableA1_activation_sparsity", lambda f: f[f["stage"] != "all"], [], ["stage 'all'"]),
+    ("figA12_hessian_per_epoch", lambda f: f, ["--epoch", "3"], ["--epoch", "no epoch filter"]),
+    ("fig_landscape", lambda f: f, ["--epoch", "last"], ["--epoch", "'last'", "final"]),
+])
+def test_bad_input_exits_2_naming_the_problem(csvs, tmp_path, capsys, name, change, extra, words):
+    csv = bad(tmp_path, csvs, name, change)
+    out = tmp_path / "out" / "figure.png"
+    assert main(["figure", name, "--csv", str(csv), "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in err, (word, err)
+    if not any(flag in err for flag in ("--epoch",)):
+        assert str(csv) in err  # a data error names the file
+    assert not out.exists()  # never an empty figure
+
+
+def test_bad_paths_exit_2_before_reading(csvs, tmp_path, capsys):
+    csv = str(csvs["fig2_hessian"])
+    assert main(["figure", "fig2_hessian", "--csv", str(tmp_path / "missing.csv"), "--out",
+                 str(tmp_path / "f.png")]) == 2
+    assert "--csv" in (err := capsys.readouterr().err) and "missing.csv" in err
+    assert main(["figure", "fig2_hessian", "--csv", csv, "--out", str(tmp_path / "f.jpg")]) == 2
+    assert "'.jpg'" in (err := capsys.readouterr().err) and ".png" in err
+    assert main(["figure", "fig2_hessian", "--csv", csv, "--out", str(tmp_path / "f.csv")]) == 2  # tables only
+    assert "'.csv'" in capsys.readouterr().err
+    (tmp_path / "old.png").write_bytes(b"old")
+    assert main(["figure", "fig2_hessian", "--csv", csv, "--out", str(tmp_path / "old.png")]) == 2
+    assert "--force" in capsys.readouterr().err and (tmp_path / "old.png").read_bytes() == b"old"
+    assert main(["figure", "fig2_hessian", "--csv", csv, "--out", str(tmp_path / "old.png"), "--force"]) == 0
+    check_images(tmp_path / "old.png")
+    with pytest.raises(SystemExit) as exit_info:  # argparse: an unknown figure name lists the choices
+        main(["figure", "fig99", "--csv", csv, "--out", str(tmp_path / "g.png")])
+    assert exit_info.value.code == 2 and "fig2_hessian" in capsys.readouterr().err
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figure a call draws, instead of its files: its legend texts, title and y scale."""
+    import lth.analysis.figures as figures
+
+    seen = {}
+
+    def keep(fig, outputs, table=None, crop=None):
+        ax = fig.axes[0]
+        legend = ax.get_legend()
+        seen.update(legend=[t.get_text() for t in legend.get_texts()] if legend else [], title=ax.get_title(),
+                     yscale=ax.get_yscale(), ylabel=ax.get_ylabel(), suptitle=fig.get_suptitle(),
+                     titles=[a.get_title() for a in fig.axes])
+        figures._pyplot().close(fig)
+
+    monkeypatch.setattr(figures, "_save", keep)
+    return seen
+
+
+def test_fig2_marks_non_convergence_and_uses_a_log_axis(csvs, tmp_path, drawn):
+    from lth.analysis.figures import fig2_hessian
+
+    fig2_hessian(csvs["fig2_hessian"], [tmp_path / "f.png"])
+    assert drawn["yscale"] == "log" and "log scale" in drawn["ylabel"]
+    assert any("not converged" in text for text in drawn["legend"])  # lth level 3, seed 1 did not converge
+    assert any(text.startswith("dense (") for text in drawn["legend"]) and "2 seeds" in drawn["title"]
+
+
+def test_negative_eigenvalue_switches_to_symlog_and_says_so(csvs, tmp_path, drawn):
+    from lth.analysis.figures import fig2_hessian
+
+    frame = pd.read_csv(csvs["fig2_hessian"])
+    frame.loc[frame["variant"] == "at+trt", "eigenvalue"] *= -1
+    fig2_hessian(write(tmp_path / "hessian.csv", frame.to_dict("records")), [tmp_path / "f.png"])
+    assert drawn["yscale"] == "symlog" and "<= 0" in drawn["ylabel"]
+
+
+def test_landscape_titles_say_first_seed_and_epoch(csvs, tmp_path, drawn):
+    from lth.analysis.figures import fig_landscape
+
+    fig_landscape(csvs["fig_landscape"], [tmp_path / "f.png"], epoch=2)
+    assert "epoch 2" in drawn["suptitle"]
+    assert all("seed 0 only (first of 2 seeds)" in title for title in drawn["titles"] if title)
+
+
+def test_one_seed_table_has_no_std(csvs, tmp_path):
+    frame = pd.read_csv(csvs["tableA1_activation_sparsity"])
+    csv = write(tmp_path / "activation_sparsity.csv", frame[frame["seed"] == 1].to_dict("records"))
+    assert main(["figure", "tableA1_activation_sparsity", "--csv", str(csv), "--out", str(tmp_path / "t.csv")]) == 0
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert (table["seeds"] == 1).all() and table["all_std_pct"].isna().all()
+    row = table[(table["variant"] == "at+trt") & (table["level"] == 1)].iloc[0]
+    assert row["all_mean_pct"] == pytest.approx(100 * round(1000 * fraction("all", 1, "at+trt", 1)) / 1000)

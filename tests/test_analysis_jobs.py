@@ -1,0 +1,93 @@
+"""The `analysis` config section: which runs get which analysis, and bad input caught when planning."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from lth.analysis.hessian import DEFAULT_MAX_ITER, DEFAULT_SAMPLE, DEFAULT_TOL
+from lth.analysis.jobs import AnalysisConfigError, resolve_levels
+from lth.analysis.landscape import DEFAULT_EIGEN_EXTENT, DEFAULT_EXTENT, DEFAULT_POINTS
+from lth.analysis.landscape import DEFAULT_SAMPLE as LANDSCAPE_SAMPLE
+from lth.plan import Plan
+from workflow_helpers import REPO
+
+SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def plan(analysis: dict, **changes) -> Plan:
+    config = {"experiment": "x", "data": {"name": "digits"}, "train": {"epochs": 10},
+              "prune": {"levels": 12, "rate": 0.2}, "variants": ["lth", "swish", "rewind"], "rewind_epoch": 3,
+              "seeds": [0, 1], "analysis": analysis, **changes}
+    config = yaml.safe_load(yaml.safe_dump(config))
+    validate(config, SCHEMA)
+    return Plan.from_config(config)
+
+
+def selected(result: Plan, name: str) -> set[tuple[int, str, int, int]]:
+    return {(s.seed, s.variant, s.level, s.epoch) for job in result.analysis_jobs(name) for s in job.subjects}
+
+
+def test_a_target_sparsity_picks_the_nearest_level_on_the_log_scale():
+    assert resolve_levels("k", [0.91], 16, 0.2) == [11]  # 1 - 0.8^11 = 91.4%
+    assert resolve_levels("k", [0.5, 0, 3], 16, 0.2) == [0, 3]  # 0.5 -> level 3 (48.8%)
+    assert resolve_levels("k", "all", 2, 0.2) == [0, 1, 2]
+    with pytest.raises(AnalysisConfigError, match=r"k\[0\]: sparsity 0.99 is not allowed.*12 \(93.1%\)"):
+        resolve_levels("k", [0.99], 12, 0.2)  # level 12 is 93.1%, level 13 would be 94.5%
+    with pytest.raises(AnalysisConfigError, match=r"k\[1\]: level 13 is not allowed.*0 \(dense\) to 12"):
+        resolve_levels("k", [1, 13], 12, 0.2)
+
+
+def test_variants_levels_and_epochs_select_the_runs():
+    result = plan({"activations": {"variants": ["lth", "swish"]}, "hessian": {},
+                   "landscape": {"variants": ["swish"], "levels": [0.91], "epochs": [5, "final"], "sample": 100}})
+    activations = selected(result, "activations")
+    assert {variant for _, variant, _, _ in activations} == {"dense", "lth", "swish"}
+    assert len(activations) == 2 * (1 + 2 * 12)  # two seeds: the dense run and every level of two variants
+    assert len(selected(result, "hessian")) == 2 * (1 + 3 * 12)  # every run
+    assert selected(result, "landscape") == {(seed, "swish", 11, epoch) for seed in (0, 1) for epoch in (5, 10)}
+    # Epoch 5 is a snapshot of the sparse run, kept as its by-product; the final one is final.pt.
+    (job,) = [job for job in result.analysis_jobs("landscape") if job.epoch == 5 and job.subjects[0].seed == 0]
+    assert result.kept_epochs(job.run) == [5]
+    assert result.analysis_inputs(job.output)["weights"] == result.snapshot(job.run, 5)
+
+
+def test_analyses_never_change_a_training_run_and_their_settings_key_their_outputs():
+    bare = plan({})
+    first = plan({"hessian": {"levels": [0.91]}})
+    other = plan({"hessian": {"levels": [0.91], "sample": 100}})
+    assert (bare.dense, bare.sparse) == (first.dense, first.sparse)
+    assert set(first.analyses).isdisjoint(other.analyses)
+    assert [job.run for job in first.analyses.values()] == [job.run for job in other.analyses.values()]
+
+
+def test_the_dense_run_of_every_variant_is_analysed_once():
+    result = plan({"hessian": {"levels": [0]}})
+    assert selected(result, "hessian") == {(0, "dense", 0, 10), (1, "dense", 0, 10)}
+
+
+@pytest.mark.parametrize("analysis, message", [
+    ({"hessian": {"variants": ["mish"]}}, r"analysis.hessian.variants\[0\]: 'mish' is not allowed.*lth, swish"),
+    ({"hessian": {"levels": [14]}}, r"analysis.hessian.levels\[0\]: level 14"),
+    ({"landscape": {"variants": ["rewind"], "epochs": [2], "sample": 100}}, r"landscape.epochs\[0\]: epoch 2 is not allowed for "
+                                                             r"variant 'rewind', which trains epochs 4 to 10"),
+    ({"landscape": {"levels": [0], "epochs": [11], "sample": 100}}, r"epoch 11 is not allowed for the dense run"),
+    ({"hessian": {"sample": 5000}}, r"analysis.hessian.sample: 5000 is not allowed; the train split has \d+"),
+    ({"input_landscape": {"sample": 400}}, r"input_landscape.sample: 400 is not allowed; the test split has 364"),
+    ({"landscape": {"points": 3, "jobs": 10, "sample": 100}}, r"landscape.jobs: 10 is not allowed; the grid has 9"),
+])
+def test_bad_analysis_settings_name_the_key_the_value_and_what_is_allowed(analysis, message):
+    with pytest.raises(AnalysisConfigError, match=message):
+        plan(analysis)
+
+
+def test_the_schema_defaults_are_the_analysis_modules_defaults():
+    section = plan({"hessian": {}, "perturbation": {"test_sample": 100}, "landscape": {"sample": 100},
+                    "input_landscape": {"sample": 100}}).config["analysis"]
+    assert (section["hessian"]["sample"], section["hessian"]["tol"], section["hessian"]["max_iter"]) == (
+        DEFAULT_SAMPLE, DEFAULT_TOL, DEFAULT_MAX_ITER)
+    assert section["perturbation"]["extent"] == DEFAULT_EIGEN_EXTENT
+    assert (section["landscape"]["points"], section["landscape"]["extent"]) == (DEFAULT_POINTS, DEFAULT_EXTENT)
+    schema = yaml.safe_load(open(SCHEMA))["properties"]["analysis"]["properties"]
+    assert schema["landscape"]["properties"]["sample"]["default"] == LANDSCAPE_SAMPLE

@@ -1,0 +1,128 @@
+# Analyses of finished runs, as the config's `analysis` section asks (lth/analysis/jobs.py): one job
+# per (analysis, run, epoch), its output in the run's folder under a hash of the analysis settings,
+# so the training runs never change; then one long-form CSV per analysis and experiment.
+
+
+rule analyze:
+    input:
+        unpack(lambda w: PLAN.analysis_inputs(f"{RUNS}/{w.run}/analysis/{w.analysis}-{w.hash}.{w.ext}")),
+    output:
+        protected(f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}.{{ext}}"),
+    wildcard_constraints:
+        analysis="activations|hessian|perturbation",
+        ext="csv|json",
+    params:
+        command=lambda w: ANALYZE_COMMANDS[w.analysis],
+        mask=lambda w, input: f"--mask {input.mask}" if "mask" in input.keys() else "",
+        settings=lambda w: analysis_settings(w, f".{w.ext}"),
+        options=RUN_OPTIONS,
+    log:
+        f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}.{{ext}}.log",
+    benchmark:
+        f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}.{{ext}}.benchmark.tsv"
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        **TRAIN_RESOURCES,
+    shell:
+        "lth analyze {params.command} --weights {input.weights} {params.mask} --out {output} --force"
+        " --threads {threads} {params.options} {params.settings} > {log} 2>&1"
+
+
+# A landscape grid runs as `jobs` independent parts (a cluster spreads them), merged by one job;
+# every point is computed from the checkpoint and the seeded directions alone, so the parts'
+# numbers equal one job's.
+rule analyze_grid_part:
+    input:
+        unpack(lambda w: PLAN.analysis_inputs(f"{RUNS}/{w.run}/analysis/{w.analysis}-{w.hash}.csv")),
+    output:
+        protected(f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}.parts/part{{part}}-of-{{parts}}.csv"),
+    wildcard_constraints:
+        analysis="landscape|input_landscape",
+    params:
+        command=lambda w: ANALYZE_COMMANDS[w.analysis],
+        mask=lambda w, input: f"--mask {input.mask}" if "mask" in input.keys() else "",
+        settings=lambda w: analysis_settings(w, ".csv"),
+        options=RUN_OPTIONS,
+    log:
+        f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}.parts/part{{part}}-of-{{parts}}.log",
+    benchmark:
+        f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}.parts/part{{part}}-of-{{parts}}.benchmark.tsv"
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        **TRAIN_RESOURCES,
+    shell:
+        "lth analyze {params.command} --weights {input.weights} {params.mask} --out {output} --force"
+        " --part {wildcards.part} --parts {wildcards.parts} --threads {threads} {params.options} {params.settings}"
+        " > {log} 2>&1"
+
+
+rule merge_grid:
+    input:
+        lambda w: analysis_job(w, ".csv").part_outputs(),
+    output:
+        protected(f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}.csv"),
+    wildcard_constraints:
+        analysis="landscape|input_landscape",
+    params:
+        points=lambda w: analysis_job(w, ".csv").settings["points"],
+    log:
+        f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        **LIGHT_RESOURCES,
+    shell:
+        "lth analyze merge --points {params.points} --out {output} --force {input} > {log} 2>&1"
+
+
+# The top Hessian eigenvalue after every epoch: the run trained again with `--track hessian` into
+# its analysis folder (the same trajectory: tracking reads the model and touches nothing).
+rule track_hessian:
+    input:
+        unpack(lambda w: PLAN.training_inputs(w.run)),
+    output:
+        protected(run_outputs(f"{RUNS}/{{run}}/analysis/hessian_per_epoch-{{hash}}")),
+    params:
+        seed=lambda w: (PLAN.dense.get(w.run) or PLAN.sparse[w.run].dense).seed,
+        hparams=lambda w: training_flags(w.run),
+        inputs=lambda w, input: optional_inputs(input),
+        track=lambda w: PLAN.analyses[f"{RUNS}/{w.run}/analysis/hessian_per_epoch-{w.hash}"].flags("hessian-"),
+        options=RUN_OPTIONS,
+        out_dir=lambda w: f"{RUNS}/{w.run}/analysis/hessian_per_epoch-{w.hash}",
+    log:
+        f"{RUNS}/{{run}}/analysis/hessian_per_epoch-{{hash}}.log",
+    benchmark:
+        f"{RUNS}/{{run}}/analysis/hessian_per_epoch-{{hash}}.benchmark.tsv"
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        **TRAIN_RESOURCES,
+    shell:
+        "lth train --init {input.init} {params.inputs} --out-dir {params.out_dir} --seed {params.seed} --force"
+        " --track hessian {params.track} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"
+
+
+rule collect_analysis:
+    input:
+        lambda w: [job.output if job.analysis.suffix else f"{job.output}/summary.json"
+                   for job in PLAN.analysis_jobs(COLLECTED[w.table])],
+    output:
+        report(f"{EXPERIMENT}/analysis/{{table}}.csv", caption="../report/analysis_table.rst", category="Analysis"),
+    params:
+        analysis=lambda w: COLLECTED[w.table],
+        rows=lambda w: PLAN.analysis_rows(COLLECTED[w.table]),
+    log:
+        f"{EXPERIMENT}/logs/collect_{{table}}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        **LIGHT_RESOURCES,
+    shell:
+        "lth analyze collect --analysis {params.analysis} --out {output} --force {params.rows} > {log} 2>&1"
