@@ -7,7 +7,7 @@ import yaml
 from snakemake.utils import validate
 
 from lth.analysis.hessian import DEFAULT_MAX_ITER, DEFAULT_SAMPLE, DEFAULT_TOL
-from lth.analysis.jobs import AnalysisConfigError, resolve_levels
+from lth.analysis.jobs import ANALYSES, AnalysisConfigError, resolve_levels
 from lth.analysis.landscape import DEFAULT_EIGEN_EXTENT, DEFAULT_EXTENT, DEFAULT_POINTS
 from lth.analysis.landscape import DEFAULT_SAMPLE as LANDSCAPE_SAMPLE
 from lth.plan import Plan
@@ -89,5 +89,6 @@ def test_the_schema_defaults_are_the_analysis_modules_defaults():
         DEFAULT_SAMPLE, DEFAULT_TOL, DEFAULT_MAX_ITER)
     assert section["perturbation"]["extent"] == DEFAULT_EIGEN_EXTENT
     assert (section["landscape"]["points"], section["landscape"]["extent"]) == (DEFAULT_POINTS, DEFAULT_EXTENT)
-    schema = yaml.safe_load(open(SCHEMA))["properties"]["analysis"]["properties"]
-    assert schema["landscape"]["properties"]["sample"]["default"] == LANDSCAPE_SAMPLE
+    schema = yaml.safe_load(open(SCHEMA))["properties"]["analysis"]
+    assert schema["properties"]["landscape"]["properties"]["sample"]["default"] == LANDSCAPE_SAMPLE
+    assert schema["propertyNames"]["enum"] == list(schema["properties"]) == list(ANALYSES)

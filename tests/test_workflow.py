@@ -212,6 +212,9 @@ def test_paper_config_builds_the_full_dag(tmp_path):
     ({"variants": ["swish+mish"]}, "swish"),
     ({"variants": ["rewind"], "rewind_epoch": 3}, "rewind_epoch: 3"),
     ({"gradinit": {"enabled": True}}, "gradinit.enabled"),
+    ({"analysis": {"hesian": {}}}, "'hesian' is not one of ['activations', 'hessian'"),
+    ({"analysis": {"landscape": {"points": 0}}}, "0 is less than the minimum of 1"),
+    ({"analysis": {"hessian": {"levels": [0.99], "sample": 20}}}, "hessian.levels[0]: sparsity 0.99 is not allowed"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, shared_data, change, message):
     config = write_config(tmp_path, "bad", {**tiny_config(shared_data), **change})
