@@ -11,27 +11,19 @@ import pytest
 from conftest import REPO, find_shared_data
 
 
-@pytest.mark.parametrize("what, flags", [
-    ("ceiling", ["--widths", "8", "--images", "100", "--batch-size", "64", "--eval-images", "100"]),  # partial batch
-    ("peer", ["--widths", "8", "--images", "128", "--peer-workers", "0"]),
-    ("masking", ["--widths", "8", "--images", "256"]),
+@pytest.mark.parametrize("script, what, flags", [
+    # 100 images in batches of 64: a partial batch
+    ("training", "ceiling", ["--widths", "8", "--images", "100", "--batch-size", "64", "--eval-images", "100"]),
+    ("training", "peer", ["--widths", "8", "--images", "128", "--peer-workers", "0"]),
+    ("training", "masking", ["--widths", "8", "--images", "256"]),
+    ("analysis", "hvp", ["--widths", "8"]),
+    ("analysis", "track", ["--widths", "8", "--images", "256", "--sample", "16", "--max-iter", "3",
+                           "--warmup-steps", "1"]),
+    ("analysis", "landscape", ["--widths", "8", "--images", "100", "--points", "2"]),
 ])
-def test_training_bench_runs(what: str, flags: list[str]) -> None:
+def test_bench_runs(script: str, what: str, flags: list[str]) -> None:
     env = {**os.environ, "LTH_SHARED_DATA": str(find_shared_data())}
-    result = subprocess.run([sys.executable, str(REPO / "bench" / "training.py"), what, *flags, "--repeats", "1",
-                             "--threads", "1"], capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stderr
-    assert "(min" in result.stdout  # a median (min, max) summary was printed
-
-
-@pytest.mark.parametrize("what, flags", [
-    ("hvp", ["--widths", "8"]),
-    ("track", ["--widths", "8", "--images", "256", "--sample", "16", "--max-iter", "3", "--warmup-steps", "1"]),
-    ("landscape", ["--widths", "8", "--images", "100", "--points", "2"]),
-])
-def test_analysis_bench_runs(what: str, flags: list[str]) -> None:
-    env = {**os.environ, "LTH_SHARED_DATA": str(find_shared_data())}
-    result = subprocess.run([sys.executable, str(REPO / "bench" / "analysis.py"), what, *flags, "--repeats", "1",
+    result = subprocess.run([sys.executable, str(REPO / "bench" / f"{script}.py"), what, *flags, "--repeats", "1",
                              "--threads", "1"], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr
     assert "(min" in result.stdout  # a median (min, max) summary was printed

@@ -26,7 +26,7 @@ from lth.errors import LthError
 from lth.io import write_csv
 from lth.manifest import verify_run
 
-ID_COLUMNS = ["seed", "variant", "level", "sparsity", "epoch", "run"]
+ID_COLUMNS = ("seed", "variant", "level", "sparsity", "epoch", "run")  # lth/analysis/figures.py reads them
 TRACKED_PREFIX = "hessian_"  # metrics.csv columns of `lth train --track hessian`
 
 
@@ -89,7 +89,7 @@ def collect(analysis: str, rows: Sequence[str], out: Path) -> int:
         records += [{**ids, **record} for record in READERS[analysis](path)]
     if not records:
         raise LthError(f"no {analysis} results to collect; give at least one row")
-    columns = ID_COLUMNS + [key for key in records[0] if key not in ID_COLUMNS]
+    columns = [*ID_COLUMNS, *(key for key in records[0] if key not in ID_COLUMNS)]
     write_csv(out, records, columns)
     return len(records)
 

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lth.analysis.collect import ID_COLUMNS
 from lth.errors import LthError
 from lth.io import atomic_open
 
@@ -36,7 +37,6 @@ if TYPE_CHECKING:  # imported inside the functions: `lth --help` must not pay fo
     import numpy as np
     import pandas as pd
 
-ID_COLUMNS = ("seed", "variant", "level", "sparsity", "epoch", "run")
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 TABLE_SUFFIXES = (*FIGURE_SUFFIXES, ".csv")
 EPOCH_AXIS = frozenset({"figA12_hessian_per_epoch"})  # the epoch is the x axis: no epoch filter
