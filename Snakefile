@@ -10,9 +10,9 @@ from snakemake.utils import min_version
 min_version("8.0")
 
 
-# An experiment is its own config file plus the schema's defaults. config.yaml (the paper's
-# experiment) is read only when no --configfile is given: Snakemake's `configfile:` directive
-# would deep-merge it under every other experiment.
+# A config is one experiment, or several (`experiments:`, lth/experiments.py), each completed by
+# the schema's defaults. config.yaml (the paper's experiment) is read only when no --configfile is
+# given: Snakemake's `configfile:` directive would deep-merge it under every other config.
 CONFIG_FILES = [Path(path) for path in workflow.overwrite_configfiles] or [Path(workflow.basedir) / "config.yaml"]
 if not workflow.overwrite_configfiles:
     workflow.configfile(CONFIG_FILES[0])
@@ -32,8 +32,9 @@ include: "workflow/rules/targets.smk"
 # In the Snakefile itself: Snakemake ignores `default_target` in an included file.
 rule all:
     input:
+        TABLES,
         FIGURES,
-        ANALYSIS_TABLES.values(),
+        [path for tables in ANALYSIS_TABLES.values() for path in tables.values()],
         ANALYSIS_FIGURE_FILES,
         # Every run's artifacts too: snakemake reruns a job for a missing output only when a target
         # asks for it, so a deleted final.pt is retrained even though summary.csv is up to date.

@@ -7,6 +7,7 @@ only for what it uses.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -395,9 +396,16 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
-    from lth.aggregate import aggregate
+    from lth.aggregate import aggregate, merge_summaries
 
-    aggregate(args.rows, _output_file(args.out, "--out", args.force))
+    if bool(args.rows) == bool(args.experiments):
+        raise UsageError("give either rows SEED:VARIANT:LEVEL:RUN_FOLDER (one experiment's summary.csv) or "
+                         "--experiments NAME=SUMMARY_CSV ... (every experiment's rows in one table), not both")
+    out = _output_file(args.out, "--out", args.force)
+    if args.experiments:
+        merge_summaries(args.experiments, out)
+    else:
+        aggregate(args.rows, out)
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -409,21 +417,49 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
 
 def cmd_figure(args: argparse.Namespace) -> None:
-    from lth.analysis.figures import check_output_suffix, draw, parse_epoch
+    from lth import figures
+    from lth.analysis import figures as analysis_figures
+    from lth.plots import check_outputs
 
-    try:  # every cheap check before the CSV is read
-        epoch = parse_epoch(args.name, args.epoch)
-    except LthError as error:
-        raise UsageError(f"--epoch: {error}") from None
-    for path in args.out:
-        try:
-            check_output_suffix(args.name, path)
+    if args.name in analysis_figures.FIGURES:
+        if args.x is not None:
+            raise UsageError(f"--x: {args.name} is an analysis figure and takes no --x; it is for the accuracy "
+                             f"figures ({', '.join([*figures.SUMMARY_FIGURES, *figures.GRID_FIGURES])})")
+        try:  # every cheap check before the CSV is read
+            epoch = analysis_figures.parse_epoch(args.name, args.epoch)
+        except LthError as error:
+            raise UsageError(f"--epoch: {error}") from None
+        for path in args.out:
+            try:
+                analysis_figures.check_output_suffix(args.name, path)
+            except LthError as error:
+                raise UsageError(f"--out: {error}") from None
+        draw = functools.partial(analysis_figures.draw, args.name, epoch=epoch, title=args.title)
+    else:
+        if args.epoch is not None:
+            raise UsageError(f"--epoch: {args.name} draws accuracy from a summary.csv and takes no --epoch")
+        try:  # every cheap check before the CSV is read (argparse has checked --x)
+            check_outputs(args.name, args.out)
         except LthError as error:
             raise UsageError(f"--out: {error}") from None
+        draw = functools.partial(figures.draw, args.name, x=args.x or "sparsity", title=args.title)
     csv = _require_file(args.csv, "--csv")
     outputs = [_output_file(path, "--out", args.force) for path in args.out]
-    draw(args.name, csv, outputs, epoch=epoch, title=args.title)
+    draw(csv, outputs)
     log.info("wrote %s from %s", ", ".join(map(str, outputs)), csv)
+
+
+def cmd_tickets(args: argparse.Namespace) -> None:
+    from lth.tickets import parse_pair, write_tickets
+
+    try:
+        pairs = [parse_pair(text) for text in args.pair]
+    except LthError as error:
+        raise UsageError(str(error)) from None
+    summary = _require_file(args.summary, "--summary")
+    out = _output_file(args.out, "--out", args.force)
+    statistics = write_tickets(summary, out, pairs)
+    log.info("wrote %d statistics to %s", len(statistics), out)
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -516,7 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
     aggregate = command("aggregate", cmd_aggregate, "collect finished runs into one summary.csv")
     aggregate.add_argument("--out", required=True, help="summary.csv to write")
     aggregate.add_argument("--force", action="store_true", help="replace --out if it exists")
-    aggregate.add_argument("rows", nargs="+", metavar="SEED:VARIANT:LEVEL:RUN_FOLDER",
+    aggregate.add_argument("--experiments", nargs="+", metavar="NAME=SUMMARY_CSV", default=[],
+                           help="write every experiment's summary.csv into one table, after a column `experiment`")
+    aggregate.add_argument("rows", nargs="*", metavar="SEED:VARIANT:LEVEL:RUN_FOLDER",
                            help="one per row; each run folder must hold a finished run")
 
     plot = command("plot", cmd_plot, "draw accuracy vs sparsity from a summary.csv")
@@ -527,16 +565,31 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--force", action="store_true", help="replace the --out files if they exist")
 
     from lth.analysis.figures import FIGURES  # light: pandas and matplotlib load only when drawing
+    from lth.figures import GRID_FIGURES, SUMMARY_FIGURES
 
-    figure = command("figure", cmd_figure, "draw a paper figure (or table) of an analysis from its collected CSV")
-    figure.add_argument("name", choices=tuple(FIGURES), metavar="NAME",
-                        help="; ".join(f"{name}: {entry[2]}" for name, entry in FIGURES.items()).replace("%", "%%"))
-    figure.add_argument("--csv", required=True, help="the collected CSV (results/<experiment>/analysis/*.csv)")
+    accuracy = {name: spec.description for name, spec in {**SUMMARY_FIGURES, **GRID_FIGURES}.items()}
+    figure = command("figure", cmd_figure, "draw a paper figure or table from CSVs: accuracy figures from a "
+                     "summary.csv (grids from results/summary.csv), analysis figures from their collected CSV")
+    figure.add_argument("name", choices=(*FIGURES, *accuracy), metavar="NAME",
+                        help="; ".join([*(f"{name}: {entry[2]}" for name, entry in FIGURES.items()),
+                                        *(f"{name}: {text}" for name, text in accuracy.items())]).replace("%", "%%"))
+    figure.add_argument("--csv", required=True, help="summary.csv (accuracy figures), results/summary.csv (grids) or "
+                        "the collected analysis CSV (results/<experiment>/analysis/*.csv)")
     figure.add_argument("--out", required=True, nargs="+", help="files to write (.png, .pdf, .svg; a table also .csv)")
-    figure.add_argument("--epoch", default=None, help="the training epoch shown, or `final` (each run's largest "
-                        "epoch; the default); not for figA12_hessian_per_epoch, which shows every epoch")
+    figure.add_argument("--x", default=None, choices=tuple(X_AXES),
+                        help="accuracy figures: the x axis (default sparsity, levels spaced by log remaining weights)")
+    figure.add_argument("--epoch", default=None, help="analysis figures: the training epoch shown, or `final` (each "
+                        "run's largest epoch; the default); not for figA12_hessian_per_epoch, which shows every epoch")
     figure.add_argument("--title", default=None)
     figure.add_argument("--force", action="store_true", help="replace the --out files if they exist")
+
+    tickets = command("tickets", cmd_tickets, "ticket statistics of a summary.csv: gains over vanilla, winning-ticket "
+                      "thresholds, critical sparsities (lth/tickets.py)")
+    tickets.add_argument("--summary", required=True, help="an experiment's summary.csv")
+    tickets.add_argument("--out", required=True, help="tickets.csv to write")
+    tickets.add_argument("--pair", action="append", default=[], metavar="A:B",
+                         help="a variant pair whose critical sparsity to report (repeatable), e.g. at+trt:rewind")
+    tickets.add_argument("--force", action="store_true", help="replace --out if it exists")
 
     from lth.analysis.commands import add_analyze  # it imports this module's helpers
 

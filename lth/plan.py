@@ -36,14 +36,20 @@ class PlanError(LthError):
 
 def resolve_data_root(config: dict[str, Any], config_files: list[Path]) -> None:
     """Make a relative `data.root` absolute, relative to the config file that sets it (the last one
-    that does), so an experiment reads the same data from any working directory (`snakemake -d`)."""
+    that does, in the experiment's overrides or the base), so an experiment reads the same data from
+    any working directory (`snakemake -d`)."""
     root = (config.get("data") or {}).get("root")
     if root is None or Path(root).expanduser().is_absolute():
         return
     base = Path.cwd()  # set by --config on the command line, not by a file
+
+    def sets_root(section: Any) -> bool:
+        return isinstance(section, dict) and isinstance(section.get("data"), dict) and "root" in section["data"]
+
     for path in reversed(config_files):
-        section = yaml.safe_load(Path(path).read_text()) or {}
-        if isinstance(section, dict) and isinstance(section.get("data"), dict) and "root" in section["data"]:
+        content = yaml.safe_load(Path(path).read_text()) or {}
+        overrides = (content.get("experiments") or {}).get(config["experiment"]) if isinstance(content, dict) else None
+        if sets_root(overrides) or sets_root(content):
             base = Path(path).resolve().parent
             break
     config["data"] = {**config["data"], "root": str((base / Path(root).expanduser()).resolve())}
@@ -65,6 +71,25 @@ def check_base_sections(config: dict[str, Any]) -> None:
                 raise PlanError(f"{key}: {value!r} is not allowed in the config's `{section}` section: it would train "
                                 f"the dense network and draw the ticket with a tweak, and tweaks apply only in "
                                 f"re-training; leave it at {default!r} and add the `{part}` part to a variant")
+
+
+def dense_variant(name: str) -> Variant:
+    """A `dense_variants` entry: tweaks the dense network is trained with from theta0, as a baseline
+    for the tweak's effect on sparse networks (the paper's Figure 1 dashed lines)."""
+    variant = resolve(name, source="dense_variants")
+    why = ("it has no tweak: it is the dense network itself" if not variant.parts else
+           "the dense network trains from theta0, not from a rewind point" if variant.start == "rewind" else
+           "distillation's teacher is the dense network itself" if variant.section("train").get("kd_alpha") else None)
+    if why:
+        allowed = ", ".join(part for part in PARTS if part not in ("rewind", "kd"))
+        raise PlanError(f"dense_variants: {name!r} is not allowed; {why}. Parts allowed here: {allowed} "
+                        "(and the aliases at, trt)")
+    return variant
+
+
+def level_list(levels: int | list[int]) -> list[int]:
+    """`prune.levels`: a count (levels 1 to n) or the levels themselves (e.g. OMP at [1, 4, 7])."""
+    return list(range(1, levels + 1)) if isinstance(levels, int) else sorted(set(levels))
 
 
 def short_hash(record: dict[str, Any]) -> str:
@@ -95,11 +120,21 @@ def train_identity(train: TrainHparams) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class DenseRun:
+    """A dense training: the one tickets are drawn from, or a dense-with-tweak baseline (`dense_variants`),
+    which starts from the former's theta0 (`init`, its key) and never feeds a mask."""
+
     key: str
     seed: int
     model: ModelHparams
     data: DataHparams
     train: TrainHparams
+    gradinit: GradinitHparams = field(default_factory=GradinitHparams)
+    init: str = ""  # the run whose init.pt it starts from: its own key for the ticket's dense run
+
+    @property
+    def baseline(self) -> bool:
+        """A dense-with-tweak baseline rather than the run tickets are drawn from."""
+        return self.init != self.key
 
 
 @dataclass(frozen=True)
@@ -143,10 +178,11 @@ class Plan:
     chains: dict[str, Chain] = field(default_factory=dict)
     sparse: dict[str, SparseRun] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
-    levels: int = 0
+    levels: list[int] = field(default_factory=list)  # the experiment's levels (1 = the first mask)
     prune_rate: float = 0.2
     gradinit: GradinitHparams = field(default_factory=GradinitHparams)  # before variants change it
     rewind_epochs: set[int] = field(default_factory=set)  # kept as rewind points by every dense run
+    rewind: dict[str, set[int]] = field(default_factory=dict)  # dense run -> its rewind points
     analyses: dict[str, AnalysisJob] = field(default_factory=dict)  # by output path (lth.analysis.jobs)
 
     # ---- building -------------------------------------------------------------------------
@@ -161,21 +197,26 @@ class Plan:
         prune_section = dict(config["prune"])
         chain_settings = {key: prune_section.pop(key) for key in CHAIN_KEYS}
         prune = PruneHparams.from_dict(prune_section)
-        plan.levels = chain_settings["levels"]
+        plan.levels = level_list(chain_settings["levels"])
         plan.prune_rate = prune.rate
         variants = [resolve(name) for name in config["variants"]]
+        dense_variants = [dense_variant(name) for name in config.get("dense_variants", [])]
         plan.rewind_epochs = plan._check_epochs(train, chain_settings, variants)
         data_record = data_identity(data)  # before any job: reads (and caches) user files' fingerprints
 
         for seed in config["seeds"]:
             dense = plan._add_dense(seed, model, data, data_record, train)
+            plan.rewind.setdefault(dense.key, set()).update(plan.rewind_epochs)
             plan.rows.append(Row(seed, "dense", 0, plan.folder(dense.key)))
+            for variant in dense_variants:
+                baseline = plan._add_baseline(dense, data_record, variant)
+                plan.rows.append(Row(seed, f"dense+{variant.name}", 0, plan.folder(baseline.key)))
             chain = plan._add_chain(chain_settings["method"], dense, prune, chain_settings["rewind_epoch"])
             if chain.method == "imp":  # the chain trains each level to draw the next, whatever the variants
-                for level in range(1, plan.levels):
+                for level in range(1, max(plan.levels)):
                     plan.chain_run(chain, level)
             for variant in variants:
-                for level in range(1, plan.levels + 1):
+                for level in plan.levels:
                     run = plan._add_sparse(chain, level, variant)
                     plan.rows.append(Row(seed, variant.name, level, plan.folder(run.key)))
         if config.get("analysis"):
@@ -204,8 +245,19 @@ class Plan:
                    train: TrainHparams) -> DenseRun:
         record = self.record(stage="dense", seed=seed, model=model.to_dict(), data=data_record,
                               train=train_identity(train))
-        run = DenseRun(f"dense-{short_hash(record)}", seed, model, data, train)
-        return self.dense.setdefault(run.key, run)
+        key = f"dense-{short_hash(record)}"
+        return self.dense.setdefault(key, DenseRun(key, seed, model, data, train, self.gradinit, key))
+
+    def _add_baseline(self, dense: DenseRun, data_record: dict[str, Any], variant: Variant) -> DenseRun:
+        """`dense` trained again from its theta0 with `variant`'s tweaks."""
+        model = dense.model.replace(**variant.section("model"))
+        train = dense.train.replace(**variant.section("train"))
+        gradinit = self.gradinit.replace(**variant.section("gradinit"))
+        gradinit_record = {"gradinit": gradinit.to_dict()} if gradinit.enabled else {}
+        record = self.record(stage="dense", seed=dense.seed, model=model.to_dict(), data=data_record,
+                              train=train_identity(train), init=dense.key, **gradinit_record)
+        key = f"dense-{short_hash(record)}"
+        return self.dense.setdefault(key, DenseRun(key, dense.seed, model, dense.data, train, gradinit, dense.key))
 
     def _add_chain(self, method: str, dense: DenseRun, prune: PruneHparams, rewind_epoch: int) -> Chain:
         rewind_epoch = rewind_epoch if method == "imp" else 0  # OMP masks do not depend on any re-training
@@ -250,7 +302,11 @@ class Plan:
         return f"{self.folder(dense_key)}/rewind/epoch{epoch}.pt"
 
     def rewind_points(self) -> list[str]:
-        return [self.rewind_point(key, epoch) for key in self.dense for epoch in sorted(self.rewind_epochs)]
+        return [self.rewind_point(key, epoch) for key, epochs in self.rewind.items() for epoch in sorted(epochs)]
+
+    def mask_paths(self) -> list[str]:
+        """Every mask a run of the plan trains with (an IMP chain's levels below the last included)."""
+        return sorted({self.mask_path(run.chain, run.level) for run in self.sparse.values()})
 
     def mask_path(self, chain: Chain, level: int) -> str:
         return f"{self.folder(chain.key)}/level{level}/mask.pt"
@@ -283,7 +339,7 @@ class Plan:
     def kept_epochs(self, key: str) -> list[int]:
         """Epochs run `key` keeps as by-products (epoch<k>.pt): its rewind points and snapshots.
         Not declared outputs, so asking for more later never makes a finished run look incomplete."""
-        epochs = set(self.rewind_epochs) if key in self.dense else set()
+        epochs = set(self.rewind.get(key, ()))
         last = self.epoch_range(key)[1]
         epochs |= {job.epoch for job in self.analyses.values() if job.run == key and job.epoch < last}
         return sorted(epochs)
@@ -305,7 +361,7 @@ class Plan:
     def training_inputs(self, key: str) -> dict[str, str]:
         """The files run `key`'s training reads (init weights, mask, teacher)."""
         if key in self.dense:
-            return {"init": f"{self.folder(key)}/init.pt"}
+            return {"init": f"{self.folder(self.dense[key].init)}/init.pt"}
         return self.sparse_inputs(key)
 
     def analysis_inputs(self, output: str) -> dict[str, str]:
@@ -345,6 +401,19 @@ class Plan:
 
     def job_count(self) -> dict[str, int]:
         """Jobs the full DAG holds per rule, for checks and the README."""
-        masks = len(self.chains) * self.levels
-        return {"init": len(self.dense), "train_dense": len(self.dense), "rewind_point": len(self.rewind_points()),
-                "prune": masks, "train_sparse": len(self.sparse)}
+        theta0 = [run for run in self.dense.values() if not run.baseline]
+        return {"init": len(theta0), "train_dense": len(self.dense), "rewind_point": len(self.rewind_points()),
+                "prune": len(self.mask_paths()), "train_sparse": len(self.sparse)}
+
+    @classmethod
+    def merge(cls, plans: list[Plan]) -> Plan:
+        """One plan holding every run of `plans` (a config's experiments): the rules look runs up
+        here; each experiment's own tables and figures come from its own plan."""
+        merged = cls(config=plans[0].config, results=plans[0].results)
+        for plan in plans:
+            for name in ("dense", "chains", "sparse", "analyses"):
+                for key, value in getattr(plan, name).items():
+                    getattr(merged, name).setdefault(key, value)
+            for key, epochs in plan.rewind.items():
+                merged.rewind.setdefault(key, set()).update(epochs)
+        return merged

@@ -53,7 +53,8 @@ class Variant:
         return {key[len(prefix):]: value for key, value in self.settings.items() if key.startswith(prefix)}
 
 
-def resolve(name: str) -> Variant:
+def resolve(name: str, source: str = "variants") -> Variant:
+    """The variant `name` (`source` names the config list it comes from, for errors)."""
     parts: list[str] = []
     for token in name.split("+"):
         if token in ALIASES:
@@ -62,12 +63,12 @@ def resolve(name: str) -> Variant:
             parts.append(token)
         else:
             allowed = ", ".join([*PARTS, *ALIASES])
-            raise VariantError(f"variants: {name!r} has unknown part {token!r}; parts and aliases: {allowed}")
+            raise VariantError(f"{source}: {name!r} has unknown part {token!r}; parts and aliases: {allowed}")
     settings: dict[str, Any] = {}
     setter: dict[str, str] = {}
     for part in dict.fromkeys(parts):
         for key, value in PARTS[part].items():
             if key in settings and settings[key] != value:
-                raise VariantError(f"variants: {name!r} combines {setter[key]!r} and {part!r}, which both set {key}")
+                raise VariantError(f"{source}: {name!r} combines {setter[key]!r} and {part!r}, which both set {key}")
             settings[key], setter[key] = value, part
     return Variant(name=name, parts=tuple(sorted(dict.fromkeys(parts))), settings={**DEFAULTS, **settings})

@@ -261,7 +261,7 @@ def drawn(monkeypatch):
         seen.update(legend=[t.get_text() for t in legend.get_texts()] if legend else [], title=ax.get_title(),
                      yscale=ax.get_yscale(), ylabel=ax.get_ylabel(), suptitle=fig.get_suptitle(),
                      titles=[a.get_title() for a in fig.axes])
-        figures._pyplot().close(fig)
+        figures.pyplot().close(fig)
 
     monkeypatch.setattr(figures, "_save", keep)
     return seen

@@ -30,13 +30,23 @@ def selected(result: Plan, name: str) -> set[tuple[int, str, int, int]]:
 
 
 def test_a_target_sparsity_picks_the_nearest_level_on_the_log_scale():
-    assert resolve_levels("k", [0.91], 16, 0.2) == [11]  # 1 - 0.8^11 = 91.4%
-    assert resolve_levels("k", [0.5, 0, 3], 16, 0.2) == [0, 3]  # 0.5 -> level 3 (48.8%)
-    assert resolve_levels("k", "all", 2, 0.2) == [0, 1, 2]
+    levels = list(range(1, 17))
+    assert resolve_levels("k", [0.91], levels, 0.2) == [11]  # 1 - 0.8^11 = 91.4%
+    assert resolve_levels("k", [0.5, 0, 3], levels, 0.2) == [0, 3]  # 0.5 -> level 3 (48.8%)
+    assert resolve_levels("k", "all", [1, 2], 0.2) == [0, 1, 2]
     with pytest.raises(AnalysisConfigError, match=r"k\[0\]: sparsity 0.99 is not allowed.*12 \(93.1%\)"):
-        resolve_levels("k", [0.99], 12, 0.2)  # level 12 is 93.1%, level 13 would be 94.5%
-    with pytest.raises(AnalysisConfigError, match=r"k\[1\]: level 13 is not allowed.*0 \(dense\) to 12"):
-        resolve_levels("k", [1, 13], 12, 0.2)
+        resolve_levels("k", [0.99], levels[:12], 0.2)  # level 12 is 93.1%, level 13 would be 94.5%
+    with pytest.raises(AnalysisConfigError, match=r"k\[1\]: level 13 is not allowed.*0, 1, 2, .*, 12 \(0 = dense\)"):
+        resolve_levels("k", [1, 13], levels[:12], 0.2)
+
+
+def test_a_target_sparsity_picks_among_the_listed_levels_only():
+    assert resolve_levels("k", [0.89], [1, 4, 7, 10, 12], 0.2) == [10]  # 89.3%
+    with pytest.raises(AnalysisConfigError, match=r"sparsity 0.91 is not allowed"):  # level 11 is not run
+        resolve_levels("k", [0.91], [1, 4, 7, 10, 12], 0.2)
+    assert resolve_levels("k", "all", [2, 5], 0.2) == [0, 2, 5]
+    with pytest.raises(AnalysisConfigError, match=r"k\[0\]: level 3 is not allowed; this experiment has levels 0, 2"):
+        resolve_levels("k", [3], [2, 5], 0.2)
 
 
 def test_variants_levels_and_epochs_select_the_runs():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import yaml
 from snakemake.utils import validate
 
 from lth.errors import LthError
+from lth.experiments import experiment_configs
 from lth.plan import Plan, PlanError, resolve_data_root
 from workflow_helpers import REPO
 
@@ -112,3 +114,68 @@ def test_rewind_points_do_not_change_any_run_key():
     first, later = plan(base), plan({**base, "save_epochs": [4, 6]})
     assert (set(first.dense), set(first.chains), set(first.sparse)) == (
         set(later.dense), set(later.chains), set(later.sparse))
+
+
+def digits_config(**changes) -> dict:
+    return {"experiment": "x", "data": {"name": "digits"}, "train": {"epochs": 3}, "prune": {"levels": 3},
+            "variants": ["lth"], **changes}
+
+
+def test_explicit_levels_skip_rows_but_not_the_chain():
+    counted = plan(digits_config())
+    listed = plan(digits_config(prune={"levels": [1, 3]}))
+    assert sorted({row.level for row in listed.rows}) == [0, 1, 3]
+    rows = {row.level: row.run for row in counted.rows if row.variant == "lth"}
+    assert {row.level: row.run for row in listed.rows if row.variant == "lth"} == {1: rows[1], 3: rows[3]}
+    assert len(listed.mask_paths()) == 3  # IMP trains level 2 to draw level 3
+    one_shot = plan(digits_config(prune={"method": "omp", "levels": [2, 4]}))
+    assert [Path(path).parent.name for path in one_shot.mask_paths()] == ["level2", "level4"]
+
+
+def test_dense_variants_train_from_theta0_and_never_feed_a_mask():
+    base = plan(digits_config())
+    with_baselines = plan(digits_config(dense_variants=["skip", "trt"]))
+    assert set(base.dense) < set(with_baselines.dense)
+    assert set(base.chains) == set(with_baselines.chains) and set(base.sparse) == set(with_baselines.sparse)
+    (dense,) = base.dense
+    baselines = {row.variant: row.run.rsplit("/", 1)[1] for row in with_baselines.rows if row.variant != "dense"
+                 and row.level == 0}
+    assert set(baselines) == {"dense+skip", "dense+trt"}
+    skip, trt = (with_baselines.dense[baselines[name]] for name in ("dense+skip", "dense+trt"))
+    assert skip.model.skip == "conv1x1" and trt.gradinit.enabled and trt.train.label_smoothing == 0.1
+    assert with_baselines.training_inputs(skip.key) == {"init": f"{with_baselines.folder(dense)}/init.pt"}
+    assert with_baselines.kept_epochs(skip.key) == [] and with_baselines.job_count()["init"] == 1
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("lth", "no tweak"), ("rewind+skip", "theta0"), ("kd", "teacher"), ("skip+bogus", "unknown part 'bogus'")])
+def test_bad_dense_variants_are_named(name, message):
+    with pytest.raises(LthError, match=rf"dense_variants: '{re.escape(name)}'.*{message}"):
+        plan(digits_config(dense_variants=[name]))
+
+
+def test_experiments_share_the_runs_their_settings_agree_on():
+    config = {"seeds": [0], "data": {"name": "digits"}, "train": {"epochs": 3}, "prune": {"levels": 2},
+              "variants": ["lth"], "experiments": {"plain": None, "tweaked": {"variants": ["lth", "skip"]},
+                                                   "wider": {"model": {"width": 32}}}}
+    configs = experiment_configs(config)
+    assert list(configs) == ["plain", "tweaked", "wider"] and configs["tweaked"]["experiment"] == "tweaked"
+    plans = {name: plan(experiment) for name, experiment in configs.items()}
+    assert set(plans["plain"].sparse) < set(plans["tweaked"].sparse)
+    assert set(plans["plain"].dense).isdisjoint(plans["wider"].dense)
+    merged = Plan.merge(list(plans.values()))
+    assert set(merged.sparse) == set().union(*(p.sparse for p in plans.values()))
+    assert len(merged.rewind) == 2
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"experiments": []}, "experiments: \\[\\] is not allowed"),
+    ({"experiments": {"a": {"threads": 4}}}, "experiments.a.threads: not allowed"),
+    ({"experiments": {"a b": {}}}, "the name 'a b' is not allowed"),
+    ({"experiments": {"runs": {}}}, "the name 'runs' is not allowed"),
+    ({"experiment": "x", "experiments": {"a": {}}}, "experiment: 'x' is not allowed beside"),
+    ({"experiments": {"a": [1]}}, "experiments.a: \\[1\\] is not allowed"),
+])
+def test_bad_experiments_sections_are_named(config, message):
+    with pytest.raises(LthError, match=message):
+        experiment_configs(config)

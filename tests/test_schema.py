@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import yaml
 
+from lth.experiments import experiment_configs
 from lth.hparams import SECTIONS, Hparams
 from lth.plan import CHAIN_KEYS, Plan, resolve_data_root
 from workflow_helpers import REPO
@@ -39,12 +40,17 @@ def validated(path):
 
 
 def test_every_config_validates():
+    from snakemake.utils import validate
+
     for path in [REPO / "config.yaml", *sorted((REPO / "configs").glob("*.yaml"))]:
-        assert Plan.from_config(validated(path)).rows, path
+        for name, config in experiment_configs(yaml.safe_load(path.read_text())).items():
+            validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+            resolve_data_root(config, [path])
+            assert Plan.from_config(config).rows, (path, name)
 
 
 def test_settings_of_an_unused_loss_term_do_not_split_the_cache():
-    config = {**validated(REPO / "configs" / "quickstart.yaml"), "analysis": {}}
+    config = {**validated(REPO / "configs" / "quickstart.yaml"), "analysis": {}, "variants": ["lth"]}
     plain = Plan.from_config(config)
     config["train"] = {**config["train"], "kd_reduction": "mean", "label_smoothing_form": "pytorch"}
     assert set(Plan.from_config(config).sparse) == set(plain.sparse)  # kd and ls are off: same runs

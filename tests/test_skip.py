@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -23,7 +22,6 @@ from lth.models.activations import ACTIVATIONS
 from lth.models.resnet import BasicBlock
 from lth.models.skip import JUMP_WEIGHT, ConvJump, IdentityJump, jump_branches, jump_factory, jump_params
 from lth.variants import VariantError, resolve
-from workflow_helpers import snakemake, write_config
 
 WIDTH = 4
 TRAIN_WIDTH = 8
@@ -234,29 +232,3 @@ def test_retraining_a_tweaked_ticket(ticket, variant: str, tmp_path: Path) -> No
     info = describe_path(out / "final.pt")
     assert (info["params"], info["nonzero_params"], info["jump_params"]) == (
         summary["total_params"], summary["nonzero_params"], summary["jump_params"])
-
-
-@pytest.mark.workflow
-def test_workflow_runs_the_architecture_tweaks(tmp_path: Path) -> None:
-    config = write_config(tmp_path, "at", {
-        "experiment": "at",
-        "seeds": [0],
-        "threads": 1,
-        "device": "cpu",
-        "model": {"name": "resnet18", "width": TRAIN_WIDTH},
-        "data": {"name": "digits", "subset_per_class": 10},
-        "train": {"epochs": 1, "batch_size": 32},
-        "prune": {"method": "imp", "levels": 1},
-        "variants": ["lth", "skip", "at"],
-        "resources": {"train": {"mem_mb": 1000, "runtime": 10, "gpu": 1}},
-    })
-    snakemake(tmp_path, config)
-    table = pd.read_csv(tmp_path / "results" / "at" / "summary.csv").set_index("variant")
-    assert sorted(table.index) == ["at", "dense", "lth", "skip"]
-    assert table.loc[["lth", "skip", "at"], "sparsity"].tolist() == pytest.approx([0.2] * 3, abs=1e-3)
-    assert table.loc["skip", "total_params"] > table.loc["lth", "total_params"]
-    assert table.loc["skip", "forward_flops"] == table.loc["at", "forward_flops"] > table.loc["lth", "forward_flops"]
-    assert (table["forward_flops_effective"] <= table["forward_flops"]).all()
-    assert main(["-q", "plot", "--summary", str(tmp_path / "results" / "at" / "summary.csv"), "--out",
-                 str(tmp_path / "flops.png"), "--x", "forward_flops_effective"]) == 0
-    assert (tmp_path / "flops.png").stat().st_size > 1000

@@ -20,6 +20,11 @@ from workflow_helpers import REPO, SNAKEFILE, dry_run_commands, mtimes, planned_
 
 pytestmark = pytest.mark.workflow
 
+# What a changed table reruns (the experiment's summary.csv, tickets.csv and figure), and what a new
+# experiment adds: its figure settings file.
+TABLE_JOBS = {"aggregate": 1, "tickets": 1, "plot_accuracy_vs_sparsity": 1, "all": 1}
+NEW_EXPERIMENT = {**TABLE_JOBS, "figure_settings": 1}
+
 
 def tiny_config(shared_data: Path, **changes) -> dict:
     config = {
@@ -99,8 +104,7 @@ def test_deleting_one_retraining_folder_reruns_only_that_job(tiny):
     table = pd.read_csv(workdir / "results" / "tiny" / "summary.csv").set_index(["variant", "level"])
     leaf = Path(workdir / table.loc[("rewind", 2), "run"])  # nothing but the summary depends on it
     shutil.rmtree(leaf)
-    assert planned_jobs(workdir, config) == {"train_sparse": 1, "aggregate": 1, "plot_accuracy_vs_sparsity": 1,
-                                             "all": 1}
+    assert planned_jobs(workdir, config) == {"train_sparse": 1, **TABLE_JOBS}
     others = mtimes([path for path in summaries(workdir) if path.parent != leaf])
     snakemake(workdir, config)
     assert (leaf / "final.pt").exists()
@@ -112,8 +116,7 @@ def test_experiment_differing_in_variants_reuses_dense_and_imp(tiny, shared_data
     config = write_config(workdir, "variants", tiny_config(shared_data, experiment="tiny-variants",
                                                           variants=["rewind", "swish"]))
     # Only the new variant trains (one run per level); dense, masks and rewind runs are cached.
-    assert planned_jobs(workdir, config) == {"train_sparse": 2, "aggregate": 1, "plot_accuracy_vs_sparsity": 1,
-                                             "all": 1}
+    assert planned_jobs(workdir, config) == {"train_sparse": 2, **NEW_EXPERIMENT}
 
 
 def test_changing_dense_epochs_writes_new_folders_and_keeps_old(tiny, shared_data):
@@ -122,7 +125,7 @@ def test_changing_dense_epochs_writes_new_folders_and_keeps_old(tiny, shared_dat
     config = write_config(workdir, "epochs", tiny_config(shared_data, experiment="tiny-epochs", train__epochs=4,
                                                         prune__levels=1, variants=["lth"]))
     assert planned_jobs(workdir, config) == {"init": 1, "train_dense": 1, "prune": 1, "train_sparse": 1,
-                                             "aggregate": 1, "plot_accuracy_vs_sparsity": 1, "all": 1}
+                                             **NEW_EXPERIMENT}
     snakemake(workdir, config)
     after = mtimes(summaries(workdir))
     assert {path: after[path] for path in before} == before
@@ -190,8 +193,12 @@ def test_paper_config_builds_the_full_dag(tmp_path):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     seeds, levels, variants = len(config["seeds"]), config["prune"]["levels"], len(config["variants"])
     assert "lth" in config["variants"]  # then the chain's own runs are the lth runs: no extra jobs
-    expected = {"init": seeds, "train_dense": seeds, "rewind_point": seeds, "prune": seeds * levels,
-                "train_sparse": seeds * levels * variants, "aggregate": 1, "plot_accuracy_vs_sparsity": 1, "all": 1}
+    baselines = len(config["dense_variants"])
+    expected = {"init": seeds, "train_dense": seeds * (1 + baselines), "rewind_point": seeds, "prune": seeds * levels,
+                "train_sparse": seeds * levels * variants, "aggregate": 1, "tickets": 1, "figure_settings": 1,
+                "plot_accuracy_vs_sparsity": 1, "all": 1}
+    # Every accuracy figure but Figure A13 (OMP): 1a-d, 4a, 4b, 8, 9.
+    expected["plot_paper_figure"] = 8
     # The paper's analyses: Hessian of every run; activations of lth and swish (and dense); the
     # perturbation of lth and at+trt at 91%, and their per-epoch Hessian, trained again with tracking;
     # landscapes of four variants at 91%, at epoch 5 (a snapshot each) and the end, in 4 parts each;
@@ -242,8 +249,7 @@ def test_a_new_rewind_point_trains_only_its_epochs_and_its_runs(tiny, shared_dat
     runs = workdir / "results" / "runs"
     finished = mtimes([*summaries(workdir), *runs.glob("imp-*/level*/mask.pt"), *runs.glob("dense-*/rewind/*.pt")])
     later = write_config(workdir, "rewind2", tiny_config(shared_data, experiment="tiny-rewind2", rewind_epoch=2))
-    assert planned_jobs(workdir, later) == {"rewind_point": 1, "train_sparse": 2, "aggregate": 1,
-                                            "plot_accuracy_vs_sparsity": 1, "all": 1}
+    assert planned_jobs(workdir, later) == {"rewind_point": 1, "train_sparse": 2, **NEW_EXPERIMENT}
     snakemake(workdir, later)
     assert mtimes(list(finished)) == finished
     dense = tiny_dense(workdir)
@@ -271,10 +277,10 @@ def test_removing_a_variant_rebuilds_only_the_table(tiny, shared_data):
     workdir, config = tiny
     table = workdir / "results" / "tiny" / "summary.csv"
     fewer = write_config(workdir, "fewer", tiny_config(shared_data, variants=["lth"]))
-    assert planned_jobs(workdir, fewer) == {"aggregate": 1, "plot_accuracy_vs_sparsity": 1, "all": 1}
+    assert planned_jobs(workdir, fewer) == TABLE_JOBS
     snakemake(workdir, fewer)
     assert set(pd.read_csv(table)["variant"]) == {"dense", "lth"}
-    assert planned_jobs(workdir, config) == {"aggregate": 1, "plot_accuracy_vs_sparsity": 1, "all": 1}
+    assert planned_jobs(workdir, config) == TABLE_JOBS
     snakemake(workdir, config)
     assert set(pd.read_csv(table)["variant"]) == {"dense", "lth", "rewind"}
 
@@ -282,7 +288,7 @@ def test_removing_a_variant_rebuilds_only_the_table(tiny, shared_data):
 def test_deleting_an_experiments_outputs_keeps_the_shared_runs(tiny, shared_data):
     workdir, config = tiny
     other = write_config(workdir, "other", tiny_config(shared_data, experiment="tiny-other", variants=["rewind"]))
-    assert planned_jobs(workdir, other) == {"aggregate": 1, "plot_accuracy_vs_sparsity": 1, "all": 1}
+    assert planned_jobs(workdir, other) == NEW_EXPERIMENT
     snakemake(workdir, other)
     runs = [path for path in (workdir / "results" / "runs").rglob("*") if path.is_file()]
     before = mtimes(runs)
@@ -296,11 +302,12 @@ def test_deleting_an_experiments_outputs_keeps_the_shared_runs(tiny, shared_data
     ("dense", {"init", "train_dense", "rewind_point"}),
     ("masks", {"init", "train_dense", "prune", "train_sparse"}),  # level 2 prunes the chain's level-1 run
     ("retrain", {"init", "train_dense", "rewind_point", "prune", "train_sparse"}),
-    ("tables", {"init", "train_dense", "rewind_point", "prune", "train_sparse", "aggregate"}),
-    ("figures", {"init", "train_dense", "rewind_point", "prune", "train_sparse", "aggregate",
+    ("tables", {"init", "train_dense", "rewind_point", "prune", "train_sparse", "aggregate", "figure_settings",
+                "tickets"}),
+    ("figures", {"init", "train_dense", "rewind_point", "prune", "train_sparse", "aggregate", "figure_settings",
                  "plot_accuracy_vs_sparsity"}),
-    ("report", {"init", "train_dense", "rewind_point", "prune", "train_sparse", "aggregate",
-                "plot_accuracy_vs_sparsity"}),
+    ("report", {"init", "train_dense", "rewind_point", "prune", "train_sparse", "aggregate", "figure_settings",
+                "tickets", "plot_accuracy_vs_sparsity"}),
 ])
 def test_each_stage_can_be_asked_for_by_name(tmp_path, shared_data, target, rules):
     config = write_config(tmp_path, "tiny", tiny_config(shared_data))

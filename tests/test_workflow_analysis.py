@@ -43,7 +43,7 @@ def test_analyses_of_a_finished_experiment_run_alone_and_touch_no_run(finished, 
         "analyze_grid_part": 3, "merge_grid": 3,  # landscape at epochs 2 and 3, input landscape
         "snapshot": 1,  # epoch 2 of the level-2 run, which that run did not keep: re-trained
         "track_hessian": 1, "collect_analysis": 6, "plot_analysis": 6, "tabulate_analysis": 1,
-        "aggregate": 1, "plot_accuracy_vs_sparsity": 1, "all": 1}
+        "aggregate": 1, "tickets": 1, "figure_settings": 1, "plot_accuracy_vs_sparsity": 1, "all": 1}
     snakemake(finished, config)
     assert mtimes(list(before)) == before
     assert planned_jobs(finished, config) == {}

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from lth.analysis.collect import ID_COLUMNS
 from lth.errors import LthError
 from lth.io import atomic_open
+from lth.plots import pyplot
 
 if TYPE_CHECKING:  # imported inside the functions: `lth --help` must not pay for pandas and numpy
     import numpy as np
@@ -207,19 +208,10 @@ def _seed_note(frame: pd.DataFrame) -> str:
 # Drawing helpers
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display, and the same output on every machine
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save(fig: Any, outputs: Sequence[Path], table: pd.DataFrame | None = None, crop: Any = None) -> None:
     """Every output, each atomically (a killed job leaves no half figure); the figure is closed.
     `crop` (a Bbox in inches) cuts the figure to it: a table's size is known only once it is drawn."""
-    plt = _pyplot()
+    plt = pyplot()
     try:
         for output in outputs:
             suffix = Path(output).suffix.lower()
@@ -384,7 +376,7 @@ def tableA1_activation_sparsity(csv: Path, outputs: Sequence[Path], *, epoch: Ep
 
     fig = crop = None
     if any(output.suffix.lower() != ".csv" for output in outputs):
-        plt = _pyplot()
+        plt = pyplot()
         several = table["seeds"].max() > 1
 
         def cell(mean: float, std: float) -> str:
@@ -439,7 +431,7 @@ def fig2_hessian(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, tit
     if sparse.empty:
         raise LthError(f"{csv} has only dense rows (column 'variant'); Figure 2 plots eigenvalue against sparsity, "
                        "so it needs the rows of at least one pruned variant")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     drawn: list[float] = []  # every y value on the axes, to choose its scale
     hollow = False
@@ -492,7 +484,7 @@ def figA12_hessian_per_epoch(csv: Path, outputs: Sequence[Path], *, epoch: Epoch
     _check_unique(frame, Path(csv), ["seed", "variant", "level", "epoch"])
     pairs = _pairs(frame)
     colors = _pair_colors([pair for pair, _ in pairs])
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.2, 4.4), layout="constrained")
     drawn: list[float] = []
     hollow = False
@@ -528,7 +520,7 @@ def fig10_perturbation(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = Non
     _check_unique(frame, Path(csv), ["seed", "variant", "level", "epoch", "index"])
     pairs = _pairs(frame)
     colors = _pair_colors([pair for pair, _ in pairs])
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.2, 4.4), layout="constrained")
     for (variant, level), rows in pairs:
         # grouped by grid index, not by the float epsilon: seeds share the grid, and the index is exact
@@ -602,7 +594,7 @@ def _landscape(csv: Path, outputs: Sequence[Path], name: str, epoch: Epoch, titl
                        "is positive, so this is not a loss landscape")
     levels = log_contour_levels(float(finite.min()), float(finite.max()))
     norm = LogNorm(vmin=levels[0], vmax=levels[-1])
-    plt = _pyplot()
+    plt = pyplot()
     columns = min(len(panels), 4)
     rows_count = math.ceil(len(panels) / columns)
     fig, axes = plt.subplots(rows_count, columns, figsize=(max(2.9 * columns + 1.2, 5.2), 3.2 * rows_count + 0.7),

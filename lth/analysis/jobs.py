@@ -127,24 +127,26 @@ def nominal_sparsity(rate: float, level: int) -> float:
     return 1 - (1 - rate) ** level
 
 
-def resolve_levels(key: str, items: Any, levels: int, rate: float) -> list[int]:
-    """Levels (0 = dense) from `all` or a list of levels and target sparsities."""
+def resolve_levels(key: str, items: Any, levels: list[int], rate: float) -> list[int]:
+    """Levels (0 = dense) from `all` or a list of levels and target sparsities; `levels` are the
+    experiment's (`prune.levels`)."""
+    available = [0, *levels]
     if items == "all":
-        return list(range(levels + 1))
+        return available
     chosen = []
-    available = ", ".join(f"{level} ({100 * nominal_sparsity(rate, level):.1f}%)" for level in range(levels + 1))
+    listed = ", ".join(f"{level} ({100 * nominal_sparsity(rate, level):.1f}%)" for level in available)
     for i, item in enumerate(items):
         if isinstance(item, int) or (isinstance(item, float) and item.is_integer() and item >= 1):
             level = int(item)
-            if not 0 <= level <= levels:
+            if level not in available:
                 raise AnalysisConfigError(f"{key}[{i}]: level {item} is not allowed; this experiment has levels "
-                                          f"0 (dense) to {levels}")
+                                          f"{', '.join(map(str, available))} (0 = dense)")
         else:
             remaining = math.log(1 - item)
-            level = min(range(levels + 1), key=lambda k: abs(math.log(1 - nominal_sparsity(rate, k)) - remaining))
+            level = min(available, key=lambda k: abs(math.log(1 - nominal_sparsity(rate, k)) - remaining))
             if abs(math.log(1 - nominal_sparsity(rate, level)) - remaining) > abs(math.log(1 - rate)) / 2:
                 raise AnalysisConfigError(f"{key}[{i}]: sparsity {item} is not allowed; it is more than half a "
-                                          f"pruning step from every level of this experiment: {available}")
+                                          f"pruning step from every level of this experiment: {listed}")
         chosen.append(level)
     return sorted(set(chosen))
 
@@ -164,7 +166,7 @@ def plan_analyses(plan: Plan, section: dict[str, Any], sizes: dict[str, int]) ->
         chosen = _variants(f"{key}.variants", options["variants"], variants)
         levels = resolve_levels(f"{key}.levels", options["levels"], plan.levels, plan.prune_rate)
         for row in plan.rows:
-            if row.level not in levels or (row.level > 0 and row.variant not in chosen):
+            if row.level not in levels or row.variant not in (chosen if row.level > 0 else {"dense"}):
                 continue
             run = row.run.rsplit("/", 1)[-1]
             first, last = plan.epoch_range(run)

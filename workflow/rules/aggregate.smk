@@ -1,17 +1,19 @@
-# One summary.csv per experiment: a row per (seed, variant, level), dense rows included.
+# Tables: one summary.csv per experiment (a row per seed, variant and level, dense rows included),
+# its ticket statistics (tickets.csv), and results/summary.csv with every experiment of the config.
 
 
 rule aggregate:
     input:
-        [f"{folder}/summary.json" for folder in PLAN.run_folders()],
+        lambda w: [f"{folder}/summary.json" for folder in PLANS[w.experiment].run_folders()],
     output:
-        report(TABLES[0], caption="../report/summary.rst", category="Tables"),
+        report(f"{RESULTS}/{{experiment}}/summary.csv", caption="../report/summary.rst", category="{experiment}",
+               subcategory="Tables"),
     params:
-        rows=PLAN.row_args(),
+        rows=lambda w: PLANS[w.experiment].row_args(),
     log:
-        f"{EXPERIMENT}/logs/aggregate.log",
+        f"{RESULTS}/{{experiment}}/logs/aggregate.log",
     benchmark:
-        f"{EXPERIMENT}/logs/aggregate.benchmark.tsv"
+        f"{RESULTS}/{{experiment}}/logs/aggregate.benchmark.tsv"
     conda:
         CONDA_ENV
     threads: 1
@@ -19,3 +21,42 @@ rule aggregate:
         **LIGHT_RESOURCES,
     shell:
         "lth aggregate --out {output} {params.rows} > {log} 2>&1"
+
+
+rule tickets:
+    input:
+        summary=rules.aggregate.output[0],
+        settings=lambda w: figure_settings(w.experiment),
+    output:
+        report(f"{RESULTS}/{{experiment}}/tickets.csv", caption="../report/tickets.rst", category="{experiment}",
+               subcategory="Tables"),
+    params:
+        pairs=lambda w: " ".join(f"--pair {a}:{b}" for a, b in CONFIGS[w.experiment]["figures"]["critical_pairs"]),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/tickets.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        **LIGHT_RESOURCES,
+    shell:
+        "lth tickets --summary {input.summary} --out {output} --force {params.pairs} > {log} 2>&1"
+
+
+rule summaries:
+    input:
+        [f"{RESULTS}/{name}/summary.csv" for name in CONFIGS],
+    output:
+        report(f"{RESULTS}/summary.csv", caption="../report/summaries.rst", category="All experiments",
+               subcategory="Tables"),
+    params:
+        experiments=" ".join(f"{name}={RESULTS}/{name}/summary.csv" for name in CONFIGS),
+    log:
+        f"{RESULTS}/logs/summaries.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        **LIGHT_RESOURCES,
+    shell:
+        "lth aggregate --out {output} --force --experiments {params.experiments} > {log} 2>&1"

@@ -22,7 +22,7 @@ rule analyze:
         f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}.{{ext}}.benchmark.tsv"
     conda:
         CONDA_ENV
-    threads: config["threads"]
+    threads: THREADS
     resources:
         **TRAIN_RESOURCES,
     shell:
@@ -51,7 +51,7 @@ rule analyze_grid_part:
         f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}.parts/part{{part}}-of-{{parts}}.benchmark.tsv"
     conda:
         CONDA_ENV
-    threads: config["threads"]
+    threads: THREADS
     resources:
         **TRAIN_RESOURCES,
     shell:
@@ -100,7 +100,7 @@ rule track_hessian:
         f"{RUNS}/{{run}}/analysis/hessian_per_epoch-{{hash}}.benchmark.tsv"
     conda:
         CONDA_ENV
-    threads: config["threads"]
+    threads: THREADS
     resources:
         **TRAIN_RESOURCES,
     shell:
@@ -111,14 +111,17 @@ rule track_hessian:
 rule collect_analysis:
     input:
         lambda w: [job.output if job.analysis.suffix else f"{job.output}/summary.json"
-                   for job in PLAN.analysis_jobs(COLLECTED[w.table])],
+                   for job in PLANS[w.experiment].analysis_jobs(COLLECTED[w.table])],
     output:
-        report(f"{EXPERIMENT}/analysis/{{table}}.csv", caption="../report/analysis_table.rst", category="Analysis"),
+        report(f"{RESULTS}/{{experiment}}/analysis/{{table}}.csv", caption="../report/analysis_table.rst",
+               category="{experiment}", subcategory="Analysis"),
+    wildcard_constraints:
+        table=alternatives(COLLECTED),
     params:
         analysis=lambda w: COLLECTED[w.table],
-        rows=lambda w: PLAN.analysis_rows(COLLECTED[w.table]),
+        rows=lambda w: PLANS[w.experiment].analysis_rows(COLLECTED[w.table]),
     log:
-        f"{EXPERIMENT}/logs/collect_{{table}}.log",
+        f"{RESULTS}/{{experiment}}/logs/collect_{{table}}.log",
     conda:
         CONDA_ENV
     threads: 1

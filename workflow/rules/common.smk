@@ -1,39 +1,91 @@
 # Config validation and the run plan shared by every rule.
 
+import json
 import os
+import re
+import sys
 
 from snakemake.utils import validate
 
+from lth.analysis.figures import FIGURES as ANALYSIS_FIGURE_NAMES
 from lth.analysis.jobs import analysis_figures
-from lth.plan import Plan, flags, resolve_data_root
+from lth.experiments import experiment_configs
+from lth.figures import GRID_FIGURES, SUMMARY_FIGURES, figure_status, grid_status
+from lth.plan import Plan, flags, resolve_data_root, short_hash
 
 
-validate(config, workflow.source_path("../schemas/config.schema.yaml"))
-resolve_data_root(config, CONFIG_FILES)
+# Each experiment of the config (`experiments:`, lth/experiments.py; one when there is none), validated
+# with the schema's defaults filled in, and planned; PLAN holds every run of them all for the rules.
+CONFIGS = experiment_configs(config)
+for experiment_config in CONFIGS.values():
+    validate(experiment_config, workflow.source_path("../schemas/config.schema.yaml"))
+    resolve_data_root(experiment_config, CONFIG_FILES)
+PLANS = {name: Plan.from_config(experiment_config) for name, experiment_config in CONFIGS.items()}
+PLAN = Plan.merge(list(PLANS.values()))
+SETTINGS = next(iter(CONFIGS.values()))  # the workflow-wide keys (lth.experiments.WORKFLOW_KEYS) are the same in all
+RESULTS = str(PLAN.results)
+RUNS = f"{RESULTS}/runs"
 
-PLAN = Plan.from_config(config)
-RUNS = str(PLAN.results / "runs")
-EXPERIMENT = str(PLAN.experiment_dir())
-TABLES = [f"{EXPERIMENT}/summary.csv"]
-FIGURES = [f"{EXPERIMENT}/figures/accuracy_vs_sparsity.{ext}" for ext in ("png", "pdf")]
-# Analysis name -> its collected CSV, and the table name (the CSV's stem) -> the analysis name.
-ANALYSIS_TABLES = PLAN.collected()
-COLLECTED = {Path(path).stem: name for name, path in ANALYSIS_TABLES.items()}
-# Paper figures of the analyses: file stem -> (analysis, `lth figure` name, epoch filter).
-ANALYSIS_FIGURES = analysis_figures(config["analysis"])
-ANALYSIS_FIGURE_FILES = [f"{EXPERIMENT}/figures/{stem}.{ext}" for stem in ANALYSIS_FIGURES
+
+def figure_settings(experiment):
+    """A file named by the hash of the experiment's `figures` section: an input of its figures and
+    tickets.csv, so a changed setting redraws them (rerun trigger `input`) and nothing else."""
+    return f"{RESULTS}/{experiment}/figure_settings-{short_hash(CONFIGS[experiment]['figures'])}.json"
+
+
+# Paper figures (lth/figures.py) per experiment: the ones its variants allow; the others are named,
+# with the reason, when the workflow is planned (`snakemake -n` shows it).
+PAPER_FIGURES = {name: [] for name in CONFIGS}
+SKIPPED_FIGURES = []
+for name, experiment_config in CONFIGS.items():
+    for figure in SUMMARY_FIGURES:
+        reason = figure_status(figure, experiment_config["variants"], experiment_config["dense_variants"],
+                               experiment_config["prune"]["method"])
+        if reason:
+            SKIPPED_FIGURES.append(f"{name}/{reason}")
+        else:
+            PAPER_FIGURES[name].append(figure)
+# results/summary.csv and the grids belong to configs with `experiments:` (one experiment's
+# summary.csv is its own table, and two single-experiment configs would overwrite each other's).
+GRID = "experiments" in config
+GRID_REASON = grid_status([(name, c["model"]["name"], c["data"]["name"], c["variants"]) for name, c in CONFIGS.items()])
+GRIDS = list(GRID_FIGURES) if GRID and not GRID_REASON else []
+SKIPPED_FIGURES += [f"{figure}: {GRID_REASON}" for figure in GRID_FIGURES if GRID and GRID_REASON]
+if SKIPPED_FIGURES and workflow.is_main_process:
+    print("lth: figures not produced:", *SKIPPED_FIGURES, sep="\n  ", file=sys.stderr)
+
+TABLES = [*(f"{RESULTS}/{name}/{table}.csv" for name in CONFIGS for table in ("summary", "tickets")),
+          *([f"{RESULTS}/summary.csv"] if GRID else [])]
+FIGURES = [f"{RESULTS}/{name}/figures/{stem}.{ext}" for name in CONFIGS
+           for stem in ("accuracy_vs_sparsity", *PAPER_FIGURES[name]) for ext in ("png", "pdf")]
+FIGURES += [f"{RESULTS}/figures/{stem}.{ext}" for stem in GRIDS for ext in ("png", "pdf")]
+# Analysis name -> its collected CSV per experiment, and the table name (the CSV's stem) -> the analysis.
+ANALYSIS_TABLES = {name: plan.collected() for name, plan in PLANS.items()}
+COLLECTED = {Path(path).stem: analysis for tables in ANALYSIS_TABLES.values() for analysis, path in tables.items()}
+# Paper figures of the analyses per experiment: file stem -> (analysis, `lth figure` name, epoch filter).
+ANALYSIS_FIGURES = {name: analysis_figures(experiment_config["analysis"])
+                    for name, experiment_config in CONFIGS.items()}
+ANALYSIS_FIGURE_FILES = [f"{RESULTS}/{name}/figures/{stem}.{ext}" for name, figures in ANALYSIS_FIGURES.items()
+                         for stem in figures
                          for ext in ("png", "pdf", *(("csv",) if stem.startswith("table") else ()))]
-TRAIN_RESOURCES = config["resources"]["train"]
-LIGHT_RESOURCES = config["resources"]["light"]
+THREADS = SETTINGS["threads"]
+TRAIN_RESOURCES = SETTINGS["resources"]["train"]
+LIGHT_RESOURCES = SETTINGS["resources"]["light"]
 # Training shell commands pass `--threads {threads}`: what Snakemake scheduled (it scales `threads`
 # down to --cores), not the config value.
-RUN_OPTIONS = f"--device {config['device']}"
+RUN_OPTIONS = f"--device {SETTINGS['device']}"
 # `--sdm conda`: every rule's environment; its post-deploy script installs this checkout into it.
 CONDA_ENV = workflow.source_path("../envs/lth.yaml")
 os.environ.update(LTH_SOURCE=str(Path(workflow.basedir)))  # read by that script
 
 
+def alternatives(names):
+    """A wildcard constraint matching exactly these names (never an empty pattern)."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
 wildcard_constraints:
+    experiment=alternatives(CONFIGS),
     dense=r"dense-[0-9a-f]+",
     run=r"(dense|sparse)-[0-9a-f]+",
     hash=r"[0-9a-f]+",
@@ -54,7 +106,7 @@ def training_flags(key):
     share them. The files it reads come from PLAN.training_inputs."""
     if key in PLAN.dense:
         run = PLAN.dense[key]
-        return flags(run.model, run.data, run.train)
+        return flags(run.model, run.data, run.train, *((run.gradinit,) if run.gradinit.enabled else ()))
     run = PLAN.sparse[key]
     return f"--start-epoch {run.start_epoch} {flags(run.model, run.dense.data, run.train, run.gradinit)}"
 
@@ -65,12 +117,13 @@ def optional_inputs(input):
 
 
 def dense_outputs():
-    return [path for key in PLAN.dense for path in [f"{RUNS}/{key}/init.pt", *run_outputs(f"{RUNS}/{key}")]]
+    """theta0 and the dense runs, the dense-with-tweak baselines (which start from it) included."""
+    return [path for key, run in PLAN.dense.items()
+            for path in [*([] if run.baseline else [f"{RUNS}/{key}/init.pt"]), *run_outputs(f"{RUNS}/{key}")]]
 
 
 def mask_outputs():
-    return [f"{RUNS}/{key}/level{level}/{name}" for key in PLAN.chains for level in range(1, PLAN.levels + 1)
-            for name in ("mask.pt", "mask.json")]
+    return [path for mask in PLAN.mask_paths() for path in (mask, str(Path(mask).with_name("mask.json")))]
 
 
 def sparse_outputs():
@@ -95,6 +148,29 @@ def analysis_settings(w, suffix):
 
 
 def analysis_figure(w):
-    """`lth figure` name and epoch filter of the paper figure `w.figure`."""
-    _, figure, epoch = ANALYSIS_FIGURES[w.figure]
+    """`lth figure` name and epoch filter of the paper figure `w.figure` of `w.experiment`."""
+    _, figure, epoch = ANALYSIS_FIGURES[w.experiment][w.figure]
     return f"{figure} --epoch {epoch}" if epoch else figure
+
+
+def analysis_figure_input(w):
+    """The collected CSV that analysis figure `w.figure` of `w.experiment` is drawn from."""
+    return ANALYSIS_TABLES[w.experiment][ANALYSIS_FIGURES[w.experiment][w.figure][0]]
+
+
+def figure_caption(w, figure):
+    """What the paper's version of `figure` shows and this experiment's settings (report captions)."""
+    spec = SUMMARY_FIGURES.get(figure) or GRID_FIGURES.get(figure)
+    if spec:
+        what = spec.description
+    elif figure in ANALYSIS_FIGURE_NAMES:
+        what = f"{ANALYSIS_FIGURE_NAMES[figure][2]}."
+    else:
+        what = "Every re-training variant against sparsity."
+    if "experiment" not in w.keys():
+        return f"{what} Experiments: {', '.join(CONFIGS)}."
+    c = CONFIGS[w.experiment]
+    baselines = f"; dense baselines {', '.join(c['dense_variants'])}" if c["dense_variants"] else ""
+    return (f"{what} This run: {c['model']['name']} (width {c['model']['width']}) on {c['data']['name']}, "
+            f"{c['train']['epochs']} epochs, {c['prune']['method'].upper()} at rate {c['prune']['rate']}, "
+            f"seeds {', '.join(map(str, c['seeds']))}; variants {', '.join(c['variants'])}{baselines}.")

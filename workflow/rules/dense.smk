@@ -1,4 +1,5 @@
-# Dense training: theta0 for each seed, then the dense run that every ticket is drawn from.
+# Dense training: theta0 for each seed, then the dense run that every ticket is drawn from, and the
+# dense-with-tweak baselines (`dense_variants`), trained from the same theta0.
 # Run folders are a cache shared by every experiment: their files are protected() (write-protected
 # once made), so `snakemake --delete-all-output` of one experiment cannot remove another's work.
 
@@ -29,7 +30,7 @@ rule init:
 # outputs; files of an earlier attempt at the same run (same hash) are replaced, not kept.
 rule train_dense:
     input:
-        init=rules.init.output[0],
+        init=lambda w: PLAN.training_inputs(w.dense)["init"],  # a dense-with-tweak baseline starts from theta0
     output:
         protected(run_outputs(f"{RUNS}/{{dense}}")),
     params:
@@ -44,7 +45,7 @@ rule train_dense:
         f"{RUNS}/{{dense}}/train.benchmark.tsv"
     conda:
         CONDA_ENV
-    threads: config["threads"]
+    threads: THREADS
     resources:
         **TRAIN_RESOURCES,
     shell:

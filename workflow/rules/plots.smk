@@ -1,39 +1,112 @@
-# Figures, rebuilt from summary.csv alone.
+# Figures, each rebuilt from CSVs alone: an experiment's summary.csv (accuracy figures), its
+# collected analysis CSVs (analysis figures), or results/summary.csv (the cross-experiment grids).
+# The `figures` section's file (figure_settings) is an input, so a changed setting redraws them.
 
 
-rule plot_accuracy_vs_sparsity:
-    input:
-        rules.aggregate.output[0],
+rule figure_settings:
     output:
-        report(FIGURES, caption="../report/accuracy_vs_sparsity.rst", category="Figures"),
+        f"{RESULTS}/{{experiment}}/figure_settings-{{hash}}.json",
     params:
-        title=config["experiment"],
+        text=lambda w: json.dumps(CONFIGS[w.experiment]["figures"], sort_keys=True),
     log:
-        f"{EXPERIMENT}/logs/plot_accuracy_vs_sparsity.log",
-    benchmark:
-        f"{EXPERIMENT}/logs/plot_accuracy_vs_sparsity.benchmark.tsv"
+        f"{RESULTS}/{{experiment}}/logs/figure_settings-{{hash}}.log",
     conda:
         CONDA_ENV
     threads: 1
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "lth plot --summary {input} --out {output} --title {params.title:q} > {log} 2>&1"
+        "printf '%s\\n' {params.text:q} > {output} 2> {log}"
+
+
+rule plot_accuracy_vs_sparsity:
+    input:
+        summary=rules.aggregate.output[0],
+        settings=lambda w: figure_settings(w.experiment),
+    output:
+        report(multiext(f"{RESULTS}/{{experiment}}/figures/accuracy_vs_sparsity", ".png", ".pdf"),
+               caption="../report/figure.rst", category="{experiment}", subcategory="Figures"),
+    params:
+        x=lambda w: CONFIGS[w.experiment]["figures"]["x"],
+        caption=lambda w: figure_caption(w, "accuracy_vs_sparsity"),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/plot_accuracy_vs_sparsity.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/logs/plot_accuracy_vs_sparsity.benchmark.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        **LIGHT_RESOURCES,
+    shell:
+        "lth plot --summary {input.summary} --out {output} --x {params.x} --title {wildcards.experiment:q} --force"
+        " > {log} 2>&1"
+
+
+# The paper's accuracy figures (lth/figures.py): only those whose series the experiment has.
+rule plot_paper_figure:
+    input:
+        summary=rules.aggregate.output[0],
+        settings=lambda w: figure_settings(w.experiment),
+    output:
+        report(multiext(f"{RESULTS}/{{experiment}}/figures/{{figure}}", ".png", ".pdf"),
+               caption="../report/figure.rst", category="{experiment}", subcategory="Figures"),
+    wildcard_constraints:
+        figure=alternatives(SUMMARY_FIGURES),
+    params:
+        x=lambda w: CONFIGS[w.experiment]["figures"]["x"],
+        caption=lambda w: figure_caption(w, w.figure),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/plot_{{figure}}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        **LIGHT_RESOURCES,
+    shell:
+        "lth figure {wildcards.figure} --csv {input.summary} --out {output} --x {params.x}"
+        " --title {wildcards.experiment:q} --force > {log} 2>&1"
+
+
+# One panel per experiment (architecture x dataset); x axis from the first experiment's `figures`.
+rule plot_grid:
+    input:
+        summary=rules.summaries.output[0],
+        settings=figure_settings(next(iter(CONFIGS))),
+    output:
+        report(multiext(f"{RESULTS}/figures/{{grid}}", ".png", ".pdf"), caption="../report/figure.rst",
+               category="All experiments", subcategory="Figures"),
+    wildcard_constraints:
+        grid=alternatives(GRID_FIGURES),
+    params:
+        x=SETTINGS["figures"]["x"],
+        caption=lambda w: figure_caption(w, w.grid),
+    log:
+        f"{RESULTS}/logs/plot_{{grid}}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        **LIGHT_RESOURCES,
+    shell:
+        "lth figure {wildcards.grid} --csv {input.summary} --out {output} --x {params.x} --force > {log} 2>&1"
 
 
 # Paper figures of the analyses, each from its collected CSV alone (lth/analysis/figures.py).
 rule plot_analysis:
     input:
-        lambda w: ANALYSIS_TABLES[ANALYSIS_FIGURES[w.figure][0]],
+        analysis_figure_input,
     output:
-        report(multiext(f"{EXPERIMENT}/figures/{{figure}}", ".png", ".pdf"), caption="../report/analysis.rst",
-               category="Analysis"),
+        report(multiext(f"{RESULTS}/{{experiment}}/figures/{{figure}}", ".png", ".pdf"),
+               caption="../report/analysis.rst", category="{experiment}", subcategory="Analysis"),
     wildcard_constraints:
-        figure="fig[A-Za-z0-9_]+",
+        figure=alternatives(stem for figures in ANALYSIS_FIGURES.values() for stem in figures
+                            if stem.startswith("fig")),
     params:
         figure=analysis_figure,
+        caption=lambda w: figure_caption(w, ANALYSIS_FIGURES[w.experiment][w.figure][1]),
     log:
-        f"{EXPERIMENT}/logs/plot_{{figure}}.log",
+        f"{RESULTS}/{{experiment}}/logs/plot_{{figure}}.log",
     conda:
         CONDA_ENV
     threads: 1
@@ -46,16 +119,17 @@ rule plot_analysis:
 # Table A1 is a table: its CSV as well as a rendered image.
 rule tabulate_analysis:
     input:
-        lambda w: ANALYSIS_TABLES[ANALYSIS_FIGURES[w.figure][0]],
+        analysis_figure_input,
     output:
-        report(multiext(f"{EXPERIMENT}/figures/{{figure}}", ".png", ".pdf", ".csv"),
-               caption="../report/analysis.rst", category="Analysis"),
+        report(multiext(f"{RESULTS}/{{experiment}}/figures/{{figure}}", ".png", ".pdf", ".csv"),
+               caption="../report/analysis.rst", category="{experiment}", subcategory="Analysis"),
     wildcard_constraints:
         figure="table[A-Za-z0-9_]+",
     params:
         figure=analysis_figure,
+        caption=lambda w: figure_caption(w, ANALYSIS_FIGURES[w.experiment][w.figure][1]),
     log:
-        f"{EXPERIMENT}/logs/plot_{{figure}}.log",
+        f"{RESULTS}/{{experiment}}/logs/plot_{{figure}}.log",
     conda:
         CONDA_ENV
     threads: 1

@@ -24,7 +24,7 @@ rule train_sparse:
         f"{RUNS}/{{sparse}}/train.benchmark.tsv"
     conda:
         CONDA_ENV
-    threads: config["threads"]
+    threads: THREADS
     resources:
         **TRAIN_RESOURCES,
     shell:

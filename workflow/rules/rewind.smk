@@ -23,7 +23,7 @@ rule rewind_point:
         f"{RUNS}/{{dense}}/rewind/epoch{{epoch}}.benchmark.tsv"
     conda:
         CONDA_ENV
-    threads: config["threads"]
+    threads: THREADS
     resources:
         **TRAIN_RESOURCES,
     shell:
@@ -49,7 +49,7 @@ rule snapshot:
         f"{RUNS}/{{sparse}}/snapshots/epoch{{epoch}}.benchmark.tsv"
     conda:
         CONDA_ENV
-    threads: config["threads"]
+    threads: THREADS
     resources:
         **TRAIN_RESOURCES,
     shell:

@@ -26,7 +26,7 @@ rule tables:
 # The analyses the config's `analysis` section asks for, collected per experiment.
 rule analysis:
     input:
-        ANALYSIS_TABLES.values(),
+        [path for tables in ANALYSIS_TABLES.values() for path in tables.values()],
 
 
 rule figures:
@@ -40,5 +40,5 @@ rule report:
     input:
         TABLES,
         FIGURES,
-        ANALYSIS_TABLES.values(),
+        [path for tables in ANALYSIS_TABLES.values() for path in tables.values()],
         ANALYSIS_FIGURE_FILES,

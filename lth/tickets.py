@@ -1,0 +1,186 @@
+"""`lth tickets`: the paper's headline numbers from an experiment's summary.csv (tickets.csv).
+
+Every statistic is computed on means over seeds: at each level, a variant's mean test accuracy
+(at the epoch of best validation accuracy, in %) and the level's mean sparsity (a fraction). One
+row per statistic, columns `statistic, variant, reference, level, sparsity, value, seeds` (empty
+cells, NaN in the frame, where a statistic has no value):
+
+- `gain`: for each variant other than vanilla and each level it shares with vanilla: `value` = its
+  mean test accuracy minus vanilla's, in points; `reference` = vanilla's name (the variant with no
+  parts, `lth`, however the CSV spells it); `seeds` = the smaller seed count of the two. Vanilla's
+  own (zero) gains are left out, and there are no gain rows when the experiment has no vanilla.
+- `winning_ticket`: per variant (vanilla included), `reference` = `dense`: the highest level whose
+  mean test accuracy is at least the dense network's mean over seeds (a "winning ticket"; the paper:
+  91% sparsity with its tweaks vs 67% without), even when a lower level fell short; `sparsity` =
+  that level's, `value` = its mean accuracy; level, sparsity and value are empty when no level
+  qualifies. `seeds` = the smaller of the dense seed count and the variant's at that level (at its
+  fewest-seeded level when none qualifies). No rows without `dense` rows.
+- `critical_sparsity`: per pair (a, b) of `pairs` whose variants both exist (matched by what they
+  resolve to, so `at+trt` finds `skip+swish+gradinit+ls`; a pair with an absent variant gives no
+  row), where the two mean curves cross: over the levels both have, in order of sparsity,
+  d = mean_a - mean_b; the crossing lies between the LAST two adjacent levels where d changes sign,
+  by linear interpolation on x = log(remaining fraction) = log(1 - sparsity) (a level where d = 0
+  is itself a crossing, at that level's sparsity). The last crossing is the one beyond which the
+  order of the two never changes again. `variant` = a, `reference` = b, `sparsity` = the crossing's,
+  `value` = a's mean accuracy interpolated there the same way (equal to b's: d = 0), `level` empty
+  (a crossing usually lies between levels); sparsity and value empty when the curves never cross.
+  `seeds` = the smallest seed count of the two over their shared levels.
+
+The dense network (`dense`) is only the winning-ticket reference, and dense-with-tweak baselines
+(`dense+<tweak>`, level 0) enter no statistic: they are not tickets, and comparing a ticket with a
+dense network trained differently answers another question (Figure 1 draws them instead).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lth.errors import LthError
+from lth.io import write_csv
+from lth.plots import SUMMARY_COLUMNS, dense_baselines, find_variant, level_means, parts_of, read_summary
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+COLUMNS = ["statistic", "variant", "reference", "level", "sparsity", "value", "seeds"]
+NAN = float("nan")
+
+
+def _checked_curves(sparsity: Sequence[float], *curves: Sequence[float]) -> list[float]:
+    """log(1 - s) per level, after checking the inputs (same lengths, sparsities in [0, 1), increasing)."""
+    if any(len(curve) != len(sparsity) for curve in curves):
+        raise LthError(f"critical sparsity: {len(sparsity)} sparsities but curves of {[len(c) for c in curves]} "
+                       "points; give one accuracy per sparsity")
+    if any(not 0 <= s < 1 for s in sparsity) or any(p >= q for p, q in zip(sparsity, sparsity[1:])):
+        raise LthError(f"critical sparsity: sparsities {list(sparsity)} must be fractions in [0, 1), "
+                       "strictly increasing")
+    return [math.log(1 - s) for s in sparsity]
+
+
+def critical_point(sparsity: Sequence[float], a: Sequence[float], b: Sequence[float]) -> tuple[float, float] | None:
+    """(sparsity, a's accuracy) at the last crossing of curves `a` and `b` (module docstring), or None
+    when they never cross. `sparsity` strictly increasing, one value of `a` and `b` per sparsity."""
+    xs = _checked_curves(sparsity, a, b)
+    d = [p - q for p, q in zip(a, b)]
+    crossing = None
+    for i in range(len(d)):
+        if d[i] == 0:
+            crossing = (xs[i], a[i])
+        elif i + 1 < len(d) and d[i] * d[i + 1] < 0:
+            t = d[i] / (d[i] - d[i + 1])  # where the straight line between the two d's is zero
+            crossing = (xs[i] + t * (xs[i + 1] - xs[i]), a[i] + t * (a[i + 1] - a[i]))
+    if crossing is None:
+        return None
+    return 1 - math.exp(crossing[0]), crossing[1]
+
+
+def critical_sparsity(sparsity: Sequence[float], a: Sequence[float], b: Sequence[float]) -> float | None:
+    """The critical sparsity of curves `a` and `b`: their last crossing, interpolated on log(1 - sparsity)
+    (module docstring), or None when they never cross."""
+    point = critical_point(sparsity, a, b)
+    return None if point is None else point[0]
+
+
+def winning_level(levels: Sequence[int], means: Sequence[float], dense_mean: float) -> int | None:
+    """The highest of `levels` whose mean accuracy (`means`, one per level) reaches `dense_mean`, or None."""
+    if len(levels) != len(means):
+        raise LthError(f"winning level: {len(levels)} levels but {len(means)} means; give one mean per level")
+    winning = [level for level, mean in zip(levels, means) if mean >= dense_mean]
+    return max(winning) if winning else None
+
+
+def _one_experiment(summary: pd.DataFrame, where: str) -> None:
+    if "experiment" in summary and summary["experiment"].nunique() > 1:
+        raise LthError(f"{where} holds {summary['experiment'].nunique()} experiments "
+                       f"({', '.join(map(str, summary['experiment'].unique()))}); give one experiment's "
+                       "summary.csv (results/<experiment>/summary.csv)")
+
+
+def _pair_curves(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """The levels two level_means frames share, in order of sparsity: level, sparsity (a's), mean_a,
+    mean_b, seeds (the smaller count)."""
+    joined = a.merge(b, on="level", suffixes=("_a", "_b")).sort_values("sparsity_a")
+    return joined.assign(sparsity=joined["sparsity_a"], seeds=joined[["seeds_a", "seeds_b"]].min(axis=1))
+
+
+def curves_crossing(a: pd.DataFrame, b: pd.DataFrame) -> tuple[float, float] | None:
+    """critical_point of two level_means frames (lth.plots) over the levels they share: (sparsity,
+    a's accuracy) at their last crossing, or None. tickets.csv and Figure 4b's marker both use it."""
+    joined = _pair_curves(a, b)
+    return critical_point(joined["sparsity"].tolist(), joined["mean_a"].tolist(), joined["mean_b"].tolist())
+
+
+def ticket_statistics(summary: pd.DataFrame, pairs: Sequence[tuple[str, str]] = ()) -> pd.DataFrame:
+    """tickets.csv's rows (module docstring) from one experiment's summary.csv rows."""
+    import pandas as pd
+
+    missing = [column for column in SUMMARY_COLUMNS if column not in summary]
+    if missing:
+        raise LthError(f"the summary lacks the column {missing[0]!r}; give a summary.csv written by `lth aggregate`")
+    _one_experiment(summary, "the summary")
+    baselines = dense_baselines(summary)
+    sparse = summary[(summary["variant"] != "dense") & ~summary["variant"].isin(baselines)]
+    names = list(dict.fromkeys(sparse["variant"]))
+    curves = {name: level_means(sparse[sparse["variant"] == name]).sort_values("level") for name in names}
+    dense = summary[summary["variant"] == "dense"]
+    rows: list[dict[str, Any]] = []
+
+    def row(statistic: str, variant: str, reference: str, level: Any, sparsity: Any, value: Any, seeds: Any) -> None:
+        rows.append(dict(zip(COLUMNS, (statistic, variant, reference, level, sparsity, value, int(seeds)))))
+
+    vanilla = find_variant("lth", names)
+    if vanilla is not None:
+        for name in names:
+            if name != vanilla:
+                for stat in _pair_curves(curves[name], curves[vanilla]).itertuples():
+                    row("gain", name, vanilla, stat.level, stat.sparsity, stat.mean_a - stat.mean_b, stat.seeds)
+    if not dense.empty:
+        dense_mean, dense_seeds = 100 * dense["test_acc"].mean(), dense["seed"].nunique()
+        for name in names:
+            curve = curves[name]
+            level = winning_level(curve["level"].tolist(), curve["mean"].tolist(), dense_mean)
+            if level is None:
+                row("winning_ticket", name, "dense", NAN, NAN, NAN, min(dense_seeds, curve["seeds"].min()))
+            else:
+                best = curve[curve["level"] == level].iloc[0]
+                row("winning_ticket", name, "dense", level, best["sparsity"], best["mean"],
+                    min(dense_seeds, best["seeds"]))
+    for first, second in pairs:
+        a, b = find_variant(first, names), find_variant(second, names)
+        if a is None or b is None or a == b:
+            continue  # the experiment lacks the pair (configs list pairs for every experiment)
+        joined = _pair_curves(curves[a], curves[b])
+        if not joined.empty:  # no shared level: nothing to compare
+            point = curves_crossing(curves[a], curves[b])
+            row("critical_sparsity", a, b, NAN, *(point or (NAN, NAN)), joined["seeds"].min())
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def parse_pair(text: str) -> tuple[str, str]:
+    """`A:B` (two variant expressions, e.g. at+trt:rewind) as a pair, or an LthError."""
+    first, sep, second = text.partition(":")
+    if not sep or parts_of(first) is None or parts_of(second) is None:
+        raise LthError(f"--pair: {text!r} is not allowed; give two variants as A:B, e.g. at+trt:rewind "
+                       "(each a `+`-joined list of parts or aliases)")
+    if parts_of(first) == parts_of(second):
+        raise LthError(f"--pair: {text!r} names one variant twice; give two different variants")
+    return first, second
+
+
+def write_tickets(summary_csv: str | Path, out: str | Path, pairs: Sequence[tuple[str, str]] = ()) -> pd.DataFrame:
+    """tickets.csv (module docstring) from a summary.csv, written atomically; returns its rows."""
+    table = read_summary(summary_csv)
+    _one_experiment(table, str(summary_csv))
+    statistics = ticket_statistics(table, pairs)
+
+    def cell(key: str, value: Any) -> Any:  # empty for "none"; levels and seeds as integers
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        return int(value) if key in ("level", "seeds") else value
+
+    records = [{key: cell(key, value) for key, value in record.items()} for record in statistics.to_dict("records")]
+    write_csv(out, records, COLUMNS)
+    return statistics

@@ -1,0 +1,301 @@
+"""The paper's accuracy figures from synthetic summary CSVs: which figures a config allows, and the
+plotted data each drawing function returns (checked against the CSV's numbers, not read from pixels).
+
+Seeds are built around a nominal accuracy: with 3 seeds at offsets -1, 0, +1 points the mean is the
+nominal value and the standard deviation (ddof 1) exactly 1; with 1 seed there is no std and no band.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pandas as pd
+import pytest
+
+import lth.figures as figures
+from lth.cli import main
+from lth.errors import LthError
+from lth.figures import (GRID_FIGURES, SUMMARY_FIGURES, draw_grid_figure, draw_summary_figure, figure_status,
+                         grid_status)
+from lth.plots import plot_accuracy_vs_sparsity
+
+SPARSITY = {1: 0.2, 2: 0.36, 3: 0.488}  # IMP at 20% per level
+TOTAL = 1000  # parameters of the dense network
+
+
+def summary(curves: dict[str, list[float]], seeds: int, dense: float = 90.0, baselines: dict[str, float] | None = None,
+            method: str = "imp", experiment: str | None = None, model: str = "resnet18",
+            dataset: str = "cifar10") -> pd.DataFrame:
+    """summary.csv rows: each variant's nominal accuracy (%) per level, seed k at nominal + k - (seeds-1)/2;
+    `dense` at level 0 and `dense+<tweak>` baselines; a skip variant has 10 more nonzero parameters."""
+    rows = []
+    for seed in range(seeds):
+        offset = seed - (seeds - 1) / 2
+        level0 = {"dense": dense, **{f"dense+{tweak}": acc for tweak, acc in (baselines or {}).items()}}
+        for variant, acc in level0.items():
+            rows.append({"seed": seed, "variant": variant, "level": 0, "sparsity": 0.0, "nonzero_params": TOTAL,
+                         "test_acc": (acc + offset) / 100})
+        for variant, accuracy in curves.items():
+            extra = 10 if "skip" in variant or "at" in variant.split("+") else 0
+            for (level, sparsity), acc in zip(SPARSITY.items(), accuracy):
+                rows.append({"seed": seed, "variant": variant, "level": level, "sparsity": sparsity,
+                             "nonzero_params": round(TOTAL * (1 - sparsity)) + extra, "test_acc": (acc + offset) / 100})
+    frame = pd.DataFrame(rows).assign(forward_flops_effective=lambda f: 5 * f["nonzero_params"], model=model,
+                                      dataset=dataset, prune_method=method)
+    return frame if experiment is None else frame.assign(experiment=experiment)[["experiment", *frame.columns]]
+
+
+def write(frame: pd.DataFrame, path):
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def saved(monkeypatch):
+    """The matplotlib figures the drawing functions save, to inspect their artists."""
+    figs = []
+    original = figures.save_figure
+    monkeypatch.setattr(figures, "save_figure", lambda fig, outputs: (figs.append(fig), original(fig, outputs)))
+    return figs
+
+
+def bands(ax) -> int:
+    """Filled areas on one axes: fill_between's PolyCollections and axhspan's rectangles."""
+    from matplotlib.collections import PolyCollection
+
+    return sum(isinstance(child, PolyCollection) for child in ax.collections) + len(ax.patches)
+
+
+# ---------------------------------------------------------------------------------------------
+# Which figures a config allows
+
+
+@pytest.mark.parametrize(("name", "variants", "method", "reason"), [
+    ("fig1a_skip", ["lth", "skip"], "imp", None),
+    ("fig1a_skip", ["lth", "rewind"], "imp", "fig1a_skip: needs variants lth and skip; the config has lth, rewind, "
+                                             "not skip"),
+    ("fig1b_activations", ["lth", "mish"], "imp", None),  # lth plus either activation
+    ("fig1b_activations", ["lth"], "imp", "fig1b_activations: needs variants lth plus 1 of swish, mish; the config "
+                                          "has lth, not swish or mish"),
+    ("fig4a_at_trt", ["at", "trt"], "imp", "not lth"),
+    ("fig4b_rewinding", ["rewind+at+trt"], "imp", "not at+trt, rewind"),  # at+trt+rewind is neither
+    ("fig9_ls_vs_kd", ["at+trt", "swish+skip+kd+gradinit"], "imp", None),  # by parts, in any order
+    ("figA13_omp", ["lth", "skip+swish+gradinit+ls"], "omp", None),  # at+trt spelt out
+    ("figA13_omp", ["lth", "at+trt"], "imp", "figA13_omp: drawn for experiments with prune.method omp; "
+                                             "this one uses imp"),
+])
+def test_a_figure_is_planned_only_when_its_series_exist(name, variants, method, reason):
+    status = figure_status(name, variants, [], method)
+    assert status is None if reason is None else reason in status
+
+
+def test_figure_status_of_every_figure_and_unknown_names():
+    everything = ["lth", "skip", "swish", "mish", "ls", "gradinit", "at", "trt", "at+trt", "rewind", "at+rewind",
+                  "trt+rewind", "at+trt+rewind", "skip+swish+gradinit+kd"]
+    assert [figure_status(name, everything, ["skip"], "imp") for name in SUMMARY_FIGURES if name != "figA13_omp"] == \
+        [None] * (len(SUMMARY_FIGURES) - 1)
+    with pytest.raises(LthError, match="figure 'fig3' does not exist; choose one of fig1a_skip, .*figA13_omp"):
+        figure_status("fig3", everything, [], "imp")
+
+
+def test_grids_need_one_experiment_with_both_series():
+    assert grid_status([("a", "resnet18", "cifar10", ["lth", "skip+swish+gradinit+ls"]),
+                        ("b", "vgg16", "cifar10", ["lth"])]) is None
+    reason = grid_status([("a", "m", "d", ["lth", "at"]), ("b", "m", "d", ["at+trt"])])
+    assert reason == "needs an experiment with variants lth and at+trt; none of the 2 experiments (a, b) has both"
+
+
+# ---------------------------------------------------------------------------------------------
+# An experiment's figures
+
+
+@pytest.mark.parametrize("seeds", [1, 3])
+def test_series_dense_lines_and_bands_follow_the_seeds(tmp_path, saved, seeds):
+    csv = write(summary({"lth": [91, 88, 80], "skip": [90, 89, 85], "rewind": [1, 1, 1]}, seeds,
+                        baselines={"skip": 89, "ls": 70}), tmp_path / "summary.csv")
+    outputs = [tmp_path / "fig1a.png", tmp_path / "fig1a.pdf"]
+    plotted = draw_summary_figure("fig1a_skip", csv, outputs)
+    assert all(path.stat().st_size > 0 for path in outputs)
+    assert list(plotted) == ["lth", "skip", "dense", "dense+skip"]  # not rewind, not dense+ls
+    for label, nominal in (("lth", [91, 88, 80]), ("skip", [90, 89, 85])):
+        frame = plotted[label]
+        assert list(frame.columns) == ["level", "sparsity", "x", "mean", "std", "seeds"]
+        assert frame["level"].tolist() == [1, 2, 3]
+        assert frame["sparsity"].tolist() == pytest.approx([0.2, 0.36, 0.488])
+        assert frame["x"].tolist() == pytest.approx([0.2, 0.36, 0.488])  # x = sparsity
+        assert frame["mean"].tolist() == pytest.approx(nominal)
+        assert frame["seeds"].tolist() == [seeds] * 3
+    assert plotted["dense"][["level", "mean", "seeds"]].values[0].tolist() == pytest.approx([0, 90, seeds])
+    assert plotted["dense+skip"]["mean"].item() == pytest.approx(89)
+    ax = saved[0].axes[0]
+    skip_color = next(line.get_color() for line in ax.get_lines() if line.get_label() == "skip")
+    baseline = next(line for line in ax.get_lines() if line.get_label().startswith("dense+skip"))
+    assert baseline.get_color() == skip_color and baseline.get_linestyle() == "--"
+    if seeds == 1:
+        assert all(plotted[label]["std"].isna().all() for label in plotted)
+        assert bands(ax) == 0
+    else:
+        assert all(plotted[label]["std"].tolist() == pytest.approx([1.0] * len(plotted[label])) for label in plotted)
+        assert bands(ax) == 2 + 2  # a band per curve and per dense line
+
+
+def test_critical_sparsity_is_marked_where_the_curves_cross_last(tmp_path, saved):
+    csv = write(summary({"at+trt": [89, 90, 88], "rewind": [91, 89, 80]}, 1), tmp_path / "summary.csv")
+    plotted = draw_summary_figure("fig4b_rewinding", csv, [tmp_path / "f.png"])
+    # d = at+trt - rewind = -2, +1, +8: the sign changes between levels 1 and 2 only, at t = 2 / (2 + 1)
+    # of the way on log(remaining): log(0.8) -> log(0.64).
+    t = 2 / 3
+    sparsity = 1 - math.exp(math.log(0.8) + t * (math.log(0.64) - math.log(0.8)))
+    critical = plotted["critical"].iloc[0]
+    assert (critical["variant"], critical["reference"]) == ("at+trt", "rewind")
+    assert critical["sparsity"] == pytest.approx(sparsity) and critical["x"] == pytest.approx(sparsity)
+    assert critical["mean"] == pytest.approx(89 + t * (90 - 89))
+    marker = [line for line in saved[0].axes[0].get_lines() if line.get_label().startswith("critical sparsity")]
+    assert len(marker) == 1 and marker[0].get_xdata()[0] == pytest.approx(100 * (1 - sparsity))
+    # On parameters, the marker sits at the same place: log x interpolated with the same t.
+    plotted = draw_summary_figure("fig4b_rewinding", csv, [tmp_path / "g.png"], x="nonzero_params")
+    assert plotted["critical"]["x"].item() == pytest.approx(math.exp(math.log(810) + t * (math.log(650) - math.log(810))))
+    # Curves that never cross: no marker.
+    write(summary({"at+trt": [92, 90, 88], "rewind": [91, 89, 80]}, 1), csv)
+    assert "critical" not in draw_summary_figure("fig4b_rewinding", csv, [tmp_path / "h.png"])
+
+
+def test_rewinding_combinations_with_three_seeds_and_other_x_axes(tmp_path):
+    csv = write(summary({"rewind": [91, 88, 80], "rewind+trt+at": [92, 90, 86], "lth": [1, 1, 1]}, 3),
+                tmp_path / "summary.csv")
+    plotted = draw_summary_figure("fig8_rewinding_combos", csv, [tmp_path / "f.svg"], x="nonzero_params")
+    assert list(plotted) == ["rewind", "rewind+trt+at", "dense"]  # the CSV's spelling, the figure's order
+    assert plotted["rewind+trt+at"]["x"].tolist() == [810, 650, 522]  # 800, 640, 512 + the skip branches' 10
+    assert plotted["rewind"]["std"].tolist() == pytest.approx([1, 1, 1])
+    plotted = draw_summary_figure("fig8_rewinding_combos", csv, [tmp_path / "g.png"], x="forward_flops_effective")
+    assert plotted["rewind"]["x"].tolist() == [4000, 3200, 2560]
+
+
+def test_at_trt_is_found_by_its_parts_in_an_omp_experiment(tmp_path):
+    csv = write(summary({"lth": [90, 85, 70], "skip+swish+gradinit+ls": [91, 88, 80]}, 1, method="omp"),
+                tmp_path / "summary.csv")
+    plotted = draw_summary_figure("figA13_omp", csv, [tmp_path / "f.png"], title="omp")
+    assert list(plotted) == ["lth", "skip+swish+gradinit+ls", "dense"]
+    assert plotted["skip+swish+gradinit+ls"]["mean"].tolist() == pytest.approx([91, 88, 80])
+    imp = write(summary({"lth": [90, 85, 70], "at+trt": [91, 88, 80]}, 1, method="imp"), tmp_path / "imp.csv")
+    with pytest.raises(LthError, match="figA13_omp is drawn for prune method omp; the CSV's rows are imp"):
+        draw_summary_figure("figA13_omp", imp, [tmp_path / "g.png"])
+
+
+def test_a_figure_names_what_is_wrong(tmp_path):
+    csv = write(summary({"lth": [91, 88, 80], "rewind": [90, 89, 85]}, 1), tmp_path / "summary.csv")
+    out = [tmp_path / "f.png"]
+    with pytest.raises(LthError, match=r"fig1a_skip: needs variants lth and skip; the CSV has lth, rewind, not skip"):
+        draw_summary_figure("fig1a_skip", csv, out)
+    with pytest.raises(LthError, match="figure 'fig6' does not exist; choose one of fig1a_skip"):
+        draw_summary_figure("fig6", csv, out)
+    with pytest.raises(LthError, match="--x: 'flops' is not allowed; choose one of: sparsity, nonzero_params"):
+        draw_summary_figure("fig4a_at_trt", csv, out, x="flops")
+    with pytest.raises(LthError, match=r"the suffix '\.jpg' is not allowed"):
+        draw_summary_figure("fig4a_at_trt", csv, [tmp_path / "f.jpg"])
+    write(summary({"lth": [91, 88, 80], "rewind": [90, 89, 85]}, 1).drop(columns="test_acc"), tmp_path / "bad.csv")
+    with pytest.raises(LthError, match="lacks the column 'test_acc'"):
+        draw_summary_figure("fig4a_at_trt", tmp_path / "bad.csv", out)
+    both = pd.concat([summary({"lth": [1, 1, 1]}, 1, experiment=name) for name in ("a", "b")])
+    with pytest.raises(LthError, match="holds 2 experiments"):
+        draw_summary_figure("fig4a_at_trt", write(both, tmp_path / "all.csv"), out)
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_lth_plot_keeps_every_variant_and_draws_dense_baselines(tmp_path):
+    csv = write(summary({"lth": [91, 88, 80], "skip": [90, 89, 85]}, 3, baselines={"skip": 89}),
+                tmp_path / "summary.csv")
+    plotted = plot_accuracy_vs_sparsity(csv, [tmp_path / "all.png"])
+    assert list(plotted) == ["lth", "skip", "dense", "dense+skip"]
+    assert plotted["skip"]["mean"].tolist() == pytest.approx([90, 89, 85])
+    assert plotted["lth"]["std"].tolist() == pytest.approx([1, 1, 1])
+    assert (tmp_path / "all.png").stat().st_size > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Grids across experiments
+
+
+def grid_table() -> pd.DataFrame:
+    """Two experiments with both series (3 seeds and 1 seed), one without at+trt."""
+    a = summary({"lth": [91, 88, 80], "at+trt": [92, 90, 86]}, 3, experiment="r18-c10")
+    # Seed-dependent gains in a: at+trt's seed k gets k more points, so the gains are 1+k, 2+k, 6+k.
+    a.loc[a["variant"] == "at+trt", "test_acc"] += a.loc[a["variant"] == "at+trt", "seed"] / 100
+    b = summary({"lth": [71, 68, 60], "skip+swish+gradinit+ls": [70, 69, 65]}, 1, dense=75, experiment="vgg-c100",
+                model="vgg16", dataset="cifar100")
+    c = summary({"lth": [1, 1, 1]}, 1, experiment="lth-only", model="mobilenet")
+    return pd.concat([a, b, c])
+
+
+def test_grid_panels_per_experiment(tmp_path, saved):
+    csv = write(grid_table(), tmp_path / "summary.csv")
+    plotted = draw_grid_figure("fig6_grid", csv, [tmp_path / "fig6.png", tmp_path / "fig6.pdf"])
+    assert (tmp_path / "fig6.png").stat().st_size > 0 and (tmp_path / "fig6.pdf").stat().st_size > 0
+    assert list(plotted) == [("resnet18", "cifar10"), ("vgg16", "cifar100")]
+    assert list(plotted["resnet18", "cifar10"]) == ["lth", "at+trt", "dense"]
+    assert list(plotted["vgg16", "cifar100"]) == ["lth", "skip+swish+gradinit+ls", "dense"]
+    assert plotted["resnet18", "cifar10"]["at+trt"]["mean"].tolist() == pytest.approx([93, 91, 87])  # + mean seed 1
+    assert plotted["resnet18", "cifar10"]["lth"]["std"].tolist() == pytest.approx([1, 1, 1])
+    assert plotted["vgg16", "cifar100"]["dense"]["mean"].item() == pytest.approx(75)
+    axes = saved[0].axes  # rows cifar10, cifar100; columns resnet18, vgg16: two panels, two hidden
+    visible = [ax for ax in axes if ax.get_visible()]
+    assert len(axes) == 4 and [ax.get_title() for ax in visible] == ["resnet18 / cifar10", "vgg16 / cifar100"]
+    assert [bands(ax) for ax in visible] == [2 + 1, 0]  # bands only in the 3-seed experiment
+
+
+def test_the_gain_grid_averages_per_seed_differences(tmp_path):
+    csv = write(grid_table(), tmp_path / "summary.csv")
+    plotted = draw_grid_figure("fig7_grid", csv, [tmp_path / "fig7.png"], x="nonzero_params")
+    gain = plotted["resnet18", "cifar10"]["gain"]
+    # Per-seed gains at level 1: 1, 2, 3 -> mean 2, std 1; likewise 3 and 7 at levels 2 and 3.
+    assert gain["mean"].tolist() == pytest.approx([2, 3, 7]) and gain["std"].tolist() == pytest.approx([1, 1, 1])
+    assert gain["x"].tolist() == [810, 650, 522]  # at+trt's parameters
+    one_seed = plotted["vgg16", "cifar100"]["gain"]
+    assert one_seed["mean"].tolist() == pytest.approx([-1, 1, 5]) and one_seed["std"].isna().all()
+
+
+def test_grid_experiments_sharing_a_model_and_dataset_get_a_row_each(tmp_path):
+    table = pd.concat([summary({"lth": [91, 88, 80], "at+trt": [92, 90, 86]}, 1, experiment=name, method=name)
+                       for name in ("imp", "omp")])
+    plotted = draw_grid_figure("fig6_grid", write(table, tmp_path / "summary.csv"), [tmp_path / "g.png"])
+    assert list(plotted) == [("resnet18", "cifar10 (imp)"), ("resnet18", "cifar10 (omp)")]
+    with pytest.raises(LthError, match=re.escape("needs an experiment with variants lth and at+trt; none of a has both")):
+        draw_grid_figure("fig7_grid", write(summary({"lth": [1, 1, 1]}, 1, experiment="a"), tmp_path / "x.csv"),
+                         [tmp_path / "h.png"])
+    with pytest.raises(LthError, match="lacks the column 'experiment'"):
+        draw_grid_figure("fig7_grid", write(summary({"lth": [1, 1, 1]}, 1), tmp_path / "y.csv"), [tmp_path / "h.png"])
+
+
+# ---------------------------------------------------------------------------------------------
+# lth figure
+
+
+def test_lth_figure_draws_accuracy_figures_and_grids(tmp_path):
+    csv = write(summary({"lth": [91, 88, 80], "at+trt": [92, 90, 86]}, 1), tmp_path / "summary.csv")
+    outputs = [str(tmp_path / "fig4a.png"), str(tmp_path / "fig4a.pdf")]
+    assert main(["figure", "fig4a_at_trt", "--csv", str(csv), "--out", *outputs, "--x", "nonzero_params"]) == 0
+    assert all((tmp_path / name).stat().st_size > 0 for name in ("fig4a.png", "fig4a.pdf"))
+    grid = write(grid_table(), tmp_path / "all.csv")
+    assert main(["figure", "fig7_grid", "--csv", str(grid), "--out", str(tmp_path / "fig7.pdf")]) == 0
+    assert (tmp_path / "fig7.pdf").stat().st_size > 0
+    assert main(["figure", "fig7_grid", "--csv", str(grid), "--out", str(tmp_path / "fig7.pdf")]) == 2  # no --force
+
+
+def test_lth_figure_rejects_options_and_names_that_do_not_fit(tmp_path, capsys):
+    csv = write(summary({"lth": [91, 88, 80], "at+trt": [92, 90, 86]}, 1), tmp_path / "summary.csv")
+    out = str(tmp_path / "f.png")
+    assert main(["figure", "fig4a_at_trt", "--csv", str(csv), "--out", out, "--epoch", "3"]) == 2
+    assert "--epoch: fig4a_at_trt draws accuracy from a summary.csv" in capsys.readouterr().err
+    assert main(["figure", "fig2_hessian", "--csv", str(csv), "--out", out, "--x", "nonzero_params"]) == 2
+    assert "--x: fig2_hessian is an analysis figure and takes no --x" in capsys.readouterr().err
+    assert main(["figure", "fig1a_skip", "--csv", str(csv), "--out", out]) == 2
+    assert "fig1a_skip: needs variants lth and skip; the CSV has lth, at+trt, not skip" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["figure", "fig4a_at_trt", "--csv", str(csv), "--out", out, "--x", "flops"])
+    assert "invalid choice: 'flops'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["figure", "fig99", "--csv", str(csv), "--out", out])
+    err = capsys.readouterr().err
+    assert all(name in err for name in [*SUMMARY_FIGURES, *GRID_FIGURES, "fig2_hessian", "tableA1_activation_sparsity"])
+    assert not (tmp_path / "f.png").exists()
