@@ -76,6 +76,18 @@ def test_relative_data_root_is_relative_to_the_config_file(tmp_path, monkeypatch
     assert config["data"]["root"] == str(tmp_path / "data")
 
 
+def test_an_experiments_relative_data_root_is_relative_to_its_config_file(tmp_path, monkeypatch):
+    config_file = tmp_path / "configs" / "grid.yaml"
+    config_file.parent.mkdir()
+    config_file.write_text(yaml.safe_dump({"data": {"name": "npz"}, "experiments": {
+        "a": {"data": {"root": "../data/a"}}, "b": {"data": {"root": "/elsewhere/b"}}}}))
+    monkeypatch.chdir(REPO)
+    configs = experiment_configs(yaml.safe_load(config_file.read_text()))
+    for config in configs.values():
+        resolve_data_root(config, [config_file])
+    assert [c["data"]["root"] for c in configs.values()] == [str(tmp_path / "data" / "a"), "/elsewhere/b"]
+
+
 @pytest.mark.parametrize("section, key, value, part", [
     ("gradinit", "enabled", True, "gradinit"),
     ("train", "label_smoothing", 0.1, "ls"),

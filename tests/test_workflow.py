@@ -231,6 +231,17 @@ def test_bad_config_stops_before_any_job(tmp_path, shared_data, change, message)
     assert not (tmp_path / "results").exists()
 
 
+def test_rules_call_lth_through_snakemakes_interpreter(tmp_path, shared_data):
+    """A job finds lth without an activated environment: nothing of the install is on PATH here."""
+    config = write_config(tmp_path, "tiny", tiny_config(shared_data))
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path), "--configfile",
+               str(config), "--cores", "1", "--until", "init"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list((tmp_path / "results" / "runs").glob("dense-*/init.pt"))) == 1
+
+
 def test_lint_is_clean(tmp_path):
     result = snakemake(tmp_path, REPO / "configs" / "quickstart.yaml", "--lint", check=False)
     assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, result.stdout

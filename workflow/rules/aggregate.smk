@@ -9,6 +9,7 @@ rule aggregate:
         report(f"{RESULTS}/{{experiment}}/summary.csv", caption="../report/summary.rst", category="{experiment}",
                subcategory="Tables"),
     params:
+        lth=LTH,
         rows=lambda w: PLANS[w.experiment].row_args(),
     log:
         f"{RESULTS}/{{experiment}}/logs/aggregate.log",
@@ -20,7 +21,7 @@ rule aggregate:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "lth aggregate --out {output} {params.rows} > {log} 2>&1"
+        "{params.lth} aggregate --out {output} {params.rows} > {log} 2>&1"
 
 
 rule tickets:
@@ -31,6 +32,7 @@ rule tickets:
         report(f"{RESULTS}/{{experiment}}/tickets.csv", caption="../report/tickets.rst", category="{experiment}",
                subcategory="Tables"),
     params:
+        lth=LTH,
         pairs=lambda w: " ".join(f"--pair {a}:{b}" for a, b in CONFIGS[w.experiment]["figures"]["critical_pairs"]),
     log:
         f"{RESULTS}/{{experiment}}/logs/tickets.log",
@@ -40,7 +42,7 @@ rule tickets:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "lth tickets --summary {input.summary} --out {output} --force {params.pairs} > {log} 2>&1"
+        "{params.lth} tickets --summary {input.summary} --out {output} --force {params.pairs} > {log} 2>&1"
 
 
 rule summaries:
@@ -50,6 +52,7 @@ rule summaries:
         report(f"{RESULTS}/summary.csv", caption="../report/summaries.rst", category="All experiments",
                subcategory="Tables"),
     params:
+        lth=LTH,
         experiments=" ".join(f"{name}={RESULTS}/{name}/summary.csv" for name in CONFIGS),
     log:
         f"{RESULTS}/logs/summaries.log",
@@ -59,4 +62,4 @@ rule summaries:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "lth aggregate --out {output} --force --experiments {params.experiments} > {log} 2>&1"
+        "{params.lth} aggregate --out {output} --force --experiments {params.experiments} > {log} 2>&1"

@@ -12,6 +12,7 @@ rule analyze:
         analysis="activations|hessian|perturbation",
         ext="csv|json",
     params:
+        lth=LTH,
         command=lambda w: ANALYZE_COMMANDS[w.analysis],
         mask=lambda w, input: f"--mask {input.mask}" if "mask" in input.keys() else "",
         settings=lambda w: analysis_settings(w, f".{w.ext}"),
@@ -26,7 +27,7 @@ rule analyze:
     resources:
         **TRAIN_RESOURCES,
     shell:
-        "lth analyze {params.command} --weights {input.weights} {params.mask} --out {output} --force"
+        "{params.lth} analyze {params.command} --weights {input.weights} {params.mask} --out {output} --force"
         " --threads {threads} {params.options} {params.settings} > {log} 2>&1"
 
 
@@ -41,6 +42,7 @@ rule analyze_grid_part:
     wildcard_constraints:
         analysis="landscape|input_landscape",
     params:
+        lth=LTH,
         command=lambda w: ANALYZE_COMMANDS[w.analysis],
         mask=lambda w, input: f"--mask {input.mask}" if "mask" in input.keys() else "",
         settings=lambda w: analysis_settings(w, ".csv"),
@@ -55,7 +57,7 @@ rule analyze_grid_part:
     resources:
         **TRAIN_RESOURCES,
     shell:
-        "lth analyze {params.command} --weights {input.weights} {params.mask} --out {output} --force"
+        "{params.lth} analyze {params.command} --weights {input.weights} {params.mask} --out {output} --force"
         " --part {wildcards.part} --parts {wildcards.parts} --threads {threads} {params.options} {params.settings}"
         " > {log} 2>&1"
 
@@ -68,6 +70,7 @@ rule merge_grid:
     wildcard_constraints:
         analysis="landscape|input_landscape",
     params:
+        lth=LTH,
         points=lambda w: analysis_job(w, ".csv").settings["points"],
     log:
         f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}.log",
@@ -77,7 +80,7 @@ rule merge_grid:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "lth analyze merge --points {params.points} --out {output} --force {input} > {log} 2>&1"
+        "{params.lth} analyze merge --points {params.points} --out {output} --force {input} > {log} 2>&1"
 
 
 # The top Hessian eigenvalue after every epoch: the run trained again with `--track hessian` into
@@ -88,6 +91,7 @@ rule track_hessian:
     output:
         protected(run_outputs(f"{RUNS}/{{run}}/analysis/hessian_per_epoch-{{hash}}")),
     params:
+        lth=LTH,
         seed=lambda w: (PLAN.dense.get(w.run) or PLAN.sparse[w.run].dense).seed,
         hparams=lambda w: training_flags(w.run),
         inputs=lambda w, input: optional_inputs(input),
@@ -104,7 +108,7 @@ rule track_hessian:
     resources:
         **TRAIN_RESOURCES,
     shell:
-        "lth train --init {input.init} {params.inputs} --out-dir {params.out_dir} --seed {params.seed} --force"
+        "{params.lth} train --init {input.init} {params.inputs} --out-dir {params.out_dir} --seed {params.seed} --force"
         " --track hessian {params.track} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"
 
 
@@ -118,6 +122,7 @@ rule collect_analysis:
     wildcard_constraints:
         table=alternatives(COLLECTED),
     params:
+        lth=LTH,
         analysis=lambda w: COLLECTED[w.table],
         rows=lambda w: PLANS[w.experiment].analysis_rows(COLLECTED[w.table]),
     log:
@@ -128,4 +133,4 @@ rule collect_analysis:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "lth analyze collect --analysis {params.analysis} --out {output} --force {params.rows} > {log} 2>&1"
+        "{params.lth} analyze collect --analysis {params.analysis} --out {output} --force {params.rows} > {log} 2>&1"

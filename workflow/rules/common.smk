@@ -3,9 +3,11 @@
 import json
 import os
 import re
+import shlex
 import sys
 
 from snakemake.utils import validate
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from lth.analysis.figures import FIGURES as ANALYSIS_FIGURE_NAMES
 from lth.analysis.jobs import analysis_figures
@@ -76,6 +78,11 @@ LIGHT_RESOURCES = SETTINGS["resources"]["light"]
 RUN_OPTIONS = f"--device {SETTINGS['device']}"
 # `--sdm conda`: every rule's environment; its post-deploy script installs this checkout into it.
 CONDA_ENV = workflow.source_path("../envs/lth.yaml")
+# How rules call lth: through the interpreter running Snakemake, so a job finds it without an
+# activated environment on PATH (an `lth` script there may be another install, or none); under
+# `--sdm conda`, the environment's own python.
+CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+LTH = "python -m lth" if CONDA else f"{shlex.quote(sys.executable)} -m lth"
 os.environ.update(LTH_SOURCE=str(Path(workflow.basedir)))  # read by that script
 
 

@@ -8,6 +8,7 @@ rule init:
     output:
         protected(f"{RUNS}/{{dense}}/init.pt"),
     params:
+        lth=LTH,
         seed=lambda w: PLAN.dense[w.dense].seed,
         hparams=lambda w: flags(PLAN.dense[w.dense].model, PLAN.dense[w.dense].data),
     log:
@@ -20,7 +21,7 @@ rule init:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "lth init --out {output} --seed {params.seed} --threads {threads} {params.hparams} > {log} 2>&1"
+        "{params.lth} init --out {output} --seed {params.seed} --threads {threads} {params.hparams} > {log} 2>&1"
 
 
 # The rewind points (and epochs to analyse) this experiment needs are kept by the run as a
@@ -34,6 +35,7 @@ rule train_dense:
     output:
         protected(run_outputs(f"{RUNS}/{{dense}}")),
     params:
+        lth=LTH,
         seed=lambda w: PLAN.dense[w.dense].seed,
         hparams=lambda w: training_flags(w.dense),
         save_epochs=lambda w: " ".join(str(k) for k in PLAN.kept_epochs(w.dense)),
@@ -49,5 +51,5 @@ rule train_dense:
     resources:
         **TRAIN_RESOURCES,
     shell:
-        "lth train --init {input.init} --out-dir {params.out_dir} --seed {params.seed} --force"
+        "{params.lth} train --init {input.init} --out-dir {params.out_dir} --seed {params.seed} --force"
         " --save-epochs {params.save_epochs} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"

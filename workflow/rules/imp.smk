@@ -9,6 +9,7 @@ rule prune:
         mask=protected(f"{RUNS}/{{chain}}/level{{level}}/mask.pt"),
         sidecar=protected(f"{RUNS}/{{chain}}/level{{level}}/mask.json"),
     params:
+        lth=LTH,
         rounds=lambda w: PLAN.prune_rounds(w.chain, int(w.level)),
         mask=lambda w, input: f"--mask {input.mask}" if "mask" in input.keys() else "",
         hparams=lambda w: flags(PLAN.chains[w.chain].prune),
@@ -22,5 +23,5 @@ rule prune:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "lth prune --weights {input.weights} {params.mask} --out {output.mask} --rounds {params.rounds}"
+        "{params.lth} prune --weights {input.weights} {params.mask} --out {output.mask} --rounds {params.rounds}"
         " {params.hparams} > {log} 2>&1"

@@ -27,6 +27,7 @@ rule plot_accuracy_vs_sparsity:
         report(multiext(f"{RESULTS}/{{experiment}}/figures/accuracy_vs_sparsity", ".png", ".pdf"),
                caption="../report/figure.rst", category="{experiment}", subcategory="Figures"),
     params:
+        lth=LTH,
         x=lambda w: CONFIGS[w.experiment]["figures"]["x"],
         caption=lambda w: figure_caption(w, "accuracy_vs_sparsity"),
     log:
@@ -39,7 +40,7 @@ rule plot_accuracy_vs_sparsity:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "lth plot --summary {input.summary} --out {output} --x {params.x} --title {wildcards.experiment:q} --force"
+        "{params.lth} plot --summary {input.summary} --out {output} --x {params.x} --title {wildcards.experiment:q} --force"
         " > {log} 2>&1"
 
 
@@ -54,6 +55,7 @@ rule plot_paper_figure:
     wildcard_constraints:
         figure=alternatives(SUMMARY_FIGURES),
     params:
+        lth=LTH,
         x=lambda w: CONFIGS[w.experiment]["figures"]["x"],
         caption=lambda w: figure_caption(w, w.figure),
     log:
@@ -64,7 +66,7 @@ rule plot_paper_figure:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "lth figure {wildcards.figure} --csv {input.summary} --out {output} --x {params.x}"
+        "{params.lth} figure {wildcards.figure} --csv {input.summary} --out {output} --x {params.x}"
         " --title {wildcards.experiment:q} --force > {log} 2>&1"
 
 
@@ -79,6 +81,7 @@ rule plot_grid:
     wildcard_constraints:
         grid=alternatives(GRID_FIGURES),
     params:
+        lth=LTH,
         x=SETTINGS["figures"]["x"],
         caption=lambda w: figure_caption(w, w.grid),
     log:
@@ -89,7 +92,7 @@ rule plot_grid:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "lth figure {wildcards.grid} --csv {input.summary} --out {output} --x {params.x} --force > {log} 2>&1"
+        "{params.lth} figure {wildcards.grid} --csv {input.summary} --out {output} --x {params.x} --force > {log} 2>&1"
 
 
 # Paper figures of the analyses, each from its collected CSV alone (lth/analysis/figures.py).
@@ -103,6 +106,7 @@ rule plot_analysis:
         figure=alternatives(stem for figures in ANALYSIS_FIGURES.values() for stem in figures
                             if stem.startswith("fig")),
     params:
+        lth=LTH,
         figure=analysis_figure,
         caption=lambda w: figure_caption(w, ANALYSIS_FIGURES[w.experiment][w.figure][1]),
     log:
@@ -113,7 +117,7 @@ rule plot_analysis:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "lth figure {params.figure} --csv {input} --out {output} --force > {log} 2>&1"
+        "{params.lth} figure {params.figure} --csv {input} --out {output} --force > {log} 2>&1"
 
 
 # Table A1 is a table: its CSV as well as a rendered image.
@@ -126,6 +130,7 @@ rule tabulate_analysis:
     wildcard_constraints:
         figure="table[A-Za-z0-9_]+",
     params:
+        lth=LTH,
         figure=analysis_figure,
         caption=lambda w: figure_caption(w, ANALYSIS_FIGURES[w.experiment][w.figure][1]),
     log:
@@ -136,4 +141,4 @@ rule tabulate_analysis:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "lth figure {params.figure} --csv {input} --out {output} --force > {log} 2>&1"
+        "{params.lth} figure {params.figure} --csv {input} --out {output} --force > {log} 2>&1"

@@ -12,6 +12,7 @@ rule train_sparse:
     output:
         protected(run_outputs(f"{RUNS}/{{sparse}}")),
     params:
+        lth=LTH,
         seed=lambda w: PLAN.sparse[w.sparse].dense.seed,
         hparams=lambda w: training_flags(w.sparse),
         inputs=lambda w, input: optional_inputs(input),
@@ -28,5 +29,5 @@ rule train_sparse:
     resources:
         **TRAIN_RESOURCES,
     shell:
-        "lth train --init {input.init} {params.inputs} --out-dir {params.out_dir} --seed {params.seed} --force"
+        "{params.lth} train --init {input.init} {params.inputs} --out-dir {params.out_dir} --seed {params.seed} --force"
         " --save-epochs {params.save_epochs} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"

@@ -13,6 +13,7 @@ rule rewind_point:
     output:
         protected(f"{RUNS}/{{dense}}/rewind/epoch{{epoch}}.pt"),
     params:
+        lth=LTH,
         seed=lambda w: PLAN.dense[w.dense].seed,
         hparams=lambda w: training_flags(w.dense),
         options=RUN_OPTIONS,
@@ -27,7 +28,7 @@ rule rewind_point:
     resources:
         **TRAIN_RESOURCES,
     shell:
-        "lth snapshot --run {params.run} --epoch {wildcards.epoch} --init {input.init} --out {output}"
+        "{params.lth} snapshot --run {params.run} --epoch {wildcards.epoch} --init {input.init} --out {output}"
         " --seed {params.seed} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"
 
 
@@ -38,6 +39,7 @@ rule snapshot:
     output:
         protected(f"{RUNS}/{{sparse}}/snapshots/epoch{{epoch}}.pt"),
     params:
+        lth=LTH,
         seed=lambda w: PLAN.sparse[w.sparse].dense.seed,
         hparams=lambda w: training_flags(w.sparse),
         inputs=lambda w, input: optional_inputs(input),
@@ -53,5 +55,5 @@ rule snapshot:
     resources:
         **TRAIN_RESOURCES,
     shell:
-        "lth snapshot --run {params.run} --epoch {wildcards.epoch} --init {input.init} {params.inputs} --out {output}"
+        "{params.lth} snapshot --run {params.run} --epoch {wildcards.epoch} --init {input.init} {params.inputs} --out {output}"
         " --seed {params.seed} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"
