@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lth.errors import LthError
-from lth.plots import (SUMMARY_COLUMNS, check_outputs, check_x, dense_baselines, draw_curve, draw_dense,
-                       finish_x_axis, find_variant, level_means, parts_of, pyplot, read_summary, remaining_percent,
-                       save_figure)
+from lth.plots import (SUMMARY_COLUMNS, check_one_experiment, check_outputs, check_x, dense_baselines, draw_curve,
+                       draw_dense, finish_x_axis, find_variant, level_means, parts_of, pyplot, read_summary,
+                       remaining_percent, save_figure)
 from lth.tickets import curves_crossing
 
 if TYPE_CHECKING:
@@ -222,9 +222,7 @@ def draw_summary_figure(name: str, summary_csv: str | Path, outputs: Sequence[st
     check_x(x)
     outputs = check_outputs(name, outputs)
     table = read_summary(summary_csv, (*SUMMARY_COLUMNS, x))
-    if "experiment" in table and table["experiment"].nunique() > 1:
-        raise LthError(f"{summary_csv} holds {table['experiment'].nunique()} experiments; {name} is drawn from "
-                       "one experiment's summary.csv (results/<experiment>/summary.csv)")
+    check_one_experiment(table, str(summary_csv))
     _check_method(spec, table, summary_csv)
     sparse = _sparse(table)
     names = list(dict.fromkeys(sparse["variant"]))

@@ -86,6 +86,14 @@ def read_summary(csv: str | Path, columns: Sequence[str] = SUMMARY_COLUMNS) -> p
     return table
 
 
+def check_one_experiment(table: pd.DataFrame, where: str) -> None:
+    """An LthError when `table` (a summary) holds rows of several experiments (results/summary.csv)."""
+    if "experiment" in table and table["experiment"].nunique() > 1:
+        raise LthError(f"{where} holds {table['experiment'].nunique()} experiments "
+                       f"({', '.join(map(str, table['experiment'].unique()))}); give one experiment's "
+                       "summary.csv (results/<experiment>/summary.csv)")
+
+
 def level_means(rows: pd.DataFrame, x: str = "sparsity") -> pd.DataFrame:
     """Per level of `rows` (one series), in order of level: level, sparsity (the level's mean), x (the
     mean of column `x`), mean and std (ddof 1; NaN with one seed) of 100 * test_acc, and seeds (distinct

@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any
 
 from lth.errors import LthError
 from lth.io import write_csv
-from lth.plots import SUMMARY_COLUMNS, dense_baselines, find_variant, level_means, parts_of, read_summary
+from lth.plots import (SUMMARY_COLUMNS, check_one_experiment, dense_baselines, find_variant, level_means, parts_of,
+                       read_summary)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,13 +93,6 @@ def winning_level(levels: Sequence[int], means: Sequence[float], dense_mean: flo
     return max(winning) if winning else None
 
 
-def _one_experiment(summary: pd.DataFrame, where: str) -> None:
-    if "experiment" in summary and summary["experiment"].nunique() > 1:
-        raise LthError(f"{where} holds {summary['experiment'].nunique()} experiments "
-                       f"({', '.join(map(str, summary['experiment'].unique()))}); give one experiment's "
-                       "summary.csv (results/<experiment>/summary.csv)")
-
-
 def _pair_curves(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     """The levels two level_means frames share, in order of sparsity: level, sparsity (a's), mean_a,
     mean_b, seeds (the smaller count)."""
@@ -113,14 +107,16 @@ def curves_crossing(a: pd.DataFrame, b: pd.DataFrame) -> tuple[float, float] | N
     return critical_point(joined["sparsity"].tolist(), joined["mean_a"].tolist(), joined["mean_b"].tolist())
 
 
-def ticket_statistics(summary: pd.DataFrame, pairs: Sequence[tuple[str, str]] = ()) -> pd.DataFrame:
-    """tickets.csv's rows (module docstring) from one experiment's summary.csv rows."""
+def ticket_statistics(summary: pd.DataFrame, pairs: Sequence[tuple[str, str]] = (),
+                      where: str = "the summary") -> pd.DataFrame:
+    """tickets.csv's rows (module docstring) from one experiment's summary.csv rows (`where` names
+    them in errors)."""
     import pandas as pd
 
     missing = [column for column in SUMMARY_COLUMNS if column not in summary]
     if missing:
-        raise LthError(f"the summary lacks the column {missing[0]!r}; give a summary.csv written by `lth aggregate`")
-    _one_experiment(summary, "the summary")
+        raise LthError(f"{where} lacks the column {missing[0]!r}; give a summary.csv written by `lth aggregate`")
+    check_one_experiment(summary, where)
     baselines = dense_baselines(summary)
     sparse = summary[(summary["variant"] != "dense") & ~summary["variant"].isin(baselines)]
     names = list(dict.fromkeys(sparse["variant"]))
@@ -172,9 +168,7 @@ def parse_pair(text: str) -> tuple[str, str]:
 
 def write_tickets(summary_csv: str | Path, out: str | Path, pairs: Sequence[tuple[str, str]] = ()) -> pd.DataFrame:
     """tickets.csv (module docstring) from a summary.csv, written atomically; returns its rows."""
-    table = read_summary(summary_csv)
-    _one_experiment(table, str(summary_csv))
-    statistics = ticket_statistics(table, pairs)
+    statistics = ticket_statistics(read_summary(summary_csv), pairs, str(summary_csv))
 
     def cell(key: str, value: Any) -> Any:  # empty for "none"; levels and seeds as integers
         if value is None or (isinstance(value, float) and math.isnan(value)):
