@@ -19,6 +19,7 @@ if not workflow.overwrite_configfiles:
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
 include: "workflow/rules/dense.smk"
 include: "workflow/rules/rewind.smk"
 include: "workflow/rules/imp.smk"
@@ -27,6 +28,14 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/targets.smk"
+
+
+# Light jobs run where Snakemake runs, never as cluster jobs (profiles/slurm): they take seconds, and
+# the data job must reach the internet.
+localrules:
+    data, init, prune, aggregate, tickets, summaries, figure_settings, merge_grid, collect_analysis,
+    plot_accuracy_vs_sparsity, plot_paper_figure, plot_grid, plot_analysis, tabulate_analysis,
+    all, dense, masks, retrain, tables, analysis, figures, report,
 
 
 # In the Snakefile itself: Snakemake ignores `default_target` in an included file.

@@ -34,7 +34,8 @@ from training import CIFAR_TRAIN, MEAN, STD, FixedBatch, cifar_mini, epoch_runne
 
 from lth.analysis.hessian import HessianTracker, _hvp_fn, _masked, _trainable, _working_copy  # noqa: E402
 from lth.analysis.landscape import FixedBatches, landscape_directions, weight_landscape  # noqa: E402
-from lth.data import Batches, Data, Split  # noqa: E402
+from lth.data import Data, Split  # noqa: E402
+from lth.data.batches import Batches  # noqa: E402
 from lth.masks import MaskEnforcer  # noqa: E402
 from lth.train import EpochContext, evaluate  # noqa: E402
 

@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ratio_stats, summarise, time_interleaved  # noqa: E402
 
 from lth import models  # noqa: E402
-from lth.data import Batches, Split  # noqa: E402
+from lth.data import Split  # noqa: E402
+from lth.data.batches import Batches  # noqa: E402
 from lth.hparams import PruneHparams, TrainHparams  # noqa: E402
 from lth.losses import make_loss  # noqa: E402
 from lth.masks import MaskEnforcer, dense_mask, prunable_names, prune  # noqa: E402

@@ -3,6 +3,7 @@
   python bench/workflow.py dag          # `snakemake -n` on the paper's full DAG (config.yaml)
   python bench/workflow.py noop         # a no-op rerun of the paper's full DAG, every output up to date
   python bench/workflow.py per-job      # per-job overhead of a trivial rule under snakemake
+  python bench/workflow.py start        # what every cluster job pays first: parsing and planning
   python bench/workflow.py quickstart   # offline quickstart end to end: wall time and peak memory
 
 Each runs in a fresh temporary folder; nothing is written into the repository.
@@ -27,9 +28,9 @@ from common import summarise  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def snakemake(*args: str, cwd: Path) -> float:
+def snakemake(*args: str, cwd: Path, env: dict[str, str] | None = None) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, check=True, capture_output=True, env=env)
     return time.perf_counter() - started
 
 
@@ -94,6 +95,23 @@ def bench_per_job(args) -> None:
     print(f"per-job overhead of a trivial rule ({args.jobs} jobs, 1 core): {summarise(runs)} s")
 
 
+def bench_start(args) -> None:
+    """Every cluster job starts by parsing the Snakefile and planning (here: `snakemake -n` of
+    configs/cifar10-mini.yaml). `--against DIR` times another checkout in the same run, repeats
+    interleaved, with its own lth first on the path (e.g. `git worktree add /tmp/old HEAD~1`)."""
+    checkouts = {"this checkout": REPO, **({"--against": Path(args.against).resolve()} if args.against else {})}
+    times: dict[str, list[float]] = {name: [] for name in checkouts}
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(args.repeats):
+            for name, repo in checkouts.items():
+                env = {**os.environ, "PYTHONPATH": str(repo)}
+                times[name].append(snakemake("-s", str(repo / "Snakefile"), "-d", folder, "--configfile",
+                                             str(repo / "configs" / "cifar10-mini.yaml"), "-n", "--quiet",
+                                             cwd=Path(folder), env=env))
+    for name, values in times.items():
+        print(f"snakemake -n, configs/cifar10-mini.yaml, {name}: {summarise(values)} s")
+
+
 def bench_quickstart(args) -> None:
     walls, largest, pairs = [], [], []
     for _ in range(args.repeats):
@@ -109,11 +127,13 @@ def bench_quickstart(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("dag", "noop", "per-job", "quickstart"))
+    parser.add_argument("what", choices=("dag", "noop", "per-job", "start", "quickstart"))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=50)
+    parser.add_argument("--against", help="start: another checkout to time side by side")
     args = parser.parse_args()
-    {"dag": bench_dag, "noop": bench_noop, "per-job": bench_per_job, "quickstart": bench_quickstart}[args.what](args)
+    {"dag": bench_dag, "noop": bench_noop, "per-job": bench_per_job, "start": bench_start,
+     "quickstart": bench_quickstart}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -98,6 +98,9 @@ def _check_common(args: argparse.Namespace) -> None:
         raise UsageError(f"--seed: {seed} is not allowed; seeds must be >= 0")
     if threads is not None and threads < 1:
         raise UsageError(f"--threads: {threads} is not allowed; must be >= 1 (omit it for torch's choice)")
+    jobs_per_gpu = getattr(args, "jobs_per_gpu", None)
+    if jobs_per_gpu is not None and jobs_per_gpu < 1:
+        raise UsageError(f"--jobs-per-gpu: {jobs_per_gpu} is not allowed; must be >= 1")
 
 
 def _model_hparams(args: argparse.Namespace, config: dict[str, Any], base: dict[str, Any] | None) -> ModelHparams:
@@ -193,6 +196,26 @@ def _add_tracking(parser: argparse.ArgumentParser) -> None:
                                default=None, metavar=setting.upper(), help=f"{help} (default: {default})")
 
 
+def cmd_data(args: argparse.Namespace) -> None:
+    """Fetch a dataset (when data.download is set) and check that it loads, once, before any training
+    reads it; writes what it found to --out (JSON)."""
+    from lth import data
+    from lth.io import write_json
+
+    config = _load_config(args.config)
+    out = _output_file(args.out, "--out", args.force)
+    data_hp = DataHparams.from_sources(config, args)
+    source = data.get_source(data_hp.name)
+    log.info("%s %s under %s", "fetching" if data_hp.download else "checking", data_hp.name, data_hp.root)
+    raw = source.load(Path(data_hp.root).expanduser() if data_hp.root else None, data_hp.download)
+    found = {"dataset": data_hp.name, "root": data_hp.root, "num_classes": raw.num_classes,
+             "train": len(raw.train.labels), "test": len(raw.test.labels),
+             "image_shape": list(raw.train.images.shape[1:])}
+    write_json(out, found)
+    log.info("%s: %d train and %d test images of %d classes", data_hp.name, found["train"], found["test"],
+             found["num_classes"])
+
+
 def cmd_init(args: argparse.Namespace) -> None:
     from lth import data
     from lth.checkpoints import init_model, save_checkpoint
@@ -211,6 +234,7 @@ def cmd_init(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from lth import data
     from lth.checkpoints import build_model, load_checkpoint, load_ticket_weights
+    from lth.devices import assign_device
     from lth.losses import make_loss
     from lth.masks import MaskEnforcer, load_mask, mask_hash
     from lth.train import RunOptions, check_run, train
@@ -237,7 +261,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         if loaded is not None and loaded["num_classes"] != num_classes:
             raise UsageError(f"{flag}: {path} has {loaded['num_classes']} classes, data '{data_hp.name}' has "
                              f"{num_classes}")
-    options = RunOptions(device=args.device, threads=args.threads, channels_last=not args.no_channels_last,
+    options = RunOptions(device=assign_device(args.device, args.jobs_per_gpu), threads=args.threads, channels_last=not args.no_channels_last,
                          force=args.force)
     _output_file(args.out_dir, "--out-dir", args.force, folder=True)  # check_run checks it too, without the flag
     device = check_run(Path(args.out_dir), train_hp, start_epoch, args.save_epochs, options)
@@ -333,17 +357,20 @@ def _check_same_run(run: Path, args: argparse.Namespace, config: dict[str, Any])
     def what_data(settings: dict[str, Any]) -> dict[str, Any]:  # where the data lives does not change the run
         return {key: value for key, value in settings.items() if key not in LOCATION_FIELDS}
 
+    def what_training(settings: dict[str, Any]) -> dict[str, Any]:  # nor does how it ran (torch.compile)
+        return {key: value for key, value in settings.items() if key not in TrainHparams.EXECUTION_ONLY}
+
     mask = _read("--mask", _require_file(args.mask, "--mask"), load_mask) if args.mask else None
     wanted = {
         "seed": args.seed,
         "model": _model_hparams(args, config, record.get("model")).to_dict(),
-        "train": TrainHparams.from_sources(config, args).to_dict(),
+        "train": what_training(TrainHparams.from_sources(config, args).to_dict()),
         "data": what_data(DataHparams.from_sources(config, args).to_dict()),
         "gradinit": GradinitHparams.from_sources(config, args).to_dict(),
         "mask": mask_hash(mask) if mask else None,
     }
-    recorded = {**{key: record.get(key) for key in ("seed", "model", "train", "gradinit")},
-                "data": what_data(record.get("data") or {}), "mask": (record.get("mask") or {}).get("sha256")}
+    recorded = {**{key: record.get(key) for key in ("seed", "model", "gradinit")},
+                "train": what_training(record.get("train") or {}), "data": what_data(record.get("data") or {}), "mask": (record.get("mask") or {}).get("sha256")}
     if args.start_epoch is not None:
         wanted["start_epoch"], recorded["start_epoch"] = args.start_epoch, record.get("start_epoch")
     different = [key for key in wanted if wanted[key] != recorded[key]]
@@ -466,6 +493,13 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto",
+                        help="auto, cpu, cuda or cuda:N; with several GPUs visible, auto and cuda take a free one")
+    parser.add_argument("--jobs-per-gpu", type=int, default=1,
+                        help="jobs that may share one GPU when auto or cuda picks a card (lth/devices.py)")
+
+
 def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML file with sections model/data/train/prune/gradinit "
                                          "(flags override it)")
@@ -480,6 +514,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
         sub.set_defaults(func=func)
         return sub
+
+    fetch = command("data", cmd_data, "fetch a dataset (with --data.download true) and check that it loads")
+    fetch.add_argument("--out", required=True, help="JSON file to write: what was found (sizes, classes)")
+    fetch.add_argument("--force", action="store_true", help="replace --out if it exists")
+    _add_config(fetch)
+    DataHparams.add_arguments(fetch)
 
     init = command("init", cmd_init, "write the initial weights theta0 of a model for a seed")
     init.add_argument("--out", required=True, help="checkpoint to write (.pt)")
@@ -502,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override the start epoch (default: the --init checkpoint's epoch)")
     train.add_argument("--save-epochs", type=int, nargs="*", default=[],
                        help="also keep the weights after these epochs (rewind points) as epoch{k}.pt")
-    train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    _add_device(train)
     train.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format")
     train.add_argument("--force", action="store_true", help="retrain even if --out-dir holds a finished run")
     _add_tracking(train)
@@ -524,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     snapshot.add_argument("--start-epoch", type=int, default=None,
                           help="the run's start epoch (default: the --init checkpoint's epoch)")
     snapshot.add_argument("--seed", type=int, required=True, help="the run's seed")
-    snapshot.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    _add_device(snapshot)
     snapshot.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format")
     snapshot.add_argument("--force", action="store_true", help="replace --out if it exists")
     snapshot.set_defaults(track=[])  # it re-trains through cmd_train, and a snapshot tracks nothing

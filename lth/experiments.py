@@ -27,7 +27,7 @@ from lth.errors import LthError
 # are one cache, built with one set of job settings.
 WORKFLOW_KEYS = ("results", "cache_version", "threads", "device", "resources")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-RESERVED = ("runs", "figures", "logs")  # folders of results/ itself
+RESERVED = ("runs", "figures", "logs", "data")  # folders of results/ itself
 
 
 class ExperimentsError(LthError):

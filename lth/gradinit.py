@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from lth.data import Batches, Data
+from lth.data import Data
+from lth.data.batches import Batches
 from lth.hparams import GradinitHparams
 from lth.masks import Mask
 

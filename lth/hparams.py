@@ -21,6 +21,7 @@ from typing import Any, ClassVar, TypeVar
 import yaml
 
 from lth.errors import LthError
+from lth.names import ACTIVATIONS, MODELS, SKIP_FORMS
 
 T = TypeVar("T", bound="Hparams")
 
@@ -190,24 +191,6 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _model_names() -> list[str]:
-    from lth import models
-
-    return models.names()
-
-
-def _activation_names() -> list[str]:
-    from lth.models.activations import ACTIVATIONS
-
-    return list(ACTIVATIONS)
-
-
-def _skip_forms() -> tuple[str, ...]:
-    from lth.models.skip import FORMS
-
-    return FORMS
-
-
 def _source_names() -> list[str]:
     from lth.data.sources import SOURCES
 
@@ -218,11 +201,11 @@ def _source_names() -> list[str]:
 class ModelHparams(Hparams):
     section: ClassVar[str] = "model"
 
-    name: str = hp("resnet18", "architecture", choices=_model_names)
+    name: str = hp("resnet18", "architecture", choices=MODELS)
     width: int = hp(64, "base channel count (64 is the paper's)", minimum=1)
-    activation: str = hp("relu", "activation at every call site", choices=_activation_names)
+    activation: str = hp("relu", "activation at every call site", choices=ACTIVATIONS)
     skip: str = hp("none", "jump branches for re-training: none, conv1x1 (the official 1x1 conv + BN) or "
-                   "identity (parameter-free)", choices=_skip_forms)
+                   "identity (parameter-free)", choices=SKIP_FORMS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,6 +223,8 @@ class DataHparams(Hparams):
 @dataclasses.dataclass(frozen=True)
 class TrainHparams(Hparams):
     section: ClassVar[str] = "train"
+    # How a run executes, not what it computes: left out of run hashes and resume-state fingerprints.
+    EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("compile",)
 
     epochs: int = hp(180, "training epochs (E)", minimum=1)
     batch_size: int = hp(128, "mini-batch size", minimum=1)
@@ -253,6 +238,9 @@ class TrainHparams(Hparams):
                                        exclusive_minimum=0.0, exclusive_maximum=1.0)
     gamma: float = hp(0.1, "learning-rate factor at each milestone", exclusive_minimum=0.0, maximum=1.0)
     precision: str = hp("fp32", "fp32, or bf16 autocast (CUDA only)", choices=("fp32", "bf16"))
+    compile: bool = hp(False, "torch.compile the model for training steps; not part of a run's hash. Off by "
+                       "default: measured on the CPU, the compile takes 40 s or more and the compiled step is no "
+                       "faster at width 64 (BENCHMARKS.md)")
     label_smoothing: float = hp(0.0, "label smoothing: probability mass moved off the true class (0 = off)",
                                 minimum=0.0, exclusive_maximum=1.0)
     label_smoothing_form: str = hp("official", "official: a/(C-1) on each other class (the ToST code); "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,42 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+SLURM_SETUP = REPO / "tests" / "slurm" / "localhost.sh"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def local_slurm(request, tmp_path_factory):
+    """A single-node SLURM on this machine for the whole session (tests/slurm/localhost.sh), when the
+    session runs the SLURM test or SLURM is installed here. Whole-session because SLURM's executor
+    plugin runs `scontrol show config` whenever Snakemake starts, which waits about 9 s where SLURM
+    is installed but no controller answers: every workflow test would pay that. Yields the
+    environment of the cluster's clients, or the reason there is no cluster (a str)."""
+    tools = ("slurmctld", "slurmd", "sbatch", "munged")
+    installed = all(shutil.which(tool) for tool in tools)
+    if not installed and not any(item.get_closest_marker("slurm") for item in request.session.items):
+        yield "no SLURM test in this session"
+        return
+    if os.geteuid() != 0:
+        yield "a local SLURM cluster needs root (it installs packages and starts daemons)"
+        return
+    if not installed and not shutil.which("apt-get"):
+        yield "SLURM is not installed and apt-get is not available to install it"
+        return
+    folder = tmp_path_factory.mktemp("slurm")
+    env = {**os.environ, "LTH_SLURM_DIR": str(folder)}
+    started = subprocess.run(["bash", str(SLURM_SETUP), "start"], env=env, capture_output=True, text=True,
+                             timeout=900)
+    if started.returncode != 0:
+        subprocess.run(["bash", str(SLURM_SETUP), "stop"], env=env, timeout=60)
+        yield f"the local SLURM cluster did not start:\n{started.stdout[-2000:]}\n{started.stderr[-2000:]}"
+        return
+    before = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(folder / "slurm.conf")  # what every Snakemake the tests start asks
+    yield {**env, "SLURM_CONF": os.environ["SLURM_CONF"]}
+    subprocess.run(["bash", str(SLURM_SETUP), "stop"], env=env, timeout=60)
+    if before is None:
+        os.environ.pop("SLURM_CONF", None)
+    else:
+        os.environ["SLURM_CONF"] = before

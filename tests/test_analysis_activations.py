@@ -13,7 +13,7 @@ from lth.analysis.activations import (
     activation_sparsity,
     stage_groups,
 )
-from lth.data import Batches
+from lth.data.batches import Batches
 from lth.errors import LthError
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -18,7 +18,7 @@ from lth.analysis.landscape import (
     sample_split,
     weight_landscape,
 )
-from lth.data import Batches
+from lth.data.batches import Batches
 from lth.errors import LthError
 from lth.masks import prunable_names
 from lth.train import evaluate

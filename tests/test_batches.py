@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from lth import data
-from lth.data import Batches, DataError, Split
+from lth.data import DataError, Split
+from lth.data.batches import Batches
 from lth.hparams import DataHparams
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -42,8 +43,54 @@ def test_augmented_batches_keep_shape_and_dtype():
     assert len(batches) == len(shapes) == 4
     assert shapes[0] == ((16, 3, 32, 32), torch.float32, (16,), torch.int64)
     assert shapes[-1][0] == (2, 3, 32, 32)
-    assert batches._augment(split.images[:5]).dtype == torch.uint8  # raw pixels stay uint8 until normalised
-    assert batches._augment(split.images[:5]).shape == (5, 3, 32, 32)
+    _, offsets, flips = batches._draw_epoch()
+    augmented = batches._augment(split.images[:5], offsets[:5], flips[:5])
+    assert augmented.dtype == torch.uint8 and augmented.shape == (5, 3, 32, 32)  # raw pixels until normalised
+
+
+def per_batch_reference(batches: Batches) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One pass as Batches drew it before the epoch's draws moved up front: randperm, then per
+    batch the crop offsets and then the flips, each drawn just before its batch is built."""
+    generator, n, size = batches.generator, batches.num_images, batches.batch_size
+    order = torch.randperm(n, generator=generator)
+    out = []
+    for start in range(0, n, size):
+        index = order[start:start + size]
+        images, labels = batches.images[index], batches.labels[index]
+        batch, channels, height, width = images.shape
+        if batches.crop_padding:
+            pad = batches.crop_padding
+            offsets = torch.randint(0, 2 * pad + 1, (batch, 2), generator=generator)
+            padded = F.pad(images, (pad, pad, pad, pad))
+            rows = (offsets[:, 0:1] + torch.arange(height)).view(batch, 1, height, 1)
+            cols = (offsets[:, 1:2] + torch.arange(width)).view(batch, 1, 1, width)
+            images = padded[torch.arange(batch).view(batch, 1, 1, 1), torch.arange(channels).view(1, -1, 1, 1),
+                            rows, cols]
+        if batches.flip:
+            flips = torch.rand(batch, generator=generator) < 0.5
+            images = torch.where(flips.view(batch, 1, 1, 1), images.flip(3), images)
+        out.append((normalise(images, batches).contiguous(memory_format=torch.channels_last), labels))
+    return out
+
+
+@pytest.mark.parametrize("flip, crop_padding", [(True, 4), (True, 0), (False, 4), (False, 0)])
+def test_epoch_draws_up_front_are_bit_identical_to_per_batch_draws(flip, crop_padding):
+    """Drawing an epoch's randomness before its first batch changes nothing on the CPU: the same
+    batches, bit for bit (50 images in 16s: a last partial batch), and the same generator state
+    after each epoch, so resumed and earlier runs agree with new ones."""
+    split = synthetic_split(50)
+    ours = Batches(split, 16, MEAN, STD, CPU, generator=torch.Generator().manual_seed(11), flip=flip,
+                   crop_padding=crop_padding)
+    reference = Batches(split, 16, MEAN, STD, CPU, generator=torch.Generator().manual_seed(11), flip=flip,
+                        crop_padding=crop_padding)
+    for _ in range(2):
+        got, expected = list(ours), per_batch_reference(reference)
+        assert [len(y) for _, y in got] == [16, 16, 16, 2]
+        for (x, y), (x_ref, y_ref) in zip(got, expected, strict=True):
+            assert torch.equal(y, y_ref)
+            assert x.dtype == x_ref.dtype and x.stride() == x_ref.stride()
+            assert torch.equal(x.view(torch.int32), x_ref.view(torch.int32))  # bitwise, not just ==
+        assert torch.equal(ours.generator.get_state(), reference.generator.get_state())
 
 
 def test_crops_are_windows_of_the_zero_padded_image():

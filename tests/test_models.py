@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from lth import models
+from lth import models, names
 from lth.models.activations import ACTIVATIONS, activation_factory
+from lth.models.skip import FORMS
 
 WIDTH = 8
 NUM_CLASSES = 7
@@ -38,6 +39,18 @@ def resnet18_param_count(width: int, num_classes: int) -> int:
 
 def test_registry_names() -> None:
     assert models.names() == sorted(ACTIVATION_SITES)
+
+
+def test_torch_free_names_match_the_registries() -> None:
+    """Configs are validated against lth.names without torch; the registries build from them."""
+    assert sorted(names.MODELS) == models.names()
+    assert names.ACTIVATIONS == tuple(ACTIVATIONS)
+    assert names.SKIP_FORMS == FORMS
+
+
+def test_registering_a_model_missing_from_the_names_fails() -> None:
+    with pytest.raises(ValueError, match="lth.names.MODELS"):
+        models.register("resnet1000")(nn.Linear)
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATION_SITES))

@@ -58,3 +58,14 @@ def test_settings_of_an_unused_loss_term_do_not_split_the_cache():
     smoothed = Plan.from_config(config)
     config["train"]["label_smoothing_form"] = "official"
     assert set(Plan.from_config(config).sparse) - set(smoothed.sparse)  # now the form matters
+
+
+def test_how_a_job_runs_does_not_split_the_cache():
+    """torch.compile changes how training runs, not what it computes. The quickstart's dense hash is
+    pinned: a change to it would retrain every cached run."""
+    config = validated(REPO / "configs" / "quickstart.yaml")
+    plain = Plan.from_config(config)
+    assert set(plain.dense) == {"dense-546dd78683"}
+    config["train"] = {**config["train"], "compile": True}
+    compiled = Plan.from_config(config)
+    assert (set(compiled.dense), set(compiled.sparse)) == (set(plain.dense), set(plain.sparse))

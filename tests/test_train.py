@@ -222,7 +222,7 @@ def test_train_epoch_and_evaluate_report_what_they_did(digits_data):
     """The loop's two building blocks, as the benchmarks call them: a masked epoch keeps pruned
     weights exactly zero (momentum and weight decay included) and its mean loss and accuracy
     are those of the batches it saw; evaluate() agrees with a by-hand forward pass."""
-    from lth.data import Batches
+    from lth.data.batches import Batches
     from lth.losses import make_loss
     from lth.masks import MaskEnforcer
     from lth.train import evaluate, train_epoch
@@ -260,3 +260,68 @@ def test_train_epoch_and_evaluate_report_what_they_did(digits_data):
     expected_loss = torch.nn.functional.cross_entropy(outputs, digits_data.test.labels).item()
     expected_accuracy = (outputs.argmax(1) == digits_data.test.labels).float().mean().item()
     assert evaluate(model, test) == (pytest.approx(expected_loss, rel=1e-5), pytest.approx(expected_accuracy))
+
+
+class CountingWrapper(torch.nn.Module):
+    """What `train` gets from torch.compile in the test below (a real compile takes minutes on this
+    CPU): a module around the model that counts the forward passes it runs."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.calls = model, 0
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.model(inputs)
+
+
+def test_compile_wraps_the_training_steps_and_does_not_guard_the_resume_state(tmp_path, digits_data, monkeypatch):
+    """train.compile hands the training steps to torch.compile's module, and only them (evaluation
+    and checkpoints use the model itself). It is how a run executes, not what it computes: a run
+    interrupted without it resumes with it (and vice versa) and ends where an uninterrupted run does."""
+    wrappers: list[CountingWrapper] = []
+
+    def fake_compile(model: torch.nn.Module, **kwargs) -> CountingWrapper:
+        wrappers.append(CountingWrapper(model))
+        return wrappers[-1]
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+
+    def go(out: Path, compile: bool, callbacks=()) -> dict:
+        hparams = TrainHparams(epochs=2, batch_size=32, lr=0.1, milestones=(0.5,), compile=compile)
+        record = {"model": SMALL.to_dict(), "train": hparams.to_dict()}
+        return train(init_model(SMALL, digits_data.num_classes, seed=0), digits_data, hparams, out, seed=0,
+                     model_hparams=SMALL, record=record, options=RunOptions(device="cpu", threads=1,
+                                                                            callbacks=callbacks))
+
+    whole = go(tmp_path / "whole", compile=False)
+    assert not wrappers and whole["compile"] is False
+
+    def interrupt(ctx):
+        if ctx.epoch == 2:  # the resume state holds epoch 1
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        go(tmp_path / "resumed", compile=False, callbacks=[interrupt])
+    resumed = go(tmp_path / "resumed", compile=True)
+    (wrapper,) = wrappers
+    steps = -(-len(digits_data.train.labels) // 32)
+    assert wrapper.calls == steps, "the compiled module ran exactly the training steps of epoch 2"
+    assert resumed["compile"] is True
+    assert read_metrics(tmp_path / "resumed" / "metrics.csv", drop_timing=True) == \
+        read_metrics(tmp_path / "whole" / "metrics.csv", drop_timing=True)
+    assert state_dicts_equal(final_state(tmp_path / "resumed"), final_state(tmp_path / "whole"))
+
+
+def test_evaluation_batch_size_changes_only_the_summation_order(digits_data):
+    """RunOptions.eval_batch_size (large, for a GPU) cannot change which predictions are right."""
+    from lth.data.batches import Batches
+    from lth.train import evaluate
+
+    model = init_model(SMALL, digits_data.num_classes, seed=0)
+    losses, accuracies = zip(*[
+        evaluate(model, Batches(digits_data.test, size, digits_data.mean, digits_data.std, torch.device("cpu"),
+                                channels_last=False))
+        for size in (50, RunOptions().eval_batch_size)])
+    assert RunOptions().eval_batch_size > len(digits_data.test.labels) > 50  # one batch against eight
+    assert accuracies[0] == accuracies[1] and losses[0] == pytest.approx(losses[1], rel=1e-6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ import pytest
 import torch
 import yaml
 
+from test_sources import make_tiny
 from workflow_helpers import REPO, SNAKEFILE, dry_run_commands, mtimes, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
@@ -38,7 +40,7 @@ def tiny_config(shared_data: Path, **changes) -> dict:
         "prune": {"method": "imp", "levels": 2},
         "rewind_epoch": 1,
         "variants": ["lth", "rewind"],
-        "resources": {"train": {"mem_mb": 1000, "runtime": 10, "gpu": 1}},
+        "resources": {"train": {"mem_mb": 1000}},
     }
     for key, value in changes.items():
         section, _, field = key.partition("__")
@@ -197,6 +199,7 @@ def test_paper_config_builds_the_full_dag(tmp_path):
     expected = {"init": seeds, "train_dense": seeds * (1 + baselines), "rewind_point": seeds, "prune": seeds * levels,
                 "train_sparse": seeds * levels * variants, "aggregate": 1, "tickets": 1, "figure_settings": 1,
                 "plot_accuracy_vs_sparsity": 1, "all": 1}
+    expected["data"] = 1  # CIFAR-100, fetched once for every seed
     # Every accuracy figure but Figure A13 (OMP): 1a-d, 4a, 4b, 8, 9.
     expected["plot_paper_figure"] = 8
     # The paper's analyses: Hessian of every run; activations of lth and swish (and dense); the
@@ -253,6 +256,56 @@ def test_moving_the_data_keeps_every_cached_run(tiny, shared_data, tmp_path):
     shutil.copytree(shared_data / "cifar10-mini", moved)
     config = write_config(workdir, "moved", tiny_config(shared_data, data__root=str(moved)))
     assert planned_jobs(workdir, config) == {}
+
+
+def test_a_downloaded_dataset_is_fetched_once_before_any_training(tmp_path, shared_data):
+    """Tiny-ImageNet (a dataset lth downloads), two seeds: one `data` job, which both theta0s wait
+    for; the other jobs never download; a newer data record, or fetching again, retrains nothing."""
+    make_tiny(tmp_path / "data" / "tiny-imagenet-200")
+    config = write_config(tmp_path, "tiny-imagenet", tiny_config(
+        shared_data, seeds=[0, 1], data={"name": "tinyimagenet", "root": str(tmp_path / "data"), "download": True}))
+    commands, _ = dry_run_commands(tmp_path, "dense", "-s", str(SNAKEFILE), "--configfile", str(config))
+    assert planned_jobs(tmp_path, config, "dense") == {"data": 1, "init": 2, "train_dense": 2, "rewind_point": 2,
+                                                      "dense": 1}
+    assert [c for c in commands if " lth data " in c] == [c for c in commands if "--data.download true" in c]
+    assert len([c for c in commands if "--data.download false" in c]) == 6  # init, training, rewind points
+    record = tmp_path / "results" / "data" / "tinyimagenet.json"
+    snakemake(tmp_path, config, str(record.relative_to(tmp_path)))
+    found = json.loads(record.read_text())
+    assert (found["num_classes"], found["train"], found["test"]) == (2, 4, 3)
+    assert planned_jobs(tmp_path, config, "dense") == {"init": 2, "train_dense": 2, "rewind_point": 2, "dense": 1}
+    record.touch()  # ancient: a newer record is no reason to draw theta0 again
+    assert "data" not in planned_jobs(tmp_path, config, "dense")
+    assert planned_jobs(tmp_path, config, "dense", "--forcerun", "data")["data"] == 1
+
+
+def test_a_gpu_the_machine_lacks_stops_the_workflow_before_any_job(tmp_path, shared_data):
+    cuda = write_config(tmp_path, "cuda", tiny_config(shared_data, device="cuda"))
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # no GPU, also where the test machine has one
+    for config, extra, message in [(cuda, [], "device: 'cuda' but this machine has no NVIDIA GPU"),
+                                   (write_config(tmp_path, "cpu", tiny_config(shared_data)), ["--resources", "gpu=1"],
+                                    "--resources gpu=1 but this machine has 0 GPU")]:
+        result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path / "w"),
+                                 "--cores", "1", *extra, "--configfile", str(config)],
+                                capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode != 0 and message in result.stdout + result.stderr
+        assert not (tmp_path / "w" / "results").exists()
+
+
+@pytest.mark.parametrize("profile", ["workstation", "slurm"])
+def test_shipped_profiles_plan_from_the_repository_root(profile):
+    commands, output = dry_run_commands(REPO, "--workflow-profile", f"profiles/{profile}",
+                                        "--configfile", "configs/quickstart.yaml")
+    assert commands and "gpu=0" in output  # the quickstart trains on the CPU: it asks for no GPU
+
+
+def test_an_unknown_profile_key_is_an_error_naming_it(tmp_path):
+    (tmp_path / "typo").mkdir()
+    (tmp_path / "typo" / "config.yaml").write_text((REPO / "profiles" / "workstation" / "config.yaml").read_text()
+                                                   + "keep-goin: true\n")
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--workflow-profile", str(tmp_path / "typo"),
+                             "--configfile", "configs/quickstart.yaml"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode != 0 and "--keep-goin" in result.stderr
 
 
 def test_a_new_rewind_point_trains_only_its_epochs_and_its_runs(tiny, shared_data):
@@ -327,12 +380,18 @@ def test_each_stage_can_be_asked_for_by_name(tmp_path, shared_data, target, rule
 
 @pytest.mark.parametrize("config", ["config.yaml", "configs/quickstart.yaml", "configs/cifar10-mini.yaml"])
 def test_shipped_configs_plan_the_same_jobs_from_any_directory(tmp_path, config):
-    """The README's way (from the repository root) against the tests' way (-d) and another directory."""
+    """The README's way (from the repository root) against the tests' way (-d) and another directory
+    (there without torch)."""
     readme_way = [] if config == "config.yaml" else ["--configfile", config]
     commands, output = dry_run_commands(REPO, *readme_way)
     with_d, _ = dry_run_commands(REPO, "-s", str(SNAKEFILE), "-d", str(tmp_path / "work"),
                                  "--configfile", str(REPO / config))
-    elsewhere, _ = dry_run_commands(tmp_path, "-s", str(SNAKEFILE), "--configfile", str(REPO / config))
+    # Every Snakemake start (and every cluster job) parses the Snakefile: planning must not import
+    # torch, which here cannot be imported.
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text("raise ImportError('torch imported while planning')\n")
+    elsewhere, _ = dry_run_commands(tmp_path, "-s", str(SNAKEFILE), "--configfile", str(REPO / config),
+                                    env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert commands and commands == with_d == elsewhere
     assert "is extended by additional config" not in output  # no config is merged under another
     threads = yaml.safe_load((REPO / config).read_text())["threads"]

@@ -34,7 +34,7 @@ CONFIG = {
     "rewind_epoch": 1,
     "variants": VARIANTS,
     "dense_variants": ["skip"],
-    "resources": {"train": {"mem_mb": 1000, "runtime": 10, "gpu": 1}},
+    "resources": {"train": {"mem_mb": 1000}},
     "experiments": {
         "imp": {"analysis": {"hessian": {"variants": ["lth"], "sample": 20}}},
         "omp": {"prune": {"method": "omp", "levels": [2]}, "variants": ["lth", "at+trt"], "dense_variants": []},

@@ -58,10 +58,10 @@ def mtimes(paths: list[Path]) -> dict[Path, int]:
     return {path: path.stat().st_mtime_ns for path in paths}
 
 
-def dry_run_commands(cwd: Path, *args: str) -> tuple[list[str], str]:
+def dry_run_commands(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[list[str], str]:
     """Every job's shell command (sorted) and the whole output of `snakemake -n -F` run in `cwd`."""
     command = [sys.executable, "-m", "snakemake", "-n", "-F", "--cores", "2", *args]
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     return sorted(line for line in output.splitlines() if line.startswith("Shell command: ")), output

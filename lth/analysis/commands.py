@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from lth.cli import UsageError, _add_config, _add_run_options, _load_config, _output_file, _read, _require_file
+from lth.cli import (UsageError, _add_config, _add_device, _add_run_options, _load_config, _output_file, _read,
+                     _require_file)
 from lth.errors import LthError
 from lth.hparams import DataHparams, ModelHparams
 
@@ -36,6 +37,7 @@ def _subject(args: argparse.Namespace) -> Subject:
     from lth import data
     from lth.checkpoints import build_model, load_checkpoint
     from lth.masks import MaskEnforcer, load_mask
+    from lth.devices import assign_device
     from lth.train import resolve_device
 
     config = _load_config(args.config)
@@ -51,7 +53,7 @@ def _subject(args: argparse.Namespace) -> Subject:
             MaskEnforcer(model, mask).apply_to_weights()  # also checks that the mask fits the model
         except LthError as error:
             raise UsageError(f"--mask: {mask_path} does not fit {weights} ({error})") from None
-    device = resolve_device(args.device)
+    device = resolve_device(assign_device(args.device, args.jobs_per_gpu))
     if args.threads:
         import torch
 
@@ -69,7 +71,7 @@ def _write_csv(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 
 def cmd_activations(args: argparse.Namespace) -> None:
     from lth.analysis.activations import activation_sparsity
-    from lth.data import Batches
+    from lth.data.batches import Batches
 
     out = _output_file(args.out, "--out", args.force)
     subject = _subject(args)
@@ -204,7 +206,7 @@ def add_analyze(commands: Any, command: Callable[..., argparse.ArgumentParser]) 
         sub.add_argument("--out", required=True, help="CSV to write")
         sub.add_argument("--seed", type=int, required=True, help="the run's seed (fixes its train/validation split)")
         sub.add_argument("--sample-seed", type=int, default=0, help="seed of the sample and the random directions")
-        sub.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+        _add_device(sub)
         sub.add_argument("--force", action="store_true", help="replace --out if it exists")
         _add_config(sub)
         _add_run_options(sub)

@@ -54,7 +54,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lth.data import Batches, Data, Split
+from lth.data import Data, Split
+from lth.data.batches import Batches
 from lth.errors import LthError
 from lth.masks import Mask
 from lth.train import evaluate

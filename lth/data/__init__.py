@@ -1,17 +1,24 @@
-"""Datasets held in memory once, split 9:1 into train/validation, and served as augmented batches."""
+"""Datasets held in memory once, split 9:1 into train/validation (batches: `lth.data.batches`).
+
+Importing this package does not import torch: the workflow plans jobs from `split_sizes` and
+`lth.data.identity` on every Snakemake start, and each cluster job re-parses the Snakefile.
+torch is imported by the functions that build tensors.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from lth.data.batches import Batches
 from lth.data.sources import SOURCES, DataError, RawData, Source, Split, get_source
-from lth.hparams import DataHparams
 
-__all__ = ["Batches", "Data", "DataError", "RawData", "SOURCES", "Source", "Split", "get_source", "load",
+if TYPE_CHECKING:
+    import torch
+
+    from lth.hparams import DataHparams
+
+__all__ = ["Data", "DataError", "RawData", "SOURCES", "Source", "Split", "get_source", "load",
            "num_classes", "split_sizes"]
 
 
@@ -51,6 +58,8 @@ def split_sizes(hparams: DataHparams) -> dict[str, int]:
 
 def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of 0..1 pixels, in chunks to bound memory on large sets."""
+    import torch
+
     total = torch.zeros(images.shape[1], dtype=torch.float64)
     squares = torch.zeros_like(total)
     for chunk in images.split(4096):
@@ -64,6 +73,8 @@ def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float
 
 
 def _balanced_subset(split: Split, per_class: int, generator: torch.Generator) -> Split:
+    import torch
+
     order = torch.randperm(len(split.labels), generator=generator)
     labels = split.labels[order]
     chosen = []
@@ -83,6 +94,8 @@ def load(hparams: DataHparams, seed: int) -> Data:
     Normalisation statistics come from the whole training file, so they do not change with the
     seed or the subset.
     """
+    import torch
+
     source = get_source(hparams.name)
     raw: RawData = source.load(_root(hparams), hparams.download)
     mean, std = _channel_stats(raw.train.images)

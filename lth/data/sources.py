@@ -3,6 +3,9 @@
 Every source returns images as a contiguous uint8 tensor of shape (N, 3, H, W), RGB, and
 labels as int64. Augmentation runs later, per batch, on these tensors; a source only
 declares which augmentations make sense for its data (`flip`, `crop_padding`).
+
+torch is imported only where tensors are built: the workflow reads names, sizes and layouts
+from here while it plans, without torch.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
 
 from lth.errors import LthError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class DataError(LthError):
@@ -45,6 +50,8 @@ class Source:
     sizes: Callable[[Path | None], tuple[int, int]]  # (train, test) images, cheap: never decodes images
     flip: bool  # random horizontal flip preserves the label
     crop_padding: int  # zero padding for random crops, in pixels; 0 = no crop
+    downloads: bool = False  # fetches its files when data.download is set (the workflow's `data` rule)
+    image_size: int = 32  # nominal side in pixels, for job resource estimates (lth.resources)
 
 
 def _require_root(root: Path | str | None, name: str) -> Path:
@@ -54,6 +61,8 @@ def _require_root(root: Path | str | None, name: str) -> Path:
 
 
 def _split(images_nhwc: np.ndarray, labels: np.ndarray) -> Split:
+    import torch
+
     images = torch.from_numpy(np.ascontiguousarray(images_nhwc)).permute(0, 3, 1, 2)
     return Split(images.contiguous(), torch.as_tensor(labels, dtype=torch.int64))
 
@@ -122,7 +131,8 @@ def _cifar(name: str, num_classes: int) -> Source:
             num_classes,
         )
 
-    return Source(name, load, lambda root: num_classes, lambda root: (50_000, 10_000), flip=True, crop_padding=4)
+    return Source(name, load, lambda root: num_classes, lambda root: (50_000, 10_000), flip=True, crop_padding=4,
+                  downloads=True)
 
 
 # --- Tiny ImageNet ----------------------------------------------------------------------
@@ -374,28 +384,38 @@ def _digits_file() -> Path:
     return path
 
 
+def _digits_table() -> tuple[np.ndarray, np.ndarray]:
+    """(pixels 0..16 as float32 (N, 64), is_test (N,)): every fifth image of each class in
+    dataset order is a test image, a deterministic, stratified 20%."""
+    table = np.loadtxt(_digits_file(), delimiter=",", dtype=np.float32)
+    labels = table[:, 64].astype(np.int64)
+    is_test = np.zeros(len(labels), dtype=bool)
+    for c in range(10):
+        is_test[np.flatnonzero(labels == c)[::5]] = True
+    return table, is_test
+
+
 def _digits_sizes(root: Path | None) -> tuple[int, int]:
-    raw = _load_digits(root, False)  # a small file: decoding it is cheap
-    return len(raw.train.labels), len(raw.test.labels)
+    _, is_test = _digits_table()
+    return int((~is_test).sum()), int(is_test.sum())
 
 
 def _load_digits(root: Path | None, download: bool) -> RawData:
     """The 1797 bundled 8x8 digits, upscaled to 32x32 RGB; works offline, ignores root.
 
     Bilinear upscaling gives smooth strokes rather than 4x4 blocks (antialiasing only
-    matters when downscaling, so it is off). Test set: every fifth image of each class in
-    dataset order, i.e. a deterministic, stratified 20%.
+    matters when downscaling, so it is off). Test split: see `_digits_table`.
     """
-    table = np.loadtxt(_digits_file(), delimiter=",", dtype=np.float32)
+    import torch
+
+    table, is_test_np = _digits_table()
     pixels = torch.from_numpy(table[:, :64]).view(-1, 1, 8, 8) * (255 / 16)  # 0..16 -> 0..255
     pixels = torch.nn.functional.interpolate(
         pixels, size=(32, 32), mode="bilinear", align_corners=False, antialias=False
     )
     images = pixels.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
     labels = torch.from_numpy(table[:, 64]).long()
-    is_test = torch.zeros(len(labels), dtype=torch.bool)
-    for c in range(10):
-        is_test[(labels == c).nonzero().squeeze(1)[::5]] = True
+    is_test = torch.from_numpy(is_test_np)
     return RawData(
         Split(images[~is_test].contiguous(), labels[~is_test]),
         Split(images[is_test].contiguous(), labels[is_test]),
@@ -409,7 +429,7 @@ SOURCES: dict[str, Source] = {
         _cifar("cifar10", 10),
         _cifar("cifar100", 100),
         Source("tinyimagenet", _load_tiny, _tiny_num_classes, lambda root: (100_000, 10_000), flip=True,
-               crop_padding=4),
+               crop_padding=4, downloads=True, image_size=64),
         # 4 px at any size: the CIFAR convention, not scaled with the image size.
         Source("imagefolder", _load_imagefolder, _imagefolder_num_classes, _imagefolder_sizes, flip=True,
                crop_padding=4),

@@ -13,6 +13,7 @@ from torch import nn
 
 from lth.models.activations import activation_factory
 from lth.models.skip import jump_factory
+from lth.names import MODELS
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
 
@@ -25,6 +26,8 @@ def register(name: str) -> Callable[[M], M]:
     def decorator(cls: M) -> M:
         if name in _REGISTRY:
             raise ValueError(f"Model {name!r} is already registered")
+        if name not in MODELS:  # configs are validated against lth.names without importing torch
+            raise ValueError(f"Model {name!r} is missing from lth.names.MODELS")
         _REGISTRY[name] = cls
         return cls
 

@@ -31,8 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lth.errors import LthError
-
-FORMS = ("none", "conv1x1", "identity")
+from lth.names import SKIP_FORMS as FORMS
 JUMP_WEIGHT = 1e-4  # the official constant initialisation of every jump conv weight
 
 

@@ -25,7 +25,7 @@ rule analyze:
         CONDA_ENV
     threads: THREADS
     resources:
-        **TRAIN_RESOURCES,
+        **training_resources(lambda w: w.run),
     shell:
         "{params.lth} analyze {params.command} --weights {input.weights} {params.mask} --out {output} --force"
         " --threads {threads} {params.options} {params.settings} > {log} 2>&1"
@@ -55,7 +55,7 @@ rule analyze_grid_part:
         CONDA_ENV
     threads: THREADS
     resources:
-        **TRAIN_RESOURCES,
+        **training_resources(lambda w: w.run),
     shell:
         "{params.lth} analyze {params.command} --weights {input.weights} {params.mask} --out {output} --force"
         " --part {wildcards.part} --parts {wildcards.parts} --threads {threads} {params.options} {params.settings}"
@@ -106,7 +106,7 @@ rule track_hessian:
         CONDA_ENV
     threads: THREADS
     resources:
-        **TRAIN_RESOURCES,
+        **training_resources(lambda w: w.run, scale=2),
     shell:
         "{params.lth} train --init {input.init} {params.inputs} --out-dir {params.out_dir} --seed {params.seed} --force"
         " --track hessian {params.track} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"

@@ -1,9 +1,12 @@
 # Config validation and the run plan shared by every rule.
 
+import dataclasses
+import functools
 import json
 import os
 import re
 import shlex
+import subprocess
 import sys
 
 from snakemake.utils import validate
@@ -11,9 +14,14 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from lth.analysis.figures import FIGURES as ANALYSIS_FIGURE_NAMES
 from lth.analysis.jobs import analysis_figures
+from lth.data import split_sizes
+from lth.data.sources import SOURCES
+from lth.devices import check_local_gpus
+from lth.errors import LthError
 from lth.experiments import experiment_configs
 from lth.figures import GRID_FIGURES, SUMMARY_FIGURES, figure_status, grid_status
 from lth.plan import Plan, flags, resolve_data_root, short_hash
+from lth.resources import Work, memory_mb, runtime_minutes
 
 
 # Each experiment of the config (`experiments:`, lth/experiments.py; one when there is none), validated
@@ -71,11 +79,10 @@ ANALYSIS_FIGURE_FILES = [f"{RESULTS}/{name}/figures/{stem}.{ext}" for name, figu
                          for stem in figures
                          for ext in ("png", "pdf", *(("csv",) if stem.startswith("table") else ()))]
 THREADS = SETTINGS["threads"]
-TRAIN_RESOURCES = SETTINGS["resources"]["train"]
 LIGHT_RESOURCES = SETTINGS["resources"]["light"]
 # Training shell commands pass `--threads {threads}`: what Snakemake scheduled (it scales `threads`
 # down to --cores), not the config value.
-RUN_OPTIONS = f"--device {SETTINGS['device']}"
+RUN_OPTIONS = f"--device {SETTINGS['device']} --jobs-per-gpu {SETTINGS['resources']['jobs_per_gpu']}"
 # `--sdm conda`: every rule's environment; its post-deploy script installs this checkout into it.
 CONDA_ENV = workflow.source_path("../envs/lth.yaml")
 # How rules call lth: through the interpreter running Snakemake, so a job finds it without an
@@ -93,6 +100,7 @@ def alternatives(names):
 
 wildcard_constraints:
     experiment=alternatives(CONFIGS),
+    dataset=alternatives(SOURCES),
     dense=r"dense-[0-9a-f]+",
     run=r"(dense|sparse)-[0-9a-f]+",
     hash=r"[0-9a-f]+",
@@ -100,6 +108,88 @@ wildcard_constraints:
     sparse=r"sparse-[0-9a-f]+",
     level=r"[1-9][0-9]*",
     epoch=r"[1-9][0-9]*",
+
+
+def datasets_to_fetch():
+    """Dataset name -> the data settings its `data` job fetches with, for every source that downloads
+    (lth.data.sources: `downloads`); the others are read where they are."""
+    found = {}
+    for run in PLAN.dense.values():
+        if not SOURCES[run.data.name].downloads:
+            continue
+        other = found.setdefault(run.data.name, run.data)
+        if other.root != run.data.root:
+            raise ValueError(f"data.root: experiments read {run.data.name} from two folders ({other.root} and "
+                             f"{run.data.root}); one dataset is fetched once, into one folder")
+    return found
+
+
+DATASETS = datasets_to_fetch()
+
+
+def data_input(run):
+    """The `data` job's record of the dataset `run` trains on ([] for a dataset read in place).
+    ancient(): fetching again, or into a new folder, is not a reason to retrain anything."""
+    return [ancient(f"{RESULTS}/data/{run.data.name}.json")] if run.data.name in DATASETS else []
+
+
+def job_data(data):
+    """A job's data settings: never downloads (the `data` job did, once, before it)."""
+    return dataclasses.replace(data, download=False)
+
+
+# ---- resources of the jobs that train (lth/resources.py) ----
+def check_execution():
+    """What is wrong with where the jobs would run, said before any job runs (a dry run skips it)."""
+    if workflow.local_exec:
+        asked = workflow.global_resources.get("gpu")
+        check_local_gpus(SETTINGS["device"], asked.value if asked else None, SETTINGS["resources"]["jobs_per_gpu"])
+    elif workflow.executor_plugin.name == "slurm":
+        if "slurm_partition" not in (workflow.resource_settings.default_resources or {}):
+            # sinfo marks the default partition with "*"; without one sbatch refuses every job.
+            partitions = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True).stdout.split()
+            if not any(name.endswith("*") for name in partitions):
+                raise LthError("slurm_partition: this cluster has no default partition; set default-resources: "
+                               f"slurm_partition=<one of {', '.join(partitions) or 'sinfo -s'}> in the profile")
+
+
+onstart:
+    check_execution()
+
+
+
+TRAIN_SETTINGS = SETTINGS["resources"]["train"]
+GPUS = 0 if SETTINGS["device"] == "cpu" else 1  # a CPU experiment never queues for a GPU
+
+
+@functools.cache
+def train_images(data):
+    return split_sizes(data)["train"]
+
+
+def job_work(key, epochs=None):
+    """What a job on run `key` does: the run's model on its data for `epochs` (default: the run's own)."""
+    run = PLAN.dense.get(key) or PLAN.sparse[key]
+    data = run.data if key in PLAN.dense else run.dense.data
+    if epochs is None:
+        epochs = run.train.epochs - (0 if key in PLAN.dense else run.start_epoch)
+    return Work(run.model.name, run.model.width, SOURCES[data.name].image_size ** 2, train_images(data), epochs)
+
+
+def training_resources(key, epochs=None, scale=1):
+    """Snakemake resources of a job that trains (or analyses) run `key(w)` for `epochs(w)` epochs;
+    `scale`: its work per epoch relative to training. Both grow with the attempt."""
+    def work(w):
+        return job_work(key(w), epochs(w) if epochs else None)
+
+    resources = {
+        "mem_mb": lambda w, attempt: memory_mb(work(w), TRAIN_SETTINGS, attempt),
+        "runtime": lambda w, attempt: runtime_minutes(work(w), TRAIN_SETTINGS, attempt) * scale,
+        "gpu": GPUS,
+    }
+    if GPUS and TRAIN_SETTINGS.get("gpu_model"):
+        resources["gpu_model"] = TRAIN_SETTINGS["gpu_model"]
+    return resources
 
 
 def run_outputs(folder):
@@ -113,9 +203,9 @@ def training_flags(key):
     share them. The files it reads come from PLAN.training_inputs."""
     if key in PLAN.dense:
         run = PLAN.dense[key]
-        return flags(run.model, run.data, run.train, *((run.gradinit,) if run.gradinit.enabled else ()))
+        return flags(run.model, job_data(run.data), run.train, *((run.gradinit,) if run.gradinit.enabled else ()))
     run = PLAN.sparse[key]
-    return f"--start-epoch {run.start_epoch} {flags(run.model, run.dense.data, run.train, run.gradinit)}"
+    return f"--start-epoch {run.start_epoch} {flags(run.model, job_data(run.dense.data), run.train, run.gradinit)}"
 
 
 def optional_inputs(input):
@@ -151,7 +241,7 @@ def analysis_settings(w, suffix):
     """The job's flags plus the data it reads: the run's seed fixes the train/validation split."""
     job = analysis_job(w, suffix)
     run = PLAN.dense.get(job.run) or PLAN.sparse[job.run].dense
-    return f"{job.flags()} --seed {run.seed} {flags(run.data)}"
+    return f"{job.flags()} --seed {run.seed} {flags(job_data(run.data))}"
 
 
 def analysis_figure(w):

@@ -5,12 +5,14 @@
 
 
 rule init:
+    input:
+        data=lambda w: data_input(PLAN.dense[w.dense]),
     output:
         protected(f"{RUNS}/{{dense}}/init.pt"),
     params:
         lth=LTH,
         seed=lambda w: PLAN.dense[w.dense].seed,
-        hparams=lambda w: flags(PLAN.dense[w.dense].model, PLAN.dense[w.dense].data),
+        hparams=lambda w: flags(PLAN.dense[w.dense].model, job_data(PLAN.dense[w.dense].data)),
     log:
         f"{RUNS}/{{dense}}/init.log",
     benchmark:
@@ -49,7 +51,7 @@ rule train_dense:
         CONDA_ENV
     threads: THREADS
     resources:
-        **TRAIN_RESOURCES,
+        **training_resources(lambda w: w.dense),
     shell:
         "{params.lth} train --init {input.init} --out-dir {params.out_dir} --seed {params.seed} --force"
         " --save-epochs {params.save_epochs} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"

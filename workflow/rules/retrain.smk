@@ -27,7 +27,7 @@ rule train_sparse:
         CONDA_ENV
     threads: THREADS
     resources:
-        **TRAIN_RESOURCES,
+        **training_resources(lambda w: w.sparse),
     shell:
         "{params.lth} train --init {input.init} {params.inputs} --out-dir {params.out_dir} --seed {params.seed} --force"
         " --save-epochs {params.save_epochs} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"

@@ -26,7 +26,7 @@ rule rewind_point:
         CONDA_ENV
     threads: THREADS
     resources:
-        **TRAIN_RESOURCES,
+        **training_resources(lambda w: w.dense, lambda w: int(w.epoch)),
     shell:
         "{params.lth} snapshot --run {params.run} --epoch {wildcards.epoch} --init {input.init} --out {output}"
         " --seed {params.seed} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"
@@ -53,7 +53,7 @@ rule snapshot:
         CONDA_ENV
     threads: THREADS
     resources:
-        **TRAIN_RESOURCES,
+        **training_resources(lambda w: w.sparse, lambda w: int(w.epoch) - PLAN.sparse[w.sparse].start_epoch),
     shell:
         "{params.lth} snapshot --run {params.run} --epoch {wildcards.epoch} --init {input.init} {params.inputs} --out {output}"
         " --seed {params.seed} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"

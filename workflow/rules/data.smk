@@ -1,0 +1,21 @@
+# Datasets that lth downloads (CIFAR-10/100, Tiny-ImageNet) are fetched and checked once, before any job
+# reads them, by a job on the machine running Snakemake (a local rule: cluster nodes are often offline);
+# the seeds of an experiment must not download into one folder at once. Every theta0 waits for it
+# (rule init), so every training does; training jobs themselves never download.
+
+
+rule data:
+    output:
+        f"{RESULTS}/data/{{dataset}}.json",
+    params:
+        lth=LTH,
+        hparams=lambda w: flags(DATASETS[w.dataset]),
+    log:
+        f"{RESULTS}/data/{{dataset}}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        **LIGHT_RESOURCES,
+    shell:
+        "{params.lth} data --out {output} {params.hparams} > {log} 2>&1"
