@@ -22,6 +22,7 @@ import yaml
 from lth.errors import LthError
 from lth.hparams import SECTIONS, DataHparams, GradinitHparams, ModelHparams, PruneHparams, TrainHparams
 from lth.io import check_output
+from lth.names import MASK_SOURCES
 from lth.plots import X_AXES
 
 if TYPE_CHECKING:  # they import torch, which a command pays for only when it uses it
@@ -380,6 +381,8 @@ def _check_same_run(run: Path, args: argparse.Namespace, config: dict[str, Any])
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
+    """A mask at the level `--rounds` of magnitude pruning: magnitude pruning itself, or another source
+    (lth/mask_sources.py) keeping the same number of weights."""
     from lth.checkpoints import build_model, load_checkpoint, nonfinite
     from lth.masks import dense_mask, load_mask, prunable_names, prune, save_mask, sidecar_path
 
@@ -389,6 +392,7 @@ def cmd_prune(args: argparse.Namespace) -> None:
     prune_hp = PruneHparams.from_sources(config, args)
     if args.rounds < 1:
         raise UsageError(f"--rounds: {args.rounds} is not allowed; must be >= 1")
+    _check_mask_source(args, mask_path)
     out = _output_file(args.out, "--out", args.force)
     if out.suffix == ".json":
         raise UsageError(f"--out: {out} ends in .json, where its sidecar goes; give a .pt path")
@@ -399,20 +403,95 @@ def cmd_prune(args: argparse.Namespace) -> None:
     if diverged:  # magnitudes of NaN or inf weights rank nothing
         raise UsageError(f"--weights: {weights_path} holds non-finite values ({', '.join(diverged[:3])}): the run "
                          "that wrote it diverged; retrain it with a lower train.lr")
+    model = build_model(ModelHparams.from_dict(checkpoint["model"]), checkpoint["num_classes"])
     if mask_path:
         mask = _read("--mask", mask_path, load_mask)  # an existing mask fixes which tensors are prunable
     else:
-        model = build_model(ModelHparams.from_dict(checkpoint["model"]), checkpoint["num_classes"])
         mask = dense_mask(weights, prunable_names(model, prune_hp.include_linear))
-    try:
-        new_mask = prune(weights, mask, prune_hp, rounds=args.rounds)
-    except LthError as error:
-        raise UsageError(f"--mask: {mask_path} does not fit --weights {weights_path}: {error}") from None
-    provenance = {"weights": str(weights_path), "mask": str(mask_path) if mask_path else None,
+    provenance = {"method": args.method, "weights": str(weights_path), "mask": str(mask_path) if mask_path else None,
                   "rounds": args.rounds, **prune_hp.to_dict()}
+    if args.method == "magnitude":
+        try:
+            new_mask = prune(weights, mask, prune_hp, rounds=args.rounds)
+        except LthError as error:
+            raise UsageError(f"--mask: {mask_path} does not fit --weights {weights_path}: {error}") from None
+    else:
+        model.load_state_dict(weights)
+        new_mask, settings = _mask_from_source(args, config, model, list(mask), prune_hp)
+        provenance.update(settings)
     info = save_mask(out, new_mask, provenance)
-    log.info("wrote %s: sparsity %.2f%% (%d of %d weights kept)", args.out, 100 * info["sparsity"], info["kept"],
-             info["total"])
+    log.info("wrote %s (%s): sparsity %.2f%% (%d of %d weights kept)", args.out, args.method, 100 * info["sparsity"],
+             info["kept"], info["total"])
+
+
+def _check_mask_source(args: argparse.Namespace, mask_path: Path | None) -> None:
+    """The options a mask source needs, and only those, before any work."""
+    if args.method != "magnitude" and mask_path:
+        raise UsageError(f"--mask: only --method magnitude prunes an existing mask; {args.method} draws a mask at "
+                         "the level --rounds from the dense network")
+    if (args.method == "file") != (args.file is not None):
+        raise UsageError("--file: the user's mask file, given exactly with --method file" if args.file is None
+                         else f"--file: only read with --method file, not {args.method}")
+    if args.like is not None and args.method != "random":
+        raise UsageError(f"--like: only read with --method random, not {args.method}")
+    if args.batches < 1 or args.batch_size < 1 or args.synflow_rounds < 1:
+        raise UsageError("--batches, --batch-size and --synflow-rounds must be >= 1")
+
+
+def _mask_from_source(args: argparse.Namespace, config: dict[str, Any], model: Any, names: list[str],
+                      prune_hp: PruneHparams) -> tuple[Mask, dict[str, Any]]:
+    """The mask of `args.method` at IMP level `args.rounds`'s count, from `model` (theta0), and the
+    settings it was drawn with, recorded in the sidecar."""
+    import time
+
+    import torch
+
+    from lth import mask_sources
+    from lth.masks import load_mask
+
+    _setup_torch(args)
+    params = dict(model.named_parameters())
+    count = mask_sources.kept_count(names, params, prune_hp.rate, args.rounds)
+    started = time.perf_counter()
+    if args.method == "random":
+        like = _read("--like", _require_file(args.like, "--like"), load_mask) if args.like else None
+        if like is not None and sum(int(keep.sum()) for keep in like.values()) != count:
+            log.warning("--like %s keeps %d weights, level %d keeps %d: its per-layer counts win", args.like,
+                        sum(int(keep.sum()) for keep in like.values()), args.rounds, count)
+        try:
+            mask = mask_sources.random_mask({name: params[name].shape for name in names}, count, args.seed, like)
+        except LthError as error:
+            raise UsageError(f"--like: {args.like}: {error}") from None
+        settings: dict[str, Any] = {"seed": args.seed, "like": args.like}
+    elif args.method == "file":
+        try:
+            mask, settings = mask_sources.load_user_mask(Path(args.file), {name: params[name].shape for name in names},
+                                                         params)
+        except LthError as error:
+            raise UsageError(f"--file: {error}") from None
+    elif args.method == "synflow":
+        from lth.data.sources import SOURCES
+
+        channels = params[names[0]].shape[1]  # the first prunable layer reads the image
+        size = SOURCES[DataHparams.from_sources(config, args).name].image_size
+        mask = mask_sources.synflow_mask(model, names, count, (channels, size, size), args.synflow_rounds)
+        settings = {"synflow_rounds": args.synflow_rounds, "input_shape": [channels, size, size]}
+    else:  # snip, grasp: scores on the first training batches of the seed
+        from lth import data
+        from lth.data.batches import Batches
+
+        data_hp = DataHparams.from_sources(config, args)
+        dataset = data.load(data_hp, args.seed)
+        batches = Batches(dataset.train, args.batch_size, dataset.mean, dataset.std, torch.device("cpu"),
+                          generator=torch.Generator().manual_seed(args.seed), flip=dataset.flip,
+                          crop_padding=dataset.crop_padding, channels_last=False)
+        sample = [batch for batch, _ in zip(batches, range(args.batches))]
+        scores = mask_sources.SCORES[args.method](model, names, sample)
+        mask = mask_sources.keep_top(scores, count)
+        settings = {"seed": args.seed, "batches": len(sample), "batch_size": args.batch_size,
+                    "data": data_hp.to_dict()}
+    settings["seconds"] = round(time.perf_counter() - started, 3)
+    return mask, settings
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -420,6 +499,29 @@ def cmd_info(args: argparse.Namespace) -> None:
 
     info = describe_path(Path(args.path))
     print(json.dumps(info, indent=2) if args.json else yaml.safe_dump(info, sort_keys=False), end="")
+
+
+def cmd_ls(args: argparse.Namespace) -> None:
+    from lth import runs
+
+    folders = runs.scan(Path(args.results))
+    print(runs.as_json(folders) if args.json else runs.table(folders))
+
+
+def cmd_gc(args: argparse.Namespace) -> None:
+    from lth import runs
+
+    results, names = runs.referenced([Path(path) for path in args.configs])
+    unused = runs.unused(results, names)
+    total = sum(folder.size_bytes for folder in unused)
+    print(runs.table(unused) if unused else f"every run folder under {results / 'runs'} is planned by these configs")
+    if unused and not args.yes:
+        print(f"{len(unused)} run folders ({runs.human_size(total)}) that none of these configs plans; "
+              "pass --yes to delete them")
+    elif unused:
+        for folder in unused:
+            runs.delete(folder)
+        print(f"deleted {len(unused)} run folders ({runs.human_size(total)})")
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
@@ -575,19 +677,45 @@ def build_parser() -> argparse.ArgumentParser:
     TrainHparams.add_arguments(snapshot)
     GradinitHparams.add_arguments(snapshot)
 
-    prune = command("prune", cmd_prune, "magnitude-prune trained weights, given the current mask, to a new mask")
-    prune.add_argument("--weights", required=True, help="trained checkpoint whose magnitudes rank the weights")
-    prune.add_argument("--mask", help="current mask (omit to start from dense)")
+    prune = command("prune", cmd_prune, "a mask: magnitude pruning of trained weights (given the current mask), or "
+                    "another source at the same level's count (random, snip, grasp, synflow, a user's file)")
+    prune.add_argument("--method", default="magnitude", choices=MASK_SOURCES,
+                       help="magnitude (IMP/OMP); random, snip (Lee et al. 2019), grasp (Wang et al. 2020), synflow "
+                            "(Tanaka et al. 2020): drawn from --weights (theta0) at level --rounds's count; file: "
+                            "--file, checked against the model (lth/mask_sources.py)")
+    prune.add_argument("--weights", required=True, help="checkpoint: trained weights to rank by magnitude, or theta0 "
+                                                        "for the other sources")
+    prune.add_argument("--mask", help="current mask (omit to start from dense; magnitude only)")
     prune.add_argument("--out", required=True, help="mask to write (.pt, with a .json sidecar)")
     prune.add_argument("--rounds", type=int, default=1,
-                       help="rounds' worth of pruning at once: 1 for an IMP step, k for one-shot (OMP) level k")
+                       help="rounds' worth of pruning at once: 1 for an IMP step, k for one-shot (OMP) level k; "
+                            "the other sources keep level k's count")
+    prune.add_argument("--seed", type=int, default=0, help="random: the draw; snip, grasp: the training batches")
+    prune.add_argument("--like", help="random: keep each layer's count of this mask (the random-pruning control)")
+    prune.add_argument("--file", help="file: the user's mask (.pt or .npz, parameter name -> boolean array)")
+    prune.add_argument("--batches", type=int, default=1, help="snip, grasp: training batches scored")
+    prune.add_argument("--batch-size", type=int, default=128, help="snip, grasp: images per batch")
+    prune.add_argument("--synflow-rounds", type=int, default=100, help="synflow: pruning rounds (exponential "
+                                                                       "schedule)")
     prune.add_argument("--force", action="store_true", help="replace --out and its sidecar if they exist")
     _add_config(prune)
+    _add_run_options(prune)
     PruneHparams.add_arguments(prune)
+    DataHparams.add_arguments(prune)
 
     info = command("info", cmd_info, "describe a checkpoint, a mask, or a run folder")
     info.add_argument("path")
     info.add_argument("--json", action="store_true", help="JSON instead of YAML")
+
+    ls = command("ls", cmd_ls, "list the run folders of a results folder: kind, hash, status, settings, test "
+                 "accuracy, age, size")
+    ls.add_argument("results", nargs="?", default="results", help="the workflow's results folder")
+    ls.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+    gc = command("gc", cmd_gc, "list the run folders that none of the given configs plans; delete them with --yes")
+    gc.add_argument("configs", nargs="+", metavar="CONFIG", help="every config whose runs to keep (config.yaml, "
+                    "configs/...): a folder any of them plans is never touched")
+    gc.add_argument("--yes", action="store_true", help="delete the folders listed")
 
     aggregate = command("aggregate", cmd_aggregate, "collect finished runs into one summary.csv")
     aggregate.add_argument("--out", required=True, help="summary.csv to write")

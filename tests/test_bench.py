@@ -20,10 +20,12 @@ from conftest import REPO, find_shared_data
     ("analysis", "track", ["--widths", "8", "--images", "256", "--sample", "16", "--max-iter", "3",
                            "--warmup-steps", "1"]),
     ("analysis", "landscape", ["--widths", "8", "--images", "100", "--points", "2"]),
+    ("masks", None, ["--widths", "8", "--batch-size", "16", "--synflow-rounds", "3"]),
 ])
-def test_bench_runs(script: str, what: str, flags: list[str]) -> None:
+def test_bench_runs(script: str, what: str | None, flags: list[str]) -> None:
     env = {**os.environ, "LTH_SHARED_DATA": str(find_shared_data())}
-    result = subprocess.run([sys.executable, str(REPO / "bench" / f"{script}.py"), what, *flags, "--repeats", "1",
-                             "--threads", "1"], capture_output=True, text=True, timeout=300, env=env)
+    command = [sys.executable, str(REPO / "bench" / f"{script}.py"), *([what] if what else []), *flags]
+    result = subprocess.run([*command, "--repeats", "1", "--threads", "1"], capture_output=True, text=True,
+                            timeout=300, env=env)
     assert result.returncode == 0, result.stderr
     assert "(min" in result.stdout  # a median (min, max) summary was printed

@@ -142,3 +142,33 @@ def test_other_bad_input_exits_2(imp_round, tmp_path, capsys):
     assert main(["train", "--init", str(imp_round / "dense" / "final.pt"), "--out-dir", str(imp_round / "dense"),
                  *TRAIN, *COMMON]) == 2  # a finished run is not overwritten
     assert "--force" in capsys.readouterr().err
+
+
+def test_ls_says_what_each_run_folder_is_and_how_far_it_got(tmp_path, capsys):
+    from lth.cli import main
+
+    runs = tmp_path / "results" / "runs"
+    for name in ("dense-aaaaaaaaaa", "sparse-bbbbbbbbbb", "sparse-cccccccccc", "imp-dddddddddd"):
+        (runs / name).mkdir(parents=True)
+    (runs / "dense-aaaaaaaaaa" / "summary.json").write_text(json.dumps({"final_test_acc": 0.5}))
+    (runs / "dense-aaaaaaaaaa" / "hparams.yaml").write_text(yaml.safe_dump(
+        {"model": {"name": "vgg16", "width": 8}, "data": {"name": "npz"}, "train": {"epochs": 3}}))
+    (runs / "sparse-bbbbbbbbbb" / ".resume").mkdir()
+    (runs / "sparse-bbbbbbbbbb" / ".resume" / "state.pt").write_bytes(b"x" * 2048)
+    for level in (1, 2):
+        (runs / "imp-dddddddddd" / f"level{level}").mkdir()
+        (runs / "imp-dddddddddd" / f"level{level}" / "mask.json").write_text("{}")
+    assert main(["ls", str(tmp_path / "results")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["kind", "hash", "status", "settings", "test_acc", "age", "size"]
+    assert lines[1].split()[:8] == ["dense", "aaaaaaaaaa", "finished", "vgg16", "w8", "npz", "3", "ep"]
+    assert "50.00%" in lines[1]
+    assert lines[2].split()[:2] == ["imp", "dddddddddd"] and "2 levels" in lines[2] and "levels 1-2" in lines[2]
+    assert lines[3].split()[2] == "resumable" and "2.0 kB" in lines[3]
+    assert lines[4].split()[2] == "empty"
+    assert main(["ls", str(tmp_path / "results"), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(run["kind"], run["status"], run["test_acc"]) for run in listed] == [
+        ("dense", "finished", 0.5), ("imp", "2 levels", None), ("sparse", "resumable", None), ("sparse", "empty", None)]
+    assert main(["ls", str(tmp_path / "nothing")]) == 2
+    assert "does not exist" in capsys.readouterr().err

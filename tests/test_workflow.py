@@ -401,6 +401,27 @@ def test_shipped_configs_plan_the_same_jobs_from_any_directory(tmp_path, config)
         assert "mem_mb=16000" not in output
 
 
+def test_gc_deletes_only_folders_no_config_plans(tiny, shared_data):
+    workdir, config = tiny
+    runs = workdir / "results" / "runs"
+    planned = sorted(path.name for path in runs.iterdir())
+    before = mtimes([path for path in runs.rglob("*") if path.is_file()])
+    for stale in ("sparse-0123456789", "imp-0123456789"):  # a run of a config since changed
+        (runs / stale).mkdir()
+        (runs / stale / "final.pt").write_bytes(b"weights")
+    other = write_config(workdir, "other", tiny_config(shared_data, experiment="other", variants=["lth"]))
+    lth = [sys.executable, "-m", "lth", "gc", str(config), str(other)]
+    listed = subprocess.run(lth, cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 0, listed.stderr
+    assert "0123456789" in listed.stdout and "2 run folders" in listed.stdout
+    assert not any(name.partition("-")[2] in listed.stdout for name in planned)
+    deleted = subprocess.run([*lth, "--yes"], cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert deleted.returncode == 0 and "deleted 2 run folders" in deleted.stdout, deleted.stderr
+    assert sorted(path.name for path in runs.iterdir()) == planned
+    assert mtimes(list(before)) == before
+    assert planned_jobs(workdir, config) == {}
+
+
 def test_report_holds_the_table_and_the_figure(tiny):
     workdir, config = tiny
     snakemake(workdir, config, "--report", str(workdir / "report.html"))

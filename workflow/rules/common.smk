@@ -119,7 +119,7 @@ def datasets_to_fetch():
             continue
         other = found.setdefault(run.data.name, run.data)
         if other.root != run.data.root:
-            raise ValueError(f"data.root: experiments read {run.data.name} from two folders ({other.root} and "
+            raise LthError(f"data.root: experiments read {run.data.name} from two folders ({other.root} and "
                              f"{run.data.root}); one dataset is fetched once, into one folder")
     return found
 
@@ -138,7 +138,7 @@ def job_data(data):
     return dataclasses.replace(data, download=False)
 
 
-# ---- resources of the jobs that train (lth/resources.py) ----
+# ---- where the jobs run ----
 def check_execution():
     """What is wrong with where the jobs would run, said before any job runs (a dry run skips it)."""
     if workflow.local_exec:
@@ -157,7 +157,7 @@ onstart:
     check_execution()
 
 
-
+# ---- resources of the jobs that train (lth/resources.py) ----
 TRAIN_SETTINGS = SETTINGS["resources"]["train"]
 GPUS = 0 if SETTINGS["device"] == "cpu" else 1  # a CPU experiment never queues for a GPU
 

@@ -1,0 +1,230 @@
+"""Mask sources other than magnitude pruning: masks drawn at initialisation, at random, or given by the user.
+
+Every source keeps, out of the prunable weights, the count magnitude pruning keeps at the same level
+(`lth.masks.remaining_after`: round(rate * remaining) removed per round), so a level means the same
+sparsity whatever drew the mask. Scores are ranked globally across layers, highest kept, ties broken
+by position (layer order, then flat index), so a mask is a deterministic function of its inputs.
+
+- `random`: uniformly random kept weights, seeded; globally, or (`like`) with each layer's kept count
+  taken from a reference mask, the standard "random pruning" control of a ticket.
+- `snip` (Lee et al. 2019, "SNIP: single-shot network pruning based on connection sensitivity"):
+  the connection sensitivity |dL/dw * w| at initialisation, on mini-batches of training data.
+- `grasp` (Wang et al. 2020, "Picking winning tickets before training by preserving gradient flow"):
+  the score S(-w) = -w * (H g) with g the loss gradient and H g one Hessian-gradient product; GraSP
+  removes the weights with the largest S(-w), so the kept weights are those with the largest w * H g.
+- `synflow` (Tanaka et al. 2020, "Pruning neural networks without any data by iteratively conserving
+  synaptic flow"): data-free. With every parameter replaced by its absolute value and BatchNorm in
+  evaluation mode, R = sum of the network's output for an all-ones input, scores |dR/dw * w|; pruned
+  iteratively over `rounds` rounds to the exponential schedule (kept fraction d^(k/rounds) at round
+  k for a final kept fraction d), scores recomputed on the masked network each round. In float64, as
+  the authors' code, since R spans many orders of magnitude.
+- `file`: the user's own mask (`load_user_mask`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lth.errors import LthError
+from lth.masks import Mask, remaining_after
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def keep_top(scores: Mapping[str, torch.Tensor], count: int, mask: Mask | None = None) -> Mask:
+    """Keep the `count` highest scores across all tensors (only among the weights `mask` keeps, if
+    given); among equal scores the earlier position wins."""
+    names = list(scores)
+    flat = torch.cat([scores[name].detach().reshape(-1).double().cpu() for name in names])
+    if flat.isnan().any():
+        raise LthError("the scores hold NaN: the network's output or gradient overflowed")
+    if mask is not None:
+        eligible = torch.cat([mask[name].reshape(-1).cpu() for name in names])
+        flat = torch.where(eligible, flat, torch.tensor(-math.inf, dtype=torch.float64))
+        available = int(eligible.sum())
+    else:
+        available = flat.numel()
+    if not 0 <= count <= available:
+        raise LthError(f"cannot keep {count} weights out of {available}")
+    # The count-th largest score by selection, not a full sort (SynFlow ranks 100 times): every score
+    # above it is kept, and of those equal to it the earliest, as a stable descending sort would.
+    if count == 0:
+        keep = torch.zeros(flat.numel(), dtype=torch.bool)
+    else:
+        threshold = torch.kthvalue(flat, flat.numel() - count + 1).values
+        keep = flat > threshold
+        ties = (flat == threshold).nonzero().squeeze(1)
+        keep[ties[:count - int(keep.sum())]] = True
+    result, offset = {}, 0
+    for name in names:
+        size = scores[name].numel()
+        result[name] = keep[offset:offset + size].reshape(scores[name].shape)
+        offset += size
+    return result
+
+
+def kept_count(names: Iterable[str], weights: Mapping[str, torch.Tensor], rate: float, rounds: int) -> int:
+    """Weights magnitude pruning keeps after `rounds` rounds at `rate`, from dense."""
+    return remaining_after(sum(weights[name].numel() for name in names), rate, rounds)
+
+
+# --- random ------------------------------------------------------------------------------
+
+
+def random_mask(shapes: Mapping[str, torch.Size], count: int, seed: int, like: Mask | None = None) -> Mask:
+    """`count` kept weights chosen uniformly at random across all tensors; with `like`, each tensor
+    keeps exactly as many as `like` keeps in it (count is then `like`'s total)."""
+    generator = torch.Generator().manual_seed(seed)
+    if like is None:
+        total = sum(math.prod(shape) for shape in shapes.values())
+        scores = torch.rand(total, generator=generator, dtype=torch.float64)
+        flat_scores, offset = {}, 0
+        for name, shape in shapes.items():
+            size = math.prod(shape)
+            flat_scores[name] = scores[offset:offset + size].reshape(shape)
+            offset += size
+        return keep_top(flat_scores, count)
+    mask = {}
+    for name, shape in shapes.items():
+        if name not in like:
+            raise LthError(f"the reference mask has no {name!r}")
+        if like[name].shape != shape:
+            raise LthError(f"the reference mask's {name!r} has shape {tuple(like[name].shape)}, not {tuple(shape)}")
+        scores = torch.rand(shape, generator=generator, dtype=torch.float64)
+        mask[name] = keep_top({name: scores}, int(like[name].sum()))[name]
+    return mask
+
+
+# --- scores at initialisation ---------------------------------------------------------------
+
+
+def _parameters(model: nn.Module, names: Iterable[str]) -> dict[str, nn.Parameter]:
+    params = dict(model.named_parameters())
+    return {name: params[name] for name in names}
+
+
+def snip_scores(model: nn.Module, names: list[str], batches: Iterable[Batch]) -> dict[str, torch.Tensor]:
+    """|dL/dw * w|, the gradient summed over `batches` (cross-entropy, mean over each batch)."""
+    model.train()
+    params = _parameters(model, names)
+    grads = {name: torch.zeros_like(p) for name, p in params.items()}
+    for inputs, labels in batches:
+        loss = F.cross_entropy(model(inputs), labels)
+        for name, grad in zip(params, torch.autograd.grad(loss, list(params.values()))):
+            grads[name] += grad
+    return {name: (grads[name] * p.detach()).abs() for name, p in params.items()}
+
+
+def grasp_scores(model: nn.Module, names: list[str], batches: list[Batch]) -> dict[str, torch.Tensor]:
+    """w * (H g), whose largest values GraSP keeps: g is the loss gradient over `batches` (not
+    differentiated), H g the gradient of g . grad L, with the Hessian of the same loss."""
+    model.train()
+    params = _parameters(model, names)
+    weights = list(params.values())
+    g = [torch.zeros_like(p) for p in weights]
+    for inputs, labels in batches:
+        for total, grad in zip(g, torch.autograd.grad(F.cross_entropy(model(inputs), labels), weights)):
+            total += grad
+    hg = [torch.zeros_like(p) for p in weights]
+    for inputs, labels in batches:
+        grads = torch.autograd.grad(F.cross_entropy(model(inputs), labels), weights, create_graph=True)
+        product = sum((grad * fixed).sum() for grad, fixed in zip(grads, g))
+        for total, term in zip(hg, torch.autograd.grad(product, weights)):
+            total += term
+    return {name: p.detach() * h for (name, p), h in zip(params.items(), hg)}
+
+
+def synflow_scores(model: nn.Module, names: list[str], input_shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """|dR/dw * w| of the linearised network: every parameter and buffer already made non-negative by
+    the caller (`synflow_mask`), R the sum of its output for one all-ones input."""
+    params = _parameters(model, names)
+    reference = next(model.parameters())
+    output = model(torch.ones(1, *input_shape, dtype=reference.dtype, device=reference.device))
+    grads = torch.autograd.grad(output.sum(), list(params.values()))
+    return {name: (grad * p.detach()).abs() for (name, p), grad in zip(params.items(), grads)}
+
+
+def synflow_mask(model: nn.Module, names: list[str], count: int, input_shape: tuple[int, ...],
+                 rounds: int = 100) -> Mask:
+    """SynFlow's iterative pruning to `count` kept weights on a float64 copy of `model`."""
+    linear = _linearised(model)
+    params = _parameters(linear, names)
+    originals = {name: p.detach().clone() for name, p in params.items()}
+    total = sum(p.numel() for p in params.values())
+    mask: Mask = {name: torch.ones_like(p, dtype=torch.bool) for name, p in params.items()}
+    for k in range(1, rounds + 1):
+        keep = count if k == rounds else max(count, round(total * (count / total) ** (k / rounds)))
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(originals[name] * mask[name])
+        mask = keep_top(synflow_scores(linear, names, input_shape), keep, mask)
+    return mask
+
+
+def _linearised(model: nn.Module) -> nn.Module:
+    """A float64 copy with |parameters|, in eval mode: BatchNorm then applies its running statistics
+    (at initialisation mean 0, variance 1), so the network is the positive linear map SynFlow scores."""
+    import copy
+
+    linear = copy.deepcopy(model).double().eval()
+    with torch.no_grad():
+        for tensor in [*linear.parameters(), *linear.buffers()]:
+            if tensor.is_floating_point():
+                tensor.abs_()
+    return linear
+
+
+SCORES: dict[str, Callable[..., dict[str, torch.Tensor]]] = {"snip": snip_scores, "grasp": grasp_scores}
+
+
+# --- the user's own masks -------------------------------------------------------------------
+
+
+def load_user_mask(path: Path, prunable: Mapping[str, torch.Size], all_names: Iterable[str]) -> tuple[Mask, dict[str, Any]]:
+    """A mask from the user's file (`.pt`: a mapping name -> bool tensor; `.npz`: name -> bool array),
+    checked against the model: every name a prunable tensor of it, each of its shape, boolean. Returns
+    the mask and its record (sha256 of the file). Errors name the file and the tensor."""
+    from lth.io import sha256_file
+
+    if not path.is_file():
+        raise LthError(f"mask file {path} not found")
+    try:
+        if path.suffix == ".npz":
+            import numpy as np
+
+            with np.load(path, allow_pickle=False) as arrays:
+                raw = {name: torch.from_numpy(arrays[name]) for name in arrays.files}
+        elif path.suffix == ".pt":
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            raise LthError(f"mask file {path}: expected .pt or .npz, not {path.suffix or 'no suffix'}")
+    except LthError:
+        raise
+    except Exception as error:  # torch and numpy raise many kinds for a file that is not theirs
+        raise LthError(f"mask file {path} could not be read ({error}); expected a mapping of parameter names "
+                       "to boolean arrays") from None
+    if not isinstance(raw, Mapping) or not raw:
+        raise LthError(f"mask file {path}: expected a non-empty mapping of parameter names to boolean arrays")
+    known = set(all_names)
+    mask = {}
+    for name, value in raw.items():
+        if name not in known:
+            raise LthError(f"mask file {path}: {name!r} is not a parameter of this model")
+        if name not in prunable:
+            raise LthError(f"mask file {path}: {name!r} is not a prunable tensor (prunable: the Conv2d weights, and "
+                           "the Linear weights with prune.include_linear)")
+        if not isinstance(value, torch.Tensor) or value.dtype != torch.bool:
+            kind = value.dtype if isinstance(value, torch.Tensor) else type(value).__name__
+            raise LthError(f"mask file {path}: {name!r} holds {kind}, not booleans")
+        if value.shape != prunable[name]:
+            raise LthError(f"mask file {path}: {name!r} has shape {tuple(value.shape)}, the model's is "
+                           f"{tuple(prunable[name])}")
+        mask[name] = value.clone()
+    return mask, {"file": str(path), "sha256": sha256_file(path)}
