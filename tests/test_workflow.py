@@ -401,25 +401,30 @@ def test_shipped_configs_plan_the_same_jobs_from_any_directory(tmp_path, config)
         assert "mem_mb=16000" not in output
 
 
-def test_gc_deletes_only_folders_no_config_plans(tiny, shared_data):
-    workdir, config = tiny
-    runs = workdir / "results" / "runs"
-    planned = sorted(path.name for path in runs.iterdir())
-    before = mtimes([path for path in runs.rglob("*") if path.is_file()])
-    for stale in ("sparse-0123456789", "imp-0123456789"):  # a run of a config since changed
+def test_gc_deletes_only_folders_no_config_plans(tiny, shared_data, tmp_path):
+    """On a copy of the tiny experiment's cache (other tests add runs to the original): folders of
+    settings since changed are listed, and deleted only with --yes; whatever the configs plan stays."""
+    workdir, _ = tiny
+    runs = tmp_path / "results" / "runs"
+    shutil.copytree(workdir / "results" / "runs", runs)
+    config = write_config(tmp_path, "tiny", tiny_config(shared_data))
+    other = write_config(tmp_path, "other", tiny_config(shared_data, experiment="other", variants=["lth"]))
+    for stale in ("sparse-0123456789", "imp-0123456789"):
         (runs / stale).mkdir()
         (runs / stale / "final.pt").write_bytes(b"weights")
-    other = write_config(workdir, "other", tiny_config(shared_data, experiment="other", variants=["lth"]))
     lth = [sys.executable, "-m", "lth", "gc", str(config), str(other)]
-    listed = subprocess.run(lth, cwd=workdir, capture_output=True, text=True, timeout=300)
-    assert listed.returncode == 0, listed.stderr
-    assert "0123456789" in listed.stdout and "2 run folders" in listed.stdout
-    assert not any(name.partition("-")[2] in listed.stdout for name in planned)
-    deleted = subprocess.run([*lth, "--yes"], cwd=workdir, capture_output=True, text=True, timeout=300)
-    assert deleted.returncode == 0 and "deleted 2 run folders" in deleted.stdout, deleted.stderr
-    assert sorted(path.name for path in runs.iterdir()) == planned
-    assert mtimes(list(before)) == before
-    assert planned_jobs(workdir, config) == {}
+    listed = subprocess.run(lth, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 0 and "pass --yes" in listed.stdout, listed.stderr
+    assert "sparse  0123456789" in listed.stdout and "imp     0123456789" in listed.stdout
+    assert (runs / "sparse-0123456789").exists()
+    deleted = subprocess.run([*lth, "--yes"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert deleted.returncode == 0 and "deleted" in deleted.stdout, deleted.stderr
+    assert not (runs / "sparse-0123456789").exists() and not (runs / "imp-0123456789").exists()
+    kept = mtimes([path for path in runs.rglob("*") if path.is_file()])
+    assert planned_jobs(tmp_path, config) == {"aggregate": 1, "tickets": 1, "figure_settings": 1,
+                                              "plot_accuracy_vs_sparsity": 1, "all": 1}  # tables only: no run
+    assert "train" not in " ".join(planned_jobs(tmp_path, other))
+    assert mtimes(list(kept)) == kept
 
 
 def test_report_holds_the_table_and_the_figure(tiny):
