@@ -102,6 +102,21 @@ def local_slurm(request, tmp_path_factory):
     if not installed and not shutil.which("apt-get"):
         yield "SLURM is not installed and apt-get is not available to install it"
         return
+    before = os.environ.get("SLURM_CONF")
+    shared = Path("/run/slurm/conf/slurm.conf")  # the copy a running slurmd keeps (localhost.sh: configless)
+    if subprocess.run(["pgrep", "-x", "slurmctld"], capture_output=True).returncode == 0 and shared.is_file():
+        # Another session's cluster (a second pytest beside a running one): use it, and leave it running.
+        os.environ["SLURM_CONF"] = str(shared)
+        yield {**os.environ}
+    else:
+        yield from _start_local_slurm(tmp_path_factory)
+    if before is None:
+        os.environ.pop("SLURM_CONF", None)
+    else:
+        os.environ["SLURM_CONF"] = before
+
+
+def _start_local_slurm(tmp_path_factory):
     folder = tmp_path_factory.mktemp("slurm")
     env = {**os.environ, "LTH_SLURM_DIR": str(folder)}
     started = subprocess.run(["bash", str(SLURM_SETUP), "start"], env=env, capture_output=True, text=True,
@@ -110,11 +125,6 @@ def local_slurm(request, tmp_path_factory):
         subprocess.run(["bash", str(SLURM_SETUP), "stop"], env=env, timeout=60)
         yield f"the local SLURM cluster did not start:\n{started.stdout[-2000:]}\n{started.stderr[-2000:]}"
         return
-    before = os.environ.get("SLURM_CONF")
     os.environ["SLURM_CONF"] = str(folder / "slurm.conf")  # what every Snakemake the tests start asks
     yield {**env, "SLURM_CONF": os.environ["SLURM_CONF"]}
     subprocess.run(["bash", str(SLURM_SETUP), "stop"], env=env, timeout=60)
-    if before is None:
-        os.environ.pop("SLURM_CONF", None)
-    else:
-        os.environ["SLURM_CONF"] = before

@@ -37,3 +37,10 @@ def test_estimates_grow_with_epochs_model_width_images_and_attempt():
 
 def test_narrow_models_are_not_estimated_below_the_overhead_floor():
     assert relative_cost(Work("mobilenet", 4, 1024, 500, 10)) == MIN_RELATIVE_COST
+
+
+def test_every_model_has_a_cost():
+    """The workflow estimates every job's walltime from this table: a model missing here fails there."""
+    from lth.names import MODELS
+
+    assert set(MODEL_GFLOPS) == set(MODELS)
