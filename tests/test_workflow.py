@@ -137,7 +137,7 @@ def test_changing_dense_epochs_writes_new_folders_and_keeps_old(tiny, shared_dat
 
 
 def kill_config(folder: Path, shared_data: Path) -> Path:
-    return write_config(folder, "kill", tiny_config(shared_data, experiment="kill", train__epochs=8, prune__levels=2,
+    return write_config(folder, "kill", tiny_config(shared_data, experiment="kill", train__epochs=5, prune__levels=2,
                                                     variants=["lth", "rewind"], rewind_epoch=2))
 
 
