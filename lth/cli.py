@@ -208,7 +208,7 @@ def cmd_data(args: argparse.Namespace) -> None:
     data_hp = DataHparams.from_sources(config, args)
     source = data.get_source(data_hp.name)
     log.info("%s %s under %s", "fetching" if data_hp.download else "checking", data_hp.name, data_hp.root)
-    raw = source.load(Path(data_hp.root).expanduser() if data_hp.root else None, data_hp.download)
+    raw = source.load(data.data_root(data_hp), data_hp.download)
     found = {"dataset": data_hp.name, "root": data_hp.root, "num_classes": raw.num_classes,
              "train": len(raw.train.labels), "test": len(raw.test.labels),
              "image_shape": list(raw.train.images.shape[1:])}
@@ -359,7 +359,7 @@ def _check_same_run(run: Path, args: argparse.Namespace, config: dict[str, Any])
         return {key: value for key, value in settings.items() if key not in LOCATION_FIELDS}
 
     def what_training(settings: dict[str, Any]) -> dict[str, Any]:  # nor does how it ran (torch.compile)
-        return {key: value for key, value in settings.items() if key not in TrainHparams.EXECUTION_ONLY}
+        return TrainHparams.what_it_computes(settings)
 
     mask = _read("--mask", _require_file(args.mask, "--mask"), load_mask) if args.mask else None
     wanted = {

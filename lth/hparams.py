@@ -226,6 +226,11 @@ class TrainHparams(Hparams):
     # How a run executes, not what it computes: left out of run hashes and resume-state fingerprints.
     EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("compile",)
 
+    @classmethod
+    def what_it_computes(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """`settings` (a train section, as to_dict gives it) without the EXECUTION_ONLY keys."""
+        return {key: value for key, value in settings.items() if key not in cls.EXECUTION_ONLY}
+
     epochs: int = hp(180, "training epochs (E)", minimum=1)
     batch_size: int = hp(128, "mini-batch size", minimum=1)
     lr: float = hp(0.1, "initial SGD learning rate", exclusive_minimum=0.0)

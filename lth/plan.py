@@ -111,7 +111,7 @@ def train_identity(train: TrainHparams) -> dict[str, Any]:
     """The training settings that shape a result: the details of a loss term that is off (its form,
     temperature, reduction) are dropped, so that they do not split the cache, and so is how the job runs
     (`TrainHparams.EXECUTION_ONLY`: torch.compile)."""
-    settings = {key: value for key, value in train.to_dict().items() if key not in TrainHparams.EXECUTION_ONLY}
+    settings = TrainHparams.what_it_computes(train.to_dict())
     if train.label_smoothing == 0:
         del settings["label_smoothing_form"]
     if train.kd_alpha == 0:

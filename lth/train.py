@@ -296,8 +296,7 @@ def train(
     state_path = resume_dir / "state.pt"
     identity = {key: value for key, value in record.items() if key != "save_epochs"}
     if isinstance(identity.get("train"), dict):  # how a run executes does not guard its resume state
-        identity["train"] = {key: value for key, value in identity["train"].items()
-                             if key not in TrainHparams.EXECUTION_ONLY}
+        identity["train"] = TrainHparams.what_it_computes(identity["train"])
     run_id = fingerprint({**identity, "start_epoch": start_epoch, "seed": seed})
     rows: list[dict[str, float]] = []
     epoch = start_epoch

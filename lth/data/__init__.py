@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from lth.hparams import DataHparams
 
-__all__ = ["Data", "DataError", "RawData", "SOURCES", "Source", "Split", "get_source", "load",
+__all__ = ["Data", "DataError", "RawData", "SOURCES", "Source", "Split", "data_root", "get_source", "load",
            "num_classes", "split_sizes"]
 
 
@@ -34,13 +34,13 @@ class Data:
     crop_padding: int
 
 
-def _root(hparams: DataHparams) -> Path | None:
+def data_root(hparams: DataHparams) -> Path | None:
     return Path(hparams.root).expanduser() if hparams.root else None
 
 
 def num_classes(hparams: DataHparams) -> int:
     """Without decoding any image (used by `lth init`)."""
-    return get_source(hparams.name).num_classes(_root(hparams))
+    return get_source(hparams.name).num_classes(data_root(hparams))
 
 
 def _val_count(train_images: int, val_fraction: float) -> int:
@@ -49,7 +49,7 @@ def _val_count(train_images: int, val_fraction: float) -> int:
 
 def split_sizes(hparams: DataHparams) -> dict[str, int]:
     """Images in the train, val and test splits that `load` makes, without decoding the data."""
-    train, test = get_source(hparams.name).sizes(_root(hparams))
+    train, test = get_source(hparams.name).sizes(data_root(hparams))
     if hparams.subset_per_class is not None:
         train = min(train, hparams.subset_per_class * num_classes(hparams))
     val = _val_count(train, hparams.val_fraction)
@@ -97,7 +97,7 @@ def load(hparams: DataHparams, seed: int) -> Data:
     import torch
 
     source = get_source(hparams.name)
-    raw: RawData = source.load(_root(hparams), hparams.download)
+    raw: RawData = source.load(data_root(hparams), hparams.download)
     mean, std = _channel_stats(raw.train.images)
     generator = torch.Generator().manual_seed(seed)
     train = raw.train

@@ -83,12 +83,12 @@ def data_identity(hparams: DataHparams, cache: Path | None = None) -> dict[str, 
 
 
 def _root(hparams: DataHparams) -> Path:
-    from lth.data import sources
+    from lth.data import data_root, sources
 
     # Same expansion as lth.data.load; _require_root raises the sources' "set data.root" error.
     # A root that is not there fails in the per-source checks, whose messages name the
     # expected layout.
-    return sources._require_root(Path(hparams.root).expanduser() if hparams.root else None, hparams.name)
+    return sources._require_root(data_root(hparams), hparams.name)
 
 
 def _with_root(root: Path, error: Exception) -> Exception:
