@@ -33,7 +33,7 @@ include: "workflow/rules/targets.smk"
 # Light jobs run where Snakemake runs, never as cluster jobs (profiles/slurm): they take seconds, and
 # the data job must reach the internet.
 localrules:
-    data, init, prune, aggregate, tickets, summaries, figure_settings, merge_grid, collect_analysis,
+    data, init, reinit, prune, aggregate, tickets, summaries, figure_settings, merge_grid, collect_analysis,
     plot_accuracy_vs_sparsity, plot_paper_figure, plot_grid, plot_analysis, tabulate_analysis,
     all, dense, masks, retrain, tables, analysis, figures, report,
 
@@ -49,6 +49,7 @@ rule all:
         # asks for it, so a deleted final.pt is retrained even though summary.csv is up to date.
         dense_outputs(),
         PLAN.rewind_points(),
+        PLAN.reinit_points(),
         mask_outputs(),
         sparse_outputs(),
     default_target: True

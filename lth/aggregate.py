@@ -4,6 +4,8 @@ results/summary.csv, every experiment's rows together.
 summary.csv columns (README.md, "Tables", says the same):
 - seed, variant, level: the row; the dense network is variant `dense`, level 0; a dense-with-tweak
   baseline is `dense+<tweak>`, level 0.
+- mask_source: the label of the `masks` entry whose mask the run was re-trained on (magnitude,
+  random, snip, ...; lth/mask_config.py); empty for the dense rows, which no mask made.
 - sparsity, nonzero_params, total_params, forward_flops, forward_flops_effective: of the trained
   network (skip branches included in the counts).
 - test_acc (at the epoch of best validation accuracy), best_val_epoch, final_test_acc,
@@ -28,22 +30,25 @@ from lth.errors import LthError
 from lth.io import write_csv
 from lth.manifest import verify_run
 
-COLUMNS = ["seed", "variant", "level", "sparsity", "nonzero_params", "total_params", "forward_flops",
+COLUMNS = ["seed", "variant", "level", "mask_source", "sparsity", "nonzero_params", "total_params", "forward_flops",
            "forward_flops_effective", "test_acc", "best_val_epoch", "final_test_acc", "epochs_trained", "seconds",
            "model", "width", "dataset", "activation", "skip", "rewind_epoch", "gradinit", "label_smoothing",
            "label_smoothing_form", "kd_alpha", "kd_temperature", "kd_reduction", "run"]
 LOSS_COLUMNS = ("label_smoothing", "label_smoothing_form", "kd_alpha", "kd_temperature", "kd_reduction")
 
 
-def parse_row(text: str) -> tuple[int, str, int, Path]:
+ROW_FORMAT = "SEED:VARIANT:LEVEL:MASK_SOURCE:RUN_FOLDER"  # MASK_SOURCE empty for dense rows
+
+
+def parse_row(text: str) -> tuple[int, str, int, str, Path]:
     try:
-        seed, variant, level, run = text.split(":", 3)
-        return int(seed), variant, int(level), Path(run)
+        seed, variant, level, mask_source, run = text.split(":", 4)
+        return int(seed), variant, int(level), mask_source, Path(run)
     except ValueError:
-        raise LthError(f"row {text!r} is not SEED:VARIANT:LEVEL:RUN_FOLDER") from None
+        raise LthError(f"row {text!r} is not {ROW_FORMAT}") from None
 
 
-def summary_row(seed: int, variant: str, level: int, run: Path) -> dict[str, Any]:
+def summary_row(seed: int, variant: str, level: int, mask_source: str, run: Path) -> dict[str, Any]:
     summary = verify_run(run, files=False)  # summary.json's own digest and finite values: cheap for many runs
     try:  # what the run was trained as, in its own record
         hparams = yaml.safe_load((run / "hparams.yaml").read_text())
@@ -55,6 +60,7 @@ def summary_row(seed: int, variant: str, level: int, run: Path) -> dict[str, Any
         "seed": seed,
         "variant": variant,
         "level": level,
+        "mask_source": mask_source,
         "sparsity": summary["sparsity"],
         "nonzero_params": summary["nonzero_params"],
         "total_params": summary["total_params"],

@@ -22,8 +22,10 @@ import yaml
 from lth.errors import LthError
 from lth.hparams import SECTIONS, DataHparams, GradinitHparams, ModelHparams, PruneHparams, TrainHparams
 from lth.io import check_output
+from lth.mask_config import GLOBAL_RANKING
+from lth.mask_config import SETTINGS as SOURCE_SETTINGS
 from lth.names import MASK_SOURCES
-from lth.plots import X_AXES
+from lth.plots import MASK_SOURCE_LAYOUTS, X_AXES
 
 if TYPE_CHECKING:  # they import torch, which a command pays for only when it uses it
     from lth.data import Data
@@ -393,6 +395,10 @@ def cmd_prune(args: argparse.Namespace) -> None:
     if args.rounds < 1:
         raise UsageError(f"--rounds: {args.rounds} is not allowed; must be >= 1")
     _check_mask_source(args, mask_path)
+    if prune_hp.scope == "layerwise" and args.method in GLOBAL_RANKING and not args.like:
+        raise UsageError(f"--prune.scope: layerwise is not allowed with --method {args.method}, which ranks weights "
+                         "across layers as its paper does; use global (or --method random --like MASK for a "
+                         "mask's per-layer counts)")
     out = _output_file(args.out, "--out", args.force)
     if out.suffix == ".json":
         raise UsageError(f"--out: {out} ends in .json, where its sidecar goes; give a .pt path")
@@ -525,10 +531,10 @@ def cmd_gc(args: argparse.Namespace) -> None:
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
-    from lth.aggregate import aggregate, merge_summaries
+    from lth.aggregate import ROW_FORMAT, aggregate, merge_summaries
 
     if bool(args.rows) == bool(args.experiments):
-        raise UsageError("give either rows SEED:VARIANT:LEVEL:RUN_FOLDER (one experiment's summary.csv) or "
+        raise UsageError(f"give either rows {ROW_FORMAT} (one experiment's summary.csv) or "
                          "--experiments NAME=SUMMARY_CSV ... (every experiment's rows in one table), not both")
     out = _output_file(args.out, "--out", args.force)
     if args.experiments:
@@ -542,7 +548,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
     summary = _require_file(args.summary, "--summary")
     outputs = [_output_file(path, "--out", args.force) for path in args.out]
-    plot_accuracy_vs_sparsity(summary, outputs, x=args.x, title=args.title)
+    plot_accuracy_vs_sparsity(summary, outputs, x=args.x, title=args.title, mask_sources=args.mask_sources)
 
 
 def cmd_figure(args: argparse.Namespace) -> None:
@@ -693,10 +699,12 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--seed", type=int, default=0, help="random: the draw; snip, grasp: the training batches")
     prune.add_argument("--like", help="random: keep each layer's count of this mask (the random-pruning control)")
     prune.add_argument("--file", help="file: the user's mask (.pt or .npz, parameter name -> boolean array)")
-    prune.add_argument("--batches", type=int, default=1, help="snip, grasp: training batches scored")
-    prune.add_argument("--batch-size", type=int, default=128, help="snip, grasp: images per batch")
-    prune.add_argument("--synflow-rounds", type=int, default=100, help="synflow: pruning rounds (exponential "
-                                                                       "schedule)")
+    prune.add_argument("--batches", type=int, default=SOURCE_SETTINGS["snip"]["batches"],
+                       help="snip, grasp: training batches scored")
+    prune.add_argument("--batch-size", type=int, default=SOURCE_SETTINGS["snip"]["batch_size"],
+                       help="snip, grasp: images per batch")
+    prune.add_argument("--synflow-rounds", type=int, default=SOURCE_SETTINGS["synflow"]["rounds"],
+                       help="synflow: pruning rounds (exponential schedule)")
     prune.add_argument("--force", action="store_true", help="replace --out and its sidecar if they exist")
     _add_config(prune)
     _add_run_options(prune)
@@ -722,7 +730,7 @@ def build_parser() -> argparse.ArgumentParser:
     aggregate.add_argument("--force", action="store_true", help="replace --out if it exists")
     aggregate.add_argument("--experiments", nargs="+", metavar="NAME=SUMMARY_CSV", default=[],
                            help="write every experiment's summary.csv into one table, after a column `experiment`")
-    aggregate.add_argument("rows", nargs="*", metavar="SEED:VARIANT:LEVEL:RUN_FOLDER",
+    aggregate.add_argument("rows", nargs="*", metavar="SEED:VARIANT:LEVEL:MASK_SOURCE:RUN_FOLDER",
                            help="one per row; each run folder must hold a finished run")
 
     plot = command("plot", cmd_plot, "draw accuracy vs sparsity from a summary.csv")
@@ -730,6 +738,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", required=True, nargs="+", help="figure files (.png, .pdf)")
     plot.add_argument("--x", default="sparsity", choices=tuple(X_AXES))
     plot.add_argument("--title", default=None)
+    plot.add_argument("--mask-sources", default="panels", choices=MASK_SOURCE_LAYOUTS,
+                      help="with several mask sources (column mask_source): a panel per source (default), or "
+                      "one axes with a curve per variant and source, line style by source")
     plot.add_argument("--force", action="store_true", help="replace the --out files if they exist")
 
     from lth.analysis.figures import FIGURES  # light: pandas and matplotlib load only when drawing
@@ -751,8 +762,8 @@ def build_parser() -> argparse.ArgumentParser:
     figure.add_argument("--title", default=None)
     figure.add_argument("--force", action="store_true", help="replace the --out files if they exist")
 
-    tickets = command("tickets", cmd_tickets, "ticket statistics of a summary.csv: gains over vanilla, winning-ticket "
-                      "thresholds, critical sparsities (lth/tickets.py)")
+    tickets = command("tickets", cmd_tickets, "ticket statistics of a summary.csv, per mask source: gains over "
+                      "vanilla, winning-ticket thresholds, critical sparsities (lth/tickets.py)")
     tickets.add_argument("--summary", required=True, help="an experiment's summary.csv")
     tickets.add_argument("--out", required=True, help="tickets.csv to write")
     tickets.add_argument("--pair", action="append", default=[], metavar="A:B",

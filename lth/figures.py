@@ -13,7 +13,13 @@ with `lth plot` (lth/plots.py):
 - x: `sparsity` (default; levels evenly spaced by log remaining weights, as the paper draws them),
   `nonzero_params` or `forward_flops_effective` of the trained network (skip branches add weights);
 - a figure's critical pair (Figure 4b) is marked by a dotted vertical line where its curves cross
-  for the last time (lth/tickets.py defines the critical sparsity).
+  for the last time (lth/tickets.py defines the critical sparsity);
+- mask sources (summary.csv's column `mask_source`, lth/plots.py): every figure draws the tickets
+  of the experiment's primary source only (the first source among its sparse rows, the config's
+  first; a grid panel takes its own experiment's) with the dense rows, except a figure with
+  `per_source` (`any_mask`), which draws a panel per source, side by side on a shared y axis, each
+  with the figure's series and the dense lines, and needs at least two sources. A summary without
+  the column is one source.
 Every drawing function returns the data it plotted, so a figure can be checked without reading
 pixels. torch-free; pandas and matplotlib load only when drawing.
 """
@@ -26,9 +32,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lth.errors import LthError
-from lth.plots import (SUMMARY_COLUMNS, check_one_experiment, check_outputs, check_x, dense_baselines, draw_curve,
-                       draw_dense, finish_x_axis, find_variant, level_means, parts_of, pyplot, read_summary,
-                       remaining_percent, save_figure)
+from lth.plots import (MASK_SOURCE, SUMMARY_COLUMNS, check_one_experiment, check_outputs, check_x, dense_baselines,
+                       draw_curve, draw_dense, finish_x_axis, find_variant, level_means, parts_of, primary_rows, pyplot,
+                       read_summary, remaining_percent, save_figure, series_key, sources_of, sparse_rows, with_source)
 from lth.tickets import curves_crossing
 
 if TYPE_CHECKING:
@@ -49,6 +55,7 @@ class FigureSpec:
     dense: tuple[str, ...] = ()  # tweaks whose `dense+<tweak>` baseline is drawn when present
     method: str | None = None  # the prune method the figure is for (None: any)
     critical: tuple[str, str] | None = None  # a pair whose crossing is marked
+    per_source: bool = False  # a panel per mask source (needs two or more), not the primary source alone
 
     def __post_init__(self) -> None:  # a wrong entry fails at import, not in a workflow hours later
         known = set(self.series)
@@ -93,6 +100,10 @@ SUMMARY_FIGURES: dict[str, FigureSpec] = {spec.name: spec for spec in (
     FigureSpec("figA13_omp", ("lth", "at+trt"), ("lth", "at+trt"), method="omp", description=(
         "Figure A13: vanilla against AT+TRT on one-shot magnitude pruning (OMP) masks: the tweaks help "
         "tickets drawn without iterative pruning too.")),
+    FigureSpec("any_mask", ("lth", "at+trt"), ("lth", "at+trt"), per_source=True, description=(
+        "The tweaks on any mask (not in the paper): vanilla against AT+TRT re-trained on the masks of each "
+        "mask source (magnitude pruning, random, SNIP, GraSP, SynFlow, a user's file), one panel per source, "
+        "with the dense network dashed: do the tweaks help tickets whatever made their mask?")),
 )}
 GRID_FIGURES: dict[str, GridSpec] = {spec.name: spec for spec in (
     GridSpec("fig6_grid", "accuracy", "Figure 6: vanilla (lth) against AT+TRT for each architecture and "
@@ -126,16 +137,31 @@ def _missing(spec: FigureSpec, names: Sequence[str], source: str) -> str | None:
     return f"needs variants {_need(spec)}; the {source} has {', '.join(names) or 'none'}, not {', '.join(lacking)}"
 
 
-def figure_status(name: str, variants: Sequence[str], dense_variants: Sequence[str], method: str) -> str | None:
+def _too_few_sources(sources: Sequence[str | None], where: str) -> str | None:
+    """Why a per-source figure cannot be drawn from these mask sources (None when it can)."""
+    labels = [source for source in sources if source is not None]
+    if len(labels) >= 2:
+        return None
+    return (f"needs at least 2 mask sources; the {where} has "
+            f"{', '.join(labels) if labels else f'one, without a label (no column {MASK_SOURCE!r})'}")
+
+
+def figure_status(name: str, variants: Sequence[str], dense_variants: Sequence[str], method: str,
+                  mask_sources: Sequence[str] = ("magnitude",)) -> str | None:
     """None when figure `name` (SUMMARY_FIGURES) can be drawn from an experiment with these config
-    variants and prune method, else a one-line reason, e.g. "fig1a_skip: needs variants lth and skip;
-    the config has lth, rewind, not skip". Dense baselines (`dense_variants`, tweak names) are drawn
-    when present and never required. Cheap and torch-free: the workflow asks at parse time."""
+    variants, prune method (its primary mask source's) and mask sources (their labels, in order), else
+    a one-line reason, e.g. "fig1a_skip: needs variants lth and skip; the config has lth, rewind, not
+    skip". Dense baselines (`dense_variants`, tweak names) are drawn when present and never required;
+    only a `per_source` figure (any_mask) asks for the mask sources. Cheap and torch-free: the
+    workflow asks at parse time."""
     if name not in SUMMARY_FIGURES:
         raise _unknown(name, list(SUMMARY_FIGURES))
     spec = SUMMARY_FIGURES[name]
     if spec.method is not None and method != spec.method:
         return f"{name}: drawn for experiments with prune.method {spec.method}; this one uses {method}"
+    reason = _too_few_sources(mask_sources, "config") if spec.per_source else None
+    if reason:
+        return f"{name}: {reason}"
     reason = _missing(spec, variants, "config")
     return f"{name}: {reason}" if reason else None
 
@@ -163,17 +189,12 @@ def _colors() -> list[Any]:
     return list(colormaps["tab10"].colors)
 
 
-def _sparse(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows of tickets: neither the dense network nor a dense-with-tweak baseline."""
-    return table[(table["variant"] != "dense") & ~table["variant"].isin(dense_baselines(table))]
-
-
 def _check_method(spec: FigureSpec, table: pd.DataFrame, csv: str | Path) -> None:
     """A figure for one prune method refuses tickets of another, where the CSV says (`prune_method`;
     dense rows, which no mask made, are not asked)."""
     if spec.method is None or "prune_method" not in table:
         return
-    methods = sorted(set(_sparse(table)["prune_method"].dropna().astype(str)))
+    methods = sorted(set(sparse_rows(table)["prune_method"].dropna().astype(str)))
     if methods and methods != [spec.method]:
         raise LthError(f"{csv}: {spec.name} is drawn for prune method {spec.method}; the CSV's rows are "
                        f"{', '.join(methods)} (column 'prune_method')")
@@ -204,6 +225,38 @@ def _critical(ax: Any, a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str],
                          "sparsity": [sparsity], "x": [at], "mean": [accuracy]})
 
 
+def _draw_series(ax: Any, spec: FigureSpec, rows: pd.DataFrame, source: str | None, x: str,
+                 short: bool) -> dict[str, pd.DataFrame]:
+    """Figure `spec`'s series, dense lines and critical marker on `ax` from `rows` (the dense rows and one
+    mask source's tickets); what it drew, by series_key(label, source) (dense lines by their names)."""
+    sparse = sparse_rows(rows)
+    names = list(dict.fromkeys(sparse["variant"]))
+    colors = dict(zip(spec.series, _colors()))  # by the figure's series: the same tweak, the same colour
+    found = {expression: find_variant(expression, names) for expression in spec.series}
+    plotted: dict[str, pd.DataFrame] = {}
+    for expression, variant in found.items():
+        if variant is not None:
+            plotted[series_key(variant, source)] = level_means(sparse[sparse["variant"] == variant], x)
+            draw_curve(ax, plotted[series_key(variant, source)], x, variant, colors[expression])
+    dense = rows[rows["variant"] == "dense"]
+    if not dense.empty:
+        plotted["dense"] = draw_dense(ax, dense, "dense", "black", x=x)
+    for tweak in spec.dense:
+        baseline = next((b for b in dense_baselines(rows) if parts_of(b.removeprefix("dense+")) == parts_of(tweak)),
+                        None)
+        if baseline is not None:
+            plotted[baseline] = draw_dense(ax, rows[rows["variant"] == baseline], baseline, colors[tweak], x=x)
+    if spec.critical:
+        a, b = (found[expression] for expression in spec.critical)
+        if a is not None and b is not None:
+            critical = _critical(ax, plotted[series_key(a, source)], plotted[series_key(b, source)], (a, b), x)
+            if critical is not None:
+                plotted[series_key("critical", source)] = critical
+    finish_x_axis(ax, x, sparse["sparsity"], short=short)
+    ax.legend(fontsize=8)
+    return plotted
+
+
 def draw_summary_figure(name: str, summary_csv: str | Path, outputs: Sequence[str | Path], *,
                         x: str = "sparsity", title: str | None = None) -> dict[str, pd.DataFrame]:
     """Figure `name` of SUMMARY_FIGURES from one experiment's summary.csv into every output (the
@@ -215,6 +268,9 @@ def draw_summary_figure(name: str, summary_csv: str | Path, outputs: Sequence[st
     level 0. For a figure with a critical pair whose curves cross, also "critical" -> one row:
     variant, reference, level (NaN), sparsity, x (its position in `x` units) and mean (the
     first variant's interpolated accuracy there, lth.tickets.curves_crossing).
+    Only the primary mask source's tickets are drawn, except by a `per_source` figure (any_mask): a
+    panel per source, and keys `"<label> (<source>)"` (lth.plots.series_key) for its series and
+    critical markers; the dense lines, the same in every panel, keep their names.
     """
     if name not in SUMMARY_FIGURES:
         raise _unknown(name, list(SUMMARY_FIGURES) + [f"(grids, draw_grid_figure: {', '.join(GRID_FIGURES)})"])
@@ -223,40 +279,37 @@ def draw_summary_figure(name: str, summary_csv: str | Path, outputs: Sequence[st
     outputs = check_outputs(name, outputs)
     table = read_summary(summary_csv, (*SUMMARY_COLUMNS, x))
     check_one_experiment(table, str(summary_csv))
-    _check_method(spec, table, summary_csv)
-    sparse = _sparse(table)
-    names = list(dict.fromkeys(sparse["variant"]))
-    reason = _missing(spec, names, "CSV")
-    if reason:
-        raise LthError(f"{summary_csv}: {name}: {reason}")
+    sources = sources_of(table, str(summary_csv))
+    if spec.per_source:
+        reason = _too_few_sources(sources, "CSV")
+        if reason:
+            raise LthError(f"{summary_csv}: {name}: {reason}")
+    panels = {source: with_source(table, source) for source in (sources if spec.per_source else sources[:1])}
+    for source, rows in panels.items():  # every panel checked before anything is drawn
+        _check_method(spec, rows, summary_csv)
+        reason = _missing(spec, list(dict.fromkeys(sparse_rows(rows)["variant"])),
+                          f"mask source {source} of the CSV" if spec.per_source else "CSV")
+        if reason:
+            raise LthError(f"{summary_csv}: {name}: {reason}")
 
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
-    colors = dict(zip(spec.series, _colors()))  # by the figure's series: the same tweak, the same colour
-    found = {expression: find_variant(expression, names) for expression in spec.series}
+    if spec.per_source:
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1, 4.2), layout="constrained",
+                                 sharey=True, squeeze=False)
+    else:
+        fig, axes = plt.subplots(figsize=(6.4, 4.2), layout="constrained", squeeze=False)
     plotted: dict[str, pd.DataFrame] = {}
-    for expression, variant in found.items():
-        if variant is not None:
-            plotted[variant] = level_means(sparse[sparse["variant"] == variant], x)
-            draw_curve(ax, plotted[variant], x, variant, colors[expression])
-    dense = table[table["variant"] == "dense"]
-    if not dense.empty:
-        plotted["dense"] = draw_dense(ax, dense, "dense", "black", x=x)
-    for tweak in spec.dense:
-        baseline = next((b for b in dense_baselines(table) if parts_of(b.removeprefix("dense+")) == parts_of(tweak)),
-                        None)
-        if baseline is not None:
-            plotted[baseline] = draw_dense(ax, table[table["variant"] == baseline], baseline, colors[tweak], x=x)
-    if spec.critical:
-        a, b = (found[expression] for expression in spec.critical)
-        if a is not None and b is not None:
-            critical = _critical(ax, plotted[a], plotted[b], (a, b), x)
-            if critical is not None:
-                plotted["critical"] = critical
-    finish_x_axis(ax, x, sparse["sparsity"])
-    ax.set_ylabel("Test accuracy at best validation (%)")
-    ax.legend(fontsize=8)
-    ax.set_title(f"{title}: {name}" if title else name, fontsize=10)
+    for ax, (source, rows) in zip(axes[0], panels.items()):
+        short = spec.per_source  # panels are too narrow for the long x label
+        plotted.update(_draw_series(ax, spec, rows, source if spec.per_source else None, x, short))
+        if spec.per_source:
+            ax.set_title(source, fontsize=10)
+    axes[0][0].set_ylabel("Test accuracy at best validation (%)")
+    heading = f"{title}: {name}" if title else name
+    if spec.per_source:
+        fig.suptitle(heading, fontsize=10)
+    else:
+        axes[0][0].set_title(heading, fontsize=10)
     save_figure(fig, outputs)
     return plotted
 
@@ -267,7 +320,8 @@ def _panels(table: pd.DataFrame) -> list[tuple[str, tuple[str, str], pd.DataFram
     dataset (an IMP and an OMP experiment, say) each gets `dataset (experiment)` instead, a row of its own."""
     panels = []
     for experiment, rows in table.groupby("experiment", sort=False):
-        names = list(dict.fromkeys(_sparse(rows)["variant"]))
+        rows = primary_rows(rows, f"experiment {experiment}")  # a grid compares tickets of one mask source
+        names = list(dict.fromkeys(sparse_rows(rows)["variant"]))
         if _usable(names):
             vanilla, tweaked = (find_variant(expression, names) for expression in GRID_SERIES)
             key = (str(rows["model"].iloc[0]), str(rows["dataset"].iloc[0]))
@@ -319,7 +373,7 @@ def draw_grid_figure(name: str, summary_csv: str | Path, outputs: Sequence[str |
     plotted: dict[tuple[str, str], dict[str, pd.DataFrame]] = {}
     for _, key, rows, (vanilla, tweaked) in panels:
         ax = axes[datasets.index(key[1])][models.index(key[0])]
-        sparse = _sparse(rows)
+        sparse = sparse_rows(rows)
         data: dict[str, pd.DataFrame] = {}
         if spec.quantity == "accuracy":
             for color, variant in zip(colors, (vanilla, tweaked)):

@@ -11,9 +11,11 @@ runs (threads, device, which rewind points a dense run keeps) never enters one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shlex
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from lth.analysis.jobs import ANALYSES, AnalysisJob, plan_analyses
 from lth.data.identity import data_identity
 from lth.errors import LthError
 from lth.hparams import DataHparams, GradinitHparams, Hparams, ModelHparams, PruneHparams, TrainHparams
+from lth.mask_config import GLOBAL_RANKING, MaskSpec, level_file, parse_masks
 from lth.variants import PARTS, Variant, resolve
 
 HASH_LENGTH = 10
@@ -35,24 +38,31 @@ class PlanError(LthError):
 
 
 def resolve_data_root(config: dict[str, Any], config_files: list[Path]) -> None:
-    """Make a relative `data.root` absolute, relative to the config file that sets it (the last one
-    that does, in the experiment's overrides or the base), so an experiment reads the same data from
-    any working directory (`snakemake -d`)."""
+    """Make a relative `data.root`, and the relative paths of `file` mask sources, absolute, relative to
+    the config file that sets them (the last one that does, in the experiment's overrides or the base),
+    so an experiment reads the same files from any working directory (`snakemake -d`)."""
     root = (config.get("data") or {}).get("root")
-    if root is None or Path(root).expanduser().is_absolute():
-        return
-    base = Path.cwd()  # set by --config on the command line, not by a file
+    if root is not None and not Path(root).expanduser().is_absolute():
+        base = _setting_folder(config, config_files, lambda section: "root" in (section.get("data") or {}))
+        config["data"] = {**config["data"], "root": str((base / Path(root).expanduser()).resolve())}
+    entries = config.get("masks") or []
+    if any(isinstance(entry, dict) and "path" in entry for entry in entries):
+        base = _setting_folder(config, config_files, lambda section: "masks" in section)
+        config["masks"] = [{**entry, "path": str(base / Path(entry["path"]).expanduser())}
+                           if isinstance(entry, dict) and "path" in entry else entry for entry in entries]
 
-    def sets_root(section: Any) -> bool:
-        return isinstance(section, dict) and isinstance(section.get("data"), dict) and "root" in section["data"]
 
+def _setting_folder(config: dict[str, Any], config_files: list[Path], sets: Callable[[dict[str, Any]], bool]) -> Path:
+    """The folder of the last config file whose experiment overrides or base `sets` a setting; the
+    working directory when none does (the setting came from --config on the command line)."""
     for path in reversed(config_files):
         content = yaml.safe_load(Path(path).read_text()) or {}
-        overrides = (content.get("experiments") or {}).get(config["experiment"]) if isinstance(content, dict) else None
-        if sets_root(overrides) or sets_root(content):
-            base = Path(path).resolve().parent
-            break
-    config["data"] = {**config["data"], "root": str((base / Path(root).expanduser()).resolve())}
+        if not isinstance(content, dict):
+            continue
+        overrides = (content.get("experiments") or {}).get(config["experiment"])
+        if any(isinstance(section, dict) and sets(section) for section in (overrides, content)):
+            return Path(path).resolve().parent
+    return Path.cwd()
 
 
 def check_base_sections(config: dict[str, Any]) -> None:
@@ -78,10 +88,10 @@ def dense_variant(name: str) -> Variant:
     for the tweak's effect on sparse networks (the paper's Figure 1 dashed lines)."""
     variant = resolve(name, source="dense_variants")
     why = ("it has no tweak: it is the dense network itself" if not variant.parts else
-           "the dense network trains from theta0, not from a rewind point" if variant.start == "rewind" else
+           f"the dense network trains from theta0, not from a {variant.start} start" if variant.start != "theta0" else
            "distillation's teacher is the dense network itself" if variant.section("train").get("kd_alpha") else None)
     if why:
-        allowed = ", ".join(part for part in PARTS if part not in ("rewind", "kd"))
+        allowed = ", ".join(part for part in PARTS if part not in ("rewind", "reinit", "kd"))
         raise PlanError(f"dense_variants: {name!r} is not allowed; {why}. Parts allowed here: {allowed} "
                         "(and the aliases at, trt)")
     return variant
@@ -140,13 +150,17 @@ class DenseRun:
 
 @dataclass(frozen=True)
 class Chain:
-    """A sequence of masks drawn from one dense run: IMP levels, or one-shot (OMP) levels."""
+    """A sequence of masks for one dense run: IMP levels, one-shot (OMP) levels, or the levels of
+    another mask source (lth.mask_config), each drawn from theta0 (or read from the user's file)."""
 
     key: str
-    method: str
+    method: str  # imp, omp, or a mask source other than magnitude
     dense: DenseRun
     prune: PruneHparams
     rewind_epoch: int  # where the IMP chain's own training starts (0 = theta0)
+    settings: Mapping[str, Any] = field(default_factory=dict)  # the source's, as hashed
+    like: Chain | None = None  # random: the chain whose per-layer counts it copies
+    files: Mapping[int, str] = field(default_factory=dict)  # file: level -> the user's mask file
 
 
 @dataclass(frozen=True)
@@ -159,6 +173,7 @@ class SparseRun:
     model: ModelHparams
     train: TrainHparams
     gradinit: GradinitHparams
+    reinit_seed: int | None = None  # the `reinit` part: initial weights drawn with this seed, not theta0
 
 
 @dataclass(frozen=True)
@@ -169,6 +184,7 @@ class Row:
     variant: str
     level: int
     run: str
+    mask_source: str = ""  # the `masks` entry's label; empty for the dense rows
 
 
 @dataclass
@@ -180,6 +196,7 @@ class Plan:
     sparse: dict[str, SparseRun] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
     levels: list[int] = field(default_factory=list)  # the experiment's levels (1 = the first mask)
+    masks: list[MaskSpec] = field(default_factory=list)  # the experiment's mask sources, in the config's order
     prune_rate: float = 0.2
     gradinit: GradinitHparams = field(default_factory=GradinitHparams)  # before variants change it
     rewind_epochs: set[int] = field(default_factory=set)  # kept as rewind points by every dense run
@@ -200,9 +217,13 @@ class Plan:
         prune = PruneHparams.from_dict(prune_section)
         plan.levels = level_list(chain_settings["levels"])
         plan.prune_rate = prune.rate
+        plan.masks = parse_masks(config["masks"])
+        plan._check_masks(prune)
+        # The magnitude chain is drawn when listed, or when a random mask copies its per-layer counts.
+        magnitude = any(spec.source == "magnitude" or spec.settings.get("like") == "magnitude" for spec in plan.masks)
         variants = [resolve(name) for name in config["variants"]]
         dense_variants = [dense_variant(name) for name in config.get("dense_variants", [])]
-        plan.rewind_epochs = plan._check_epochs(train, chain_settings, variants)
+        plan.rewind_epochs = plan._check_epochs(train, chain_settings, variants, magnitude)
         data_record = data_identity(data)  # before any job: reads (and caches) user files' fingerprints
 
         for seed in config["seeds"]:
@@ -212,24 +233,39 @@ class Plan:
             for variant in dense_variants:
                 baseline = plan._add_baseline(dense, data_record, variant)
                 plan.rows.append(Row(seed, f"dense+{variant.name}", 0, plan.folder(baseline.key)))
-            chain = plan._add_chain(chain_settings["method"], dense, prune, chain_settings["rewind_epoch"])
-            if chain.method == "imp":  # the chain trains each level to draw the next, whatever the variants
-                for level in range(1, max(plan.levels)):
-                    plan.chain_run(chain, level)
-            for variant in variants:
-                for level in plan.levels:
-                    run = plan._add_sparse(chain, level, variant)
-                    plan.rows.append(Row(seed, variant.name, level, plan.folder(run.key)))
+            chain = None
+            if magnitude:
+                chain = plan._add_chain(chain_settings["method"], dense, prune, chain_settings["rewind_epoch"])
+                if chain.method == "imp":  # the chain trains each level to draw the next, whatever the variants
+                    for level in range(1, max(plan.levels)):
+                        plan.chain_run(chain, level)
+            for index, spec in enumerate(plan.masks):
+                source = chain if spec.source == "magnitude" else plan._add_source(index, spec, dense, prune, chain)
+                for variant in variants:
+                    for level in plan.levels:
+                        run = plan._add_sparse(source, level, variant)
+                        plan.rows.append(Row(seed, variant.name, level, plan.folder(run.key), spec.label))
         if config.get("analysis"):
             from lth.data import split_sizes
 
             plan.analyses = plan_analyses(plan, config["analysis"], split_sizes(data))
         return plan
 
-    def _check_epochs(self, train: TrainHparams, chain: dict[str, Any], variants: list[Variant]) -> set[int]:
+    def _check_masks(self, prune: PruneHparams) -> None:
+        if prune.scope == "layerwise":
+            ranked = [spec.label for spec in self.masks
+                      if spec.source in GLOBAL_RANKING and not spec.settings.get("like")]
+            if ranked:
+                raise PlanError(f"prune.scope: 'layerwise' is not allowed with the mask sources {', '.join(ranked)}, "
+                                "which rank weights across layers as their papers do; use scope global, or "
+                                "{source: random, like: magnitude} for a random mask with the magnitude mask's "
+                                "per-layer counts")
+
+    def _check_epochs(self, train: TrainHparams, chain: dict[str, Any], variants: list[Variant],
+                      magnitude: bool) -> set[int]:
         """The dense epochs (> 0) this experiment keeps as rewind points."""
         needed = {f"save_epochs[{i}]": epoch for i, epoch in enumerate(self.config["save_epochs"])}
-        if chain["method"] == "imp":
+        if magnitude and chain["method"] == "imp":
             needed["prune.rewind_epoch"] = chain["rewind_epoch"]
         if any(variant.start == "rewind" for variant in variants):
             needed["rewind_epoch"] = self.config["rewind_epoch"]
@@ -266,22 +302,39 @@ class Plan:
         chain = Chain(f"{method}-{short_hash(record)}", method, dense, prune, rewind_epoch)
         return self.chains.setdefault(chain.key, chain)
 
+    def _add_source(self, index: int, spec: MaskSpec, dense: DenseRun, prune: PruneHparams,
+                    magnitude: Chain | None) -> Chain:
+        """The chain of mask source `spec` (`masks[index]`) other than magnitude for `dense`'s seed. Its
+        hash holds the source's settings: for `file`, each level's file by content, never by path."""
+        settings, like, files = dict(spec.settings), None, {}
+        if settings.get("like"):
+            like, settings["like"] = magnitude, magnitude.key
+        if spec.source == "file":
+            files = {level: level_file(spec.settings["path"], level, dense.seed) for level in self.levels}
+            settings = {"sha256": {str(level): file_digest(f"masks[{index}].path", path, level)
+                                   for level, path in files.items()}}
+        record = self.record(stage=spec.source, dense=dense.key, prune=prune.to_dict(), settings=settings)
+        chain = Chain(f"{spec.source}-{short_hash(record)}", spec.source, dense, prune, 0, settings, like, files)
+        return self.chains.setdefault(chain.key, chain)
+
     def _add_sparse(self, chain: Chain, level: int, variant: Variant) -> SparseRun:
         start = self.config["rewind_epoch"] if variant.start == "rewind" else 0
+        reinit_seed = chain.dense.seed + self.config["reinit_seed_offset"] if variant.start == "reinit" else None
         model = chain.dense.model.replace(**variant.section("model"))
         train = chain.dense.train.replace(**variant.section("train"))
         gradinit = self.gradinit.replace(**variant.section("gradinit"))
-        return self._sparse_run(chain, level, start, model, train, gradinit)
+        return self._sparse_run(chain, level, start, model, train, gradinit, reinit_seed)
 
     def _sparse_run(self, chain: Chain, level: int, start_epoch: int, model: ModelHparams,
-                    train: TrainHparams, gradinit: GradinitHparams) -> SparseRun:
+                    train: TrainHparams, gradinit: GradinitHparams, reinit_seed: int | None = None) -> SparseRun:
         # GradInit's settings change nothing while it is off, so only then do they split the cache.
         gradinit_record = {"gradinit": gradinit.to_dict()} if gradinit.enabled else {}
+        reinit_record = {"reinit_seed": reinit_seed} if reinit_seed is not None else {}
         record = self.record(stage="sparse", dense=chain.dense.key, mask=f"{chain.key}/level{level}",
                               start_epoch=start_epoch, model=model.to_dict(), train=train_identity(train),
-                              **gradinit_record)
+                              **gradinit_record, **reinit_record)
         run = SparseRun(f"sparse-{short_hash(record)}", chain.dense, chain, level, start_epoch, model, train,
-                        gradinit)
+                        gradinit, reinit_seed)
         return self.sparse.setdefault(run.key, run)
 
     def chain_run(self, chain: Chain, level: int) -> SparseRun:
@@ -293,9 +346,15 @@ class Plan:
     def folder(self, key: str) -> str:
         return str(self.results / "runs" / key)
 
-    def start_weights(self, dense: DenseRun, epoch: int) -> str:
+    def start_weights(self, dense: DenseRun, epoch: int, reinit_seed: int | None = None) -> str:
         folder = self.folder(dense.key)
+        if reinit_seed is not None:
+            return self.reinit_weights(dense.key, reinit_seed)
         return f"{folder}/init.pt" if epoch == 0 else self.rewind_point(dense.key, epoch)
+
+    def reinit_weights(self, dense_key: str, seed: int) -> str:
+        """A fresh initialisation of `dense_key`'s network drawn with `seed` (rule reinit)."""
+        return f"{self.folder(dense_key)}/reinit/seed{seed}.pt"
 
     def rewind_point(self, dense_key: str, epoch: int) -> str:
         """The dense weights after `epoch`: a file of its own (rule rewind_point), so that a new
@@ -305,26 +364,57 @@ class Plan:
     def rewind_points(self) -> list[str]:
         return [self.rewind_point(key, epoch) for key, epochs in self.rewind.items() for epoch in sorted(epochs)]
 
+    def reinit_points(self) -> list[str]:
+        return sorted({self.reinit_weights(run.dense.key, run.reinit_seed) for run in self.sparse.values()
+                       if run.reinit_seed is not None})
+
     def mask_paths(self) -> list[str]:
-        """Every mask a run of the plan trains with (an IMP chain's levels below the last included)."""
-        return sorted({self.mask_path(run.chain, run.level) for run in self.sparse.values()})
+        """Every mask a run of the plan trains with (an IMP chain's levels below the last included), and
+        the masks whose per-layer counts a random mask copies."""
+        used = [(run.chain, run.level) for run in self.sparse.values()]
+        used += [(chain.like, level) for chain, level in used if chain.like]
+        return sorted({self.mask_path(chain, level) for chain, level in used})
 
     def mask_path(self, chain: Chain, level: int) -> str:
         return f"{self.folder(chain.key)}/level{level}/mask.pt"
 
     def prune_inputs(self, chain_key: str, level: int) -> dict[str, str]:
+        """What level `level` of a chain is drawn from: the trained weights magnitude pruning ranks (and
+        the previous IMP level), or another source's theta0 (and its reference mask, or the user's file)."""
         chain = self.chains[chain_key]
+        if chain.method not in ("imp", "omp"):
+            inputs = {"weights": f"{self.folder(chain.dense.key)}/init.pt"}
+            if chain.like:
+                inputs["like"] = self.mask_path(chain.like, level)
+            if chain.files:
+                inputs["file"] = chain.files[level]
+            return inputs
         if chain.method == "omp" or level == 1:
             return {"weights": f"{self.folder(chain.dense.key)}/final.pt"}
         previous = self.chain_run(chain, level - 1)
         return {"weights": f"{self.folder(previous.key)}/final.pt", "mask": self.mask_path(chain, level - 1)}
 
     def prune_rounds(self, chain_key: str, level: int) -> int:
-        return level if self.chains[chain_key].method == "omp" else 1
+        """`lth prune --rounds`: one more IMP round, else straight to the level's count."""
+        return 1 if self.chains[chain_key].method == "imp" else level
+
+    def prune_options(self, chain_key: str) -> str:
+        """`lth prune` flags of a chain's source: --method and its settings (the files it reads come from
+        prune_inputs); a source that reads training data also gets the seed's data settings."""
+        chain = self.chains[chain_key]
+        if chain.method in ("imp", "omp"):
+            return f"--method magnitude {flags(chain.prune)}"
+        words = ["--method", chain.method, "--seed", str(chain.dense.seed)]
+        if chain.method in ("snip", "grasp"):
+            words += ["--batches", str(chain.settings["batches"]), "--batch-size", str(chain.settings["batch_size"])]
+        elif chain.method == "synflow":
+            words += ["--synflow-rounds", str(chain.settings["rounds"])]
+        return f"{shlex.join(words)} {flags(chain.prune)}"
 
     def sparse_inputs(self, key: str) -> dict[str, str]:
         run = self.sparse[key]
-        inputs = {"init": self.start_weights(run.dense, run.start_epoch), "mask": self.mask_path(run.chain, run.level)}
+        inputs = {"init": self.start_weights(run.dense, run.start_epoch, run.reinit_seed),
+                  "mask": self.mask_path(run.chain, run.level)}
         if run.train.kd_alpha > 0:
             inputs["teacher"] = f"{self.folder(run.dense.key)}/final.pt"  # the dense network of the same seed
         return inputs
@@ -398,13 +488,18 @@ class Plan:
         return sorted({row.run for row in self.rows})
 
     def row_args(self) -> str:
-        return shlex.join(f"{row.seed}:{row.variant}:{row.level}:{row.run}" for row in self.rows)
+        return shlex.join(f"{row.seed}:{row.variant}:{row.level}:{row.mask_source}:{row.run}" for row in self.rows)
+
+    def primary_rows(self) -> list[Row]:
+        """The rows of the dense runs and of the first mask source: what the analyses read."""
+        first = self.masks[0].label
+        return [row for row in self.rows if row.mask_source in ("", first)]
 
     def job_count(self) -> dict[str, int]:
         """Jobs the full DAG holds per rule, for checks and the README."""
         theta0 = [run for run in self.dense.values() if not run.baseline]
         return {"init": len(theta0), "train_dense": len(self.dense), "rewind_point": len(self.rewind_points()),
-                "prune": len(self.mask_paths()), "train_sparse": len(self.sparse)}
+                "reinit": len(self.reinit_points()), "prune": len(self.mask_paths()), "train_sparse": len(self.sparse)}
 
     @classmethod
     def merge(cls, plans: list[Plan]) -> Plan:
@@ -418,3 +513,17 @@ class Plan:
             for key, epochs in plan.rewind.items():
                 merged.rewind.setdefault(key, set()).update(epochs)
         return merged
+
+
+@functools.cache
+def _digest(path: str, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def file_digest(key: str, path: str, level: int) -> str:
+    """sha256 of a user's mask file (read once per version of the file in a process)."""
+    if not Path(path).is_file():
+        raise PlanError(f"{key}: {path} does not exist: the mask of level {level} (prune.levels asks for levels "
+                        "whose files must all exist)")
+    stat = Path(path).stat()
+    return _digest(path, stat.st_mtime_ns, stat.st_size)

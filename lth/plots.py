@@ -5,6 +5,14 @@ Besides `lth plot`'s all-variants figure, this module holds what every accuracy 
 seeds at each level, a curve with its band, the dense lines, the x axes and atomic saving.
 Conventions: accuracy is in %, a band is +- one standard deviation (ddof 1) and is drawn only when
 more than one seed exists, and sparser is to the right.
+
+Mask sources: a summary's column `mask_source` names what made each ticket's mask (`magnitude`,
+`random`, `snip`, a user's label ...; empty for the dense rows, which no mask made). Its sources
+are those of the sparse rows in order of first appearance, the config's order, and the first is the
+experiment's primary source (`sources_of`). A summary without the column (written before it
+existed) has one source without a label (None), so every older summary.csv draws as before. Where a
+figure shows several sources, a series' key is `"<variant> (<source>)"` (`series_key`); with one
+source it is the variant's name.
 """
 
 from __future__ import annotations
@@ -32,6 +40,11 @@ SHORT_X_AXES = {  # for small panels (the grids), where X_AXES' labels do not fi
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 SUMMARY_COLUMNS = ("seed", "variant", "level", "sparsity", "test_acc")  # what every accuracy figure reads
 STATS_COLUMNS = ["level", "sparsity", "x", "mean", "std", "seeds"]  # what level_means returns
+MASK_SOURCE = "mask_source"  # summary.csv's column: what made a ticket's mask (empty for dense rows)
+# `lth plot` with several mask sources: a panel per source, or one axes with a curve per (variant, source).
+MASK_SOURCE_LAYOUTS = ("panels", "curves")
+# Line styles of the sources in one axes ("curves"); never "--", which marks the dense lines.
+SOURCE_STYLES = ("-", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 4)), (0, (8, 2)))
 
 
 def remaining_percent(sparsity: Any) -> Any:  # a float, a numpy array or a pandas Series alike
@@ -73,8 +86,8 @@ def read_summary(csv: str | Path, columns: Sequence[str] = SUMMARY_COLUMNS) -> p
     """A summary.csv (written by `lth aggregate`) that has `columns` and rows, or an LthError naming it."""
     import pandas as pd
 
-    try:
-        table = pd.read_csv(csv)
+    try:  # mask sources as text: a label of digits (`^[a-z0-9_]+$`) would otherwise be read as a number
+        table = pd.read_csv(csv, dtype={MASK_SOURCE: str})
     except (OSError, ValueError) as error:  # pandas' parse errors are ValueErrors
         raise LthError(f"{csv} cannot be read as a CSV ({error}); rerun `lth aggregate`") from None
     missing = [column for column in dict.fromkeys(columns) if column not in table]
@@ -192,42 +205,122 @@ def dense_baselines(table: pd.DataFrame) -> list[str]:
     return [name for name in dict.fromkeys(table["variant"]) if str(name).startswith("dense+")]
 
 
+def sparse_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of tickets: neither the dense network nor a dense-with-tweak baseline."""
+    return table[(table["variant"] != "dense") & ~table["variant"].isin(dense_baselines(table))]
+
+
+def sources_of(table: pd.DataFrame, where: str = "the summary") -> list[str | None]:
+    """The mask sources of a summary's sparse rows in order of first appearance (the config's order;
+    the first is the primary source), or [None] where there is no `mask_source` column or no sparse
+    row has a label (an older summary.csv: one source without a label). An LthError, naming `where`,
+    when only some sparse rows have a label."""
+    sparse = sparse_rows(table)
+    if MASK_SOURCE not in sparse or sparse[MASK_SOURCE].isna().all():
+        return [None]
+    unlabelled = sparse[sparse[MASK_SOURCE].isna()]
+    if not unlabelled.empty:
+        raise LthError(f"{where}: {len(unlabelled)} sparse rows (variants "
+                       f"{', '.join(map(str, dict.fromkeys(unlabelled['variant'])))}) have no {MASK_SOURCE} while "
+                       f"others have one; every ticket's row needs its mask source (rerun `lth aggregate`)")
+    return [str(source) for source in dict.fromkeys(sparse[MASK_SOURCE])]
+
+
+def with_source(table: pd.DataFrame, source: str | None) -> pd.DataFrame:
+    """The dense rows (every source shares them) and the sparse rows of mask source `source` (None: all
+    sparse rows, for a summary of sources_of [None])."""
+    if source is None:
+        return table
+    dense = table["variant"].isin(["dense", *dense_baselines(table)])
+    return table[dense | (table[MASK_SOURCE].astype(str) == source)]
+
+
+def primary_rows(table: pd.DataFrame, where: str = "the summary") -> pd.DataFrame:
+    """with_source of the primary (first) mask source: what a figure of one source draws."""
+    return with_source(table, sources_of(table, where)[0])
+
+
+def series_key(label: str, source: str | None) -> str:
+    """A series' key (and curve label) where several mask sources are drawn: `<label> (<source>)`;
+    the bare label for None (one source)."""
+    return label if source is None else f"{label} ({source})"
+
+
+def check_mask_source_layout(layout: str) -> None:
+    """`layout` is one of MASK_SOURCE_LAYOUTS, or an LthError listing them."""
+    if layout not in MASK_SOURCE_LAYOUTS:
+        raise LthError(f"--mask-sources: {layout!r} is not allowed; choose one of: {', '.join(MASK_SOURCE_LAYOUTS)}")
+
+
 def plot_accuracy_vs_sparsity(summary_csv: Path, outputs: Sequence[Path], x: str = "sparsity",
-                              title: str | None = None) -> dict[str, pd.DataFrame]:
+                              title: str | None = None, mask_sources: str = "panels") -> dict[str, pd.DataFrame]:
     """Test accuracy (at the best-validation epoch) against sparsity, one line per variant.
 
     The dense accuracy is a black dashed line, each dense-with-tweak baseline (`dense+<tweak>`) a
     dashed line in the colour of the variant with the same parts (if drawn); with several seeds each
     line is the mean and the band +- one standard deviation. As is usual for lottery tickets the x axis
     is logarithmic in the weights that remain, so each IMP level is one even step to the right.
-    Returns the plotted data, label -> level_means frame (dense lines: one row, level 0).
+    With several mask sources (column `mask_source`), `mask_sources` = "panels" draws a panel per
+    source side by side (sharing the y axis, each titled by its source, with every variant and the
+    dense lines), "curves" one axes with a curve per (variant, source) labelled `variant (source)`:
+    the colour is the variant's in either, the line style the source's. One source (or a summary
+    without the column) draws one axes whatever `mask_sources` says.
+    Returns the plotted data, key -> level_means frame: the key is the variant with one source,
+    `"<variant> (<source>)"` (series_key) with several; dense lines `dense` and `dense+<tweak>`
+    (one row, level 0; drawn in every panel, the same data).
     """
     check_x(x)
+    check_mask_source_layout(mask_sources)
     table = read_summary(summary_csv, ("variant", "level", "test_acc", "sparsity", x))
     baselines = dense_baselines(table)
     dense = table[table["variant"] == "dense"]
-    sparse = table[(table["variant"] != "dense") & ~table["variant"].isin(baselines)]
+    sparse = sparse_rows(table)
     if sparse.empty:
         raise LthError(f"{summary_csv} has no sparse rows to plot")
+    sources = sources_of(table, str(summary_csv))
+    several = len(sources) > 1
+    panels = several and mask_sources == "panels"
+    # A variant's colour is fixed before drawing, so it is the same in every panel (one source: the
+    # colour cycle's order, as when each curve took the next colour).
+    colors = {variant: f"C{index}" for index, variant in enumerate(dict.fromkeys(sparse["variant"]))}
 
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    fig, axes = plt.subplots(1, len(sources) if panels else 1, figsize=(4.2 * len(sources) + 1, 4.2) if panels
+                             else (6.4, 4.2), layout="constrained", sharey=True, squeeze=False)
+    axes = list(axes[0])
     plotted: dict[str, pd.DataFrame] = {}
-    colors: dict[frozenset[str], Any] = {}
-    for variant, rows in sparse.groupby("variant", sort=False):
-        plotted[variant] = level_means(rows, x)
-        color = draw_curve(ax, plotted[variant], x, variant)
+    for index, source in enumerate(sources):
+        ax = axes[index if panels else 0]
+        style = {} if panels or not several else {"linestyle": SOURCE_STYLES[index % len(SOURCE_STYLES)]}
+        for variant, rows in sparse_rows(with_source(table, source)).groupby("variant", sort=False):
+            key = series_key(variant, source if several else None)
+            plotted[key] = level_means(rows, x)
+            draw_curve(ax, plotted[key], x, variant if panels else key, colors[variant], **style)
+        if panels:
+            ax.set_title(source, fontsize=10)
+    # A dense baseline takes its tweak's colour, so each tweak's dense effect reads beside its ticket.
+    by_parts: dict[frozenset[str], Any] = {}
+    for variant, color in colors.items():
         if parts_of(variant) is not None:
-            colors.setdefault(parts_of(variant), color)
-    if not dense.empty:
-        plotted["dense"] = draw_dense(ax, dense, "dense", x=x, band=False)
-    for name in baselines:  # in its tweak's colour, so each tweak's dense effect reads beside its ticket
-        color = colors.get(parts_of(name.removeprefix("dense+")), "gray")
-        plotted[name] = draw_dense(ax, table[table["variant"] == name], name, color, x=x, band=False)
-    finish_x_axis(ax, x, sparse["sparsity"])
-    ax.set_ylabel("Test accuracy at best validation (%)")
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
+            by_parts.setdefault(parts_of(variant), color)
+    for ax in axes:
+        if not dense.empty:
+            plotted["dense"] = draw_dense(ax, dense, "dense", x=x, band=False)
+        for name in baselines:
+            color = by_parts.get(parts_of(name.removeprefix("dense+")), "gray")
+            plotted[name] = draw_dense(ax, table[table["variant"] == name], name, color, x=x, band=False)
+    for ax, source in zip(axes, sources):
+        drawn = sparse_rows(with_source(table, source)) if panels else sparse
+        finish_x_axis(ax, x, drawn["sparsity"], short=panels)  # panels are too narrow for the long label
+    axes[0].set_ylabel("Test accuracy at best validation (%)")
+    legend: dict[str, Any] = {}  # one legend for all panels: a variant has one colour everywhere
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    axes[0].legend(list(legend.values()), list(legend), fontsize=8)
+    if title and panels:
+        fig.suptitle(title)
+    elif title:
+        axes[0].set_title(title)
     save_figure(fig, outputs)
     return plotted

@@ -2,29 +2,35 @@
 
 Every statistic is computed on means over seeds: at each level, a variant's mean test accuracy
 (at the epoch of best validation accuracy, in %) and the level's mean sparsity (a fraction). One
-row per statistic, columns `statistic, variant, reference, level, sparsity, value, seeds` (empty
-cells, NaN in the frame, where a statistic has no value):
+row per statistic, columns `statistic, mask_source, variant, reference, level, sparsity, value,
+seeds` (empty cells, NaN in the frame, where a statistic has no value). Every statistic is computed
+per mask source (summary.csv's `mask_source`: what made the tickets' masks), among the tickets of
+that source only, and `mask_source` names it; rows come source by source in order of appearance
+(the config's order), each source's gains, then winning tickets, then critical sparsities. A
+summary.csv without the column (older) is one source, its rows' `mask_source` empty.
 
-- `gain`: for each variant other than vanilla and each level it shares with vanilla: `value` = its
-  mean test accuracy minus vanilla's, in points; `reference` = vanilla's name (the variant with no
-  parts, `lth`, however the CSV spells it); `seeds` = the smaller seed count of the two. Vanilla's
-  own (zero) gains are left out, and there are no gain rows when the experiment has no vanilla.
-- `winning_ticket`: per variant (vanilla included), `reference` = `dense`: the highest level whose
-  mean test accuracy is at least the dense network's mean over seeds (a "winning ticket"; the paper:
-  91% sparsity with its tweaks vs 67% without), even when a lower level fell short; `sparsity` =
-  that level's, `value` = its mean accuracy; level, sparsity and value are empty when no level
-  qualifies. `seeds` = the smaller of the dense seed count and the variant's at that level (at its
-  fewest-seeded level when none qualifies). No rows without `dense` rows.
-- `critical_sparsity`: per pair (a, b) of `pairs` whose variants both exist (matched by what they
-  resolve to, so `at+trt` finds `skip+swish+gradinit+ls`; a pair with an absent variant gives no
-  row), where the two mean curves cross: over the levels both have, in order of sparsity,
-  d = mean_a - mean_b; the crossing lies between the LAST two adjacent levels where d changes sign,
-  by linear interpolation on x = log(remaining fraction) = log(1 - sparsity) (a level where d = 0
-  is itself a crossing, at that level's sparsity). The last crossing is the one beyond which the
-  order of the two never changes again. `variant` = a, `reference` = b, `sparsity` = the crossing's,
-  `value` = a's mean accuracy interpolated there the same way (equal to b's: d = 0), `level` empty
-  (a crossing usually lies between levels); sparsity and value empty when the curves never cross.
-  `seeds` = the smallest seed count of the two over their shared levels.
+- `gain`: for each variant other than vanilla and each level it shares with the vanilla of its
+  source: `value` = its mean test accuracy minus vanilla's, in points; `reference` = vanilla's name
+  (the variant with no parts, `lth`, however the CSV spells it); `seeds` = the smaller seed count of
+  the two. Vanilla's own (zero) gains are left out, and there are no gain rows for a source without
+  vanilla.
+- `winning_ticket`: per variant (vanilla included) and source, `reference` = `dense` (the same dense
+  network for every source): the highest level whose mean test accuracy is at least the dense
+  network's mean over seeds (a "winning ticket"; the paper: 91% sparsity with its tweaks vs 67%
+  without), even when a lower level fell short; `sparsity` = that level's, `value` = its mean
+  accuracy; level, sparsity and value are empty when no level qualifies. `seeds` = the smaller of
+  the dense seed count and the variant's at that level (at its fewest-seeded level when none
+  qualifies). No rows without `dense` rows.
+- `critical_sparsity`: per source and pair (a, b) of `pairs` whose variants both exist in it
+  (matched by what they resolve to, so `at+trt` finds `skip+swish+gradinit+ls`; a pair with an
+  absent variant gives no row), where the two mean curves cross: over the levels both have, in
+  order of sparsity, d = mean_a - mean_b; the crossing lies between the LAST two adjacent levels
+  where d changes sign, by linear interpolation on x = log(remaining fraction) = log(1 - sparsity)
+  (a level where d = 0 is itself a crossing, at that level's sparsity). The last crossing is the
+  one beyond which the order of the two never changes again. `variant` = a, `reference` = b,
+  `sparsity` = the crossing's, `value` = a's mean accuracy interpolated there the same way (equal
+  to b's: d = 0), `level` empty (a crossing usually lies between levels); sparsity and value empty
+  when the curves never cross. `seeds` = the smallest seed count of the two over their shared levels.
 
 The dense network (`dense`) is only the winning-ticket reference, and dense-with-tweak baselines
 (`dense+<tweak>`, level 0) enter no statistic: they are not tickets, and comparing a ticket with a
@@ -40,13 +46,13 @@ from typing import TYPE_CHECKING, Any
 
 from lth.errors import LthError
 from lth.io import write_csv
-from lth.plots import (SUMMARY_COLUMNS, check_one_experiment, dense_baselines, find_variant, level_means, parts_of,
-                       read_summary)
+from lth.plots import (SUMMARY_COLUMNS, check_one_experiment, find_variant, level_means, parts_of, read_summary,
+                       sources_of, sparse_rows, with_source)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-COLUMNS = ["statistic", "variant", "reference", "level", "sparsity", "value", "seeds"]
+COLUMNS = ["statistic", "mask_source", "variant", "reference", "level", "sparsity", "value", "seeds"]
 NAN = float("nan")
 
 
@@ -107,25 +113,15 @@ def curves_crossing(a: pd.DataFrame, b: pd.DataFrame) -> tuple[float, float] | N
     return critical_point(joined["sparsity"].tolist(), joined["mean_a"].tolist(), joined["mean_b"].tolist())
 
 
-def ticket_statistics(summary: pd.DataFrame, pairs: Sequence[tuple[str, str]] = (),
-                      where: str = "the summary") -> pd.DataFrame:
-    """tickets.csv's rows (module docstring) from one experiment's summary.csv rows (`where` names
-    them in errors)."""
-    import pandas as pd
-
-    missing = [column for column in SUMMARY_COLUMNS if column not in summary]
-    if missing:
-        raise LthError(f"{where} lacks the column {missing[0]!r}; give a summary.csv written by `lth aggregate`")
-    check_one_experiment(summary, where)
-    baselines = dense_baselines(summary)
-    sparse = summary[(summary["variant"] != "dense") & ~summary["variant"].isin(baselines)]
+def _source_statistics(sparse: pd.DataFrame, dense: pd.DataFrame, pairs: Sequence[tuple[str, str]],
+                       source: str | None) -> list[dict[str, Any]]:
+    """tickets.csv's rows of one mask source: its tickets `sparse`, against the `dense` rows."""
     names = list(dict.fromkeys(sparse["variant"]))
     curves = {name: level_means(sparse[sparse["variant"] == name]).sort_values("level") for name in names}
-    dense = summary[summary["variant"] == "dense"]
     rows: list[dict[str, Any]] = []
 
     def row(statistic: str, variant: str, reference: str, level: Any, sparsity: Any, value: Any, seeds: Any) -> None:
-        rows.append(dict(zip(COLUMNS, (statistic, variant, reference, level, sparsity, value, int(seeds)))))
+        rows.append(dict(zip(COLUMNS, (statistic, source, variant, reference, level, sparsity, value, int(seeds)))))
 
     vanilla = find_variant("lth", names)
     if vanilla is not None:
@@ -147,11 +143,27 @@ def ticket_statistics(summary: pd.DataFrame, pairs: Sequence[tuple[str, str]] = 
     for first, second in pairs:
         a, b = find_variant(first, names), find_variant(second, names)
         if a is None or b is None or a == b:
-            continue  # the experiment lacks the pair (configs list pairs for every experiment)
+            continue  # this source lacks the pair (configs list pairs for every experiment)
         joined = _pair_curves(curves[a], curves[b])
         if not joined.empty:  # no shared level: nothing to compare
             point = curves_crossing(curves[a], curves[b])
             row("critical_sparsity", a, b, NAN, *(point or (NAN, NAN)), joined["seeds"].min())
+    return rows
+
+
+def ticket_statistics(summary: pd.DataFrame, pairs: Sequence[tuple[str, str]] = (),
+                      where: str = "the summary") -> pd.DataFrame:
+    """tickets.csv's rows (module docstring) from one experiment's summary.csv rows (`where` names
+    them in errors), mask source by mask source (`mask_source` None for a summary without the column)."""
+    import pandas as pd
+
+    missing = [column for column in SUMMARY_COLUMNS if column not in summary]
+    if missing:
+        raise LthError(f"{where} lacks the column {missing[0]!r}; give a summary.csv written by `lth aggregate`")
+    check_one_experiment(summary, where)
+    dense = summary[summary["variant"] == "dense"]  # dense+<tweak> baselines enter no statistic
+    rows = [row for source in sources_of(summary, where)
+            for row in _source_statistics(sparse_rows(with_source(summary, source)), dense, pairs, source)]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -14,9 +14,10 @@ from typing import Any
 
 from lth.errors import LthError
 
-# Setting keys: "start" (theta0 | rewind), "model.<field>", "train.<field>", "gradinit.<field>".
+# Setting keys: "start" (theta0 | rewind | reinit), "model.<field>", "train.<field>", "gradinit.<field>".
 PARTS: dict[str, dict[str, Any]] = {
     "rewind": {"start": "rewind"},  # dense weights at the rewind epoch instead of theta0
+    "reinit": {"start": "reinit"},  # a fresh initialisation, another seed: the random re-init control
     "swish": {"model.activation": "swish"},  # nn.SiLU at every activation call site
     "mish": {"model.activation": "mish"},  # nn.Mish at every activation call site
     "ls": {"train.label_smoothing": 0.1},  # label smoothing, a = 0.1 (form: train.label_smoothing_form)

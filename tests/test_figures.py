@@ -14,11 +14,12 @@ import pandas as pd
 import pytest
 
 import lth.figures as figures
+import lth.plots as plots
 from lth.cli import main
 from lth.errors import LthError
 from lth.figures import (GRID_FIGURES, SUMMARY_FIGURES, draw_grid_figure, draw_summary_figure, figure_status,
                          grid_status)
-from lth.plots import plot_accuracy_vs_sparsity
+from lth.plots import plot_accuracy_vs_sparsity, sources_of
 
 SPARSITY = {1: 0.2, 2: 0.36, 3: 0.488}  # IMP at 20% per level
 TOTAL = 1000  # parameters of the dense network
@@ -46,6 +47,20 @@ def summary(curves: dict[str, list[float]], seeds: int, dense: float = 90.0, bas
     return frame if experiment is None else frame.assign(experiment=experiment)[["experiment", *frame.columns]]
 
 
+def sourced(curves: dict[str, dict[str, list[float]]], seeds: int, **options) -> pd.DataFrame:
+    """One experiment's summary with several mask sources: summary()'s rows of each source's curves
+    (source -> variant -> nominal accuracies), a column mask_source after level (empty for the dense
+    rows, which appear once), sources in the given order."""
+    frames = []
+    for index, (source, variants) in enumerate(curves.items()):
+        frame = summary(variants, seeds, **options)
+        frame = frame.assign(mask_source=frame["level"].gt(0).map({True: source, False: None}))
+        frames.append(frame if index == 0 else frame[frame["level"] > 0])  # the dense rows once
+    table = pd.concat(frames, ignore_index=True)
+    columns = [column for column in table if column != "mask_source"]
+    return table[[*columns[:columns.index("level") + 1], "mask_source", *columns[columns.index("level") + 1:]]]
+
+
 def write(frame: pd.DataFrame, path):
     frame.to_csv(path, index=False)
     return path
@@ -55,8 +70,9 @@ def write(frame: pd.DataFrame, path):
 def saved(monkeypatch):
     """The matplotlib figures the drawing functions save, to inspect their artists."""
     figs = []
-    original = figures.save_figure
-    monkeypatch.setattr(figures, "save_figure", lambda fig, outputs: (figs.append(fig), original(fig, outputs)))
+    original = plots.save_figure
+    for module in (figures, plots):  # lth figure's and lth plot's
+        monkeypatch.setattr(module, "save_figure", lambda fig, outputs: (figs.append(fig), original(fig, outputs)))
     return figs
 
 
@@ -93,10 +109,26 @@ def test_a_figure_is_planned_only_when_its_series_exist(name, variants, method, 
 def test_figure_status_of_every_figure_and_unknown_names():
     everything = ["lth", "skip", "swish", "mish", "ls", "gradinit", "at", "trt", "at+trt", "rewind", "at+rewind",
                   "trt+rewind", "at+trt+rewind", "skip+swish+gradinit+kd"]
-    assert [figure_status(name, everything, ["skip"], "imp") for name in SUMMARY_FIGURES if name != "figA13_omp"] == \
-        [None] * (len(SUMMARY_FIGURES) - 1)
+    assert [figure_status(name, everything, ["skip"], "imp", mask_sources=["magnitude", "random"])
+            for name in SUMMARY_FIGURES if name != "figA13_omp"] == [None] * (len(SUMMARY_FIGURES) - 1)
     with pytest.raises(LthError, match="figure 'fig3' does not exist; choose one of fig1a_skip, .*figA13_omp"):
         figure_status("fig3", everything, [], "imp")
+
+
+@pytest.mark.parametrize(("variants", "sources", "reason"), [
+    (["lth", "at+trt", "rewind"], ["magnitude", "random"], None),
+    (["lth", "skip+swish+gradinit+ls"], ["magnitude", "snip", "my_masks"], None),  # at+trt by its parts
+    (["lth", "at+trt"], ["magnitude"], "any_mask: needs at least 2 mask sources; the config has magnitude"),
+    (["lth", "at+trt"], [], "needs at least 2 mask sources; the config has one, without a label"),
+    (["lth", "rewind"], ["magnitude", "random"], "any_mask: needs variants lth and at+trt; the config has lth, "
+                                                 "rewind, not at+trt"),
+])
+def test_any_mask_is_planned_with_two_mask_sources_and_both_variants(variants, sources, reason):
+    status = figure_status("any_mask", variants, [], "imp", mask_sources=sources)
+    assert status is None if reason is None else reason in status
+    assert figure_status("any_mask", ["lth", "at+trt"], [], "imp") is not None  # the default: magnitude only
+    # The other figures do not ask for mask sources.
+    assert figure_status("fig4a_at_trt", ["lth", "at+trt"], [], "imp", mask_sources=sources) is None
 
 
 def test_grids_need_one_experiment_with_both_series():
@@ -211,6 +243,134 @@ def test_lth_plot_keeps_every_variant_and_draws_dense_baselines(tmp_path):
     assert plotted["skip"]["mean"].tolist() == pytest.approx([90, 89, 85])
     assert plotted["lth"]["std"].tolist() == pytest.approx([1, 1, 1])
     assert (tmp_path / "all.png").stat().st_size > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Mask sources: lth plot per source, any_mask, and the other figures on the primary source only
+
+MAGNITUDE = {"lth": [91, 88, 80], "skip": [90, 89, 85], "at+trt": [92, 90, 86]}
+RANDOM = {"lth": [60, 50, 40], "skip": [65, 55, 45], "at+trt": [70, 62, 58]}  # far below magnitude's
+
+
+def test_lth_plot_draws_a_panel_per_mask_source(tmp_path, saved):
+    csv = write(sourced({"magnitude": MAGNITUDE, "random": RANDOM}, 3, baselines={"skip": 89}), tmp_path / "s.csv")
+    assert sources_of(pd.read_csv(csv)) == ["magnitude", "random"]
+    plotted = plot_accuracy_vs_sparsity(csv, [tmp_path / "all.png"], title="exp")
+    assert list(plotted) == ["lth (magnitude)", "skip (magnitude)", "at+trt (magnitude)", "lth (random)",
+                             "skip (random)", "at+trt (random)", "dense", "dense+skip"]
+    for source, curves in (("magnitude", MAGNITUDE), ("random", RANDOM)):
+        for variant, nominal in curves.items():
+            frame = plotted[f"{variant} ({source})"]
+            assert frame["level"].tolist() == [1, 2, 3] and frame["mean"].tolist() == pytest.approx(nominal)
+            assert frame["std"].tolist() == pytest.approx([1, 1, 1]) and frame["seeds"].tolist() == [3, 3, 3]
+    assert plotted["dense"]["mean"].item() == pytest.approx(90)
+    fig = saved[0]
+    assert [ax.get_title() for ax in fig.axes] == ["magnitude", "random"] and fig.get_suptitle() == "exp"
+    assert fig.axes[0].get_shared_y_axes().joined(fig.axes[0], fig.axes[1])
+    colors = [{line.get_label(): line.get_color() for line in ax.get_lines()} for ax in fig.axes]
+    assert colors[0]["lth"] == colors[1]["lth"] != colors[0]["skip"] == colors[1]["skip"]  # a colour per variant
+    for ax, colour in zip(fig.axes, colors):  # every panel: every variant and both dense lines
+        assert {"lth", "skip", "at+trt"} <= set(colour)
+        assert sum(label.startswith(("dense (", "dense+skip (")) for label in colour) == 2
+        assert colour[next(label for label in colour if label.startswith("dense+skip"))] == colour["skip"]
+
+
+def test_lth_plot_draws_a_curve_per_variant_and_mask_source(tmp_path, saved):
+    csv = write(sourced({"magnitude": MAGNITUDE, "random": RANDOM}, 1), tmp_path / "s.csv")
+    plotted = plot_accuracy_vs_sparsity(csv, [tmp_path / "all.png"], mask_sources="curves")
+    assert plotted["at+trt (random)"]["mean"].tolist() == pytest.approx(RANDOM["at+trt"])
+    assert plotted["lth (magnitude)"]["mean"].tolist() == pytest.approx(MAGNITUDE["lth"])
+    (ax,) = saved[0].axes
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert {f"{variant} ({source})" for variant in MAGNITUDE for source in ("magnitude", "random")} <= set(lines)
+    assert lines["lth (magnitude)"].get_color() == lines["lth (random)"].get_color()  # colour by variant
+    assert lines["lth (magnitude)"].get_color() != lines["skip (magnitude)"].get_color()
+    assert lines["lth (magnitude)"].get_linestyle() != lines["lth (random)"].get_linestyle()  # style by source
+    assert lines["lth (random)"].get_linestyle() == lines["skip (random)"].get_linestyle()
+    assert all(lines[f"{variant} ({source})"].get_linestyle() != "--"  # dashed: the dense lines only
+               for variant in MAGNITUDE for source in ("magnitude", "random"))
+    with pytest.raises(LthError, match="--mask-sources: 'grid' is not allowed; choose one of: panels, curves"):
+        plot_accuracy_vs_sparsity(csv, [tmp_path / "x.png"], mask_sources="grid")
+
+
+@pytest.mark.parametrize("column", [True, False])
+def test_lth_plot_of_one_mask_source_is_unchanged(tmp_path, saved, column):
+    table = sourced({"magnitude": MAGNITUDE}, 1, baselines={"skip": 89})
+    csv = write(table if column else table.drop(columns="mask_source"), tmp_path / "s.csv")
+    for layout in ("panels", "curves"):
+        plotted = plot_accuracy_vs_sparsity(csv, [tmp_path / f"{layout}.png"], title="t", mask_sources=layout)
+        assert list(plotted) == ["lth", "skip", "at+trt", "dense", "dense+skip"]
+        assert plotted["skip"]["mean"].tolist() == pytest.approx(MAGNITUDE["skip"])
+    assert [len(fig.axes) for fig in saved] == [1, 1] and saved[0].axes[0].get_title() == "t"
+
+
+def test_lth_plot_mask_sources_on_the_command_line(tmp_path, capsys):
+    csv = write(sourced({"magnitude": MAGNITUDE, "random": RANDOM}, 1), tmp_path / "s.csv")
+    out = tmp_path / "all.png"
+    assert main(["plot", "--summary", str(csv), "--out", str(out), "--mask-sources", "curves"]) == 0
+    assert out.stat().st_size > 0
+    with pytest.raises(SystemExit):
+        main(["plot", "--summary", str(csv), "--out", str(tmp_path / "b.png"), "--mask-sources", "grid"])
+    assert "invalid choice: 'grid'" in capsys.readouterr().err
+
+
+def test_any_mask_draws_vanilla_and_at_trt_per_mask_source(tmp_path, saved):
+    snip = {"lth": [80, 75, 70], "skip+swish+gradinit+ls": [85, 84, 83]}  # at+trt spelt out
+    csv = write(sourced({"magnitude": MAGNITUDE, "random": RANDOM, "snip": snip}, 3), tmp_path / "s.csv")
+    plotted = draw_summary_figure("any_mask", csv, [tmp_path / "any.png", tmp_path / "any.pdf"], title="exp")
+    assert list(plotted) == ["lth (magnitude)", "at+trt (magnitude)", "dense", "lth (random)", "at+trt (random)",
+                             "lth (snip)", "skip+swish+gradinit+ls (snip)"]  # not skip
+    for source, curves in (("magnitude", MAGNITUDE), ("random", RANDOM), ("snip", snip)):
+        for variant in ("lth", "skip+swish+gradinit+ls" if source == "snip" else "at+trt"):
+            assert plotted[f"{variant} ({source})"]["mean"].tolist() == pytest.approx(curves[variant])
+    assert plotted["dense"]["mean"].item() == pytest.approx(90)
+    fig = saved[0]
+    assert [ax.get_title() for ax in fig.axes] == ["magnitude", "random", "snip"]
+    assert fig.get_suptitle() == "exp: any_mask"
+    for ax in fig.axes:  # two curves and the dense line in each panel, the same colours
+        labels = [line.get_label() for line in ax.get_lines()]
+        assert len(labels) == 3 and labels[2].startswith("dense (90.00% ± 1.00)")
+    assert len({ax.get_lines()[0].get_color() for ax in fig.axes}) == 1
+    assert main(["figure", "any_mask", "--csv", str(csv), "--out", str(tmp_path / "cli.png")]) == 0
+
+
+def test_any_mask_names_what_is_missing(tmp_path):
+    out = [tmp_path / "f.png"]
+    one = sourced({"magnitude": MAGNITUDE}, 1)
+    with pytest.raises(LthError, match="any_mask: needs at least 2 mask sources; the CSV has magnitude$"):
+        draw_summary_figure("any_mask", write(one, tmp_path / "one.csv"), out)
+    with pytest.raises(LthError, match=re.escape("needs at least 2 mask sources; the CSV has one, without a label "
+                                                 "(no column 'mask_source')")):
+        draw_summary_figure("any_mask", write(one.drop(columns="mask_source"), tmp_path / "old.csv"), out)
+    lacking = sourced({"magnitude": MAGNITUDE, "random": {"lth": RANDOM["lth"], "skip": RANDOM["skip"]}}, 1)
+    with pytest.raises(LthError, match=re.escape("any_mask: needs variants lth and at+trt; the mask source random "
+                                                 "of the CSV has lth, skip, not at+trt")):
+        draw_summary_figure("any_mask", write(lacking, tmp_path / "lacking.csv"), out)
+    mixed = sourced({"magnitude": MAGNITUDE, "random": RANDOM}, 1)
+    mixed.loc[mixed["variant"].eq("skip") & mixed["mask_source"].eq("random"), "mask_source"] = None
+    with pytest.raises(LthError, match=r"3 sparse rows \(variants skip\) have no mask_source while others have one"):
+        draw_summary_figure("any_mask", write(mixed, tmp_path / "mixed.csv"), out)
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_paper_figures_and_grids_draw_the_primary_mask_source_only(tmp_path):
+    primary = write(summary(MAGNITUDE, 3, baselines={"skip": 89}), tmp_path / "primary.csv")
+    both = write(sourced({"magnitude": MAGNITUDE, "random": RANDOM}, 3, baselines={"skip": 89}), tmp_path / "s.csv")
+    for name in ("fig4a_at_trt", "fig1a_skip"):
+        alone = draw_summary_figure(name, primary, [tmp_path / "a.png"])
+        drawn = draw_summary_figure(name, both, [tmp_path / "b.png"])
+        assert list(drawn) == list(alone)
+        for label in alone:
+            pd.testing.assert_frame_equal(drawn[label], alone[label])
+    # The primary source is the first among the sparse rows, whatever its name.
+    first_random = write(sourced({"random": RANDOM, "magnitude": MAGNITUDE}, 1), tmp_path / "r.csv")
+    assert draw_summary_figure("fig4a_at_trt", first_random, [tmp_path / "c.png"])["lth"]["mean"].tolist() == \
+        pytest.approx(RANDOM["lth"])
+    grid = pd.concat([sourced({"magnitude": MAGNITUDE, "random": RANDOM}, 1, experiment="a"),
+                      sourced({"snip": RANDOM, "magnitude": MAGNITUDE}, 1, experiment="b", model="vgg16")])
+    plotted = draw_grid_figure("fig6_grid", write(grid, tmp_path / "all.csv"), [tmp_path / "g.png"])
+    assert plotted["resnet18", "cifar10"]["at+trt"]["mean"].tolist() == pytest.approx(MAGNITUDE["at+trt"])
+    assert plotted["vgg16", "cifar10"]["at+trt"]["mean"].tolist() == pytest.approx(RANDOM["at+trt"])  # b's primary
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ SPARSITY = {1: 0.2, 2: 0.36, 3: 0.488, 4: 0.5904}
 CURVES = {"lth": [92, 91, 89, 85], "skip+swish+gradinit+ls": [90, 91.5, 92, 90], "rewind": [93, 92, 90, 86]}
 
 
-def crafted(dense=(90.0, 92.0), curves=CURVES) -> pd.DataFrame:
-    """Dense at 90 and 92 (mean 91); a dense+skip baseline far above it, which no statistic may use."""
+def crafted(dense=(90.0, 92.0), curves=CURVES, source: str | None = None) -> pd.DataFrame:
+    """Dense at 90 and 92 (mean 91); a dense+skip baseline far above it, which no statistic may use.
+    With `source`, a column mask_source after level: `source` for the tickets, empty for dense rows."""
     rows = [{"seed": seed, "variant": "dense", "level": 0, "sparsity": 0.0, "test_acc": acc / 100}
             for seed, acc in enumerate(dense)]
     rows += [{"seed": seed, "variant": "dense+skip", "level": 0, "sparsity": 0.0, "test_acc": 0.99} for seed in (0, 1)]
@@ -26,7 +27,21 @@ def crafted(dense=(90.0, 92.0), curves=CURVES) -> pd.DataFrame:
         for level, mean in zip(SPARSITY, means):
             rows += [{"seed": seed, "variant": variant, "level": level, "sparsity": SPARSITY[level],
                       "test_acc": (mean + offset) / 100} for seed, offset in ((0, -0.5), (1, 0.5))]
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if source is not None:
+        table.insert(3, "mask_source", table["level"].gt(0).map({True: source, False: None}))
+    return table
+
+
+# A second mask source's tickets, far from magnitude's: lth reaches the dense mean (91) at level 1 only,
+# at+trt and rewind never; at+trt and rewind cross between levels 2 and 3.
+RANDOM = {"lth": [92, 85, 70, 50], "skip+swish+gradinit+ls": [85, 80, 75, 72], "rewind": [86, 82, 74, 60]}
+
+
+def two_sources() -> pd.DataFrame:
+    """magnitude's tickets (CURVES) and the dense rows, then random's tickets (RANDOM)."""
+    random = crafted(curves=RANDOM, source="random")
+    return pd.concat([crafted(source="magnitude"), random[random["level"] > 0]], ignore_index=True)
 
 
 def statistic(table: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -96,6 +111,39 @@ def test_crossings_touches_and_none():
         critical_sparsity(s, [1, 2], [2, 1, 0])
 
 
+def test_every_statistic_per_mask_source():
+    table = ticket_statistics(two_sources(), [("at+trt", "rewind")])
+    assert list(table.columns) == COLUMNS and COLUMNS[:2] == ["statistic", "mask_source"]
+    # Source by source in order of appearance, each with its gains, winning tickets, critical sparsities.
+    assert table["mask_source"].tolist() == ["magnitude"] * 12 + ["random"] * 12
+    assert table["statistic"].tolist() == 2 * (["gain"] * 8 + ["winning_ticket"] * 3 + ["critical_sparsity"])
+    magnitude = table[table["mask_source"] == "magnitude"].drop(columns="mask_source").reset_index(drop=True)
+    alone = ticket_statistics(crafted(), [("at+trt", "rewind")]).drop(columns="mask_source")
+    pd.testing.assert_frame_equal(magnitude, alone)  # the other source changes nothing
+    random = table[table["mask_source"] == "random"]
+    gains = statistic(random, "gain")  # over random's own vanilla
+    assert gains.loc["skip+swish+gradinit+ls"]["value"].tolist() == pytest.approx([85 - 92, 80 - 85, 75 - 70, 72 - 50])
+    assert gains.loc["rewind"]["value"].tolist() == pytest.approx([86 - 92, 82 - 85, 74 - 70, 60 - 50])
+    assert set(gains["reference"]) == {"lth"}
+    winning = statistic(random, "winning_ticket")  # against the same dense mean, 91
+    assert winning.loc["lth", ["level", "sparsity", "value", "seeds"]].tolist() == pytest.approx([1, 0.2, 92, 2])
+    assert winning.loc[["skip+swish+gradinit+ls", "rewind"], ["level", "sparsity", "value"]].isna().all().all()
+    # d = at+trt - rewind = -1, -2, +1, +12: the last sign change is between levels 2 and 3, t = 2 / 3.
+    t = 2 / 3
+    x = math.log(1 - 0.36) + t * (math.log(1 - 0.488) - math.log(1 - 0.36))
+    critical = statistic(random, "critical_sparsity").loc["skip+swish+gradinit+ls"]
+    assert critical["reference"] == "rewind" and critical["sparsity"] == pytest.approx(1 - math.exp(x))
+    assert critical["value"] == pytest.approx(80 + t * (75 - 80))
+
+
+def test_a_summary_without_mask_sources_is_one_source():
+    table = ticket_statistics(crafted(), [("at+trt", "rewind")])
+    assert table["mask_source"].isna().all() and len(table) == 12
+    labelled = ticket_statistics(crafted(source="magnitude"), [("at+trt", "rewind")])
+    assert set(labelled["mask_source"]) == {"magnitude"}
+    pd.testing.assert_frame_equal(labelled.drop(columns="mask_source"), table.drop(columns="mask_source"))
+
+
 def test_one_experiment_at_a_time():
     both = pd.concat([crafted().assign(experiment=name) for name in ("a", "b")])
     with pytest.raises(LthError, match=r"holds 2 experiments \(a, b\)"):
@@ -111,7 +159,7 @@ def test_lth_tickets_writes_the_table(tmp_path, capsys):
     written = pd.read_csv(out)
     assert list(written.columns) == COLUMNS
     assert written["statistic"].value_counts().to_dict() == {"gain": 8, "winning_ticket": 3, "critical_sparsity": 1}
-    assert "gain,rewind,lth,1,0.2,1.0,2" in out.read_text()  # levels and seeds as integers
+    assert "gain,,rewind,lth,1,0.2,1.0,2" in out.read_text()  # levels and seeds as integers; no mask source
     assert ",dense,,," not in out.read_text()  # every variant has a winning ticket here
     assert main(["tickets", "--summary", str(summary), "--out", str(out)]) == 2  # exists, no --force
     bad = tmp_path / "bad.csv"
@@ -119,3 +167,8 @@ def test_lth_tickets_writes_the_table(tmp_path, capsys):
     assert "--pair: 'at+trt' is not allowed; give two variants as A:B" in capsys.readouterr().err
     assert main(["tickets", "--summary", str(summary), "--out", str(bad), "--pair", "at+trt:skip+swish+gradinit+ls"]) == 2
     assert not bad.exists()
+    two_sources().to_csv(summary, index=False)
+    assert main(["tickets", "--summary", str(summary), "--out", str(out), "--force"]) == 0
+    written = pd.read_csv(out)
+    assert written["mask_source"].tolist() == ["magnitude"] * 11 + ["random"] * 11
+    assert "gain,random,rewind,lth,1,0.2,-6.0,2" in out.read_text()

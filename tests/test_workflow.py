@@ -378,7 +378,8 @@ def test_each_stage_can_be_asked_for_by_name(tmp_path, shared_data, target, rule
     assert set(planned_jobs(tmp_path, config, target)) == rules | {target}
 
 
-@pytest.mark.parametrize("config", ["config.yaml", "configs/quickstart.yaml", "configs/cifar10-mini.yaml"])
+@pytest.mark.parametrize("config", ["config.yaml", "configs/quickstart.yaml", "configs/cifar10-mini.yaml",
+                                    "configs/any-mask.yaml"])
 def test_shipped_configs_plan_the_same_jobs_from_any_directory(tmp_path, config):
     """The README's way (from the repository root) against the tests' way (-d) and another directory
     (there without torch)."""

@@ -157,7 +157,7 @@ def plan_analyses(plan: Plan, section: dict[str, Any], sizes: dict[str, int]) ->
     from lth.plan import short_hash  # the plan imports this module
 
     jobs: dict[str, AnalysisJob] = {}
-    variants = list(dict.fromkeys(row.variant for row in plan.rows if row.level > 0))
+    variants = list(dict.fromkeys(row.variant for row in plan.primary_rows() if row.level > 0))
     for name, options in section.items():
         analysis = ANALYSES[name]  # the schema allows no other name
         key = f"analysis.{name}"
@@ -165,7 +165,7 @@ def plan_analyses(plan: Plan, section: dict[str, Any], sizes: dict[str, int]) ->
         _check_settings(key, analysis, options, sizes)
         chosen = _variants(f"{key}.variants", options["variants"], variants)
         levels = resolve_levels(f"{key}.levels", options["levels"], plan.levels, plan.prune_rate)
-        for row in plan.rows:
+        for row in plan.primary_rows():
             if row.level not in levels or row.variant not in (chosen if row.level > 0 else {"dense"}):
                 continue
             run = row.run.rsplit("/", 1)[-1]

@@ -76,7 +76,7 @@ READERS: dict[str, tuple[Stage, dict[str, Command]]] = {
         "info folder": lambda w, tmp, _: ["info", tmp / "run"],
     }),
     "summary.json": (run_file("summary.json"), {
-        "aggregate": lambda w, tmp, _: ["aggregate", "--out", tmp / "summary.csv", f"0:lth:1:{tmp / 'run'}"],
+        "aggregate": lambda w, tmp, _: ["aggregate", "--out", tmp / "summary.csv", f"0:lth:1:magnitude:{tmp / 'run'}"],
         "info folder": lambda w, tmp, _: ["info", tmp / "run"],
     }),
     "metrics.csv": (run_file("metrics.csv"), {"info folder": lambda w, tmp, _: ["info", tmp / "run"]}),

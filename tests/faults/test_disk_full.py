@@ -39,7 +39,7 @@ def full_disk(monkeypatch):
 def summary_csv(world: World, tmp: Path) -> Path:
     from lth.aggregate import aggregate
 
-    aggregate([f"0:dense:0:{world.dense}", f"0:lth:1:{world.masked}"], tmp / "summary.csv")
+    aggregate([f"0:dense:0::{world.dense}", f"0:lth:1:magnitude:{world.masked}"], tmp / "summary.csv")
     return tmp / "summary.csv"
 
 
@@ -56,7 +56,7 @@ WRITES = {
     "metrics.csv": (lambda w, t: w.dense_train_args(t / "run"), lambda t: t / "run" / ".resume" / "metrics.csv"),
     "final.pt": (lambda w, t: w.dense_train_args(t / "run"), lambda t: t / "run" / "final.pt"),
     "summary.json": (lambda w, t: w.dense_train_args(t / "run"), lambda t: t / "run" / "summary.json"),
-    "aggregate.csv": (lambda w, t: ["aggregate", "--out", t / "aggregate.csv", f"0:dense:0:{w.dense}"],
+    "aggregate.csv": (lambda w, t: ["aggregate", "--out", t / "aggregate.csv", f"0:dense:0::{w.dense}"],
                       lambda t: t / "aggregate.csv"),
     "figure.png": (lambda w, t: ["plot", "--summary", summary_csv(w, t), "--out", t / "figure.png"],
                    lambda t: t / "figure.png"),

@@ -71,10 +71,10 @@ BAD_INPUTS: dict[str, Case] = {
     "prune --out ends in .json": (lambda w, t: ["prune", "--weights", w.dense / "final.pt", "--out", t / "m.json"],
                                   ["--out", ".json"]),
     "aggregate --out under a file": (lambda w, t: ["aggregate", "--out", regular_file(t) / "s.csv",
-                                                   f"0:dense:0:{w.dense}"], ["--out", "not a folder"]),
+                                                   f"0:dense:0::{w.dense}"], ["--out", "not a folder"]),
     "plot --summary missing": (lambda w, t: ["plot", "--summary", t / "none.csv", "--out", t / "f.png"],
                                ["--summary", "none.csv"]),
-    "aggregate: not a run folder": (lambda w, t: ["aggregate", "--out", t / "s.csv", f"0:dense:0:{t}"],
+    "aggregate: not a run folder": (lambda w, t: ["aggregate", "--out", t / "s.csv", f"0:dense:0::{t}"],
                                     ["no finished run"]),
     # Replacing a file needs --force: the two examples, and every other writing command.
     "init over a finished run's final.pt": (lambda w, t: ["init", "--out", w.dense / "final.pt", "--seed", "0",
@@ -84,7 +84,7 @@ BAD_INPUTS: dict[str, Case] = {
     "prune over an existing mask": (lambda w, t: ["prune", "--weights", w.dense / "final.pt", "--out", w.mask],
                                     ["mask.pt", "already exists", "--force"]),
     "aggregate over an existing file": (lambda w, t: ["aggregate", "--out", w.dense / "metrics.csv",
-                                                      f"0:dense:0:{w.dense}"], ["metrics.csv", "--force"]),
+                                                      f"0:dense:0::{w.dense}"], ["metrics.csv", "--force"]),
     "plot over an existing file": (lambda w, t: ["plot", "--summary", w.dense / "metrics.csv", "--out",
                                                  w.dense / "hparams.yaml"], ["hparams.yaml", "--force"]),
     "train into a finished run": (lambda w, t: w.dense_train_args(w.dense), ["finished run", "--force"]),
@@ -113,7 +113,7 @@ def test_force_replaces_what_it_would_refuse(world, tmp_path, cli):
                        load_checkpoint(world.dense / "init.pt")["state_dict"]["conv1.weight"])
     mask = world.copy(world.mask, tmp_path / "imp" / "mask.pt")
     assert cli("prune", "--weights", dense / "final.pt", "--out", mask, "--force")[0] == 0
-    rows = f"0:dense:0:{dense}"
+    rows = f"0:dense:0::{dense}"
     assert cli("aggregate", "--out", tmp_path / "s.csv", rows)[0] == 0
     assert cli("aggregate", "--out", tmp_path / "s.csv", rows)[0] == 2
     assert cli("aggregate", "--out", tmp_path / "s.csv", rows, "--force")[0] == 0
@@ -208,7 +208,7 @@ def test_aggregate_refuses_a_non_finite_summary(world, tmp_path, cli):
     summary = read_sealed_json(run / "summary.json", "summary", "")
     files = list(summary.pop("files"))
     write_summary(run, {**summary, "test_acc_at_best_val": float("nan")}, files)
-    code, err = cli("aggregate", "--out", tmp_path / "s.csv", f"0:lth:1:{run}")
+    code, err = cli("aggregate", "--out", tmp_path / "s.csv", f"0:lth:1:magnitude:{run}")
     assert code == 2 and "non-finite" in err and "test_acc_at_best_val" in err and str(run) in err, err
 
 

@@ -19,6 +19,7 @@ from lth.data.sources import SOURCES
 from lth.devices import check_local_gpus
 from lth.errors import LthError
 from lth.experiments import experiment_configs
+from lth.names import MASK_SOURCES
 from lth.figures import GRID_FIGURES, SUMMARY_FIGURES, figure_status, grid_status
 from lth.plan import Plan, flags, resolve_data_root, short_hash
 from lth.resources import Work, memory_mb, runtime_minutes
@@ -43,6 +44,21 @@ def figure_settings(experiment):
     return f"{RESULTS}/{experiment}/figure_settings-{short_hash(CONFIGS[experiment]['figures'])}.json"
 
 
+def primary_method(experiment):
+    """How the experiment's first mask source draws its masks (imp, omp, random, ...): the paper
+    figures show that source's tickets."""
+    spec = PLANS[experiment].masks[0]
+    return CONFIGS[experiment]["prune"]["method"] if spec.source == "magnitude" else spec.source
+
+
+def masks_text(experiment):
+    """The experiment's mask sources in words, for captions: `masks IMP at rate 0.2, random, snip`."""
+    c = CONFIGS[experiment]
+    names = [f"{c['prune']['method'].upper()} at rate {c['prune']['rate']}" if spec.source == "magnitude"
+             else spec.label for spec in PLANS[experiment].masks]
+    return f"mask{'s' if len(names) > 1 else ''} {', '.join(names)}"
+
+
 # Paper figures (lth/figures.py) per experiment: the ones its variants allow; the others are named,
 # with the reason, when the workflow is planned (`snakemake -n` shows it).
 PAPER_FIGURES = {name: [] for name in CONFIGS}
@@ -50,7 +66,7 @@ SKIPPED_FIGURES = []
 for name, experiment_config in CONFIGS.items():
     for figure in SUMMARY_FIGURES:
         reason = figure_status(figure, experiment_config["variants"], experiment_config["dense_variants"],
-                               experiment_config["prune"]["method"])
+                               primary_method(name), mask_sources=[spec.label for spec in PLANS[name].masks])
         if reason:
             SKIPPED_FIGURES.append(f"{name}/{reason}")
         else:
@@ -104,9 +120,10 @@ wildcard_constraints:
     dense=r"dense-[0-9a-f]+",
     run=r"(dense|sparse)-[0-9a-f]+",
     hash=r"[0-9a-f]+",
-    chain=r"(imp|omp)-[0-9a-f]+",
+    chain=rf"(imp|omp|{alternatives(MASK_SOURCES)})-[0-9a-f]+",
     sparse=r"sparse-[0-9a-f]+",
     level=r"[1-9][0-9]*",
+    reseed=r"[0-9]+",
     epoch=r"[1-9][0-9]*",
 
 
@@ -219,6 +236,20 @@ def dense_outputs():
             for path in [*([] if run.baseline else [f"{RUNS}/{key}/init.pt"]), *run_outputs(f"{RUNS}/{key}")]]
 
 
+def prune_inputs(w):
+    """PLAN.prune_inputs of a prune job, the user's mask file ancient() (see imp.smk)."""
+    inputs = PLAN.prune_inputs(w.chain, int(w.level))
+    return {name: ancient(path) if name == "file" else path for name, path in inputs.items()}
+
+
+def prune_options(chain_key):
+    """A prune job's flags: the source's own (PLAN.prune_options) and, for a source that reads the
+    data or its image size, the dense run's data settings."""
+    chain = PLAN.chains[chain_key]
+    data = flags(job_data(chain.dense.data)) if chain.method in ("snip", "grasp", "synflow") else ""
+    return f"{PLAN.prune_options(chain_key)} {data}"
+
+
 def mask_outputs():
     return [path for mask in PLAN.mask_paths() for path in (mask, str(Path(mask).with_name("mask.json")))]
 
@@ -269,5 +300,5 @@ def figure_caption(w, figure):
     c = CONFIGS[w.experiment]
     baselines = f"; dense baselines {', '.join(c['dense_variants'])}" if c["dense_variants"] else ""
     return (f"{what} This run: {c['model']['name']} (width {c['model']['width']}) on {c['data']['name']}, "
-            f"{c['train']['epochs']} epochs, {c['prune']['method'].upper()} at rate {c['prune']['rate']}, "
+            f"{c['train']['epochs']} epochs, {masks_text(w.experiment)}, "
             f"seeds {', '.join(map(str, c['seeds']))}; variants {', '.join(c['variants'])}{baselines}.")

@@ -26,6 +26,27 @@ rule init:
         "{params.lth} init --out {output} --seed {params.seed} --threads {threads} {params.hparams} > {log} 2>&1"
 
 
+# The `reinit` variant part's start: the same network initialised afresh with another seed (seed +
+# reinit_seed_offset), the random re-initialisation control of a ticket.
+rule reinit:
+    input:
+        data=lambda w: data_input(PLAN.dense[w.dense]),
+    output:
+        protected(f"{RUNS}/{{dense}}/reinit/seed{{reseed}}.pt"),
+    params:
+        lth=LTH,
+        hparams=lambda w: flags(PLAN.dense[w.dense].model, job_data(PLAN.dense[w.dense].data)),
+    log:
+        f"{RUNS}/{{dense}}/reinit/seed{{reseed}}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        **LIGHT_RESOURCES,
+    shell:
+        "{params.lth} init --out {output} --seed {wildcards.reseed} --threads {threads} {params.hparams} > {log} 2>&1"
+
+
 # The rewind points (and epochs to analyse) this experiment needs are kept by the run as a
 # by-product (epoch<k>.pt, not declared), which rule rewind_point publishes; one added later costs
 # its own epochs only, and this job's outputs never change with it.

@@ -1,18 +1,22 @@
 # Mask export: each level of an IMP chain (prune 20% of what the previous level kept, after
-# training it) or of one-shot pruning (OMP: the dense weights pruned straight to the level).
+# training it), of one-shot pruning (OMP: the dense weights pruned straight to the level), or of
+# another mask source (lth/mask_config.py: random, SNIP, GraSP, SynFlow from theta0 at the level's
+# count, or the user's file for the level). A user's file is ancient(): its content is in the
+# chain's hash, so a changed file is a new chain, and a touched one is not a reason to redo a mask.
 
 
 rule prune:
     input:
-        unpack(lambda w: PLAN.prune_inputs(w.chain, int(w.level))),
+        unpack(prune_inputs),
     output:
         mask=protected(f"{RUNS}/{{chain}}/level{{level}}/mask.pt"),
         sidecar=protected(f"{RUNS}/{{chain}}/level{{level}}/mask.json"),
     params:
         lth=LTH,
         rounds=lambda w: PLAN.prune_rounds(w.chain, int(w.level)),
-        mask=lambda w, input: f"--mask {input.mask}" if "mask" in input.keys() else "",
-        hparams=lambda w: flags(PLAN.chains[w.chain].prune),
+        inputs=lambda w, input: " ".join(f"--{name} {input[name]}" for name in ("mask", "like", "file")
+                                         if name in input.keys()),
+        options=lambda w: prune_options(w.chain),
     log:
         f"{RUNS}/{{chain}}/level{{level}}/prune.log",
     benchmark:
@@ -23,5 +27,5 @@ rule prune:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} prune --weights {input.weights} {params.mask} --out {output.mask} --rounds {params.rounds}"
-        " {params.hparams} > {log} 2>&1"
+        "{params.lth} prune --weights {input.weights} {params.inputs} --out {output.mask} --rounds {params.rounds}"
+        " --threads {threads} {params.options} > {log} 2>&1"

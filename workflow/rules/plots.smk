@@ -29,6 +29,7 @@ rule plot_accuracy_vs_sparsity:
     params:
         lth=LTH,
         x=lambda w: CONFIGS[w.experiment]["figures"]["x"],
+        mask_sources=lambda w: CONFIGS[w.experiment]["figures"]["mask_sources"],
         caption=lambda w: figure_caption(w, "accuracy_vs_sparsity"),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_accuracy_vs_sparsity.log",
@@ -40,8 +41,8 @@ rule plot_accuracy_vs_sparsity:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} plot --summary {input.summary} --out {output} --x {params.x} --title {wildcards.experiment:q} --force"
-        " > {log} 2>&1"
+        "{params.lth} plot --summary {input.summary} --out {output} --x {params.x} --title {wildcards.experiment:q}"
+        " --mask-sources {params.mask_sources} --force > {log} 2>&1"
 
 
 # The paper's accuracy figures (lth/figures.py): only those whose series the experiment has.

@@ -6,6 +6,7 @@ rule dense:
     input:
         dense_outputs(),
         PLAN.rewind_points(),
+        PLAN.reinit_points(),
 
 
 rule masks:

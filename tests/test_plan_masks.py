@@ -1,0 +1,169 @@
+"""Mask sources and the reinit control in the run plan: every variant spent on every source's masks."""
+
+from __future__ import annotations
+
+import os
+import shlex
+
+import numpy as np
+import pytest
+import yaml
+
+from lth.errors import LthError
+from lth.mask_config import SETTINGS
+from lth.names import MASK_SOURCES
+from lth.plan import resolve_data_root
+from test_plan import digits_config, plan
+
+SOURCES = ["magnitude", {"source": "random", "like": "magnitude", "label": "random_like"}, "random", "snip",
+           {"source": "synflow", "rounds": 10}]
+
+
+@pytest.fixture(autouse=True)
+def fingerprint_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LTH_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def user_masks(folder, levels=(1, 2, 3), value=1):
+    """Stand-ins for a user's mask files: planning reads only their bytes (lth prune checks them)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for level in levels:
+        np.savez(folder / f"level{level}.npz", **{"conv1.weight": np.full((4, 3, 3, 3), value, dtype=bool)})
+    return folder
+
+
+def test_the_settings_registry_names_every_source():
+    assert tuple(SETTINGS) == MASK_SOURCES
+
+
+def test_the_default_is_the_magnitude_chain_alone():
+    default, listed = plan(digits_config()), plan(digits_config(masks=["magnitude"]))
+    assert set(default.sparse) == set(listed.sparse) and set(default.chains) == set(listed.chains)
+    assert {row.mask_source for row in default.rows if row.level} == {"magnitude"}
+    assert {row.mask_source for row in default.rows if not row.level} == {""}
+
+
+def test_every_variant_is_spent_on_every_source(tmp_path):
+    masks = [*SOURCES, {"source": "file", "path": str(user_masks(tmp_path / "m") / "level{level}.npz")}]
+    planned = plan(digits_config(seeds=[0, 1], variants=["lth", "at+trt"], masks=masks))
+    labels = ["magnitude", "random_like", "random", "snip", "synflow", "file"]
+    for seed in (0, 1):
+        rows = [row for row in planned.rows if row.seed == seed and row.level]
+        assert list(dict.fromkeys(row.mask_source for row in rows)) == labels  # the config's order
+        assert {(row.mask_source, row.variant, row.level) for row in rows} == {
+            (label, variant, level) for label in labels for variant in ("lth", "at+trt") for level in (1, 2, 3)}
+    methods = sorted(chain.method for chain in planned.chains.values())
+    assert methods == sorted(["imp", "random", "random", "snip", "synflow", "file"] * 2)  # a chain per seed
+    assert len({row.run for row in planned.rows}) == len(planned.rows)  # no two rows share a run
+
+
+def test_prune_jobs_read_theta0_and_pass_the_sources_settings(tmp_path):
+    masks = [*SOURCES, {"source": "file", "path": str(user_masks(tmp_path / "m") / "level{level}.npz")}]
+    planned = plan(digits_config(seeds=[3], masks=masks))
+    chains = {chain.method if chain.method != "random" or not chain.like else "random_like": chain
+              for chain in planned.chains.values()}
+    theta0 = f"{planned.folder(chains['imp'].dense.key)}/init.pt"
+    assert planned.prune_inputs(chains["snip"].key, 2) == {"weights": theta0}
+    assert planned.prune_inputs(chains["random_like"].key, 2) == {
+        "weights": theta0, "like": planned.mask_path(chains["imp"], 2)}  # the IMP mask of the same level and seed
+    assert planned.prune_inputs(chains["file"].key, 3) == {"weights": theta0, "file": str(tmp_path / "m" / "level3.npz")}
+    assert planned.prune_inputs(chains["imp"].key, 2)["weights"].endswith("/final.pt")  # IMP is unchanged
+    assert [planned.prune_rounds(chains[name].key, 3) for name in ("imp", "snip", "file")] == [1, 3, 3]
+    words = shlex.split(planned.prune_options(chains["snip"].key))
+    assert words[:8] == ["--method", "snip", "--seed", "3", "--batches", "1", "--batch-size", "128"]
+    assert "--synflow-rounds 10" in planned.prune_options(chains["synflow"].key)
+    assert planned.prune_options(chains["imp"].key).startswith("--method magnitude --prune.rate 0.2")
+
+
+def test_a_random_mask_like_magnitude_draws_the_chain_without_its_rows():
+    planned = plan(digits_config(masks=[{"source": "random", "like": "magnitude"}]))
+    assert {chain.method for chain in planned.chains.values()} == {"imp", "random"}
+    assert {row.mask_source for row in planned.rows if row.level} == {"random"}
+    assert len(planned.mask_paths()) == 6  # the IMP levels it copies, and its own
+
+
+def test_a_file_source_is_keyed_by_content_not_by_path(tmp_path):
+    def chain_keys(folder):
+        masks = ["magnitude", {"source": "file", "path": str(folder / "level{level}.npz")}]
+        return {key for key in plan(digits_config(masks=masks)).chains if key.startswith("file-")}
+
+    first = chain_keys(user_masks(tmp_path / "a"))
+    assert chain_keys(user_masks(tmp_path / "copy")) == first  # same bytes elsewhere
+    changed = user_masks(tmp_path / "b", value=0)
+    assert chain_keys(changed).isdisjoint(first)  # a changed file is a new run
+
+
+def test_labels_name_series_and_never_enter_a_hash():
+    first = plan(digits_config(masks=["snip"]))
+    renamed = plan(digits_config(masks=[{"source": "snip", "label": "snip_one_batch"}]))
+    assert set(first.sparse) == set(renamed.sparse)
+    assert {row.mask_source for row in renamed.rows if row.level} == {"snip_one_batch"}
+    more_batches = plan(digits_config(masks=[{"source": "snip", "batches": 2}]))
+    assert set(first.sparse).isdisjoint(more_batches.sparse)
+
+
+def test_a_relative_file_path_is_relative_to_the_config_that_sets_it(tmp_path, monkeypatch):
+    config_file = tmp_path / "configs" / "mine.yaml"
+    config_file.parent.mkdir()
+    config_file.write_text(yaml.safe_dump({"masks": [{"source": "file", "path": "../masks/level{level}.npz"}]}))
+    monkeypatch.chdir(tmp_path.parent)
+    config = {**yaml.safe_load(config_file.read_text()), "experiment": "x"}
+    resolve_data_root(config, [config_file])
+    assert config["masks"][0]["path"] == os.path.join(tmp_path / "configs", "../masks/level{level}.npz")
+
+
+@pytest.mark.parametrize(("masks", "message"), [
+    (["snip", {"source": "snip"}], "two entries are labelled 'snip'"),
+    ([{"source": "synflow", "batches": 2}], r"masks\[0\].batches: not a setting of source 'synflow'; its settings: rounds"),
+    ([{"source": "file"}], r"masks\[0\]: source 'file' needs `path`"),
+    ([{"source": "file", "path": "masks.npz"}], r"masks\[0\].path: 'masks.npz' has no \{level\}"),
+    ([{"source": "file", "path": "m/{lvl}.npz"}], r"masks\[0\].path: 'm/\{lvl\}.npz' is not allowed"),
+])
+def test_bad_mask_entries_are_named(masks, message):
+    with pytest.raises(LthError, match=message):
+        plan(digits_config(masks=masks))
+
+
+def test_a_missing_level_file_fails_when_planning(tmp_path):
+    folder = user_masks(tmp_path / "m", levels=(1, 2))
+    with pytest.raises(LthError, match=r"masks\[1\].path: .*level3.npz does not exist: the mask of level 3"):
+        plan(digits_config(masks=["magnitude", {"source": "file", "path": str(folder / "level{level}.npz")}]))
+
+
+def test_scored_sources_refuse_a_layerwise_scope():
+    with pytest.raises(LthError, match="prune.scope: 'layerwise' is not allowed with the mask sources snip"):
+        plan(digits_config(prune={"levels": 2, "scope": "layerwise"}, masks=["magnitude", "snip"]))
+    assert plan(digits_config(prune={"levels": 2, "scope": "layerwise"},
+                              masks=[{"source": "random", "like": "magnitude"}])).sparse
+
+
+def test_reinit_differs_from_lth_only_in_its_initial_weights():
+    planned = plan(digits_config(seeds=[2], variants=["lth", "reinit"], reinit_seed_offset=500))
+    (dense,) = planned.dense
+    runs = {row.variant: planned.sparse[row.run.rsplit("/", 1)[1]] for row in planned.rows if row.level == 3}
+    lth, reinit = runs["lth"], runs["reinit"]
+    assert reinit.key != lth.key and reinit.reinit_seed == 502 and lth.reinit_seed is None
+    assert (reinit.chain, reinit.level, reinit.start_epoch, reinit.model, reinit.train, reinit.gradinit) == (
+        lth.chain, lth.level, lth.start_epoch, lth.model, lth.train, lth.gradinit)
+    lth_inputs, reinit_inputs = planned.sparse_inputs(lth.key), planned.sparse_inputs(reinit.key)
+    assert reinit_inputs == {**lth_inputs, "init": f"{planned.folder(dense)}/reinit/seed502.pt"}
+    assert planned.reinit_points() == [f"{planned.folder(dense)}/reinit/seed502.pt"]
+    assert planned.job_count()["reinit"] == 1
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    (digits_config(variants=["reinit+rewind"]), "combines 'reinit' and 'rewind'"),
+    (digits_config(dense_variants=["reinit+skip"]), "not from a reinit start"),
+])
+def test_reinit_conflicts_are_named(config, message):
+    with pytest.raises(LthError, match=message):
+        plan(config)
+
+
+def test_analyses_read_the_first_sources_tickets():
+    config = digits_config(masks=["magnitude", "snip"], analysis={"hessian": {"sample": 10}})
+    planned = plan(config)
+    runs = {job.run for job in planned.analyses.values()}
+    snip_runs = {row.run.rsplit("/", 1)[1] for row in planned.rows if row.mask_source == "snip"}
+    assert runs and runs.isdisjoint(snip_runs)
+    assert len(runs) == 4  # the dense run and the three magnitude levels
