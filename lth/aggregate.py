@@ -97,7 +97,10 @@ def merge_summaries(experiments: Sequence[str], out: Path) -> None:
         try:
             with open(path, newline="") as handle:
                 reader = csv.DictReader(handle)
-                if reader.fieldnames != COLUMNS:
+                if reader.fieldnames == [column for column in COLUMNS if column != "mask_source"]:
+                    # Written before mask sources: its tickets are of one source, which it does not name.
+                    reader = ({**row, "mask_source": ""} for row in reader)
+                elif reader.fieldnames != COLUMNS:
                     raise LthError(f"--experiments: {path} lacks columns this lth writes (an older lth wrote it?); "
                                    "rebuild it with `lth aggregate` (in the workflow: `snakemake --forcerun "
                                    "aggregate`)")

@@ -35,6 +35,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {"file": ("path",)}
 GLOBAL_RANKING = ("random", "snip", "grasp", "synflow")  # rank across layers (random: unless it copies counts)
 LIKE = ("magnitude",)  # sources whose per-layer counts `random` may copy
 LABEL = re.compile(r"[a-z0-9_]+")
+MISSING = ("nan", "null", "na", "none")  # labels a CSV reader takes for an empty cell
 
 
 class MaskConfigError(LthError):
@@ -53,13 +54,16 @@ def parse_masks(entries: list[Any]) -> list[MaskSpec]:
     specs = []
     for index, entry in enumerate(entries):
         key = f"masks[{index}]"
+        if not isinstance(entry, (str, Mapping)):
+            raise MaskConfigError(f"{key}: {entry!r} is not allowed; give a source name or {{source: NAME, ...}}")
         entry = {"source": entry} if isinstance(entry, str) else dict(entry)
         source = entry.pop("source", None)
         if source not in SETTINGS:
             raise MaskConfigError(f"{key}: source {source!r} is not allowed; choose one of {', '.join(MASK_SOURCES)}")
         label = entry.pop("label", source)
-        if not isinstance(label, str) or not LABEL.fullmatch(label):
-            raise MaskConfigError(f"{key}.label: {label!r} is not allowed; use lower-case letters, digits and '_'")
+        if not isinstance(label, str) or not LABEL.fullmatch(label) or label in MISSING:
+            raise MaskConfigError(f"{key}.label: {label!r} is not allowed; use lower-case letters, digits and '_' "
+                                  f"(not {', '.join(MISSING)}, which tables read as empty)")
         unknown = [name for name in entry if name not in SETTINGS[source]]
         if unknown:
             allowed = ", ".join(SETTINGS[source]) or "none"
@@ -67,9 +71,9 @@ def parse_masks(entries: list[Any]) -> list[MaskSpec]:
         missing = [name for name in REQUIRED.get(source, ()) if entry.get(name) is None]
         if missing:
             raise MaskConfigError(f"{key}: source {source!r} needs `{missing[0]}`")
+        for name, value in entry.items():
+            _check_setting(f"{key}.{name}", name, value)
         settings = {**SETTINGS[source], **entry}
-        if source == "random" and settings["like"] not in (None, *LIKE):
-            raise MaskConfigError(f"{key}.like: {settings['like']!r} is not allowed; choose one of {', '.join(LIKE)}")
         if source == "file":
             check_pattern(f"{key}.path", settings["path"])
         specs.append(MaskSpec(source, label, settings))
@@ -78,6 +82,18 @@ def parse_masks(entries: list[Any]) -> list[MaskSpec]:
     if twice:
         raise MaskConfigError(f"masks: two entries are labelled {twice!r}; give one a `label` of its own")
     return specs
+
+
+def _check_setting(key: str, name: str, value: Any) -> None:
+    """A setting's value: a count >= 1, a reference source, or a path (the schema leaves entries
+    loose so that these messages, not a schema dump, name what is wrong)."""
+    if name in ("batches", "batch_size", "rounds"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise MaskConfigError(f"{key}: {value!r} is not allowed; must be an integer >= 1")
+    elif name == "like" and value not in (None, *LIKE):
+        raise MaskConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(LIKE)}")
+    elif name == "path" and not isinstance(value, str):
+        raise MaskConfigError(f"{key}: {value!r} is not allowed; give a path with {{level}}")
 
 
 def check_pattern(key: str, pattern: str) -> None:

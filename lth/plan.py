@@ -53,15 +53,16 @@ def resolve_data_root(config: dict[str, Any], config_files: list[Path]) -> None:
 
 
 def _setting_folder(config: dict[str, Any], config_files: list[Path], sets: Callable[[dict[str, Any]], bool]) -> Path:
-    """The folder of the last config file whose experiment overrides or base `sets` a setting; the
-    working directory when none does (the setting came from --config on the command line)."""
-    for path in reversed(config_files):
-        content = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(content, dict):
-            continue
-        overrides = (content.get("experiments") or {}).get(config["experiment"])
-        if any(isinstance(section, dict) and sets(section) for section in (overrides, content)):
-            return Path(path).resolve().parent
+    """The folder of the config file whose value of a setting the experiment has: the last file that
+    `sets` it in the experiment's overrides (they are merged over the base), else the last that sets
+    it in its base; the working directory when none does (it came from --config on the command line)."""
+    contents = [(path, yaml.safe_load(Path(path).read_text()) or {}) for path in config_files]
+    contents = [(path, content) for path, content in contents if isinstance(content, dict)]
+    overrides = [(path, (content.get("experiments") or {}).get(config["experiment"])) for path, content in contents]
+    for candidates in (overrides, contents):
+        for path, section in reversed(candidates):
+            if isinstance(section, dict) and sets(section):
+                return Path(path).resolve().parent
     return Path.cwd()
 
 
@@ -240,9 +241,10 @@ class Plan:
                     for level in range(1, max(plan.levels)):
                         plan.chain_run(chain, level)
             for index, spec in enumerate(plan.masks):
-                source = chain if spec.source == "magnitude" else plan._add_source(index, spec, dense, prune, chain)
                 for variant in variants:
                     for level in plan.levels:
+                        source = chain if spec.source == "magnitude" else plan._add_source(index, spec, dense, prune,
+                                                                                             chain, level)
                         run = plan._add_sparse(source, level, variant)
                         plan.rows.append(Row(seed, variant.name, level, plan.folder(run.key), spec.label))
         if config.get("analysis"):
@@ -303,17 +305,20 @@ class Plan:
         return self.chains.setdefault(chain.key, chain)
 
     def _add_source(self, index: int, spec: MaskSpec, dense: DenseRun, prune: PruneHparams,
-                    magnitude: Chain | None) -> Chain:
-        """The chain of mask source `spec` (`masks[index]`) other than magnitude for `dense`'s seed. Its
-        hash holds the source's settings: for `file`, each level's file by content, never by path."""
+                    magnitude: Chain | None, level: int) -> Chain:
+        """The chain of mask source `spec` (`masks[index]`) other than magnitude for `dense`'s seed, which
+        holds its mask of `level`. Its hash holds the source's settings. A user's file is a chain of its
+        own per level, hashed by its content (never its path) and which tensors are prunable: a changed
+        file is a new run, and neither another file nor other levels change it."""
         settings, like, files = dict(spec.settings), None, {}
+        prune_record = prune.to_dict()
         if settings.get("like"):
             like, settings["like"] = magnitude, magnitude.key
         if spec.source == "file":
-            files = {level: level_file(spec.settings["path"], level, dense.seed) for level in self.levels}
-            settings = {"sha256": {str(level): file_digest(f"masks[{index}].path", path, level)
-                                   for level, path in files.items()}}
-        record = self.record(stage=spec.source, dense=dense.key, prune=prune.to_dict(), settings=settings)
+            files = {level: level_file(spec.settings["path"], level, dense.seed)}
+            settings = {"level": level, "sha256": file_digest(f"masks[{index}].path", files[level], level)}
+            prune_record = {"include_linear": prune.include_linear}  # a user's mask has its own sparsity
+        record = self.record(stage=spec.source, dense=dense.key, prune=prune_record, settings=settings)
         chain = Chain(f"{spec.source}-{short_hash(record)}", spec.source, dense, prune, 0, settings, like, files)
         return self.chains.setdefault(chain.key, chain)
 
@@ -386,8 +391,6 @@ class Plan:
             inputs = {"weights": f"{self.folder(chain.dense.key)}/init.pt"}
             if chain.like:
                 inputs["like"] = self.mask_path(chain.like, level)
-            if chain.files:
-                inputs["file"] = chain.files[level]
             return inputs
         if chain.method == "omp" or level == 1:
             return {"weights": f"{self.folder(chain.dense.key)}/final.pt"}
@@ -398,14 +401,17 @@ class Plan:
         """`lth prune --rounds`: one more IMP round, else straight to the level's count."""
         return 1 if self.chains[chain_key].method == "imp" else level
 
-    def prune_options(self, chain_key: str) -> str:
-        """`lth prune` flags of a chain's source: --method and its settings (the files it reads come from
-        prune_inputs); a source that reads training data also gets the seed's data settings."""
+    def prune_options(self, chain_key: str, level: int) -> str:
+        """`lth prune` flags of a chain's source at `level`: --method and its settings (the workflow files
+        it reads come from prune_inputs). A user's file is passed by path, not as a Snakemake input:
+        its content is in the chain's hash, and a moved file must not look like a changed input."""
         chain = self.chains[chain_key]
         if chain.method in ("imp", "omp"):
             return f"--method magnitude {flags(chain.prune)}"
         words = ["--method", chain.method, "--seed", str(chain.dense.seed)]
-        if chain.method in ("snip", "grasp"):
+        if chain.method == "file":
+            words += ["--file", chain.files[level]]
+        elif chain.method in ("snip", "grasp"):
             words += ["--batches", str(chain.settings["batches"]), "--batch-size", str(chain.settings["batch_size"])]
         elif chain.method == "synflow":
             words += ["--synflow-rounds", str(chain.settings["rounds"])]

@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from lth.errors import LthError
-from lth.mask_config import SETTINGS
+from lth.mask_config import SETTINGS, parse_masks
 from lth.names import MASK_SOURCES
+from lth.experiments import experiment_configs
 from lth.plan import resolve_data_root
 from test_plan import digits_config, plan
 
@@ -39,6 +40,9 @@ def test_the_settings_registry_names_every_source():
 def test_the_default_is_the_magnitude_chain_alone():
     default, listed = plan(digits_config()), plan(digits_config(masks=["magnitude"]))
     assert set(default.sparse) == set(listed.sparse) and set(default.chains) == set(listed.chains)
+    # The keys runs had before mask sources existed: finished runs stay finished.
+    assert set(default.chains) == {"imp-be30d09257"}
+    assert {row.run.rsplit("/", 1)[1] for row in default.rows if row.level == 3} == {"sparse-984ffafdd8"}
     assert {row.mask_source for row in default.rows if row.level} == {"magnitude"}
     assert {row.mask_source for row in default.rows if not row.level} == {""}
 
@@ -53,26 +57,28 @@ def test_every_variant_is_spent_on_every_source(tmp_path):
         assert {(row.mask_source, row.variant, row.level) for row in rows} == {
             (label, variant, level) for label in labels for variant in ("lth", "at+trt") for level in (1, 2, 3)}
     methods = sorted(chain.method for chain in planned.chains.values())
-    assert methods == sorted(["imp", "random", "random", "snip", "synflow", "file"] * 2)  # a chain per seed
+    # A chain per seed; a user's file one per level.
+    assert methods == sorted(["imp", "random", "random", "snip", "synflow", "file", "file", "file"] * 2)
     assert len({row.run for row in planned.rows}) == len(planned.rows)  # no two rows share a run
 
 
 def test_prune_jobs_read_theta0_and_pass_the_sources_settings(tmp_path):
     masks = [*SOURCES, {"source": "file", "path": str(user_masks(tmp_path / "m") / "level{level}.npz")}]
     planned = plan(digits_config(seeds=[3], masks=masks))
-    chains = {chain.method if chain.method != "random" or not chain.like else "random_like": chain
-              for chain in planned.chains.values()}
+    chains = {"random_like" if chain.like else f"file{level}" if chain.files else chain.method: chain
+              for chain in planned.chains.values() for level in chain.files or [0]}
     theta0 = f"{planned.folder(chains['imp'].dense.key)}/init.pt"
     assert planned.prune_inputs(chains["snip"].key, 2) == {"weights": theta0}
     assert planned.prune_inputs(chains["random_like"].key, 2) == {
         "weights": theta0, "like": planned.mask_path(chains["imp"], 2)}  # the IMP mask of the same level and seed
-    assert planned.prune_inputs(chains["file"].key, 3) == {"weights": theta0, "file": str(tmp_path / "m" / "level3.npz")}
+    assert planned.prune_inputs(chains["file3"].key, 3) == {"weights": theta0}  # the file is no workflow input
+    assert f"--file {tmp_path / 'm' / 'level3.npz'} " in planned.prune_options(chains["file3"].key, 3)
     assert planned.prune_inputs(chains["imp"].key, 2)["weights"].endswith("/final.pt")  # IMP is unchanged
-    assert [planned.prune_rounds(chains[name].key, 3) for name in ("imp", "snip", "file")] == [1, 3, 3]
-    words = shlex.split(planned.prune_options(chains["snip"].key))
+    assert [planned.prune_rounds(chains[name].key, 3) for name in ("imp", "snip", "file3")] == [1, 3, 3]
+    words = shlex.split(planned.prune_options(chains["snip"].key, 2))
     assert words[:8] == ["--method", "snip", "--seed", "3", "--batches", "1", "--batch-size", "128"]
-    assert "--synflow-rounds 10" in planned.prune_options(chains["synflow"].key)
-    assert planned.prune_options(chains["imp"].key).startswith("--method magnitude --prune.rate 0.2")
+    assert "--synflow-rounds 10" in planned.prune_options(chains["synflow"].key, 2)
+    assert planned.prune_options(chains["imp"].key, 2).startswith("--method magnitude --prune.rate 0.2")
 
 
 def test_a_random_mask_like_magnitude_draws_the_chain_without_its_rows():
@@ -82,15 +88,19 @@ def test_a_random_mask_like_magnitude_draws_the_chain_without_its_rows():
     assert len(planned.mask_paths()) == 6  # the IMP levels it copies, and its own
 
 
-def test_a_file_source_is_keyed_by_content_not_by_path(tmp_path):
-    def chain_keys(folder):
-        masks = ["magnitude", {"source": "file", "path": str(folder / "level{level}.npz")}]
-        return {key for key in plan(digits_config(masks=masks)).chains if key.startswith("file-")}
+def test_a_file_source_is_keyed_per_level_by_content_not_by_path(tmp_path):
+    def runs(folder, **changes):
+        config = digits_config(masks=["magnitude", {"source": "file", "path": str(folder / "level{level}.npz")}])
+        planned = plan({**config, **changes})
+        return {row.level: row.run for row in planned.rows if row.mask_source == "file"}
 
-    first = chain_keys(user_masks(tmp_path / "a"))
-    assert chain_keys(user_masks(tmp_path / "copy")) == first  # same bytes elsewhere
-    changed = user_masks(tmp_path / "b", value=0)
-    assert chain_keys(changed).isdisjoint(first)  # a changed file is a new run
+    first = runs(user_masks(tmp_path / "a"))
+    assert runs(user_masks(tmp_path / "copy")) == first  # the same bytes elsewhere
+    changed = user_masks(tmp_path / "b")
+    user_masks(changed, levels=(3,), value=0)
+    assert runs(changed) == {**first, 3: runs(changed)[3]} and runs(changed)[3] != first[3]  # only that level
+    fewer = runs(tmp_path / "a", prune={"levels": [1, 3], "rate": 0.5})  # other levels, another rate
+    assert fewer == {1: first[1], 3: first[3]}
 
 
 def test_labels_name_series_and_never_enter_a_hash():
@@ -112,8 +122,25 @@ def test_a_relative_file_path_is_relative_to_the_config_that_sets_it(tmp_path, m
     assert config["masks"][0]["path"] == os.path.join(tmp_path / "configs", "../masks/level{level}.npz")
 
 
+def test_an_experiments_override_wins_over_a_later_files_base(tmp_path):
+    """The experiment's value is its override's, even from an earlier file: the path is relative to that file."""
+    first, second = tmp_path / "a" / "grid.yaml", tmp_path / "b" / "more.yaml"
+    first.parent.mkdir()
+    second.parent.mkdir()
+    first.write_text(yaml.safe_dump({"experiments": {"e": {"masks": [{"source": "file", "path": "m{level}.npz"}]}}}))
+    second.write_text(yaml.safe_dump({"masks": [{"source": "file", "path": "other{level}.npz"}]}))
+    (config,) = experiment_configs({**yaml.safe_load(second.read_text()), **yaml.safe_load(first.read_text())}).values()
+    resolve_data_root(config, [first, second])
+    assert config["masks"][0]["path"] == str(tmp_path / "a" / "m{level}.npz")
+
+
 @pytest.mark.parametrize(("masks", "message"), [
     (["snip", {"source": "snip"}], "two entries are labelled 'snip'"),
+    (["snipp"], r"masks\[0\]: source 'snipp' is not allowed; choose one of magnitude, random, snip"),
+    ([{"source": "random", "like": "snip"}], r"masks\[0\].like: 'snip' is not allowed; choose one of magnitude"),
+    ([{"source": "snip", "label": "SNIP"}], r"masks\[0\].label: 'SNIP' is not allowed"),
+    ([{"source": "snip", "label": "nan"}], r"masks\[0\].label: 'nan' is not allowed.*tables read as empty"),
+    ([{"source": "grasp", "batch_size": 0}], r"masks\[0\].batch_size: 0 is not allowed; must be an integer >= 1"),
     ([{"source": "synflow", "batches": 2}], r"masks\[0\].batches: not a setting of source 'synflow'; its settings: rounds"),
     ([{"source": "file"}], r"masks\[0\]: source 'file' needs `path`"),
     ([{"source": "file", "path": "masks.npz"}], r"masks\[0\].path: 'masks.npz' has no \{level\}"),
@@ -122,6 +149,11 @@ def test_a_relative_file_path_is_relative_to_the_config_that_sets_it(tmp_path, m
 def test_bad_mask_entries_are_named(masks, message):
     with pytest.raises(LthError, match=message):
         plan(digits_config(masks=masks))
+
+
+def test_an_entry_of_another_type_is_named_without_the_schema():
+    with pytest.raises(LthError, match=r"masks\[1\]: 3 is not allowed; give a source name"):
+        parse_masks(["snip", 3])
 
 
 def test_a_missing_level_file_fails_when_planning(tmp_path):

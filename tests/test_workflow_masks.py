@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -129,6 +130,10 @@ def test_the_cache_reruns_only_the_source_that_changed(spent, tmp_path):
     workdir, config, _, _ = spent
     os.utime(workdir / "masks" / "level1.npz")  # touched, same bytes: nothing to do
     assert planned_jobs(workdir, config) == {}
+    shutil.copytree(workdir / "masks", workdir / "moved")  # the same bytes elsewhere: nothing to do either
+    moved = write_config(workdir, "moved", any_mask_config(masks=[*any_mask_config()["masks"][:3], {
+        "source": "file", "path": "moved/level{level}.npz"}]))
+    assert planned_jobs(workdir, moved) == {}
     changed = {"masks": ["magnitude", {"source": "random", "like": "magnitude", "label": "random_like"},
                          {"source": "snip", "batches": 2}, {"source": "file", "path": "masks/level{level}.npz"}]}
     tables = {"aggregate": 1, "tickets": 1, "plot_accuracy_vs_sparsity": 1, "plot_paper_figure": 2, "all": 1}

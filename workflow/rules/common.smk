@@ -65,8 +65,11 @@ PAPER_FIGURES = {name: [] for name in CONFIGS}
 SKIPPED_FIGURES = []
 for name, experiment_config in CONFIGS.items():
     for figure in SUMMARY_FIGURES:
+        sources = [spec.label for spec in PLANS[name].masks]
+        if SUMMARY_FIGURES[figure].per_source and len(sources) < 2:
+            continue  # a figure across mask sources is not missing from an experiment with one
         reason = figure_status(figure, experiment_config["variants"], experiment_config["dense_variants"],
-                               primary_method(name), mask_sources=[spec.label for spec in PLANS[name].masks])
+                               primary_method(name), mask_sources=sources)
         if reason:
             SKIPPED_FIGURES.append(f"{name}/{reason}")
         else:
@@ -236,18 +239,12 @@ def dense_outputs():
             for path in [*([] if run.baseline else [f"{RUNS}/{key}/init.pt"]), *run_outputs(f"{RUNS}/{key}")]]
 
 
-def prune_inputs(w):
-    """PLAN.prune_inputs of a prune job, the user's mask file ancient() (see imp.smk)."""
-    inputs = PLAN.prune_inputs(w.chain, int(w.level))
-    return {name: ancient(path) if name == "file" else path for name, path in inputs.items()}
-
-
-def prune_options(chain_key):
+def prune_options(w):
     """A prune job's flags: the source's own (PLAN.prune_options) and, for a source that reads the
     data or its image size, the dense run's data settings."""
-    chain = PLAN.chains[chain_key]
+    chain = PLAN.chains[w.chain]
     data = flags(job_data(chain.dense.data)) if chain.method in ("snip", "grasp", "synflow") else ""
-    return f"{PLAN.prune_options(chain_key)} {data}"
+    return f"{PLAN.prune_options(w.chain, int(w.level))} {data}"
 
 
 def mask_outputs():

@@ -1,22 +1,21 @@
 # Mask export: each level of an IMP chain (prune 20% of what the previous level kept, after
 # training it), of one-shot pruning (OMP: the dense weights pruned straight to the level), or of
 # another mask source (lth/mask_config.py: random, SNIP, GraSP, SynFlow from theta0 at the level's
-# count, or the user's file for the level). A user's file is ancient(): its content is in the
-# chain's hash, so a changed file is a new chain, and a touched one is not a reason to redo a mask.
+# count, or the user's file for the level, passed by path: its content is in the chain's hash, so
+# a changed file is a new chain, and a touched or moved one is not a reason to redo a mask.
 
 
 rule prune:
     input:
-        unpack(prune_inputs),
+        unpack(lambda w: PLAN.prune_inputs(w.chain, int(w.level))),
     output:
         mask=protected(f"{RUNS}/{{chain}}/level{{level}}/mask.pt"),
         sidecar=protected(f"{RUNS}/{{chain}}/level{{level}}/mask.json"),
     params:
         lth=LTH,
         rounds=lambda w: PLAN.prune_rounds(w.chain, int(w.level)),
-        inputs=lambda w, input: " ".join(f"--{name} {input[name]}" for name in ("mask", "like", "file")
-                                         if name in input.keys()),
-        options=lambda w: prune_options(w.chain),
+        inputs=lambda w, input: " ".join(f"--{name} {input[name]}" for name in ("mask", "like") if name in input.keys()),
+        options=prune_options,
     log:
         f"{RUNS}/{{chain}}/level{{level}}/prune.log",
     benchmark:
