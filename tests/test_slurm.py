@@ -17,10 +17,13 @@ from workflow_helpers import REPO, SNAKEFILE, snakemake, write_config
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
 # Settings of this test cluster that a real one does not need: no accounting database (so no
-# account, and squeue rather than sacct for job states), quick first status checks, and the logs of
-# successful sbatch jobs kept, to see which jobs went to the cluster.
+# account, and squeue rather than sacct for job states), early status checks, and the logs of
+# successful sbatch jobs kept, to see which jobs went to the cluster. The plugin checks at the
+# initial interval, then waits 10 s longer after each check that finds nothing finished: from 5 s,
+# checks fall at 5, 20 and 45 s, so a job of this tiny workflow (12-16 s here) is seen at 20 s; from
+# 1 s they fall at 1, 12 and 33 s, and it waits until 33.
 TEST_CLUSTER = ["--slurm-no-account", "--slurm-status-command", "squeue",
-                "--slurm-init-seconds-before-status-checks", "1", "--slurm-keep-successful-logs"]
+                "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs"]
 TIMING = ("seconds", "images_per_s")
 
 
