@@ -22,8 +22,8 @@ import yaml
 from lth.errors import LthError
 from lth.hparams import SECTIONS, DataHparams, GradinitHparams, ModelHparams, PruneHparams, TrainHparams
 from lth.io import check_output
-from lth.mask_config import GLOBAL_RANKING
 from lth.mask_config import SETTINGS as SOURCE_SETTINGS
+from lth.mask_config import ranks_across_layers
 from lth.names import MASK_SOURCES
 from lth.plots import MASK_SOURCE_LAYOUTS, X_AXES
 
@@ -395,7 +395,7 @@ def cmd_prune(args: argparse.Namespace) -> None:
     if args.rounds < 1:
         raise UsageError(f"--rounds: {args.rounds} is not allowed; must be >= 1")
     _check_mask_source(args, mask_path)
-    if prune_hp.scope == "layerwise" and args.method in GLOBAL_RANKING and not args.like:
+    if prune_hp.scope == "layerwise" and ranks_across_layers(args.method, args.like):
         raise UsageError(f"--prune.scope: layerwise is not allowed with --method {args.method}, which ranks weights "
                          "across layers as its paper does; use global (or --method random --like MASK for a "
                          "mask's per-layer counts)")

@@ -32,7 +32,6 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "file": {"path": None},  # one file per level: `{level}` (and optionally `{seed}`) in the path
 }
 REQUIRED: dict[str, tuple[str, ...]] = {"file": ("path",)}
-GLOBAL_RANKING = ("random", "snip", "grasp", "synflow")  # rank across layers (random: unless it copies counts)
 LIKE = ("magnitude",)  # sources whose per-layer counts `random` may copy
 LABEL = re.compile(r"[a-z0-9_]+")
 MISSING = ("nan", "null", "na", "none")  # labels a CSV reader takes for an empty cell
@@ -50,7 +49,8 @@ class MaskSpec:
 
 
 def parse_masks(entries: list[Any]) -> list[MaskSpec]:
-    """The `masks` entries as specs with every setting filled in, checked (the schema checks the types)."""
+    """The `masks` entries as specs with every setting filled in, each checked (the schema only asks for
+    names or mappings)."""
     specs = []
     for index, entry in enumerate(entries):
         key = f"masks[{index}]"
@@ -99,7 +99,7 @@ def _check_setting(key: str, name: str, value: Any) -> None:
 def check_pattern(key: str, pattern: str) -> None:
     """A file source's path names each level's file by `{level}`, and may use `{seed}`."""
     try:
-        names = {level: pattern.format(level=level, seed=0) for level in (1, 2)}
+        names = {level: level_file(pattern, level, seed=0) for level in (1, 2)}
     except (KeyError, IndexError, ValueError) as error:
         raise MaskConfigError(f"{key}: {pattern!r} is not allowed ({error!r}); the only fields are {{level}} and "
                               "{seed}") from None
@@ -109,3 +109,9 @@ def check_pattern(key: str, pattern: str) -> None:
 
 def level_file(pattern: str, level: int, seed: int) -> str:
     return pattern.format(level=level, seed=seed)
+
+
+def ranks_across_layers(source: str, like: str | None) -> bool:
+    """Whether `source` ranks weights globally, as its paper does (random: unless it copies a mask's
+    per-layer counts), so that it cannot keep `prune.scope: layerwise`."""
+    return source in ("random", "snip", "grasp", "synflow") and not like

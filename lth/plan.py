@@ -26,7 +26,7 @@ from lth.analysis.jobs import ANALYSES, AnalysisJob, plan_analyses
 from lth.data.identity import data_identity
 from lth.errors import LthError
 from lth.hparams import DataHparams, GradinitHparams, Hparams, ModelHparams, PruneHparams, TrainHparams
-from lth.mask_config import GLOBAL_RANKING, MaskSpec, level_file, parse_masks
+from lth.mask_config import MaskSpec, level_file, parse_masks, ranks_across_layers
 from lth.variants import PARTS, Variant, resolve
 
 HASH_LENGTH = 10
@@ -241,11 +241,11 @@ class Plan:
                     for level in range(1, max(plan.levels)):
                         plan.chain_run(chain, level)
             for index, spec in enumerate(plan.masks):
+                sources = {level: chain if spec.source == "magnitude" else
+                           plan._add_source(index, spec, dense, prune, chain, level) for level in plan.levels}
                 for variant in variants:
                     for level in plan.levels:
-                        source = chain if spec.source == "magnitude" else plan._add_source(index, spec, dense, prune,
-                                                                                             chain, level)
-                        run = plan._add_sparse(source, level, variant)
+                        run = plan._add_sparse(sources[level], level, variant)
                         plan.rows.append(Row(seed, variant.name, level, plan.folder(run.key), spec.label))
         if config.get("analysis"):
             from lth.data import split_sizes
@@ -255,8 +255,7 @@ class Plan:
 
     def _check_masks(self, prune: PruneHparams) -> None:
         if prune.scope == "layerwise":
-            ranked = [spec.label for spec in self.masks
-                      if spec.source in GLOBAL_RANKING and not spec.settings.get("like")]
+            ranked = [spec.label for spec in self.masks if ranks_across_layers(spec.source, spec.settings.get("like"))]
             if ranked:
                 raise PlanError(f"prune.scope: 'layerwise' is not allowed with the mask sources {', '.join(ranked)}, "
                                 "which rank weights across layers as their papers do; use scope global, or "
