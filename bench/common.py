@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+# The benchmarks run from a plain checkout too (a lent GPU machine has torch but not lth installed).
+REPO = str(Path(__file__).resolve().parents[1])
+if REPO not in sys.path:
+    sys.path.insert(1, REPO)
 
 
 def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int,
