@@ -5,12 +5,12 @@
   python bench/analysis.py landscape --widths 16      # landscape grid points per second vs plain evaluation passes
 
 The networks are masked at 90% sparsity (one magnitude-pruning round at rate 0.9); the images are
-cifar10-mini's (`$LTH_SHARED_DATA`). Every figure is a median with min-max over --repeats
-interleaved repeats, in one process; ratios are taken per repeat. The product's code is timed
-as the product runs it: the training step is `lth.train.train_epoch` on one batch, channels_last
-as `lth train` trains; the Hessian runs as `lth.analysis.hessian.top_eigen` runs it (on a
-channels_last copy in eval mode), the landscape on the NCHW model in eval mode that `lth analyze`
-loads.
+cifar10-mini's (`--data DIR`, by default `$LTH_SHARED_DATA/cifar10-mini`). Every figure is a
+median with min-max over --repeats interleaved repeats, in one process; ratios are taken per
+repeat. The product's code is timed as the product runs it: the training step is
+`lth.train.train_epoch` on one batch, channels_last as `lth train` trains; the Hessian runs as
+`lth.analysis.hessian.top_eigen` runs it (on a channels_last copy in eval mode), the landscape on
+the NCHW model in eval mode that `lth analyze` loads.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from torch.func import functional_call, grad, jvp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ratio_stats, summarise, time_interleaved  # noqa: E402
-from training import CIFAR_TRAIN, MEAN, STD, FixedBatch, cifar_mini, epoch_runner, setup, twin  # noqa: E402
+from training import (CIFAR_TRAIN, MEAN, STD, FixedBatch, add_data_option, epoch_runner,  # noqa: E402
+                      npz_images, setup, twin)
 
 from lth.analysis.hessian import HessianTracker, _hvp_fn, _masked, _trainable, _working_copy  # noqa: E402
 from lth.analysis.landscape import FixedBatches, landscape_directions, weight_landscape  # noqa: E402
@@ -43,9 +44,9 @@ CPU = torch.device("cpu")
 BATCH = 128
 
 
-def mini_data(images: int) -> Data:
-    """cifar10-mini's first `images` training images as a `Data` (its test split unused)."""
-    array, labels = cifar_mini(images)
+def mini_data(folder: Path, images: int) -> Data:
+    """The first `images` training images of `folder` (--data) as a `Data` (its test split unused)."""
+    array, labels = npz_images(folder, images)
     split = Split(torch.from_numpy(array).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels))
     return Data(split, split, split, 10, MEAN, STD, flip=True, crop_padding=4)
 
@@ -112,7 +113,7 @@ def hvp_candidates(model: nn.Module, mask, inputs: torch.Tensor, labels: torch.T
 
 
 def bench_hvp(args) -> None:
-    data = mini_data(BATCH)
+    data = mini_data(args.data, BATCH)
     inputs, labels = normalised(data, BATCH)
     for width in args.widths:
         model, optimizer, analysed, mask = masked_resnet(width)
@@ -135,7 +136,7 @@ def bench_hvp(args) -> None:
 
 
 def bench_track(args) -> None:
-    data = mini_data(args.images)
+    data = mini_data(args.data, args.images)
     inputs, labels = normalised(data, BATCH)
     steps_per_epoch = CIFAR_TRAIN / BATCH
     for width in args.widths:
@@ -171,7 +172,7 @@ def bench_track(args) -> None:
 
 
 def bench_landscape(args) -> None:
-    data = mini_data(args.images)
+    data = mini_data(args.data, args.images)
     for width in args.widths:
         _, _, analysed, mask = masked_resnet(width)
         batches = FixedBatches(Batches(data.train, 500, MEAN, STD, CPU, channels_last=False))
@@ -200,6 +201,7 @@ def main() -> None:
     parser.add_argument("--max-iter", type=int, default=100, help="track: power-iteration budget")
     parser.add_argument("--warmup-steps", type=int, default=10, help="track: training steps before measuring")
     parser.add_argument("--points", type=int, default=3, help="landscape: grid points per axis")
+    add_data_option(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs")

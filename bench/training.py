@@ -6,8 +6,10 @@
   python bench/training.py masking                     # mask enforcement overhead at 90% sparsity
 
 `ceiling` and `peer` also take --device cuda --precision bf16 --batch-size 512 (item 7, on a GPU).
-Every figure is a median with min-max over --repeats interleaved repeats, in one process. "Ours"
-is the product's own epoch, `lth.train.train_epoch`, on `lth.data.Batches`.
+`ceiling`, `peer` and `masking` time cifar10-mini's images (`--data DIR`, by default
+`$LTH_SHARED_DATA/cifar10-mini`). Every figure is a median with min-max over --repeats
+interleaved repeats, in one process. "Ours" is the product's own epoch, `lth.train.train_epoch`,
+on `lth.data.Batches`.
 """
 
 from __future__ import annotations
@@ -40,17 +42,32 @@ from lth.losses import make_loss  # noqa: E402
 from lth.masks import MaskEnforcer, dense_mask, prunable_names, prune  # noqa: E402
 from lth.train import RunOptions, evaluate, train_epoch  # noqa: E402
 
-SHARED = Path(os.environ.get("LTH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+# The benchmarks' images: cifar10-mini (10k train / 2k test CIFAR-10 images as .npz), where the
+# project's machines keep it, unless --data names another folder in the npz source's layout.
+DEFAULT_DATA = Path(os.environ.get("LTH_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data",
+                    "cifar10-mini")
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 # CIFAR's split in the paper's recipe: 45k training images (after the 9:1 validation split), and
 # every epoch evaluates the 5k validation and 10k test images.
 CIFAR_TRAIN, CIFAR_EVAL = 45_000, 15_000
 
 
-def cifar_mini(images: int, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    with np.load(SHARED / "cifar10-mini" / f"{split}.npz") as archive:
+def add_data_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, metavar="DIR",
+                        help="folder with train.npz and test.npz: images uint8 (N, 32, 32, 3) and labels "
+                             "(default: $LTH_SHARED_DATA/cifar10-mini, else ../shared/data/cifar10-mini beside "
+                             "the repository)")
+
+
+def npz_images(folder: Path, images: int, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """The first `images` images (NHWC uint8) and labels of `folder/<split>.npz`."""
+    path = folder / f"{split}.npz"
+    if not path.is_file():
+        sys.exit(f"--data {folder}: {path.name} not found; give a folder with train.npz and test.npz "
+                 "(images uint8 (N, 32, 32, 3), labels), such as cifar10-mini")
+    with np.load(path) as archive:
         if len(archive["labels"]) < images:
-            sys.exit(f"--images {images}: cifar10-mini's {split} split has only {len(archive['labels'])}")
+            sys.exit(f"--images {images}: {path} has only {len(archive['labels'])}")
         return archive["images"][:images], archive["labels"][:images].astype(np.int64)
 
 
@@ -169,8 +186,8 @@ def images_per_s(count: int, times: list[float]) -> str:
 
 
 def bench_ceiling(args) -> None:
-    images, labels = cifar_mini(args.images)
-    test_images, test_labels = cifar_mini(args.eval_images, "test")
+    images, labels = npz_images(args.data, args.images)
+    test_images, test_labels = npz_images(args.data, args.eval_images, "test")
     autocast = autocast_for(args)
     for width in args.widths:
         model, mask, optimizer = setup(width, args.device)
@@ -192,7 +209,7 @@ def bench_ceiling(args) -> None:
 
 
 def bench_peer(args) -> None:
-    images, labels = cifar_mini(args.images)
+    images, labels = npz_images(args.data, args.images)
     for width in args.widths:
         model, mask, optimizer = setup(width, args.device)
         candidates = {"ours": epoch_runner(model, optimizer, MaskEnforcer(model, mask),
@@ -323,7 +340,8 @@ def bench_masking(args) -> None:
     cpu = torch.device("cpu")
     model, mask, optimizer = setup(args.widths[0], cpu, sparsity_rounds=1)  # rate 0.9 once: 90% sparse
     enforcer = MaskEnforcer(model, mask)
-    batches = FixedBatch.like(our_batches(*cifar_mini(args.images), args))  # 10 steps of one batch by default
+    # 10 steps of one batch by default
+    batches = FixedBatch.like(our_batches(*npz_images(args.data, args.images), args))
     dense, dense_optimizer = twin(model)
     calls = 200
     times = time_interleaved({
@@ -356,6 +374,7 @@ def main() -> None:
     parser.add_argument("--alternatives", action="store_true",
                         help="mfu: also time the step in NCHW, with oneDNN off, and torch.compile'd")
     parser.add_argument("--peer-workers", type=int, nargs="+", default=[0, 2], help="peer DataLoader workers")
+    add_data_option(parser)
     args = parser.parse_args()
     args.widths = args.widths or ([64] if args.what == "mfu" else [16])
     if args.what in ("mfu", "masking") and (args.device.type != "cpu" or args.precision != "fp32"):

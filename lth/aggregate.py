@@ -6,15 +6,20 @@ summary.csv columns (README.md, "Tables", says the same):
   baseline is `dense+<tweak>`, level 0.
 - mask_source: the label of the `masks` entry whose mask the run was re-trained on (magnitude,
   random, snip, ...; lth/mask_config.py); empty for the dense rows, which no mask made.
-- sparsity, nonzero_params, total_params, forward_flops, forward_flops_effective: of the trained
-  network (skip branches included in the counts).
-- test_acc (at the epoch of best validation accuracy), best_val_epoch, final_test_acc,
-  epochs_trained, seconds: the training's results.
+- sparsity_pct (the mask's, in %), nonzero_params, total_params, forward_flops,
+  forward_flops_effective: of the trained network (skip branches included in the counts).
+- test_acc_pct (the test accuracy in % at the epoch of best validation accuracy: what every figure,
+  tickets.csv and `lth ls` call test accuracy), best_val_epoch, final_test_acc_pct (the test
+  accuracy in % after the last epoch), epochs_trained, seconds: the training's results.
 - model, width, dataset, activation, skip: what was trained; rewind_epoch: the epoch its weights
   started from (0 = theta0); gradinit: whether GradInit rescaled them first.
 - label_smoothing, label_smoothing_form, kd_alpha, kd_temperature, kd_reduction: the loss (a form,
   temperature or reduction is empty while its term is off).
 - run: the run folder.
+
+Units: accuracies and sparsities are in % wherever a person reads them (summary.csv, tickets.csv,
+the collected analysis CSVs, `lth ls`), each in a column whose name ends in `_pct`; run folders
+keep fractions (summary.json, mask.json).
 """
 
 from __future__ import annotations
@@ -30,11 +35,43 @@ from lth.errors import LthError
 from lth.io import write_csv
 from lth.manifest import verify_run
 
-COLUMNS = ["seed", "variant", "level", "mask_source", "sparsity", "nonzero_params", "total_params", "forward_flops",
-           "forward_flops_effective", "test_acc", "best_val_epoch", "final_test_acc", "epochs_trained", "seconds",
-           "model", "width", "dataset", "activation", "skip", "rewind_epoch", "gradinit", "label_smoothing",
-           "label_smoothing_form", "kd_alpha", "kd_temperature", "kd_reduction", "run"]
+COLUMNS = ["seed", "variant", "level", "mask_source", "sparsity_pct", "nonzero_params", "total_params",
+           "forward_flops", "forward_flops_effective", "test_acc_pct", "best_val_epoch", "final_test_acc_pct",
+           "epochs_trained", "seconds", "model", "width", "dataset", "activation", "skip", "rewind_epoch", "gradinit",
+           "label_smoothing", "label_smoothing_form", "kd_alpha", "kd_temperature", "kd_reduction", "run"]
 LOSS_COLUMNS = ("label_smoothing", "label_smoothing_form", "kd_alpha", "kd_temperature", "kd_reduction")
+# An older lth wrote these columns as fractions; each is now its `_pct` column (upgrade_summary).
+FRACTION_COLUMNS = {"sparsity": "sparsity_pct", "test_acc": "test_acc_pct", "final_test_acc": "final_test_acc_pct"}
+
+
+def percent(fraction: float) -> float:
+    """A fraction in %, rounded to 8 decimals so that 0.36 is written 36.0, not 35.99999999999999."""
+    return round(100 * fraction, 8)
+
+
+def _legacy(columns: Sequence[str]) -> list[str]:
+    """`columns` as an older lth named them: the fractions' names (FRACTION_COLUMNS)."""
+    old = {new: name for name, new in FRACTION_COLUMNS.items()}
+    return [old.get(column, column) for column in columns]
+
+
+def upgrade_summary(table: Any, where: str = "a summary.csv") -> Any:
+    """A summary.csv frame (pandas) written by an older lth, with fractions `sparsity`, `test_acc`
+    and `final_test_acc`, as this lth writes it: in % under their `_pct` names (`where` names the
+    file in errors). Any other frame is returned as it is."""
+    import pandas as pd
+
+    present = [name for name in FRACTION_COLUMNS if name in table and FRACTION_COLUMNS[name] not in table]
+    converted = {}
+    for name in present:
+        try:
+            converted[FRACTION_COLUMNS[name]] = 100 * pd.to_numeric(table[name])
+        except ValueError:
+            raise LthError(f"{where}: column {name!r} (written by an older lth) holds a value that is not a "
+                           "number; rebuild it with `lth aggregate` (in the workflow: `snakemake --forcerun "
+                           "aggregate`)") from None
+    # The new columns where the old ones were, so the table reads as this lth writes it.
+    return table.assign(**converted)[[FRACTION_COLUMNS[c] if c in present else c for c in table.columns]]
 
 
 ROW_FORMAT = "SEED:VARIANT:LEVEL:MASK_SOURCE:RUN_FOLDER"  # MASK_SOURCE empty for dense rows
@@ -48,27 +85,34 @@ def parse_row(text: str) -> tuple[int, str, int, str, Path]:
         raise LthError(f"row {text!r} is not {ROW_FORMAT}") from None
 
 
-def summary_row(seed: int, variant: str, level: int, mask_source: str, run: Path) -> dict[str, Any]:
-    summary = verify_run(run, files=False)  # summary.json's own digest and finite values: cheap for many runs
-    try:  # what the run was trained as, in its own record
+def run_record(run: Path) -> dict[str, Any]:
+    """What the finished run in `run` was trained as, in its own record (hparams.yaml): its `model`,
+    `data` and `train` sections, or an LthError naming the file."""
+    try:
         hparams = yaml.safe_load((run / "hparams.yaml").read_text())
-        model, data = hparams["model"], hparams["data"]
-    except (OSError, yaml.YAMLError, TypeError, KeyError) as error:
+        return {"model": dict(hparams["model"]), "data": dict(hparams["data"]), "train": dict(hparams["train"])}
+    except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError) as error:
         raise LthError(f"{run / 'hparams.yaml'} cannot be read as an lth run record ({error}); retrain the run "
                        f"with `lth train ... --out-dir {run} --force`") from None
+
+
+def summary_row(seed: int, variant: str, level: int, mask_source: str, run: Path) -> dict[str, Any]:
+    summary = verify_run(run, files=False)  # summary.json's own digest and finite values: cheap for many runs
+    record = run_record(run)
+    model, data = record["model"], record["data"]
     return {
         "seed": seed,
         "variant": variant,
         "level": level,
         "mask_source": mask_source,
-        "sparsity": summary["sparsity"],
+        "sparsity_pct": percent(summary["sparsity"]),
         "nonzero_params": summary["nonzero_params"],
         "total_params": summary["total_params"],
         "forward_flops": summary["forward_flops"],
         "forward_flops_effective": summary["forward_flops_effective"],
-        "test_acc": summary["test_acc_at_best_val"],
+        "test_acc_pct": percent(summary["test_acc_at_best_val"]),
         "best_val_epoch": summary["best_val_epoch"],
-        "final_test_acc": summary["final_test_acc"],
+        "final_test_acc_pct": percent(summary["final_test_acc"]),
         "epochs_trained": summary["epochs"] - summary["start_epoch"],
         "seconds": summary["wall_seconds"],
         "model": model["name"],
@@ -87,8 +131,24 @@ def aggregate(rows: Sequence[str], out: Path) -> None:
     write_csv(out, [summary_row(*parse_row(text)) for text in rows], COLUMNS)
 
 
+def _in_percent(row: dict[str, str], path: str) -> dict[str, str]:
+    """A row of an older summary.csv with its fractions (FRACTION_COLUMNS) in % under their new names."""
+    converted = {}
+    for key, value in row.items():
+        if key in FRACTION_COLUMNS and value:
+            try:
+                value = str(percent(float(value)))
+            except ValueError:
+                raise LthError(f"--experiments: {path}: column {key!r} holds {value!r}, not a number; rebuild it "
+                               "with `lth aggregate` (in the workflow: `snakemake --forcerun aggregate`)") from None
+        converted[FRACTION_COLUMNS.get(key, key)] = value
+    return converted
+
+
 def merge_summaries(experiments: Sequence[str], out: Path) -> None:
-    """results/summary.csv: the rows of each NAME=SUMMARY_CSV, after a first column `experiment`."""
+    """results/summary.csv: the rows of each NAME=SUMMARY_CSV, after a first column `experiment`.
+    A summary.csv of an older lth (fractions, FRACTION_COLUMNS; or before mask sources) is merged
+    as this lth writes it."""
     rows = []
     for text in experiments:
         name, _, path = text.partition("=")
@@ -97,10 +157,15 @@ def merge_summaries(experiments: Sequence[str], out: Path) -> None:
         try:
             with open(path, newline="") as handle:
                 reader = csv.DictReader(handle)
-                if reader.fieldnames == [column for column in COLUMNS if column != "mask_source"]:
+                fields = list(reader.fieldnames or [])
+                if fields in (_legacy(COLUMNS), _legacy([c for c in COLUMNS if c != "mask_source"])):
+                    # Written as fractions: the same numbers in % under the new names.
+                    reader = (_in_percent(row, path) for row in reader)
+                    fields = [FRACTION_COLUMNS.get(key, key) for key in fields]
+                if fields == [column for column in COLUMNS if column != "mask_source"]:
                     # Written before mask sources: its tickets are of one source, which it does not name.
                     reader = ({**row, "mask_source": ""} for row in reader)
-                elif reader.fieldnames != COLUMNS:
+                elif fields != COLUMNS:
                     raise LthError(f"--experiments: {path} lacks columns this lth writes (an older lth wrote it?); "
                                    "rebuild it with `lth aggregate` (in the workflow: `snakemake --forcerun "
                                    "aggregate`)")

@@ -715,10 +715,12 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("path")
     info.add_argument("--json", action="store_true", help="JSON instead of YAML")
 
-    ls = command("ls", cmd_ls, "list the run folders of a results folder: kind, hash, status, settings, test "
-                 "accuracy, age, size")
+    ls = command("ls", cmd_ls, "list the run folders of a results folder: kind, hash, status, variant (what the "
+                 "run trained: lth, at+trt, dense, dense+swish, ...), settings, test_acc_pct (test accuracy in "
+                 "percent at the epoch of best validation accuracy, as summary.csv's column of that name), age, size")
     ls.add_argument("results", nargs="?", default="results", help="the workflow's results folder")
-    ls.add_argument("--json", action="store_true", help="JSON instead of a table")
+    ls.add_argument("--json", action="store_true", help="JSON instead of a table (with final_test_acc_pct too: "
+                    "the test accuracy in %% after the last epoch)")
 
     gc = command("gc", cmd_gc, "list the run folders that none of the given configs plans; delete them with --yes")
     gc.add_argument("configs", nargs="+", metavar="CONFIG", help="every config whose runs to keep (config.yaml, "
@@ -737,7 +739,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--summary", required=True)
     plot.add_argument("--out", required=True, nargs="+", help="figure files (.png, .pdf)")
     plot.add_argument("--x", default="sparsity", choices=tuple(X_AXES))
-    plot.add_argument("--title", default=None)
+    plot.add_argument("--title", default=None, help="put before the title (the workflow gives the experiment); "
+                      "the title always says the model, data, epochs and seeds")
     plot.add_argument("--mask-sources", default="panels", choices=MASK_SOURCE_LAYOUTS,
                       help="with several mask sources (column mask_source): a panel per source (default), or "
                       "one axes with a curve per variant and source, line style by source")
@@ -759,7 +762,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="accuracy figures: the x axis (default sparsity, levels spaced by log remaining weights)")
     figure.add_argument("--epoch", default=None, help="analysis figures: the training epoch shown, or `final` (each "
                         "run's largest epoch; the default); not for figA12_hessian_per_epoch, which shows every epoch")
-    figure.add_argument("--title", default=None)
+    figure.add_argument("--title", default=None, help="put before the title (the workflow gives the experiment); "
+                        "the title always says what the figure shows and the model, data, epochs and seeds")
     figure.add_argument("--force", action="store_true", help="replace the --out files if they exist")
 
     tickets = command("tickets", cmd_tickets, "ticket statistics of a summary.csv, per mask source: gains over "

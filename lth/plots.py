@@ -3,8 +3,11 @@
 Besides `lth plot`'s all-variants figure, this module holds what every accuracy figure shares
 (lth/figures.py draws the paper's): reading a summary.csv, the mean and standard deviation over
 seeds at each level, a curve with its band, the dense lines, the x axes and atomic saving.
-Conventions: accuracy is in %, a band is +- one standard deviation (ddof 1) and is drawn only when
-more than one seed exists, and sparser is to the right.
+Conventions: accuracy and sparsity are in % (summary.csv's `test_acc_pct`, the test accuracy at
+the epoch of best validation accuracy, and `sparsity_pct`), a band is +- one standard deviation
+(ddof 1) and is drawn only when more than one seed exists, and sparser is to the right. A variant has
+one colour in every figure (`variant_colors`), and every title says the model, data, epochs and
+seeds it shows (`describe_runs`), the file's name saying which figure it is.
 
 Mask sources: a summary's column `mask_source` names what made each ticket's mask (`magnitude`,
 `random`, `snip`, a user's label ...; empty for the dense rows, which no mask made). Its sources
@@ -21,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lth.aggregate import upgrade_summary
 from lth.errors import LthError
 from lth.io import atomic_open
 
@@ -37,9 +41,12 @@ SHORT_X_AXES = {  # for small panels (the grids), where X_AXES' labels do not fi
     "nonzero_params": "Nonzero parameters",
     "forward_flops_effective": "Effective forward FLOPs",
 }
+X_COLUMNS = {"sparsity": "sparsity_pct"}  # the summary.csv column of an x axis (the others: its own name)
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
-SUMMARY_COLUMNS = ("seed", "variant", "level", "sparsity", "test_acc")  # what every accuracy figure reads
-STATS_COLUMNS = ["level", "sparsity", "x", "mean", "std", "seeds"]  # what level_means returns
+SUMMARY_COLUMNS = ("seed", "variant", "level", "sparsity_pct", "test_acc_pct")  # what every accuracy figure reads
+# What a title says about the runs (describe_runs): summary.csv's columns.
+TITLE_COLUMNS = ("model", "width", "dataset", "epochs_trained", "rewind_epoch")
+STATS_COLUMNS = ["level", "sparsity_pct", "x", "mean", "std", "seeds"]  # what level_means returns
 MASK_SOURCE = "mask_source"  # summary.csv's column: what made a ticket's mask (empty for dense rows)
 # `lth plot` with several mask sources: a panel per source, or one axes with a curve per (variant, source).
 MASK_SOURCE_LAYOUTS = ("panels", "curves")
@@ -47,20 +54,104 @@ MASK_SOURCE_LAYOUTS = ("panels", "curves")
 SOURCE_STYLES = ("-", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 4)), (0, (8, 2)))
 
 
-def remaining_percent(sparsity: Any) -> Any:  # a float, a numpy array or a pandas Series alike
-    """The x position of a sparsity (a fraction) on `sparsity_axis`: the % of weights remaining."""
-    return 100 * (1 - sparsity)
+# ---------------------------------------------------------------------------------------------
+# One colour per variant, in every figure
+
+# Keyed by what a variant resolves to (parts_of), so `at+trt` and `skip+swish+gradinit+ls` share a
+# colour; the paper's variants each have their own (tab20: a tweak's rewound form is its light shade).
+NAMED_COLORS = {
+    "lth": "#1f77b4", "at": "#ff7f0e", "trt": "#2ca02c", "at+trt": "#d62728", "rewind": "#9467bd",
+    "skip": "#8c564b", "swish": "#e377c2", "mish": "#bcbd22", "ls": "#17becf", "gradinit": "#7f7f7f",
+    "at+rewind": "#ffbb78", "trt+rewind": "#98df8a", "at+trt+rewind": "#ff9896", "skip+swish+gradinit+kd": "#c5b0d5",
+    "reinit": "#c49c94", "kd": "#9edae5", "skip_identity": "#f7b6d2",
+}
+SPARE_COLORS = ("#aec7e8", "#dbdb8d", "#c7c7c7", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173",
+                "#3182bd", "#e6550d", "#31a354", "#756bb1")  # for other variants: never one of the named
+DENSE_COLOR = "black"
 
 
-def sparsity_axis(ax: Any, sparsities: Iterable[float]) -> None:  # ax: a matplotlib Axes
+def variant_colors(names: Iterable[str]) -> dict[str, str]:
+    """The colour of each variant in `names` (a summary's spelling, `dense` and `dense+<tweak>` too):
+    the same in every figure, by what it resolves to. The dense network is black, a dense-with-tweak
+    baseline takes its tweak's colour (it is drawn dashed). Another variant gets a spare colour
+    chosen by its parts, the next free one where two would share it in one figure."""
+    import hashlib
+
+    by_parts = {parts_of(name): color for name, color in NAMED_COLORS.items()}
+    colors: dict[str, str] = {}
+    for name in dict.fromkeys(names):
+        if name == "dense":
+            colors[name] = DENSE_COLOR
+            continue
+        parts = parts_of(name.removeprefix("dense+")) if name.startswith("dense+") else parts_of(name)
+        if parts in by_parts:
+            colors[name] = by_parts[parts]
+            continue
+        key = "+".join(sorted(parts)) if parts is not None else name
+        start = int(hashlib.sha256(key.encode()).hexdigest(), 16) % len(SPARE_COLORS)
+        taken = set(colors.values())
+        free = [SPARE_COLORS[(start + k) % len(SPARE_COLORS)] for k in range(len(SPARE_COLORS))]
+        colors[name] = next((color for color in free if color not in taken), free[0])
+    return colors
+
+
+# ---------------------------------------------------------------------------------------------
+# What a figure shows: its title
+
+MODEL_TITLES = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "vgg16": "VGG-16", "mobilenet": "MobileNet"}
+
+
+def _values(column: Any) -> str:
+    """A column's distinct values, in order: `10` or `10, 20`."""
+    return ", ".join(str(value) for value in dict.fromkeys(column.tolist()))
+
+
+def model_text(rows: pd.DataFrame) -> str:
+    """`ResNet-18 (width 4)`: the model and width of `rows` (a summary's or a collected CSV's)."""
+    models = ", ".join(MODEL_TITLES.get(str(name), str(name)) for name in dict.fromkeys(rows["model"]))
+    return f"{models} (width {_values(rows['width'])})"
+
+
+def describe_runs(rows: pd.DataFrame, model: bool = True) -> str:
+    """What `rows` were trained as, for a figure's title: `ResNet-18 (width 4) on digits, 10 epochs,
+    1 seed` (with `model` False from `10 epochs` on). Epochs are the training schedule's length
+    (a rewound run's schedule too: `epochs_trained + rewind_epoch` of a summary, `train_epochs` of a
+    collected CSV); several values are listed."""
+    import pandas as pd
+
+    epochs = rows["train_epochs"] if "train_epochs" in rows else rows["epochs_trained"] + rows["rewind_epoch"]
+    values = sorted(pd.to_numeric(epochs).astype(int).unique())
+    seeds = rows["seed"].nunique()
+    text = (f"{', '.join(map(str, values))} epoch{'s' if values != [1] else ''}, "
+            f"{seeds} seed{'s (mean ± std)' if seeds > 1 else ''}")
+    return f"{model_text(rows)} on {_values(rows['dataset'])}, {text}" if model else text
+
+
+def figure_title(what: str, rows: pd.DataFrame, prefix: str | None = None) -> str:
+    """Two lines: `<prefix>: <what>` (the figure's subject; `prefix`, e.g. the experiment, when given)
+    and describe_runs(rows)."""
+    heading = f"{prefix}: {what}" if prefix else what
+    return f"{heading}\n{describe_runs(rows)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Axes
+
+
+def remaining_percent(sparsity_pct: Any) -> Any:  # a float, a numpy array or a pandas Series alike
+    """The x position of a sparsity (in %) on `sparsity_axis`: the % of weights remaining."""
+    return 100 - sparsity_pct
+
+
+def sparsity_axis(ax: Any, sparsities_pct: Iterable[float]) -> None:  # ax: a matplotlib Axes
     """The lottery-ticket x axis, shared by every figure against sparsity: logarithmic in the weights
     that remain (plot at `remaining_percent`), so each IMP level is one even step, inverted so
-    sparser is to the right, with one tick per given sparsity labelled by the sparsity in %."""
+    sparser is to the right, with one tick per given sparsity (in %) labelled by that sparsity."""
     import numpy as np
 
     ax.set_xscale("log")
     ax.invert_xaxis()  # sparser to the right
-    ticks = sorted(set(np.round(remaining_percent(np.asarray(list(sparsities), dtype=float)), 6)), reverse=True)
+    ticks = sorted(set(np.round(remaining_percent(np.asarray(list(sparsities_pct), dtype=float)), 6)), reverse=True)
     ax.set_xticks(ticks, [f"{100 - t:.1f}" for t in ticks], rotation=60, fontsize=7)
     ax.minorticks_off()
 
@@ -69,6 +160,11 @@ def check_x(x: str) -> None:
     """`x` is one of X_AXES, or an LthError listing them."""
     if x not in X_AXES:
         raise LthError(f"--x: {x!r} is not allowed; choose one of: {', '.join(X_AXES)}")
+
+
+def x_column(x: str) -> str:
+    """The summary.csv column that x axis `x` (X_AXES) plots."""
+    return X_COLUMNS.get(x, x)
 
 
 def check_outputs(what: str, outputs: Sequence[str | Path]) -> list[Path]:
@@ -83,13 +179,15 @@ def check_outputs(what: str, outputs: Sequence[str | Path]) -> list[Path]:
 
 
 def read_summary(csv: str | Path, columns: Sequence[str] = SUMMARY_COLUMNS) -> pd.DataFrame:
-    """A summary.csv (written by `lth aggregate`) that has `columns` and rows, or an LthError naming it."""
+    """A summary.csv (written by `lth aggregate`) that has `columns` and rows, or an LthError naming it.
+    One written before the columns were in % (an older lth) is read in % (lth.aggregate.upgrade_summary)."""
     import pandas as pd
 
     try:  # mask sources as text: a label of digits (`^[a-z0-9_]+$`) would otherwise be read as a number
         table = pd.read_csv(csv, dtype={MASK_SOURCE: str})
     except (OSError, ValueError) as error:  # pandas' parse errors are ValueErrors
         raise LthError(f"{csv} cannot be read as a CSV ({error}); rerun `lth aggregate`") from None
+    table = upgrade_summary(table, str(csv))
     missing = [column for column in dict.fromkeys(columns) if column not in table]
     if missing:
         raise LthError(f"{csv} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; "
@@ -108,12 +206,13 @@ def check_one_experiment(table: pd.DataFrame, where: str) -> None:
 
 
 def level_means(rows: pd.DataFrame, x: str = "sparsity") -> pd.DataFrame:
-    """Per level of `rows` (one series), in order of level: level, sparsity (the level's mean), x (the
-    mean of column `x`), mean and std (ddof 1; NaN with one seed) of 100 * test_acc, and seeds (distinct
-    seeds, or rows where there is no seed column)."""
+    """Per level of `rows` (one series), in order of level: level, sparsity_pct (the level's mean), x
+    (the mean of x axis `x`'s column), mean and std (ddof 1; NaN with one seed) of test_acc_pct, and
+    seeds (distinct seeds, or rows where there is no seed column)."""
     counted = ("seed", "nunique") if "seed" in rows else ("acc", "size")
-    stats = rows.assign(acc=100 * rows["test_acc"], x=rows[x]).groupby("level").agg(
-        sparsity=("sparsity", "mean"), x=("x", "mean"), mean=("acc", "mean"), std=("acc", "std"), seeds=counted)
+    stats = rows.assign(acc=rows["test_acc_pct"], x=rows[x_column(x)]).groupby("level").agg(
+        sparsity_pct=("sparsity_pct", "mean"), x=("x", "mean"), mean=("acc", "mean"), std=("acc", "std"),
+        seeds=counted)
     return stats.reset_index()[STATS_COLUMNS]
 
 
@@ -129,7 +228,7 @@ def pyplot() -> Any:
 
 def position(stats: pd.DataFrame, x: str) -> Any:
     """Where level_means' rows go on the x axis: remaining % for `sparsity` (see sparsity_axis), else x."""
-    return remaining_percent(stats["sparsity"]) if x == "sparsity" else stats["x"]
+    return remaining_percent(stats["sparsity_pct"]) if x == "sparsity" else stats["x"]
 
 
 def draw_curve(ax: Any, stats: pd.DataFrame, x: str, label: str, color: Any = None, **style: Any) -> Any:
@@ -143,10 +242,11 @@ def draw_curve(ax: Any, stats: pd.DataFrame, x: str, label: str, color: Any = No
     return line.get_color()
 
 
-def draw_dense(ax: Any, rows: pd.DataFrame, label: str, color: Any = "black", x: str = "sparsity",
+def draw_dense(ax: Any, rows: pd.DataFrame, label: str, color: Any = DENSE_COLOR, x: str = "sparsity",
                band: bool = True) -> pd.DataFrame:
     """A dense network's rows (one variant, level 0) as a dashed horizontal line at its mean accuracy,
-    labelled with mean +- std, and (`band`) a +-std band only when more than one seed exists.
+    labelled with its test accuracy, mean +- std in %, and (`band`) a +-std band only when more than
+    one seed exists.
     Returns its level_means frame: one row, level 0."""
     stats = level_means(rows.assign(level=0), x)
     mean, std, seeds = stats["mean"].item(), stats["std"].item(), stats["seeds"].item()
@@ -158,11 +258,11 @@ def draw_dense(ax: Any, rows: pd.DataFrame, label: str, color: Any = "black", x:
     return stats
 
 
-def finish_x_axis(ax: Any, x: str, sparsities: Iterable[float], short: bool = False) -> None:
-    """The x axis for `x`: the sparsity axis with a tick per level, or a log axis, sparser to the right;
-    `short`: the label of SHORT_X_AXES."""
+def finish_x_axis(ax: Any, x: str, sparsities_pct: Iterable[float], short: bool = False) -> None:
+    """The x axis for `x`: the sparsity axis with a tick per level (sparsities in %), or a log axis,
+    sparser to the right; `short`: the label of SHORT_X_AXES."""
     if x == "sparsity":
-        sparsity_axis(ax, sparsities)
+        sparsity_axis(ax, sparsities_pct)
     else:
         ax.set_xscale("log")
         ax.invert_xaxis()  # sparser to the right
@@ -254,10 +354,11 @@ def check_mask_source_layout(layout: str) -> None:
 
 def plot_accuracy_vs_sparsity(summary_csv: Path, outputs: Sequence[Path], x: str = "sparsity",
                               title: str | None = None, mask_sources: str = "panels") -> dict[str, pd.DataFrame]:
-    """Test accuracy (at the best-validation epoch) against sparsity, one line per variant.
+    """Test accuracy (at the best-validation epoch) against sparsity, one line per variant, in the
+    variant's colour (variant_colors); titled `<title>: <what>` and describe_runs' line.
 
     The dense accuracy is a black dashed line, each dense-with-tweak baseline (`dense+<tweak>`) a
-    dashed line in the colour of the variant with the same parts (if drawn); with several seeds each
+    dashed line in its tweak's colour; with several seeds each
     line is the mean and the band +- one standard deviation. As is usual for lottery tickets the x axis
     is logarithmic in the weights that remain, so each IMP level is one even step to the right.
     With several mask sources (column `mask_source`), `mask_sources` = "panels" draws a panel per
@@ -271,7 +372,7 @@ def plot_accuracy_vs_sparsity(summary_csv: Path, outputs: Sequence[Path], x: str
     """
     check_x(x)
     check_mask_source_layout(mask_sources)
-    table = read_summary(summary_csv, ("variant", "level", "test_acc", "sparsity", x))
+    table = read_summary(summary_csv, (*SUMMARY_COLUMNS, *TITLE_COLUMNS, x_column(x)))
     baselines = dense_baselines(table)
     dense = table[table["variant"] == "dense"]
     sparse = sparse_rows(table)
@@ -280,9 +381,7 @@ def plot_accuracy_vs_sparsity(summary_csv: Path, outputs: Sequence[Path], x: str
     sources = sources_of(table, str(summary_csv))
     several = len(sources) > 1
     panels = several and mask_sources == "panels"
-    # A variant's colour is fixed before drawing, so it is the same in every panel (one source: the
-    # colour cycle's order, as when each curve took the next colour).
-    colors = {variant: f"C{index}" for index, variant in enumerate(dict.fromkeys(sparse["variant"]))}
+    colors = variant_colors([*sparse["variant"], *baselines])  # the same in every panel and every figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(sources) if panels else 1, figsize=(4.2 * len(sources) + 1, 4.2) if panels
@@ -299,28 +398,24 @@ def plot_accuracy_vs_sparsity(summary_csv: Path, outputs: Sequence[Path], x: str
         if panels:
             ax.set_title(source, fontsize=10)
     # A dense baseline takes its tweak's colour, so each tweak's dense effect reads beside its ticket.
-    by_parts: dict[frozenset[str], Any] = {}
-    for variant, color in colors.items():
-        if parts_of(variant) is not None:
-            by_parts.setdefault(parts_of(variant), color)
     for ax in axes:
         if not dense.empty:
             plotted["dense"] = draw_dense(ax, dense, "dense", x=x, band=False)
         for name in baselines:
-            color = by_parts.get(parts_of(name.removeprefix("dense+")), "gray")
-            plotted[name] = draw_dense(ax, table[table["variant"] == name], name, color, x=x, band=False)
+            plotted[name] = draw_dense(ax, table[table["variant"] == name], name, colors[name], x=x, band=False)
     for ax, source in zip(axes, sources):
         drawn = sparse_rows(with_source(table, source)) if panels else sparse
-        finish_x_axis(ax, x, drawn["sparsity"], short=panels)  # panels are too narrow for the long label
+        finish_x_axis(ax, x, drawn["sparsity_pct"], short=panels)  # panels are too narrow for the long label
     axes[0].set_ylabel("Test accuracy at best validation (%)")
     legend: dict[str, Any] = {}  # one legend for all panels: a variant has one colour everywhere
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(label, handle)
     axes[0].legend(list(legend.values()), list(legend), fontsize=8)
-    if title and panels:
-        fig.suptitle(title)
-    elif title:
-        axes[0].set_title(title)
+    heading = figure_title("test accuracy vs sparsity, every variant", table, title)
+    if panels:
+        fig.suptitle(heading, fontsize=10)
+    else:
+        axes[0].set_title(heading, fontsize=10)
     save_figure(fig, outputs)
     return plotted

@@ -3,6 +3,11 @@ config still plans (`lth gc`). Reads files only, never torch: listing thousands 
 
 A folder is named `<kind>-<hash>`: dense and sparse runs (`final.pt`, `summary.json` last), and mask
 chains (`imp-`, `omp-`: one `level<k>/mask.pt` per level).
+
+`lth ls` names what each run trained as a variant (`trained_as`: `lth`, `at+trt`, `dense`,
+`dense+swish`, ...; read from its record, since one folder serves every variant spelling that
+resolves to the same settings) and its test accuracy as summary.csv does: `test_acc_pct`, in % at
+the epoch of best validation accuracy (`final_test_acc_pct`, after the last epoch, in --json).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import yaml
 
 from lth.errors import LthError
 
-COLUMNS = ("kind", "hash", "status", "settings", "test_acc", "age", "size")
+COLUMNS = ("kind", "hash", "status", "variant", "settings", "test_acc_pct", "age", "size")
 
 
 @dataclass(frozen=True)
@@ -27,15 +32,18 @@ class RunFolder:
     kind: str
     hash: str
     status: str  # finished, resumable, empty; for chains: "<n> levels"
+    variant: str  # trained_as (empty for a mask chain or an unreadable record)
     settings: str
-    test_acc: float | None
+    test_acc_pct: float | None  # at the epoch of best validation accuracy, as summary.csv's test_acc_pct
+    final_test_acc_pct: float | None  # after the last epoch
     age_seconds: float
     size_bytes: int
 
     def row(self) -> dict[str, str]:
-        return {"kind": self.kind, "hash": self.hash, "status": self.status, "settings": self.settings,
-                "test_acc": "" if self.test_acc is None else f"{100 * self.test_acc:.2f}%",
-                "age": _age(self.age_seconds), "size": human_size(self.size_bytes)}
+        accuracy = "" if self.test_acc_pct is None else f"{self.test_acc_pct:.2f}"
+        return {"kind": self.kind, "hash": self.hash, "status": self.status, "variant": self.variant,
+                "settings": self.settings, "test_acc_pct": accuracy, "age": _age(self.age_seconds),
+                "size": human_size(self.size_bytes)}
 
 
 def scan(results: Path) -> list[RunFolder]:
@@ -51,22 +59,33 @@ def describe(path: Path) -> RunFolder:
     files = [entry for entry in path.rglob("*") if entry.is_file()]
     newest = max((entry.stat().st_mtime for entry in files), default=path.stat().st_mtime)
     size = sum(entry.stat().st_size for entry in files)
-    test_acc = None
+    accuracy: dict[str, float | None] = {"test_acc_at_best_val": None, "final_test_acc": None}
+    variant = ""
     if kind in ("dense", "sparse"):
         summary = _read_json(path / "summary.json")
         if summary is not None:
-            status, test_acc = "finished", summary.get("final_test_acc")
+            status = "finished"
+            accuracy = {key: _percent(summary.get(key)) for key in accuracy}
         elif (path / ".resume" / "state.pt").is_file():
             status = "resumable"
         else:
             status = "empty"
-        settings = _settings(path / "hparams.yaml")
+        record = _read_record(path / "hparams.yaml")
+        settings = _settings(record)
+        variant = trained_as(record) if record is not None else ""
     else:
         levels = sorted(int(level.name[5:]) for level in path.glob("level*")
                         if level.name[5:].isdigit() and (level / "mask.json").is_file())
         status = f"{len(levels)} levels" if levels else "empty"
         settings = f"levels {levels[0]}-{levels[-1]}" if levels else ""
-    return RunFolder(str(path), kind, digest, status, settings, test_acc, time.time() - newest, size)
+    return RunFolder(str(path), kind, digest, status, variant, settings, accuracy["test_acc_at_best_val"],
+                     accuracy["final_test_acc"], time.time() - newest, size)
+
+
+def _percent(fraction: Any) -> float | None:
+    from lth.aggregate import percent
+
+    return percent(fraction) if isinstance(fraction, (int, float)) and not isinstance(fraction, bool) else None
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -77,17 +96,65 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return content if isinstance(content, dict) else None
 
 
-def _settings(path: Path) -> str:
-    """model, width, data, epochs (and the start epoch of a rewound run) from the run's record."""
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """A run's hparams.yaml, or None when it is missing or not a mapping."""
     try:
         record = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _section(record: dict[str, Any], key: str) -> dict[str, Any]:
+    section = record.get(key)
+    return section if isinstance(section, dict) else {}
+
+
+def _settings(record: dict[str, Any] | None) -> str:
+    """model, width, data, epochs (the start epoch of a rewound run; the mask's level) from the run's record."""
+    if record is None:
         return ""
-    if not isinstance(record, dict):
-        return ""
-    model, data, train = (record.get(key) or {} for key in ("model", "data", "train"))
+    model, data, train = (_section(record, key) for key in ("model", "data", "train"))
     text = f"{model.get('name', '?')} w{model.get('width', '?')} {data.get('name', '?')} {train.get('epochs', '?')} ep"
-    return text + (f" from {record['start_epoch']}" if record.get("start_epoch") else "")
+    text += f" from {record['start_epoch']}" if record.get("start_epoch") else ""
+    level = Path(str(_section(record, "mask").get("path", ""))).parent.name  # a plan's chain: <chain>/level<k>/mask.pt
+    return text + (f", level {level[5:]}" if level.startswith("level") and level[5:].isdigit() else "")
+
+
+def trained_as(record: dict[str, Any]) -> str:
+    """The variant a run's record (hparams.yaml) trained, named as a config names it: `dense` or
+    `dense+<tweaks>` without a mask, else `lth` or its parts (lth.variants.PARTS), the aliases `at`
+    and `trt` first where all their parts are present, then the other parts in alphabetical order,
+    e.g. `at+trt+rewind`, `at+gradinit+kd`. A part is present when the
+    record holds its setting (the base sections keep every part's default: lth.plan.check_base_sections);
+    `rewind` is a masked run's start epoch above 0, `reinit` weights from the plan's `reinit/` folder.
+    A tweak's setting at a value no part sets (a run trained by hand) is named `<field>=<value>`."""
+    from lth.hparams import GradinitHparams, ModelHparams, TrainHparams
+    from lth.variants import ALIASES, PARTS
+
+    defaults = {"model": ModelHparams(), "train": TrainHparams(), "gradinit": GradinitHparams()}
+    masked = bool(record.get("mask"))
+    reinit = Path(str(_section(record, "init").get("path", ""))).parent.name == "reinit"  # Plan.reinit_weights
+    start = "reinit" if reinit else "rewind" if masked and (record.get("start_epoch") or 0) > 0 else "theta0"
+
+    def value(key: str) -> Any:  # "start" or "<section>.<field>", its default where the record lacks it
+        if key == "start":
+            return start
+        section, _, field = key.partition(".")
+        return _section(record, section).get(field, getattr(defaults[section], field))
+
+    parts = [part for part, settings in PARTS.items() if all(value(k) == v for k, v in settings.items())]
+    matched = {key for part in parts for key in PARTS[part]}
+    others = [f"{key.partition('.')[2]}={value(key)}"
+              for key in dict.fromkeys(key for settings in PARTS.values() for key in settings if key != "start")
+              if key not in matched and value(key) != getattr(defaults[key.partition(".")[0]], key.partition(".")[2])]
+    names = []
+    for alias, alias_parts in ALIASES.items():
+        if alias_parts and set(alias_parts) <= set(parts):
+            names.append(alias)
+            parts = [part for part in parts if part not in alias_parts]
+    names += sorted(parts) + others
+    return "+".join(["dense", *names]) if not masked else "+".join(names) or "lth"
 
 
 def _age(seconds: float) -> str:

@@ -1,26 +1,28 @@
 """`lth tickets`: the paper's headline numbers from an experiment's summary.csv (tickets.csv).
 
 Every statistic is computed on means over seeds: at each level, a variant's mean test accuracy
-(at the epoch of best validation accuracy, in %) and the level's mean sparsity (a fraction). One
-row per statistic, columns `statistic, mask_source, variant, reference, level, sparsity, value,
-seeds` (empty cells, NaN in the frame, where a statistic has no value). Every statistic is computed
+(summary.csv's `test_acc_pct`: at the epoch of best validation accuracy, in %) and the level's mean
+sparsity (`sparsity_pct`, in %). One row per statistic, columns `statistic, mask_source, variant,
+reference, level, sparsity_pct, value_pct, seeds` (empty cells, NaN in the frame, where a statistic
+has no value); `value_pct` is a test accuracy in % or, for `gain`, a difference of two in
+percentage points. Every statistic is computed
 per mask source (summary.csv's `mask_source`: what made the tickets' masks), among the tickets of
 that source only, and `mask_source` names it; rows come source by source in order of appearance
 (the config's order), each source's gains, then winning tickets, then critical sparsities. A
 summary.csv without the column (older) is one source, its rows' `mask_source` empty.
 
 - `gain`: for each variant other than vanilla and each level it shares with the vanilla of its
-  source: `value` = its mean test accuracy minus vanilla's, in points; `reference` = vanilla's name
+  source: `value_pct` = its mean test accuracy minus vanilla's, in percentage points; `reference` = vanilla's name
   (the variant with no parts, `lth`, however the CSV spells it); `seeds` = the smaller seed count of
   the two. Vanilla's own (zero) gains are left out, and there are no gain rows for a source without
   vanilla.
 - `winning_ticket`: per variant (vanilla included) and source, `reference` = `dense` (the same dense
   network for every source): the highest level whose mean test accuracy is at least the dense
   network's mean over seeds (a "winning ticket"; the paper: 91% sparsity with its tweaks vs 67%
-  without), even when a lower level fell short; `sparsity` = that level's, `value` = its mean
-  accuracy; level, sparsity and value are empty when no level qualifies. `seeds` = the smaller of
-  the dense seed count and the variant's at that level (at its fewest-seeded level when none
-  qualifies). No rows without `dense` rows.
+  without), even when a lower level fell short; `sparsity_pct` = that level's, `value_pct` = its
+  mean accuracy; level, sparsity_pct and value_pct are empty when no level qualifies. `seeds` = the
+  smaller of the dense seed count and the variant's at that level (at its fewest-seeded level when
+  none qualifies). No rows without `dense` rows.
 - `critical_sparsity`: per source and pair (a, b) of `pairs` whose variants both exist in it
   (matched by what they resolve to, so `at+trt` finds `skip+swish+gradinit+ls`; a pair with an
   absent variant gives no row), where the two mean curves cross: over the levels both have, in
@@ -28,9 +30,9 @@ summary.csv without the column (older) is one source, its rows' `mask_source` em
   where d changes sign, by linear interpolation on x = log(remaining fraction) = log(1 - sparsity)
   (a level where d = 0 is itself a crossing, at that level's sparsity). The last crossing is the
   one beyond which the order of the two never changes again. `variant` = a, `reference` = b,
-  `sparsity` = the crossing's, `value` = a's mean accuracy interpolated there the same way (equal
-  to b's: d = 0), `level` empty (a crossing usually lies between levels); sparsity and value empty
-  when the curves never cross. `seeds` = the smallest seed count of the two over their shared levels.
+  `sparsity_pct` = the crossing's, `value_pct` = a's mean accuracy interpolated there the same way
+  (equal to b's: d = 0), `level` empty (a crossing usually lies between levels); sparsity_pct and
+  value_pct empty when the curves never cross. `seeds` = the smallest seed count of the two over their shared levels.
 
 The dense network (`dense`) is only the winning-ticket reference, and dense-with-tweak baselines
 (`dense+<tweak>`, level 0) enter no statistic: they are not tickets, and comparing a ticket with a
@@ -52,25 +54,27 @@ from lth.plots import (SUMMARY_COLUMNS, check_one_experiment, find_variant, leve
 if TYPE_CHECKING:
     import pandas as pd
 
-COLUMNS = ["statistic", "mask_source", "variant", "reference", "level", "sparsity", "value", "seeds"]
+COLUMNS = ["statistic", "mask_source", "variant", "reference", "level", "sparsity_pct", "value_pct", "seeds"]
 NAN = float("nan")
 
 
-def _checked_curves(sparsity: Sequence[float], *curves: Sequence[float]) -> list[float]:
-    """log(1 - s) per level, after checking the inputs (same lengths, sparsities in [0, 1), increasing)."""
-    if any(len(curve) != len(sparsity) for curve in curves):
-        raise LthError(f"critical sparsity: {len(sparsity)} sparsities but curves of {[len(c) for c in curves]} "
-                       "points; give one accuracy per sparsity")
-    if any(not 0 <= s < 1 for s in sparsity) or any(p >= q for p, q in zip(sparsity, sparsity[1:])):
-        raise LthError(f"critical sparsity: sparsities {list(sparsity)} must be fractions in [0, 1), "
+def _checked_curves(sparsity_pct: Sequence[float], *curves: Sequence[float]) -> list[float]:
+    """log(remaining fraction) per level, after checking the inputs (same lengths, sparsities in % in
+    [0, 100), increasing)."""
+    if any(len(curve) != len(sparsity_pct) for curve in curves):
+        raise LthError(f"critical sparsity: {len(sparsity_pct)} sparsities but curves of "
+                       f"{[len(c) for c in curves]} points; give one accuracy per sparsity")
+    if any(not 0 <= s < 100 for s in sparsity_pct) or any(p >= q for p, q in zip(sparsity_pct, sparsity_pct[1:])):
+        raise LthError(f"critical sparsity: sparsities {list(sparsity_pct)} must be percentages in [0, 100), "
                        "strictly increasing")
-    return [math.log(1 - s) for s in sparsity]
+    return [math.log(1 - s / 100) for s in sparsity_pct]
 
 
-def critical_point(sparsity: Sequence[float], a: Sequence[float], b: Sequence[float]) -> tuple[float, float] | None:
-    """(sparsity, a's accuracy) at the last crossing of curves `a` and `b` (module docstring), or None
-    when they never cross. `sparsity` strictly increasing, one value of `a` and `b` per sparsity."""
-    xs = _checked_curves(sparsity, a, b)
+def critical_point(sparsity_pct: Sequence[float], a: Sequence[float],
+                   b: Sequence[float]) -> tuple[float, float] | None:
+    """(sparsity in %, a's accuracy) at the last crossing of curves `a` and `b` (module docstring), or
+    None when they never cross. `sparsity_pct` strictly increasing, one value of `a` and `b` per sparsity."""
+    xs = _checked_curves(sparsity_pct, a, b)
     d = [p - q for p, q in zip(a, b)]
     crossing = None
     for i in range(len(d)):
@@ -81,13 +85,13 @@ def critical_point(sparsity: Sequence[float], a: Sequence[float], b: Sequence[fl
             crossing = (xs[i] + t * (xs[i + 1] - xs[i]), a[i] + t * (a[i + 1] - a[i]))
     if crossing is None:
         return None
-    return 1 - math.exp(crossing[0]), crossing[1]
+    return 100 * (1 - math.exp(crossing[0])), crossing[1]
 
 
-def critical_sparsity(sparsity: Sequence[float], a: Sequence[float], b: Sequence[float]) -> float | None:
-    """The critical sparsity of curves `a` and `b`: their last crossing, interpolated on log(1 - sparsity)
-    (module docstring), or None when they never cross."""
-    point = critical_point(sparsity, a, b)
+def critical_sparsity(sparsity_pct: Sequence[float], a: Sequence[float], b: Sequence[float]) -> float | None:
+    """The critical sparsity (in %) of curves `a` and `b`: their last crossing, interpolated on log
+    remaining weights (module docstring), or None when they never cross."""
+    point = critical_point(sparsity_pct, a, b)
     return None if point is None else point[0]
 
 
@@ -100,17 +104,17 @@ def winning_level(levels: Sequence[int], means: Sequence[float], dense_mean: flo
 
 
 def _pair_curves(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    """The levels two level_means frames share, in order of sparsity: level, sparsity (a's), mean_a,
+    """The levels two level_means frames share, in order of sparsity: level, sparsity_pct (a's), mean_a,
     mean_b, seeds (the smaller count)."""
-    joined = a.merge(b, on="level", suffixes=("_a", "_b")).sort_values("sparsity_a")
-    return joined.assign(sparsity=joined["sparsity_a"], seeds=joined[["seeds_a", "seeds_b"]].min(axis=1))
+    joined = a.merge(b, on="level", suffixes=("_a", "_b")).sort_values("sparsity_pct_a")
+    return joined.assign(sparsity_pct=joined["sparsity_pct_a"], seeds=joined[["seeds_a", "seeds_b"]].min(axis=1))
 
 
 def curves_crossing(a: pd.DataFrame, b: pd.DataFrame) -> tuple[float, float] | None:
-    """critical_point of two level_means frames (lth.plots) over the levels they share: (sparsity,
+    """critical_point of two level_means frames (lth.plots) over the levels they share: (sparsity in %,
     a's accuracy) at their last crossing, or None. tickets.csv and Figure 4b's marker both use it."""
     joined = _pair_curves(a, b)
-    return critical_point(joined["sparsity"].tolist(), joined["mean_a"].tolist(), joined["mean_b"].tolist())
+    return critical_point(joined["sparsity_pct"].tolist(), joined["mean_a"].tolist(), joined["mean_b"].tolist())
 
 
 def _source_statistics(sparse: pd.DataFrame, dense: pd.DataFrame, pairs: Sequence[tuple[str, str]],
@@ -128,9 +132,9 @@ def _source_statistics(sparse: pd.DataFrame, dense: pd.DataFrame, pairs: Sequenc
         for name in names:
             if name != vanilla:
                 for stat in _pair_curves(curves[name], curves[vanilla]).itertuples():
-                    row("gain", name, vanilla, stat.level, stat.sparsity, stat.mean_a - stat.mean_b, stat.seeds)
+                    row("gain", name, vanilla, stat.level, stat.sparsity_pct, stat.mean_a - stat.mean_b, stat.seeds)
     if not dense.empty:
-        dense_mean, dense_seeds = 100 * dense["test_acc"].mean(), dense["seed"].nunique()
+        dense_mean, dense_seeds = dense["test_acc_pct"].mean(), dense["seed"].nunique()
         for name in names:
             curve = curves[name]
             level = winning_level(curve["level"].tolist(), curve["mean"].tolist(), dense_mean)
@@ -138,7 +142,7 @@ def _source_statistics(sparse: pd.DataFrame, dense: pd.DataFrame, pairs: Sequenc
                 row("winning_ticket", name, "dense", NAN, NAN, NAN, min(dense_seeds, curve["seeds"].min()))
             else:
                 best = curve[curve["level"] == level].iloc[0]
-                row("winning_ticket", name, "dense", level, best["sparsity"], best["mean"],
+                row("winning_ticket", name, "dense", level, best["sparsity_pct"], best["mean"],
                     min(dense_seeds, best["seeds"]))
     for first, second in pairs:
         a, b = find_variant(first, names), find_variant(second, names)
@@ -185,7 +189,10 @@ def write_tickets(summary_csv: str | Path, out: str | Path, pairs: Sequence[tupl
     def cell(key: str, value: Any) -> Any:  # empty for "none"; levels and seeds as integers
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return ""
-        return int(value) if key in ("level", "seeds") else value
+        if key in ("level", "seeds"):
+            return int(value)
+        # as summary.csv's: 8 decimals, so a difference of two reads 0.82417583, not 0.8241758300000015
+        return round(value, 8) if isinstance(value, float) else value
 
     records = [{key: cell(key, value) for key, value in record.items()} for record in statistics.to_dict("records")]
     write_csv(out, records, COLUMNS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +21,20 @@ POINTS = 5  # a 5 x 5 landscape grid
 FINAL = 4  # the last training epoch
 
 
+TRAINED = {"model": "resnet18", "width": 4, "dataset": "digits", "train_epochs": FINAL}  # every run's
+
+
 def subjects() -> list[dict]:
     """The id columns of every (seed, variant, level): the dense run, then each variant's levels."""
     rows = []
     for seed in SEEDS:
-        rows.append({"seed": seed, "variant": "dense", "level": 0, "sparsity": 0.0, "run": f"dense-{seed}"})
+        rows.append({"seed": seed, "variant": "dense", "level": 0, "sparsity_pct": 0.0, "run": f"dense-{seed}",
+                     **TRAINED})
         for variant in VARIANTS:
             for level in LEVELS:
-                rows.append({"seed": seed, "variant": variant, "level": level, "sparsity": 1 - 0.8 ** level,
-                             "run": f"sparse-{variant}-{seed}-{level}"})
+                rows.append({"seed": seed, "variant": variant, "level": level,
+                             "sparsity_pct": 100 * (1 - 0.8 ** level), "run": f"sparse-{variant}-{seed}-{level}",
+                             **TRAINED})
     return rows
 
 
@@ -50,13 +56,13 @@ def grid_rows(ids: dict, epoch: int) -> list[dict]:
         alpha, beta = coordinates[i], coordinates[j]
         loss = 0.05 + (1 + ids["level"]) * (alpha ** 2 + 0.5 * beta ** 2) * epoch / FINAL
         rows.append({**ids, "epoch": epoch, "index": index, "i": i, "j": j, "alpha": alpha, "beta": beta,
-                     "loss": loss, "accuracy": max(0.0, 1 - loss / 10)})
+                     "loss": loss, "accuracy_pct": max(0.0, 100 - 10 * loss)})
     return rows
 
 
 def write(path: Path, rows: list[dict]) -> Path:
     frame = pd.DataFrame(rows)
-    ids = ["seed", "variant", "level", "sparsity", "epoch", "run"]
+    ids = ["seed", "variant", "level", "sparsity_pct", "epoch", "run", *TRAINED]
     frame[ids + [c for c in frame.columns if c not in ids]].to_csv(path, index=False)
     return path
 
@@ -71,7 +77,7 @@ def csvs(tmp_path_factory) -> dict[str, Path]:
             total = 1000
             near = round(total * fraction(stage, seed, variant, level))
             activations.append({**ids, "epoch": FINAL, "stage": stage, "near_zero": near, "total": total,
-                                "fraction": near / total, "threshold": 0.01})
+                                "near_zero_pct": 100 * near / total, "threshold": 0.01})
         for rank in (1, 2):
             hessian.append({**ids, "epoch": FINAL, "rank": rank, "eigenvalue": eigenvalue(seed, level) / rank,
                             "iterations": 20, "converged": not (variant == "lth" and level == 3 and seed == 1),
@@ -85,7 +91,7 @@ def csvs(tmp_path_factory) -> dict[str, Path]:
         for index, epsilon in enumerate(np.linspace(-0.5, 0.5, 5)):
             value = eigenvalue(seed, level)
             perturbation.append({**ids, "epoch": FINAL, "index": index, "epsilon": epsilon,
-                                 "loss": 0.1 + value * epsilon ** 2, "accuracy": 0.9, "eigenvalue": value,
+                                 "loss": 0.1 + value * epsilon ** 2, "accuracy_pct": 90.0, "eigenvalue": value,
                                  "converged": True})
     return {"tableA1_activation_sparsity": write(root / "activation_sparsity.csv", activations),
             "fig2_hessian": write(root / "hessian.csv", hessian),
@@ -126,7 +132,8 @@ def test_every_figure_renders_png_and_pdf(csvs, tmp_path, name, stem, extra):
 def test_every_registered_figure_is_covered(csvs):
     assert set(FIGURES) == set(csvs)
     for function, columns, description in FIGURES.values():
-        assert callable(function) and columns[:6] == ("seed", "variant", "level", "sparsity", "epoch", "run")
+        assert callable(function) and columns[:10] == ("seed", "variant", "level", "sparsity_pct", "epoch", "run",
+                                                       "model", "width", "dataset", "train_epochs")
         assert description
 
 
@@ -208,7 +215,8 @@ def put(frame: pd.DataFrame, column: str, value) -> pd.DataFrame:
     ("fig_landscape", drop_one_grid_point, [], ["24 of its 5 x 5 points", "sparse-lth-0-2", "merge"]),
     ("fig2_hessian", lambda f: put(f, "eigenvalue", "big"), [], ["'eigenvalue'", "'big'", "line 7", "a number"]),
     ("fig2_hessian", lambda f: put(f, "converged", "maybe"), [], ["'converged'", "'maybe'", "True or False"]),
-    ("fig2_hessian", lambda f: put(f, "sparsity", 48.8), [], ["'sparsity'", "48.8", "[0, 1)"]),
+    ("fig2_hessian", lambda f: put(f, "sparsity_pct", 148.8), [], ["'sparsity_pct'", "148.8", "[0, 100)"]),
+    ("fig2_hessian", lambda f: f.drop(columns="model"), [], ["'model'"]),
     ("tableA1_activation_sparsity", lambda f: put(f, "seed", ""), [], ["'seed'", "set in every row"]),
     ("fig2_hessian", lambda f: f[f["variant"] == "dense"], [], ["only dense rows", "'variant'"]),
     ("fig2_hessian", lambda f: pd.concat([f, f.iloc[[0]]]), [], ["more than one row", "seed 0"]),
@@ -273,7 +281,11 @@ def test_fig2_marks_non_convergence_and_uses_a_log_axis(csvs, tmp_path, drawn):
     fig2_hessian(csvs["fig2_hessian"], [tmp_path / "f.png"])
     assert drawn["yscale"] == "log" and "log scale" in drawn["ylabel"]
     assert any("not converged" in text for text in drawn["legend"])  # lth level 3, seed 1 did not converge
-    assert any(text.startswith("dense (") for text in drawn["legend"]) and "2 seeds" in drawn["title"]
+    # The dense line's number is its eigenvalue, and says so (not "dense (97.6)", read as an accuracy).
+    dense = [text for text in drawn["legend"] if text.startswith("dense")]
+    assert len(dense) == 1 and re.fullmatch(r"dense \(λ1 = [0-9.]+ ± [0-9.]+\)", dense[0]), dense
+    assert drawn["title"] == ("Fig. 2: top Hessian eigenvalue vs sparsity\nResNet-18 (width 4) on digits, 4 epochs, "
+                              "2 seeds (mean ± std); weights after the final epoch (4)")
 
 
 def test_negative_eigenvalue_switches_to_symlog_and_says_so(csvs, tmp_path, drawn):
@@ -301,3 +313,60 @@ def test_one_seed_table_has_no_std(csvs, tmp_path):
     assert (table["seeds"] == 1).all() and table["all_std_pct"].isna().all()
     row = table[(table["variant"] == "at+trt") & (table["level"] == 1)].iloc[0]
     assert row["all_mean_pct"] == pytest.approx(100 * round(1000 * fraction("all", 1, "at+trt", 1)) / 1000)
+
+
+def run_folder(root: Path, name: str, sparsity: float, **model) -> Path:
+    """A finished run as `lth train` leaves it, as far as `lth analyze collect` reads it."""
+    import yaml
+
+    from lth.manifest import write_summary
+
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "hparams.yaml").write_text(yaml.safe_dump({"model": {"name": "vgg16", "width": 8, **model},
+                                                         "data": {"name": "cifar10"}, "train": {"epochs": 30}}))
+    write_summary(folder, {"sparsity": sparsity}, ["hparams.yaml"])
+    return folder
+
+
+def test_collected_csvs_hold_percentages_and_what_each_run_trained(tmp_path):
+    from lth.analysis.collect import ID_COLUMNS, RUN_COLUMNS, collect
+
+    dense, ticket = run_folder(tmp_path, "dense-a", 0.0), run_folder(tmp_path, "sparse-b", 0.36)
+    for folder, fraction in ((dense, 0.25), (ticket, 0.5)):  # the runs' own files keep fractions
+        pd.DataFrame([{"stage": "all", "near_zero": 1, "total": 4, "fraction": fraction, "threshold": 0.01}]).to_csv(
+            folder / "activation_sparsity.csv", index=False)
+        pd.DataFrame([{"index": 0, "epsilon": 0.0, "loss": 0.1, "accuracy": 0.875, "eigenvalue": 3.0,
+                       "converged": True}]).to_csv(folder / "perturbation.csv", index=False)
+    out = tmp_path / "activation_sparsity.csv"
+    collect("activations", [f"0:dense:0:30:{dense}:activation_sparsity.csv",
+                            f"0:lth:2:30:{ticket}:activation_sparsity.csv"], out)
+    table = pd.read_csv(out)
+    assert list(table.columns) == [*ID_COLUMNS, *RUN_COLUMNS, "stage", "near_zero", "total", "near_zero_pct",
+                                   "threshold"]
+    assert table["sparsity_pct"].tolist() == [0.0, 36.0] and table["near_zero_pct"].tolist() == [25.0, 50.0]
+    assert table[list(RUN_COLUMNS)].values.tolist() == [["vgg16", 8, "cifar10", 30]] * 2
+    collect("perturbation", [f"0:lth:2:30:{ticket}:perturbation.csv"], tmp_path / "perturbation.csv")
+    assert pd.read_csv(tmp_path / "perturbation.csv")["accuracy_pct"].tolist() == [87.5]
+    assert main(["figure", "tableA1_activation_sparsity", "--csv", str(out), "--out", str(tmp_path / "t.csv")]) == 0
+    assert pd.read_csv(tmp_path / "t.csv")["all_mean_pct"].tolist() == [25.0, 50.0]
+
+
+def test_analysis_lines_take_their_variants_colours(csvs, tmp_path, monkeypatch):
+    from matplotlib.colors import to_hex, to_rgb
+
+    import lth.analysis.figures as figures
+    from lth.plots import NAMED_COLORS
+
+    seen = []
+    monkeypatch.setattr(figures, "_save", lambda fig, outputs, table=None, crop=None: seen.append(fig))
+    figures.fig2_hessian(csvs["fig2_hessian"], [tmp_path / "f.png"])
+    figures.figA12_hessian_per_epoch(csvs["figA12_hessian_per_epoch"], [tmp_path / "g.png"])
+    fig2 = {line.get_label(): to_hex(line.get_color()) for line in seen[0].axes[0].get_lines()}
+    assert fig2["lth"] == NAMED_COLORS["lth"] and fig2["at+trt"] == NAMED_COLORS["at+trt"]  # as in fig4a
+    per_level = {line.get_label(): to_rgb(line.get_color()) for line in seen[1].axes[0].get_lines()}
+    # figA12: a line per (variant, level), in shades of the variant's colour, its sparsest level in full.
+    assert per_level["at+trt, 48.8% sparse"] == pytest.approx(to_rgb(NAMED_COLORS["at+trt"]))
+    lighter = per_level["at+trt, 20.0% sparse"]
+    assert all(light >= full for light, full in zip(lighter, to_rgb(NAMED_COLORS["at+trt"])))
+    assert per_level["dense"] == to_rgb("black")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import TEST_PER_CLASS, TRAIN_PER_CLASS
 from lth import data
 from lth.data import DataError, Split
 from lth.data.batches import Batches
@@ -168,13 +171,19 @@ def test_channels_last_output():
     assert x.is_contiguous()
 
 
-def test_normalisation_on_cifar10_mini(npz_data):
-    inputs, _ = one_pass(Batches(npz_data.test, 500, npz_data.mean, npz_data.std, CPU))
-    assert inputs.shape == (2000, 3, 32, 32)
+def test_normalisation_uses_the_training_files_channel_statistics(npz_root, npz_data):
+    """Per channel, from the whole training file (not the subset): what numpy computes from the raw
+    pixels; the fixture's channels differ, so statistics swapped between channels would show."""
+    with np.load(npz_root / "train.npz") as f:
+        pixels = f["images"].reshape(-1, 3) / 255
+    assert np.allclose(npz_data.mean, pixels.mean(0), rtol=0, atol=1e-6), (npz_data.mean, pixels.mean(0))
+    assert np.allclose(npz_data.std, pixels.std(0), rtol=0, atol=1e-6), (npz_data.std, pixels.std(0))
+    assert min(abs(a - b) for a, b in itertools.combinations(npz_data.mean, 2)) > 0.03
+    inputs, _ = one_pass(Batches(npz_data.test, 100, npz_data.mean, npz_data.std, CPU))
+    assert inputs.shape == (10 * TEST_PER_CLASS, 3, 32, 32)
     mean, std = inputs.mean(dim=(0, 2, 3)), inputs.std(dim=(0, 2, 3))
     assert torch.allclose(mean, torch.zeros(3), atol=0.1), mean
     assert torch.allclose(std, torch.ones(3), atol=0.1), std
-    assert all(0.3 < m < 0.6 for m in npz_data.mean) and all(0.15 < s < 0.35 for s in npz_data.std)
 
 
 # --- data.load ----------------------------------------------------------------------------
@@ -188,7 +197,7 @@ def npz(root, **kwargs) -> DataHparams:
     return DataHparams(name="npz", root=str(root), **kwargs)
 
 
-def test_split_is_9_to_1_disjoint_and_covers_the_subset(cifar10_mini, npz_data):
+def test_split_is_9_to_1_disjoint_and_covers_the_subset(npz_root, npz_data):
     d = npz_data
     assert len(d.train.labels) == 180 and len(d.val.labels) == 20
     train_keys, val_keys = image_keys(d.train), image_keys(d.val)
@@ -196,16 +205,16 @@ def test_split_is_9_to_1_disjoint_and_covers_the_subset(cifar10_mini, npz_data):
     assert not set(train_keys) & set(val_keys)
     union = torch.cat([d.train.labels, d.val.labels])
     assert torch.bincount(union, minlength=10).tolist() == [20] * 10  # exactly the balanced subset
-    raw = data.get_source("npz").load(cifar10_mini, False)
+    raw = data.get_source("npz").load(npz_root, False)
     raw_keys = dict(zip(image_keys(raw.train), raw.train.labels.tolist()))
     assert all(raw_keys[k] == int(y) for k, y in zip(train_keys + val_keys, union))
     assert torch.equal(d.test.labels, raw.test.labels)
 
 
-def test_split_is_deterministic_from_the_seed(cifar10_mini, npz_data):
-    again = data.load(npz(cifar10_mini, subset_per_class=20), seed=0)
+def test_split_is_deterministic_from_the_seed(npz_root, npz_data):
+    again = data.load(npz(npz_root, subset_per_class=20), seed=0)
     assert torch.equal(again.val.images, npz_data.val.images) and torch.equal(again.train.labels, npz_data.train.labels)
-    other = data.load(npz(cifar10_mini, subset_per_class=20), seed=1)
+    other = data.load(npz(npz_root, subset_per_class=20), seed=1)
     assert set(image_keys(other.val)) != set(image_keys(npz_data.val))
     assert other.mean == npz_data.mean and other.std == npz_data.std  # stats: whole training file
 
@@ -226,9 +235,10 @@ def test_subset_per_class_is_exact(per_class):
     assert len(d.val.labels) == max(1, round(0.5 * 10 * per_class))
 
 
-def test_too_large_subset_is_a_data_error(cifar10_mini):
-    with pytest.raises(DataError, match=r"data\.subset_per_class: 1001 is not allowed.*1000"):
-        data.load(npz(cifar10_mini, subset_per_class=1001), seed=0)
+def test_too_large_subset_is_a_data_error(npz_root):
+    too_many = TRAIN_PER_CLASS + 1
+    with pytest.raises(DataError, match=rf"data\.subset_per_class: {too_many} is not allowed.*only {TRAIN_PER_CLASS} "):
+        data.load(npz(npz_root, subset_per_class=too_many), seed=0)
 
 
 def test_missing_npz_root_names_the_path(tmp_path):

@@ -1,4 +1,5 @@
-"""The benchmark scripts still run against the current library (tiny sizes; no time is asserted)."""
+"""The benchmark scripts still run against the current library (tiny sizes; no time is asserted), on
+the tests' own CIFAR-shaped images (`npz_root`, through --data)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, find_shared_data
+from conftest import REPO
 
 
 @pytest.mark.parametrize("script, what, flags", [
@@ -22,9 +23,11 @@ from conftest import REPO, find_shared_data
     ("analysis", "landscape", ["--widths", "8", "--images", "100", "--points", "2"]),
     ("masks", None, ["--widths", "8", "--batch-size", "16", "--synflow-rounds", "3"]),
 ])
-def test_bench_runs(script: str, what: str | None, flags: list[str]) -> None:
-    env = {**os.environ, "LTH_SHARED_DATA": str(find_shared_data())}
-    command = [sys.executable, str(REPO / "bench" / f"{script}.py"), *([what] if what else []), *flags]
+def test_bench_runs(script: str, what: str | None, flags: list[str], npz_root, tmp_path) -> None:
+    # The default folder points nowhere, so only --data can give the scripts their images.
+    env = {**os.environ, "LTH_SHARED_DATA": str(tmp_path / "absent")}
+    data = ["--data", str(npz_root)] if script in ("training", "analysis") else []  # masks.py draws random batches
+    command = [sys.executable, str(REPO / "bench" / f"{script}.py"), *([what] if what else []), *flags, *data]
     result = subprocess.run([*command, "--repeats", "1", "--threads", "1"], capture_output=True, text=True,
                             timeout=300, env=env)
     assert result.returncode == 0, result.stderr

@@ -148,9 +148,11 @@ def test_ls_says_what_each_run_folder_is_and_how_far_it_got(tmp_path, capsys):
     from lth.cli import main
 
     runs = tmp_path / "results" / "runs"
-    for name in ("dense-aaaaaaaaaa", "sparse-bbbbbbbbbb", "sparse-cccccccccc", "imp-dddddddddd"):
+    for name in ("dense-aaaaaaaaaa", "sparse-bbbbbbbbbb", "sparse-cccccccccc", "imp-dddddddddd", "sparse-eeeeeeeeee"):
         (runs / name).mkdir(parents=True)
-    (runs / "dense-aaaaaaaaaa" / "summary.json").write_text(json.dumps({"final_test_acc": 0.5}))
+    # The accuracy summary.csv calls test_acc_pct (at the best-validation epoch), not the final one.
+    (runs / "dense-aaaaaaaaaa" / "summary.json").write_text(json.dumps({"test_acc_at_best_val": 0.5,
+                                                                        "final_test_acc": 0.25}))
     (runs / "dense-aaaaaaaaaa" / "hparams.yaml").write_text(yaml.safe_dump(
         {"model": {"name": "vgg16", "width": 8}, "data": {"name": "npz"}, "train": {"epochs": 3}}))
     (runs / "sparse-bbbbbbbbbb" / ".resume").mkdir()
@@ -158,17 +160,50 @@ def test_ls_says_what_each_run_folder_is_and_how_far_it_got(tmp_path, capsys):
     for level in (1, 2):
         (runs / "imp-dddddddddd" / f"level{level}").mkdir()
         (runs / "imp-dddddddddd" / f"level{level}" / "mask.json").write_text("{}")
+    # An at+trt ticket rewound to epoch 2, at level 2 of the chain: the variant column says so.
+    (runs / "sparse-eeeeeeeeee" / "summary.json").write_text(json.dumps({"test_acc_at_best_val": 0.9,
+                                                                         "final_test_acc": 0.875}))
+    (runs / "sparse-eeeeeeeeee" / "hparams.yaml").write_text(yaml.safe_dump(
+        {"model": {"name": "resnet18", "width": 4, "activation": "swish", "skip": "conv1x1"},
+         "data": {"name": "digits"},
+         "train": {"epochs": 10, "label_smoothing": 0.1}, "gradinit": {"enabled": True}, "start_epoch": 2,
+         "mask": {"path": "results/runs/imp-dddddddddd/level2/mask.pt"}, "init": {"path": "dense/rewind/epoch2.pt"}}))
     assert main(["ls", str(tmp_path / "results")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["kind", "hash", "status", "settings", "test_acc", "age", "size"]
-    assert lines[1].split()[:8] == ["dense", "aaaaaaaaaa", "finished", "vgg16", "w8", "npz", "3", "ep"]
-    assert "50.00%" in lines[1]
+    assert lines[0].split() == ["kind", "hash", "status", "variant", "settings", "test_acc_pct", "age", "size"]
+    assert lines[1].split()[:9] == ["dense", "aaaaaaaaaa", "finished", "dense", "vgg16", "w8", "npz", "3", "ep"]
+    assert lines[1].split()[9] == "50.00"
     assert lines[2].split()[:2] == ["imp", "dddddddddd"] and "2 levels" in lines[2] and "levels 1-2" in lines[2]
     assert lines[3].split()[2] == "resumable" and "2.0 kB" in lines[3]
     assert lines[4].split()[2] == "empty"
+    assert lines[5].split()[2:4] == ["finished", "at+trt+rewind"]
+    assert "resnet18 w4 digits 10 ep from 2, level 2  90.00" in lines[5]
     assert main(["ls", str(tmp_path / "results"), "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert [(run["kind"], run["status"], run["test_acc"]) for run in listed] == [
-        ("dense", "finished", 0.5), ("imp", "2 levels", None), ("sparse", "resumable", None), ("sparse", "empty", None)]
+    assert [(run["kind"], run["status"], run["variant"], run["test_acc_pct"], run["final_test_acc_pct"])
+            for run in listed] == [
+        ("dense", "finished", "dense", 50.0, 25.0), ("imp", "2 levels", "", None, None),
+        ("sparse", "resumable", "", None, None), ("sparse", "empty", "", None, None),
+        ("sparse", "finished", "at+trt+rewind", 90.0, 87.5)]
     assert main(["ls", str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("record", "variant"), [
+    ({}, "dense"),
+    ({"model": {"skip": "conv1x1", "activation": "swish"}}, "dense+at"),  # a dense baseline
+    ({"mask": {"path": "m.pt"}}, "lth"),
+    ({"mask": {"path": "m.pt"}, "model": {"skip": "conv1x1", "activation": "swish"}, "gradinit": {"enabled": True},
+      "train": {"label_smoothing": 0.1}}, "at+trt"),
+    ({"mask": {"path": "m.pt"}, "model": {"skip": "conv1x1", "activation": "swish"}, "gradinit": {"enabled": True},
+      "train": {"kd_alpha": 0.9}}, "at+gradinit+kd"),
+    ({"mask": {"path": "m.pt"}, "start_epoch": 3}, "rewind"),
+    ({"start_epoch": 3}, "dense"),  # a dense run resumed from epoch 3 is no rewound ticket
+    ({"mask": {"path": "m.pt"}, "init": {"path": "runs/dense-x/reinit/seed1000.pt"}}, "reinit"),
+    ({"mask": {"path": "m.pt"}, "model": {"activation": "mish", "skip": "identity"}}, "mish+skip_identity"),
+    ({"mask": {"path": "m.pt"}, "train": {"kd_alpha": 0.5}}, "kd_alpha=0.5"),  # by hand: no part sets 0.5
+])
+def test_ls_names_the_variant_a_run_trained(record, variant):
+    from lth.runs import trained_as
+
+    assert trained_as(record) == variant

@@ -192,11 +192,11 @@ def test_missing_imagefolder_names_the_layout(tmp_path, cache):
         ident("imagefolder", root, cache)
 
 
-def test_cifar10_mini(cifar10_mini, cache, count_hashes):
-    first = ident("npz", cifar10_mini, cache, subset_per_class=20)
+def test_cifar_shaped_npz_is_hashed_once_then_read_from_the_cache(npz_root, cache, count_hashes):
+    first = ident("npz", npz_root, cache, subset_per_class=20)
     assert first["fingerprint"].startswith("sha256:") and len(count_hashes) == 2
     count_hashes.clear()
-    assert ident("npz", cifar10_mini, cache, subset_per_class=20) == first and count_hashes == []
+    assert ident("npz", npz_root, cache, subset_per_class=20) == first and count_hashes == []
 
 
 def test_default_cache_location(monkeypatch, tmp_path):

@@ -21,29 +21,33 @@ from lth.figures import (GRID_FIGURES, SUMMARY_FIGURES, draw_grid_figure, draw_s
                          grid_status)
 from lth.plots import plot_accuracy_vs_sparsity, sources_of
 
-SPARSITY = {1: 0.2, 2: 0.36, 3: 0.488}  # IMP at 20% per level
+SPARSITY = {1: 20.0, 2: 36.0, 3: 48.8}  # IMP at 20% per level, in %
 TOTAL = 1000  # parameters of the dense network
 
 
 def summary(curves: dict[str, list[float]], seeds: int, dense: float = 90.0, baselines: dict[str, float] | None = None,
             method: str = "imp", experiment: str | None = None, model: str = "resnet18",
-            dataset: str = "cifar10") -> pd.DataFrame:
+            dataset: str = "cifar10", epochs: int = 30) -> pd.DataFrame:
     """summary.csv rows: each variant's nominal accuracy (%) per level, seed k at nominal + k - (seeds-1)/2;
-    `dense` at level 0 and `dense+<tweak>` baselines; a skip variant has 10 more nonzero parameters."""
+    `dense` at level 0 and `dense+<tweak>` baselines; a skip variant has 10 more nonzero parameters;
+    `rewind` variants trained from epoch 3 of `epochs`, the others from 0."""
     rows = []
     for seed in range(seeds):
         offset = seed - (seeds - 1) / 2
         level0 = {"dense": dense, **{f"dense+{tweak}": acc for tweak, acc in (baselines or {}).items()}}
         for variant, acc in level0.items():
-            rows.append({"seed": seed, "variant": variant, "level": 0, "sparsity": 0.0, "nonzero_params": TOTAL,
-                         "test_acc": (acc + offset) / 100})
+            rows.append({"seed": seed, "variant": variant, "level": 0, "sparsity_pct": 0.0, "nonzero_params": TOTAL,
+                         "test_acc_pct": acc + offset, "rewind_epoch": 0})
         for variant, accuracy in curves.items():
             extra = 10 if "skip" in variant or "at" in variant.split("+") else 0
+            rewind = 3 if "rewind" in variant.split("+") else 0
             for (level, sparsity), acc in zip(SPARSITY.items(), accuracy):
-                rows.append({"seed": seed, "variant": variant, "level": level, "sparsity": sparsity,
-                             "nonzero_params": round(TOTAL * (1 - sparsity)) + extra, "test_acc": (acc + offset) / 100})
+                rows.append({"seed": seed, "variant": variant, "level": level, "sparsity_pct": sparsity,
+                             "nonzero_params": round(TOTAL * (1 - sparsity / 100)) + extra,
+                             "test_acc_pct": acc + offset, "rewind_epoch": rewind})
     frame = pd.DataFrame(rows).assign(forward_flops_effective=lambda f: 5 * f["nonzero_params"], model=model,
-                                      dataset=dataset, prune_method=method)
+                                      width=4, dataset=dataset, prune_method=method,
+                                      epochs_trained=lambda f: epochs - f["rewind_epoch"])
     return frame if experiment is None else frame.assign(experiment=experiment)[["experiment", *frame.columns]]
 
 
@@ -152,10 +156,10 @@ def test_series_dense_lines_and_bands_follow_the_seeds(tmp_path, saved, seeds):
     assert list(plotted) == ["lth", "skip", "dense", "dense+skip"]  # not rewind, not dense+ls
     for label, nominal in (("lth", [91, 88, 80]), ("skip", [90, 89, 85])):
         frame = plotted[label]
-        assert list(frame.columns) == ["level", "sparsity", "x", "mean", "std", "seeds"]
+        assert list(frame.columns) == ["level", "sparsity_pct", "x", "mean", "std", "seeds"]
         assert frame["level"].tolist() == [1, 2, 3]
-        assert frame["sparsity"].tolist() == pytest.approx([0.2, 0.36, 0.488])
-        assert frame["x"].tolist() == pytest.approx([0.2, 0.36, 0.488])  # x = sparsity
+        assert frame["sparsity_pct"].tolist() == pytest.approx([20, 36, 48.8])
+        assert frame["x"].tolist() == pytest.approx([20, 36, 48.8])  # x = sparsity, in %
         assert frame["mean"].tolist() == pytest.approx(nominal)
         assert frame["seeds"].tolist() == [seeds] * 3
     assert plotted["dense"][["level", "mean", "seeds"]].values[0].tolist() == pytest.approx([0, 90, seeds])
@@ -178,13 +182,14 @@ def test_critical_sparsity_is_marked_where_the_curves_cross_last(tmp_path, saved
     # d = at+trt - rewind = -2, +1, +8: the sign changes between levels 1 and 2 only, at t = 2 / (2 + 1)
     # of the way on log(remaining): log(0.8) -> log(0.64).
     t = 2 / 3
-    sparsity = 1 - math.exp(math.log(0.8) + t * (math.log(0.64) - math.log(0.8)))
+    sparsity = 100 * (1 - math.exp(math.log(0.8) + t * (math.log(0.64) - math.log(0.8))))  # in %
     critical = plotted["critical"].iloc[0]
     assert (critical["variant"], critical["reference"]) == ("at+trt", "rewind")
-    assert critical["sparsity"] == pytest.approx(sparsity) and critical["x"] == pytest.approx(sparsity)
+    assert critical["sparsity_pct"] == pytest.approx(sparsity) and critical["x"] == pytest.approx(sparsity)
     assert critical["mean"] == pytest.approx(89 + t * (90 - 89))
     marker = [line for line in saved[0].axes[0].get_lines() if line.get_label().startswith("critical sparsity")]
-    assert len(marker) == 1 and marker[0].get_xdata()[0] == pytest.approx(100 * (1 - sparsity))
+    assert len(marker) == 1 and marker[0].get_xdata()[0] == pytest.approx(100 - sparsity)
+    assert marker[0].get_label() == f"critical sparsity {sparsity:.1f}%"
     # On parameters, the marker sits at the same place: log x interpolated with the same t.
     plotted = draw_summary_figure("fig4b_rewinding", csv, [tmp_path / "g.png"], x="nonzero_params")
     assert plotted["critical"]["x"].item() == pytest.approx(math.exp(math.log(810) + t * (math.log(650) - math.log(810))))
@@ -226,8 +231,8 @@ def test_a_figure_names_what_is_wrong(tmp_path):
         draw_summary_figure("fig4a_at_trt", csv, out, x="flops")
     with pytest.raises(LthError, match=r"the suffix '\.jpg' is not allowed"):
         draw_summary_figure("fig4a_at_trt", csv, [tmp_path / "f.jpg"])
-    write(summary({"lth": [91, 88, 80], "rewind": [90, 89, 85]}, 1).drop(columns="test_acc"), tmp_path / "bad.csv")
-    with pytest.raises(LthError, match="lacks the column 'test_acc'"):
+    write(summary({"lth": [91, 88, 80], "rewind": [90, 89, 85]}, 1).drop(columns="test_acc_pct"), tmp_path / "bad.csv")
+    with pytest.raises(LthError, match="lacks the column 'test_acc_pct'"):
         draw_summary_figure("fig4a_at_trt", tmp_path / "bad.csv", out)
     both = pd.concat([summary({"lth": [1, 1, 1]}, 1, experiment=name) for name in ("a", "b")])
     with pytest.raises(LthError, match="holds 2 experiments"):
@@ -265,7 +270,9 @@ def test_lth_plot_draws_a_panel_per_mask_source(tmp_path, saved):
             assert frame["std"].tolist() == pytest.approx([1, 1, 1]) and frame["seeds"].tolist() == [3, 3, 3]
     assert plotted["dense"]["mean"].item() == pytest.approx(90)
     fig = saved[0]
-    assert [ax.get_title() for ax in fig.axes] == ["magnitude", "random"] and fig.get_suptitle() == "exp"
+    assert [ax.get_title() for ax in fig.axes] == ["magnitude", "random"]
+    assert fig.get_suptitle() == ("exp: test accuracy vs sparsity, every variant\n"
+                                  "ResNet-18 (width 4) on cifar10, 30 epochs, 3 seeds (mean ± std)")
     assert fig.axes[0].get_shared_y_axes().joined(fig.axes[0], fig.axes[1])
     colors = [{line.get_label(): line.get_color() for line in ax.get_lines()} for ax in fig.axes]
     assert colors[0]["lth"] == colors[1]["lth"] != colors[0]["skip"] == colors[1]["skip"]  # a colour per variant
@@ -301,7 +308,9 @@ def test_lth_plot_of_one_mask_source_is_unchanged(tmp_path, saved, column):
         plotted = plot_accuracy_vs_sparsity(csv, [tmp_path / f"{layout}.png"], title="t", mask_sources=layout)
         assert list(plotted) == ["lth", "skip", "at+trt", "dense", "dense+skip"]
         assert plotted["skip"]["mean"].tolist() == pytest.approx(MAGNITUDE["skip"])
-    assert [len(fig.axes) for fig in saved] == [1, 1] and saved[0].axes[0].get_title() == "t"
+    assert [len(fig.axes) for fig in saved] == [1, 1]
+    assert saved[0].axes[0].get_title() == "t: test accuracy vs sparsity, every variant\nResNet-18 (width 4) on " \
+        "cifar10, 30 epochs, 1 seed"
 
 
 def test_lth_plot_mask_sources_on_the_command_line(tmp_path, capsys):
@@ -326,7 +335,8 @@ def test_any_mask_draws_vanilla_and_at_trt_per_mask_source(tmp_path, saved):
     assert plotted["dense"]["mean"].item() == pytest.approx(90)
     fig = saved[0]
     assert [ax.get_title() for ax in fig.axes] == ["magnitude", "random", "snip"]
-    assert fig.get_suptitle() == "exp: any_mask"
+    assert fig.get_suptitle() == ("exp: AT+TRT vs vanilla on the masks of each mask source\n"
+                                  "ResNet-18 (width 4) on cifar10, 30 epochs, 3 seeds (mean ± std)")
     for ax in fig.axes:  # two curves and the dense line in each panel, the same colours
         labels = [line.get_label() for line in ax.get_lines()]
         assert len(labels) == 3 and labels[2].startswith("dense (90.00% ± 1.00)")
@@ -381,7 +391,7 @@ def grid_table() -> pd.DataFrame:
     """Two experiments with both series (3 seeds and 1 seed), one without at+trt."""
     a = summary({"lth": [91, 88, 80], "at+trt": [92, 90, 86]}, 3, experiment="r18-c10")
     # Seed-dependent gains in a: at+trt's seed k gets k more points, so the gains are 1+k, 2+k, 6+k.
-    a.loc[a["variant"] == "at+trt", "test_acc"] += a.loc[a["variant"] == "at+trt", "seed"] / 100
+    a.loc[a["variant"] == "at+trt", "test_acc_pct"] += a.loc[a["variant"] == "at+trt", "seed"]
     b = summary({"lth": [71, 68, 60], "skip+swish+gradinit+ls": [70, 69, 65]}, 1, dense=75, experiment="vgg-c100",
                 model="vgg16", dataset="cifar100")
     c = summary({"lth": [1, 1, 1]}, 1, experiment="lth-only", model="mobilenet")
@@ -400,7 +410,10 @@ def test_grid_panels_per_experiment(tmp_path, saved):
     assert plotted["vgg16", "cifar100"]["dense"]["mean"].item() == pytest.approx(75)
     axes = saved[0].axes  # rows cifar10, cifar100; columns resnet18, vgg16: two panels, two hidden
     visible = [ax for ax in axes if ax.get_visible()]
-    assert len(axes) == 4 and [ax.get_title() for ax in visible] == ["resnet18 / cifar10", "vgg16 / cifar100"]
+    assert len(axes) == 4 and [ax.get_title() for ax in visible] == ["ResNet-18 (width 4) on cifar10",
+                                                                     "VGG-16 (width 4) on cifar100"]
+    assert saved[0].get_suptitle() == ("Fig. 6: AT+TRT vs vanilla per architecture and dataset\n"
+                                       "30 epochs, 3 seeds (mean ± std)")
     assert [bands(ax) for ax in visible] == [2 + 1, 0]  # bands only in the 3-seed experiment
 
 
@@ -459,3 +472,69 @@ def test_lth_figure_rejects_options_and_names_that_do_not_fit(tmp_path, capsys):
     err = capsys.readouterr().err
     assert all(name in err for name in [*SUMMARY_FIGURES, *GRID_FIGURES, "fig2_hessian", "tableA1_activation_sparsity"])
     assert not (tmp_path / "f.png").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# One vocabulary: one colour per variant, titles that say what was trained, the units of the CSV
+
+
+def line_colors(fig) -> dict[str, str]:
+    """Each labelled line's colour (as hex) in every axes of `fig`, by label."""
+    from matplotlib.colors import to_hex
+
+    return {line.get_label(): to_hex(line.get_color()) for ax in fig.axes for line in ax.get_lines()
+            if not line.get_label().startswith("_")}
+
+
+def test_a_variant_has_one_colour_in_every_figure(tmp_path, saved):
+    from matplotlib.colors import to_hex
+
+    curves = {"lth": [91, 88, 80], "skip+swish+gradinit+ls": [92, 90, 86], "rewind": [90, 89, 85]}
+    csv = write(summary(curves, 1), tmp_path / "summary.csv")
+    plot_accuracy_vs_sparsity(csv, [tmp_path / "all.png"])
+    draw_summary_figure("fig4a_at_trt", csv, [tmp_path / "fig4a.png"])
+    draw_summary_figure("fig4b_rewinding", csv, [tmp_path / "fig4b.png"])
+    grid = summary({"lth": [91, 88, 80], "at+trt": [92, 90, 86]}, 1, experiment="a")
+    draw_grid_figure("fig6_grid", write(grid, tmp_path / "grid.csv"), [tmp_path / "grid.png"])
+    every, fig4a, fig4b, fig6 = (line_colors(fig) for fig in saved)
+    red = to_hex(plots.NAMED_COLORS["at+trt"])
+    # at+trt is red whatever its spelling and whichever figure, not the next colour of a cycle
+    assert every["skip+swish+gradinit+ls"] == fig4a["skip+swish+gradinit+ls"] == fig4b["skip+swish+gradinit+ls"] \
+        == fig6["at+trt"] == red
+    assert every["lth"] == fig4a["lth"] == fig6["lth"] == to_hex(plots.NAMED_COLORS["lth"])
+    assert every["rewind"] == fig4b["rewind"] != red
+    assert len(set(every.values())) == len(every)  # three variants and dense: four colours
+
+
+def test_variant_colors_are_keyed_by_what_a_variant_resolves_to():
+    colors = plots.variant_colors(["dense", "dense+skip", "skip", "at+trt", "trt+at", "swish+mish+ls", "reinit+ls"])
+    assert colors["dense"] == "black" and colors["dense+skip"] == colors["skip"] == plots.NAMED_COLORS["skip"]
+    assert colors["at+trt"] == colors["trt+at"] == plots.NAMED_COLORS["at+trt"]
+    # Variants without a colour of their own get a spare one, never a named variant's, never shared in a figure.
+    spares = [colors["swish+mish+ls"], colors["reinit+ls"]]
+    assert len(set(spares)) == 2 and not set(spares) & set(plots.NAMED_COLORS.values())
+    assert plots.variant_colors(["reinit+ls"])["reinit+ls"] == colors["reinit+ls"]  # the same in another figure
+
+
+def test_titles_say_model_data_epochs_and_seeds_not_the_file_name(tmp_path, saved):
+    csv = write(summary({"lth": [91, 88, 80], "at+trt": [92, 90, 86], "rewind": [90, 89, 85]}, 3, model="vgg16",
+                        dataset="cifar100", epochs=12), tmp_path / "summary.csv")
+    draw_summary_figure("fig4a_at_trt", csv, [tmp_path / "a.png"], title="exp")
+    draw_summary_figure("fig4b_rewinding", csv, [tmp_path / "b.png"])
+    (a,), (b,) = (fig.axes for fig in saved)
+    # Rewound rows trained 9 of the 12 epochs, from epoch 3: the schedule is 12 epochs for every row.
+    assert a.get_title() == ("exp: Fig. 4a: architecture (AT) and training-recipe (TRT) tweaks vs vanilla\n"
+                             "VGG-16 (width 4) on cifar100, 12 epochs, 3 seeds (mean ± std)")
+    assert b.get_title().startswith("Fig. 4b: AT+TRT vs weight rewinding\nVGG-16 (width 4) on cifar100")
+    assert "fig4a_at_trt" not in a.get_title() and all(spec.heading for spec in SUMMARY_FIGURES.values())
+
+
+def test_a_summary_in_fractions_from_an_older_lth_draws_the_same_figure(tmp_path):
+    table = summary({"lth": [91, 88, 80], "at+trt": [92, 90, 86]}, 3)
+    old = table.assign(sparsity=table["sparsity_pct"] / 100, test_acc=table["test_acc_pct"] / 100)
+    old = old.drop(columns=["sparsity_pct", "test_acc_pct"])
+    new = draw_summary_figure("fig4a_at_trt", write(table, tmp_path / "new.csv"), [tmp_path / "new.png"])
+    legacy = draw_summary_figure("fig4a_at_trt", write(old, tmp_path / "old.csv"), [tmp_path / "old.png"])
+    assert list(legacy) == list(new)
+    for label in new:
+        pd.testing.assert_frame_equal(legacy[label], new[label])

@@ -4,7 +4,6 @@ host. These tests need a CUDA device and are skipped without one; bench/gpu.py's
 from __future__ import annotations
 
 import copy
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from contextlib import nullcontext
 import pytest
 import torch
 
-from conftest import REPO, find_shared_data
+from conftest import REPO
 from lth.checkpoints import init_model
 from lth.data import Split
 from lth.data.batches import Batches
@@ -152,15 +151,14 @@ def test_gpu_batches_are_the_cpu_batches():
 def test_gpu_benchmark_runs():
     """bench/gpu.py measures on CUDA (tiny sizes here), and without CUDA says so and exits cleanly;
     its code also runs on the CPU (`--device cpu`), so it is checked on machines without a GPU."""
-    env = {**os.environ, "LTH_SHARED_DATA": str(find_shared_data())}
     script = [sys.executable, str(REPO / "bench" / "gpu.py")]
     tiny = ["--width", "8", "--images", "100", "--batch-sizes", "64", "--peer-workers", "0", "--repeats", "1",
             "--threads", "1"]
     if not CUDA:
-        result = subprocess.run(script, capture_output=True, text=True, timeout=120, env=env)
+        result = subprocess.run(script, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "CUDA not available: nothing measured"
         tiny += ["--device", "cpu", "--precision", "fp32"]
-    result = subprocess.run(script + tiny, capture_output=True, text=True, timeout=300, env=env)
+    result = subprocess.run(script + tiny, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "ours / ceiling" in result.stdout and "peer time / ours" in result.stdout and "(min" in result.stdout

@@ -1,7 +1,8 @@
 """The shipped SLURM profile against a real SLURM: a single-node cluster on this machine
 (tests/slurm/localhost.sh, Debian's packages), running the tiny workflow through
 snakemake-executor-plugin-slurm. It must give the same outputs and the same summary.csv as a local
-run with the same seeds. `pytest -m "not slurm"` skips it; CI runs it."""
+run with the same seeds. It installs SLURM and munge and starts daemons, so it runs only when asked:
+`make test-slurm`, or LTH_TEST_SLURM=1 (CI sets it); otherwise it is skipped, saying so."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import SLURM_NOT_ASKED, slurm_asked
 from test_workflow import tiny_config
 from workflow_helpers import REPO, SNAKEFILE, snakemake, write_config
 
-pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
+# A skip mark, not a skip in a fixture: it acts before any fixture (data, cluster) is set up.
+pytestmark = [pytest.mark.slurm, pytest.mark.workflow,
+              pytest.mark.skipif(not slurm_asked(), reason=SLURM_NOT_ASKED)]
 
 # Settings of this test cluster that a real one does not need: no accounting database (so no
 # account, and squeue rather than sacct for job states), early status checks, and the logs of
@@ -48,8 +52,8 @@ def outputs(workdir: Path) -> set[str]:
     return {str(path.relative_to(results)) for path in results.rglob("*") if path.is_file()}
 
 
-def test_the_slurm_profile_runs_the_workflow_as_a_local_run_does(tmp_path, shared_data, cluster):
-    config = tiny_config(shared_data, variants=["lth"], prune__levels=1, train__epochs=2)
+def test_the_slurm_profile_runs_the_workflow_as_a_local_run_does(tmp_path, npz_root, cluster):
+    config = tiny_config(npz_root, variants=["lth"], prune__levels=1, train__epochs=2)
     local, on_slurm = tmp_path / "local", tmp_path / "slurm"
     snakemake(local, write_config(tmp_path, "local", {**config}))
     slurm_config = write_config(tmp_path, "slurm", {**config})

@@ -1,4 +1,5 @@
-import os
+import hashlib
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -6,13 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import TEST_PER_CLASS, TRAIN_PER_CLASS
+from lth import data as lth_data
 from lth.data.sources import SOURCES, DataError, get_source
-
-
-def shared_data() -> Path:
-    path = Path(os.environ.get("LTH_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data"))
-    assert path.is_dir(), f"shared data folder {path} missing: set LTH_SHARED_DATA"
-    return path
+from lth.hparams import DataHparams
 
 
 def save_images(folder: Path, pixels: list[np.ndarray], suffix: str = ".png") -> None:
@@ -37,24 +35,89 @@ def test_root_required():
         get_source("npz").load(None, False)
 
 
-def test_npz_cifar10_mini(monkeypatch):
-    root = shared_data() / "cifar10-mini"
+def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path) as f:
+        return f["images"], f["labels"]
+
+
+def test_npz_reads_cifar_shaped_archives_exactly(npz_root, monkeypatch):
     source = get_source("npz")
     # num_classes must read only the small arrays, never the images.
     read = []
     npz, getitem = np.lib.npyio.NpzFile, np.lib.npyio.NpzFile.__getitem__
     monkeypatch.setattr(npz, "__getitem__", lambda f, k: read.append(k) or getitem(f, k))
-    assert source.num_classes(root) == 10 and read and "images" not in read
+    assert source.num_classes(npz_root) == 10 and read and "images" not in read
     monkeypatch.undo()
-    data = source.load(root, False)
-    assert data.train.images.shape == (10000, 3, 32, 32)
-    assert data.test.images.shape == (2000, 3, 32, 32)
+    data = source.load(npz_root, False)
+    assert data.train.images.shape == (10 * TRAIN_PER_CLASS, 3, 32, 32)
+    assert data.test.images.shape == (10 * TEST_PER_CLASS, 3, 32, 32)
+    assert source.sizes(npz_root) == (10 * TRAIN_PER_CLASS, 10 * TEST_PER_CLASS)
     assert data.train.images.dtype == torch.uint8 and data.train.images.is_contiguous()
     assert data.train.labels.dtype == torch.int64
     assert set(data.train.labels.tolist()) == set(range(10)) == set(data.test.labels.tolist())
     assert data.num_classes == 10 and source.flip and source.crop_padding == 4
-    raw = np.load(root / "test.npz")["images"]
-    assert torch.equal(data.test.images[5], torch.from_numpy(raw[5]).permute(2, 0, 1))
+    for split, (images, labels) in ((data.train, read_npz(npz_root / "train.npz")),
+                                    (data.test, read_npz(npz_root / "test.npz"))):
+        assert torch.equal(split.images, torch.from_numpy(images).permute(0, 3, 1, 2))
+        assert torch.equal(split.labels, torch.from_numpy(labels))
+
+
+def write_cifar(root: Path, name: str, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+                monkeypatch) -> None:
+    """CIFAR-10 or CIFAR-100 as torchvision keeps it on disk after its download (the python
+    release's pickled batches: rows of 3072 bytes, the red, green and blue planes in turn), made of
+    the given (NHWC images, labels); the class's md5 list is pointed at these files, so torchvision
+    still checks each of them as it checks the official release."""
+    import torchvision.datasets
+
+    cls = getattr(torchvision.datasets, name.upper())
+    folder = root / cls.base_folder
+    folder.mkdir(parents=True)
+    label_key = "labels" if name == "cifar10" else "fine_labels"
+    files = {}
+    # CIFAR-10 spreads its training images over five batches; CIFAR-100 has one file per split.
+    for entries, (images, labels) in ((cls.train_list, train), (cls.test_list, test)):
+        rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+        for (filename, _), part in zip(entries, np.array_split(np.arange(len(images)), len(entries))):
+            files[filename] = {"data": rows[part], label_key: labels[part].tolist(),
+                               "filenames": [f"{i}.png" for i in part]}
+    files[cls.meta["filename"]] = {cls.meta["key"]: [f"class{i}" for i in range(10)]}
+    md5 = {}
+    for filename, content in files.items():
+        (folder / filename).write_bytes(pickle.dumps(content, protocol=2))
+        md5[filename] = hashlib.md5((folder / filename).read_bytes()).hexdigest()
+    for attribute in ("train_list", "test_list"):
+        monkeypatch.setattr(cls, attribute, [[filename, md5[filename]] for filename, _ in getattr(cls, attribute)])
+    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5[cls.meta["filename"]]})
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_reads_torchvisions_files_without_downloading(tmp_path, npz_root, monkeypatch, name):
+    """The CIFAR source on a root that holds the extracted release: torchvision checks and unpickles
+    its files, the source returns every pixel and label as the files hold them, and a subset per
+    class is drawn from its training split as from any other source."""
+    train, test = read_npz(npz_root / "train.npz"), read_npz(npz_root / "test.npz")
+    write_cifar(tmp_path, name, train, test, monkeypatch)
+    source = get_source(name)
+    data = source.load(tmp_path, False)
+    for split, (images, labels) in ((data.train, train), (data.test, test)):
+        assert split.images.dtype == torch.uint8 and split.images.is_contiguous()
+        assert torch.equal(split.images, torch.from_numpy(images).permute(0, 3, 1, 2))
+        assert split.labels.dtype == torch.int64 and torch.equal(split.labels, torch.from_numpy(labels))
+    assert data.num_classes == source.num_classes(tmp_path) == (10 if name == "cifar10" else 100)
+    subset = lth_data.load(DataHparams(name=name, root=str(tmp_path), subset_per_class=7), seed=0)
+    assert torch.bincount(torch.cat([subset.train.labels, subset.val.labels])).tolist() == [7] * 10
+    assert torch.equal(subset.test.images, data.test.images)
+
+
+def test_cifar_files_that_fail_their_checksum_are_refused(tmp_path, npz_root, monkeypatch):
+    write_cifar(tmp_path, "cifar10", read_npz(npz_root / "train.npz"), read_npz(npz_root / "test.npz"), monkeypatch)
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    content = bytearray(batch.read_bytes())
+    content[len(content) // 2] ^= 1  # one flipped bit, among the pixels
+    batch.write_bytes(bytes(content))
+    with pytest.raises(DataError, match="cifar10 not found or corrupt under .*cifar-10-batches-py"):
+        get_source("cifar10").load(tmp_path, False)
 
 
 def test_npz_validates(tmp_path):
@@ -208,8 +271,6 @@ def test_tinyimagenet_missing(tmp_path):
 
 
 def test_cifar_missing(tmp_path):
-    # Real CIFAR loading is untested here: torchvision checks md5 sums of the pickled
-    # release, which is not available offline and cannot be faked.
     for name, folder in (("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python")):
         with pytest.raises(DataError, match=f"download.*{folder}"):
             get_source(name).load(tmp_path, False)

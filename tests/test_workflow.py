@@ -28,14 +28,14 @@ TABLE_JOBS = {"aggregate": 1, "tickets": 1, "plot_accuracy_vs_sparsity": 1, "all
 NEW_EXPERIMENT = {**TABLE_JOBS, "figure_settings": 1}
 
 
-def tiny_config(shared_data: Path, **changes) -> dict:
+def tiny_config(npz_root: Path, **changes) -> dict:
     config = {
         "experiment": "tiny",
         "seeds": [0],
         "threads": 1,
         "device": "cpu",
         "model": {"name": "resnet18", "width": 4},
-        "data": {"name": "npz", "root": str(shared_data / "cifar10-mini"), "subset_per_class": 12},
+        "data": {"name": "npz", "root": str(npz_root), "subset_per_class": 12},
         "train": {"epochs": 3, "batch_size": 32},
         "prune": {"method": "imp", "levels": 2},
         "rewind_epoch": 1,
@@ -52,10 +52,10 @@ def tiny_config(shared_data: Path, **changes) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory, shared_data):
+def tiny(tmp_path_factory, npz_root):
     """The tiny experiment, run once; tests below leave it complete again."""
     workdir = tmp_path_factory.mktemp("workflow")
-    config = write_config(workdir, "tiny", tiny_config(shared_data))
+    config = write_config(workdir, "tiny", tiny_config(npz_root))
     snakemake(workdir, config)
     return workdir, config
 
@@ -75,9 +75,9 @@ def test_every_rule_runs_and_the_figure_exists(tiny):
     table = pd.read_csv(workdir / "results" / "tiny" / "summary.csv")
     assert sorted(zip(table["variant"], table["level"])) == [
         ("dense", 0), ("lth", 1), ("lth", 2), ("rewind", 1), ("rewind", 2)]
-    sparsity = table.set_index(["variant", "level"])["sparsity"]
-    assert sparsity["lth", 1] == pytest.approx(0.2, abs=1e-3)
-    assert sparsity["rewind", 2] == pytest.approx(0.36, abs=1e-3)
+    sparsity = table.set_index(["variant", "level"])["sparsity_pct"]
+    assert sparsity["lth", 1] == pytest.approx(20, abs=0.1)
+    assert sparsity["rewind", 2] == pytest.approx(36, abs=0.1)
     assert (table.loc[table["variant"] == "rewind", "epochs_trained"] == 2).all()
     for ext in ("png", "pdf"):
         assert (workdir / "results" / "tiny" / "figures" / f"accuracy_vs_sparsity.{ext}").stat().st_size > 1000
@@ -113,18 +113,18 @@ def test_deleting_one_retraining_folder_reruns_only_that_job(tiny):
     assert mtimes(list(others)) == others
 
 
-def test_experiment_differing_in_variants_reuses_dense_and_imp(tiny, shared_data):
+def test_experiment_differing_in_variants_reuses_dense_and_imp(tiny, npz_root):
     workdir, _ = tiny
-    config = write_config(workdir, "variants", tiny_config(shared_data, experiment="tiny-variants",
+    config = write_config(workdir, "variants", tiny_config(npz_root, experiment="tiny-variants",
                                                           variants=["rewind", "swish"]))
     # Only the new variant trains (one run per level); dense, masks and rewind runs are cached.
     assert planned_jobs(workdir, config) == {"train_sparse": 2, **NEW_EXPERIMENT}
 
 
-def test_changing_dense_epochs_writes_new_folders_and_keeps_old(tiny, shared_data):
+def test_changing_dense_epochs_writes_new_folders_and_keeps_old(tiny, npz_root):
     workdir, _ = tiny
     before = mtimes(summaries(workdir))
-    config = write_config(workdir, "epochs", tiny_config(shared_data, experiment="tiny-epochs", train__epochs=4,
+    config = write_config(workdir, "epochs", tiny_config(npz_root, experiment="tiny-epochs", train__epochs=4,
                                                         prune__levels=1, variants=["lth"]))
     assert planned_jobs(workdir, config) == {"init": 1, "train_dense": 1, "prune": 1, "train_sparse": 1,
                                              **NEW_EXPERIMENT}
@@ -136,8 +136,8 @@ def test_changing_dense_epochs_writes_new_folders_and_keeps_old(tiny, shared_dat
     assert yaml.safe_load((new_dense[0] / "hparams.yaml").read_text())["train"]["epochs"] == 4
 
 
-def kill_config(folder: Path, shared_data: Path) -> Path:
-    return write_config(folder, "kill", tiny_config(shared_data, experiment="kill", train__epochs=5, prune__levels=2,
+def kill_config(folder: Path, npz_root: Path) -> Path:
+    return write_config(folder, "kill", tiny_config(npz_root, experiment="kill", train__epochs=5, prune__levels=2,
                                                     variants=["lth", "rewind"], rewind_epoch=2))
 
 
@@ -149,9 +149,9 @@ def run_weights(workdir: Path) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, shared_data) -> Path:
+def uninterrupted(tmp_path_factory, npz_root) -> Path:
     workdir = tmp_path_factory.mktemp("uninterrupted")
-    snakemake(workdir, kill_config(workdir, shared_data))
+    snakemake(workdir, kill_config(workdir, npz_root))
     return workdir
 
 
@@ -180,11 +180,11 @@ def kill_during(workdir: Path, config: Path, stage: str) -> tuple[list[Path], di
     return interrupted, finished
 
 
-def test_killed_workflow_resumes_to_the_uninterrupted_result(tmp_path, shared_data, uninterrupted):
+def test_killed_workflow_resumes_to_the_uninterrupted_result(tmp_path, npz_root, uninterrupted):
     """Killed while the dense network trains, rerun, killed again while a ticket trains, rerun to the
     end: the same table and weights as a run never interrupted, and nothing that had finished is
     recomputed. (One workflow, two kills: each kill point costs no run of its own.)"""
-    config = kill_config(tmp_path, shared_data)
+    config = kill_config(tmp_path, npz_root)
     interrupted, finished = [], {}
     for stage in ("dense-*", "sparse-*"):
         runs, files = kill_during(tmp_path, config, stage)
@@ -237,17 +237,17 @@ def test_paper_config_builds_the_full_dag(tmp_path):
     ({"analysis": {"landscape": {"points": 0}}}, "0 is less than the minimum of 1"),
     ({"analysis": {"hessian": {"levels": [0.99], "sample": 20}}}, "hessian.levels[0]: sparsity 0.99 is not allowed"),
 ])
-def test_bad_config_stops_before_any_job(tmp_path, shared_data, change, message):
-    config = write_config(tmp_path, "bad", {**tiny_config(shared_data), **change})
+def test_bad_config_stops_before_any_job(tmp_path, npz_root, change, message):
+    config = write_config(tmp_path, "bad", {**tiny_config(npz_root), **change})
     result = snakemake(tmp_path, config, "-n", check=False)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
 
 
-def test_rules_call_lth_through_snakemakes_interpreter(tmp_path, shared_data):
+def test_rules_call_lth_through_snakemakes_interpreter(tmp_path, npz_root):
     """A job finds lth without an activated environment: nothing of the install is on PATH here."""
-    config = write_config(tmp_path, "tiny", tiny_config(shared_data))
+    config = write_config(tmp_path, "tiny", tiny_config(npz_root))
     command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path), "--configfile",
                str(config), "--cores", "1", "--until", "init"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300,
@@ -261,20 +261,20 @@ def test_lint_is_clean(tmp_path):
     assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, result.stdout
 
 
-def test_moving_the_data_keeps_every_cached_run(tiny, shared_data, tmp_path):
+def test_moving_the_data_keeps_every_cached_run(tiny, npz_root, tmp_path):
     workdir, _ = tiny
     moved = tmp_path / "moved"
-    shutil.copytree(shared_data / "cifar10-mini", moved)
-    config = write_config(workdir, "moved", tiny_config(shared_data, data__root=str(moved)))
+    shutil.copytree(npz_root, moved)
+    config = write_config(workdir, "moved", tiny_config(npz_root, data__root=str(moved)))
     assert planned_jobs(workdir, config) == {}
 
 
-def test_a_downloaded_dataset_is_fetched_once_before_any_training(tmp_path, shared_data):
+def test_a_downloaded_dataset_is_fetched_once_before_any_training(tmp_path, npz_root):
     """Tiny-ImageNet (a dataset lth downloads), two seeds: one `data` job, which both theta0s wait
     for; the other jobs never download; a newer data record, or fetching again, retrains nothing."""
     make_tiny(tmp_path / "data" / "tiny-imagenet-200")
     config = write_config(tmp_path, "tiny-imagenet", tiny_config(
-        shared_data, seeds=[0, 1], data={"name": "tinyimagenet", "root": str(tmp_path / "data"), "download": True}))
+        npz_root, seeds=[0, 1], data={"name": "tinyimagenet", "root": str(tmp_path / "data"), "download": True}))
     commands, _ = dry_run_commands(tmp_path, "dense", "-s", str(SNAKEFILE), "--configfile", str(config))
     assert planned_jobs(tmp_path, config, "dense") == {"data": 1, "init": 2, "train_dense": 2, "rewind_point": 2,
                                                       "dense": 1}
@@ -290,11 +290,11 @@ def test_a_downloaded_dataset_is_fetched_once_before_any_training(tmp_path, shar
     assert planned_jobs(tmp_path, config, "dense", "--forcerun", "data")["data"] == 1
 
 
-def test_a_gpu_the_machine_lacks_stops_the_workflow_before_any_job(tmp_path, shared_data):
-    cuda = write_config(tmp_path, "cuda", tiny_config(shared_data, device="cuda"))
+def test_a_gpu_the_machine_lacks_stops_the_workflow_before_any_job(tmp_path, npz_root):
+    cuda = write_config(tmp_path, "cuda", tiny_config(npz_root, device="cuda"))
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # no GPU, also where the test machine has one
     for config, extra, message in [(cuda, [], "device: 'cuda' but this machine has no NVIDIA GPU"),
-                                   (write_config(tmp_path, "cpu", tiny_config(shared_data)), ["--resources", "gpu=1"],
+                                   (write_config(tmp_path, "cpu", tiny_config(npz_root)), ["--resources", "gpu=1"],
                                     "--resources gpu=1 but this machine has 0 GPU")]:
         result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path / "w"),
                                  "--cores", "1", *extra, "--configfile", str(config)],
@@ -319,11 +319,11 @@ def test_an_unknown_profile_key_is_an_error_naming_it(tmp_path):
     assert result.returncode != 0 and "--keep-goin" in result.stderr
 
 
-def test_a_new_rewind_point_trains_only_its_epochs_and_its_runs(tiny, shared_data):
+def test_a_new_rewind_point_trains_only_its_epochs_and_its_runs(tiny, npz_root):
     workdir, _ = tiny
     runs = workdir / "results" / "runs"
     finished = mtimes([*summaries(workdir), *runs.glob("imp-*/level*/mask.pt"), *runs.glob("dense-*/rewind/*.pt")])
-    later = write_config(workdir, "rewind2", tiny_config(shared_data, experiment="tiny-rewind2", rewind_epoch=2))
+    later = write_config(workdir, "rewind2", tiny_config(npz_root, experiment="tiny-rewind2", rewind_epoch=2))
     assert planned_jobs(workdir, later) == {"rewind_point": 1, "train_sparse": 2, **NEW_EXPERIMENT}
     snakemake(workdir, later)
     assert mtimes(list(finished)) == finished
@@ -348,10 +348,10 @@ def test_a_retrained_rewind_point_equals_the_one_the_dense_run_kept(tiny, tmp_pa
     assert kept.keys() == retrained.keys() and all(torch.equal(kept[k], retrained[k]) for k in kept)
 
 
-def test_removing_a_variant_rebuilds_only_the_table(tiny, shared_data):
+def test_removing_a_variant_rebuilds_only_the_table(tiny, npz_root):
     workdir, config = tiny
     table = workdir / "results" / "tiny" / "summary.csv"
-    fewer = write_config(workdir, "fewer", tiny_config(shared_data, variants=["lth"]))
+    fewer = write_config(workdir, "fewer", tiny_config(npz_root, variants=["lth"]))
     assert planned_jobs(workdir, fewer) == TABLE_JOBS
     snakemake(workdir, fewer)
     assert set(pd.read_csv(table)["variant"]) == {"dense", "lth"}
@@ -360,9 +360,9 @@ def test_removing_a_variant_rebuilds_only_the_table(tiny, shared_data):
     assert set(pd.read_csv(table)["variant"]) == {"dense", "lth", "rewind"}
 
 
-def test_deleting_an_experiments_outputs_keeps_the_shared_runs(tiny, shared_data):
+def test_deleting_an_experiments_outputs_keeps_the_shared_runs(tiny, npz_root):
     workdir, config = tiny
-    other = write_config(workdir, "other", tiny_config(shared_data, experiment="tiny-other", variants=["rewind"]))
+    other = write_config(workdir, "other", tiny_config(npz_root, experiment="tiny-other", variants=["rewind"]))
     assert planned_jobs(workdir, other) == NEW_EXPERIMENT
     snakemake(workdir, other)
     runs = [path for path in (workdir / "results" / "runs").rglob("*") if path.is_file()]
@@ -384,8 +384,8 @@ def test_deleting_an_experiments_outputs_keeps_the_shared_runs(tiny, shared_data
     ("report", {"init", "train_dense", "rewind_point", "prune", "train_sparse", "aggregate", "figure_settings",
                 "tickets", "plot_accuracy_vs_sparsity"}),
 ])
-def test_each_stage_can_be_asked_for_by_name(tmp_path, shared_data, target, rules):
-    config = write_config(tmp_path, "tiny", tiny_config(shared_data))
+def test_each_stage_can_be_asked_for_by_name(tmp_path, npz_root, target, rules):
+    config = write_config(tmp_path, "tiny", tiny_config(npz_root))
     assert set(planned_jobs(tmp_path, config, target)) == rules | {target}
 
 
@@ -413,14 +413,33 @@ def test_shipped_configs_plan_the_same_jobs_from_any_directory(tmp_path, config)
         assert "mem_mb=16000" not in output
 
 
-def test_gc_deletes_only_folders_no_config_plans(tiny, shared_data, tmp_path):
+@pytest.mark.parametrize("config", ["configs/cifar10-mini.yaml", "configs/cifar10-mini-grid.yaml"])
+def test_cifar10_mini_configs_download_or_read_the_local_copy_their_header_names(config, npz_root):
+    """Shipped, they download CIFAR-10 (one `data` job) and train on 1,000 images per class; the
+    override their header gives, run from the repository root, makes every job read an npz folder
+    instead (here the tests' own) and download nothing."""
+    header = "".join(line for line in (REPO / config).read_text().splitlines(keepends=True) if line.startswith("#"))
+    documented = f'python3 -m snakemake --configfile {config} \\\n#       --config "data={{name: npz, root: '
+    assert documented in header, header
+    commands, _ = dry_run_commands(REPO, "--configfile", config)
+    assert len([c for c in commands if " lth data " in c]) == 1
+    reading = [c for c in commands if "--data.name" in c]
+    assert reading and all("--data.name cifar10 " in c and "--data.subset_per_class 1000 " in c for c in reading)
+    commands, _ = dry_run_commands(REPO, "--configfile", config, "--config", f"data={{name: npz, root: {npz_root}}}")
+    assert not any(" lth data " in c for c in commands)
+    reading = [c for c in commands if "--data.name" in c]
+    assert reading and all(f"--data.name npz --data.root {npz_root} --data.download false --data.subset_per_class 1000 "
+                           in c for c in reading)
+
+
+def test_gc_deletes_only_folders_no_config_plans(tiny, npz_root, tmp_path):
     """On a copy of the tiny experiment's cache (other tests add runs to the original): folders of
     settings since changed are listed, and deleted only with --yes; whatever the configs plan stays."""
     workdir, _ = tiny
     runs = tmp_path / "results" / "runs"
     shutil.copytree(workdir / "results" / "runs", runs)
-    config = write_config(tmp_path, "tiny", tiny_config(shared_data))
-    other = write_config(tmp_path, "other", tiny_config(shared_data, experiment="other", variants=["lth"]))
+    config = write_config(tmp_path, "tiny", tiny_config(npz_root))
+    other = write_config(tmp_path, "other", tiny_config(npz_root, experiment="other", variants=["lth"]))
     for stale in ("sparse-0123456789", "imp-0123456789"):
         (runs / stale).mkdir()
         (runs / stale / "final.pt").write_bytes(b"weights")

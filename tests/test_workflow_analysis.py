@@ -27,17 +27,17 @@ TABLES = ["activation_sparsity", "hessian", "hessian_per_epoch", "perturbation",
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, shared_data) -> Path:
+def finished(tmp_path_factory, npz_root) -> Path:
     """The tiny experiment, trained without any analysis."""
     workdir = tmp_path_factory.mktemp("analysis")
-    snakemake(workdir, write_config(workdir, "tiny", tiny_config(shared_data)))
+    snakemake(workdir, write_config(workdir, "tiny", tiny_config(npz_root)))
     return workdir
 
 
-def test_analyses_of_a_finished_experiment_run_alone_and_touch_no_run(finished, shared_data):
+def test_analyses_of_a_finished_experiment_run_alone_and_touch_no_run(finished, npz_root):
     runs = finished / "results" / "runs"
     before = mtimes([path for path in runs.rglob("*") if path.is_file()])
-    config = write_config(finished, "analysed", tiny_config(shared_data, experiment="analysed", analysis=ANALYSIS))
+    config = write_config(finished, "analysed", tiny_config(npz_root, experiment="analysed", analysis=ANALYSIS))
     assert planned_jobs(finished, config) == {
         "analyze": 5,  # activations x2, hessian x2 (lth and rewind at level 1), perturbation
         "analyze_grid_part": 3, "merge_grid": 3,  # landscape at epochs 2 and 3, input landscape
@@ -50,10 +50,11 @@ def test_analyses_of_a_finished_experiment_run_alone_and_touch_no_run(finished, 
 
     tables = {name: pd.read_csv(finished / "results" / "analysed" / "analysis" / f"{name}.csv") for name in TABLES}
     for name, table in tables.items():
-        assert list(table.columns[:6]) == ["seed", "variant", "level", "sparsity", "epoch", "run"], name
+        assert list(table.columns[:10]) == ["seed", "variant", "level", "sparsity_pct", "epoch", "run", "model",
+                                            "width", "dataset", "train_epochs"], name
     activations = tables["activation_sparsity"]
     assert set(zip(activations["variant"], activations["level"])) == {("dense", 0), ("lth", 2)}
-    assert activations.loc[activations["level"] == 2, "sparsity"].iloc[0] == pytest.approx(0.36, abs=1e-3)
+    assert activations.loc[activations["level"] == 2, "sparsity_pct"].iloc[0] == pytest.approx(36, abs=0.1)
     hessian = tables["hessian"]
     assert sorted(hessian["variant"]) == ["lth", "rewind"] and (hessian["sample"] == 20).all()
     per_epoch = tables["hessian_per_epoch"]
@@ -69,10 +70,10 @@ def test_analyses_of_a_finished_experiment_run_alone_and_touch_no_run(finished, 
     assert (figures / "tableA1_activation_sparsity.csv").is_file()
 
 
-def test_a_grid_split_into_jobs_gives_the_numbers_of_one_job(finished, shared_data):
+def test_a_grid_split_into_jobs_gives_the_numbers_of_one_job(finished, npz_root):
     def landscape(jobs: int) -> pd.DataFrame:
         analysis = {"landscape": {"variants": ["lth"], "levels": [1], "points": 3, "sample": 20, "jobs": jobs}}
-        config = write_config(finished, f"jobs{jobs}", tiny_config(shared_data, experiment=f"jobs{jobs}",
+        config = write_config(finished, f"jobs{jobs}", tiny_config(npz_root, experiment=f"jobs{jobs}",
                                                                    analysis=analysis))
         snakemake(finished, config)
         return pd.read_csv(finished / "results" / f"jobs{jobs}" / "analysis" / "landscape.csv")

@@ -83,7 +83,7 @@ def test_summary_rows_say_what_was_trained(paper):
     workdir, _ = paper
     rows = table(workdir, "imp")
     assert len(rows) == 2 * (1 + 1 + len(VARIANTS))  # per seed: dense, its baseline, the variants at level 2
-    assert rows.query("level > 0")["sparsity"].tolist() == pytest.approx([0.36] * 2 * len(VARIANTS), abs=1e-3)
+    assert rows.query("level > 0")["sparsity_pct"].tolist() == pytest.approx([36] * 2 * len(VARIANTS), abs=0.1)
     by_variant = rows.query("seed == 0").set_index(["variant", "level"])
     assert by_variant.loc[("at+trt+rewind", 2), "epochs_trained"] == 1
     assert by_variant.loc[("at+trt+rewind", 2), "rewind_epoch"] == 1
@@ -133,9 +133,9 @@ def test_figures_plot_the_experiments_rows(paper, tmp_path):
     rows = table(workdir, "imp")
     assert {"lth", "skip", "dense", "dense+skip"} <= set(plotted)
     for variant in ("lth", "skip"):
-        expected = rows[rows["variant"] == variant].groupby("level")["test_acc"]
-        assert plotted[variant]["mean"].tolist() == pytest.approx((100 * expected.mean()).tolist())
-        assert plotted[variant]["std"].tolist() == pytest.approx((100 * expected.std()).tolist())
+        expected = rows[rows["variant"] == variant].groupby("level")["test_acc_pct"]
+        assert plotted[variant]["mean"].tolist() == pytest.approx(expected.mean().tolist())
+        assert plotted[variant]["std"].tolist() == pytest.approx(expected.std().tolist())
         assert plotted[variant]["seeds"].tolist() == [2]
 
 

@@ -1,16 +1,20 @@
 """`lth analyze collect` and `lth analyze merge`: per-run analysis outputs into one long-form CSV.
 
-Every collected CSV starts with the columns `seed, variant, level, sparsity, epoch, run`: the
-experiment's row (variant `dense`, level 0 for the dense run), the mask's sparsity as the run's
-summary.json records it, the training epoch of the weights analysed, and the run folder's name.
-The analysis' own columns follow (the module docstrings define them):
-- activation_sparsity.csv: stage, near_zero, total, fraction, threshold (stage `all` = the network);
+Every collected CSV starts with the columns `seed, variant, level, sparsity_pct, epoch, run`: the
+experiment's row (variant `dense`, level 0 for the dense run), the mask's sparsity in % (of the
+fraction the run's summary.json records), the training epoch of the weights analysed, and the run
+folder's name; then `model, width, dataset, train_epochs`: what the run trained (its hparams.yaml;
+train_epochs is the schedule's length), so that a figure's title can say it. The analysis' own
+columns follow (the module docstrings define them), accuracies and fractions in % under `_pct`
+names, as in every table (lth/aggregate.py; the run folders keep fractions):
+- activation_sparsity.csv: stage, near_zero, total, near_zero_pct (100 * near_zero / total, the
+  run's `fraction`), threshold (stage `all` = the network);
 - hessian.csv: rank (1..k), eigenvalue, iterations, converged, residual, seconds, sample (images);
 - hessian_per_epoch.csv: one row per training epoch (the `epoch` column), eigenvalue, iterations,
   converged, residual, seconds (from the tracked run's metrics.csv);
-- perturbation.csv: index, epsilon, loss, accuracy, eigenvalue, converged;
-- landscape.csv and input_landscape.csv: index, i, j, alpha, beta, loss, accuracy (alpha along the
-  first direction; alpha = beta = 0 is the network itself).
+- perturbation.csv: index, epsilon, loss, accuracy_pct, eigenvalue, converged;
+- landscape.csv and input_landscape.csv: index, i, j, alpha, beta, loss, accuracy_pct (alpha along
+  the first direction; alpha = beta = 0 is the network itself).
 """
 
 from __future__ import annotations
@@ -22,11 +26,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lth.aggregate import percent, run_record
 from lth.errors import LthError
 from lth.io import write_csv
 from lth.manifest import verify_run
 
-ID_COLUMNS = ("seed", "variant", "level", "sparsity", "epoch", "run")  # lth/analysis/figures.py reads them
+ID_COLUMNS = ("seed", "variant", "level", "sparsity_pct", "epoch", "run")  # lth/analysis/figures.py reads them
+RUN_COLUMNS = ("model", "width", "dataset", "train_epochs")  # what the run trained: the figures' titles
+# A run's fractions (its own CSVs' columns) and their columns in % in a collected CSV.
+PERCENT_COLUMNS = {"fraction": "near_zero_pct", "accuracy": "accuracy_pct"}
 TRACKED_PREFIX = "hessian_"  # metrics.csv columns of `lth train --track hessian`
 
 
@@ -73,6 +81,19 @@ def parse_row(text: str) -> tuple[int, str, int, int, Path, str]:
         raise LthError(f"row {text!r} is not SEED:VARIANT:LEVEL:EPOCH:RUN_FOLDER:FILE") from None
 
 
+def _in_percent(record: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A copy of `record` with its fractions (PERCENT_COLUMNS) in % under their `_pct` names."""
+    converted = {}
+    for key, value in record.items():
+        if key in PERCENT_COLUMNS:
+            try:  # a CSV's text; empty (no value) stays empty
+                value = percent(float(value)) if str(value).strip() else ""
+            except ValueError:
+                raise LthError(f"{path}: column {key!r} holds {value!r}, not a number; rerun its analysis") from None
+        converted[PERCENT_COLUMNS.get(key, key)] = value
+    return converted
+
+
 def collect(analysis: str, rows: Sequence[str], out: Path) -> int:
     """Write the collected CSV of `analysis` from `rows`; returns the number of lines."""
     if analysis not in READERS:
@@ -84,12 +105,14 @@ def collect(analysis: str, rows: Sequence[str], out: Path) -> int:
         path = run / file
         if not path.is_file():
             raise LthError(f"{path} does not exist; run the {analysis} analysis of {run} first")
-        ids = {"seed": seed, "variant": variant, "level": level, "sparsity": summary["sparsity"], "epoch": epoch,
-               "run": run.name}
-        records += [{**ids, **record} for record in READERS[analysis](path)]
+        trained = run_record(run)
+        ids = {"seed": seed, "variant": variant, "level": level, "sparsity_pct": percent(summary["sparsity"]),
+               "epoch": epoch, "run": run.name, "model": trained["model"]["name"], "width": trained["model"]["width"],
+               "dataset": trained["data"]["name"], "train_epochs": trained["train"]["epochs"]}
+        records += [{**ids, **_in_percent(record, path)} for record in READERS[analysis](path)]
     if not records:
         raise LthError(f"no {analysis} results to collect; give at least one row")
-    columns = [*ID_COLUMNS, *(key for key in records[0] if key not in ID_COLUMNS)]
+    columns = [*ID_COLUMNS, *RUN_COLUMNS, *(key for key in records[0] if key not in (*ID_COLUMNS, *RUN_COLUMNS))]
     write_csv(out, records, columns)
     return len(records)
 

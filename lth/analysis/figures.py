@@ -11,6 +11,11 @@ Shared conventions
   same for every seed: global magnitude pruning keeps the same count).
 - Seeds: a line is the mean over seeds, with a band of +- one standard deviation (ddof 1) whenever
   more than one seed exists. Landscape panels show one grid, the first (lowest) seed's, and say so.
+- Colours: a variant's colour is its colour in every figure (lth.plots.variant_colors), in shades
+  from light to full for its levels where a figure draws a line per (variant, level); dense is black.
+- Titles: what the figure shows (`title`, e.g. the experiment, before it), then the model, data,
+  epochs and seeds (lth.plots.describe_runs, from the CSV's `model, width, dataset, train_epochs`)
+  and the epoch of the weights shown; the figure's name is its file's.
 - Epochs: the `epoch` column is the training epoch of the weights analysed. A figure other than
   figA12 (whose x axis is the epoch) shows one epoch per run: `epoch=E` keeps the rows of epoch E,
   `final` (the default) keeps each run's largest epoch in the CSV.
@@ -29,10 +34,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lth.analysis.collect import ID_COLUMNS
+from lth.analysis.collect import ID_COLUMNS, RUN_COLUMNS
 from lth.errors import LthError
 from lth.io import atomic_open
-from lth.plots import pyplot
+from lth.plots import DENSE_COLOR, describe_runs, pyplot, variant_colors
 
 if TYPE_CHECKING:  # imported inside the functions: `lth --help` must not pay for pandas and numpy
     import numpy as np
@@ -44,11 +49,12 @@ EPOCH_AXIS = frozenset({"figA12_hessian_per_epoch"})  # the epoch is the x axis:
 Epoch = int | str | None  # a training epoch, "final", or None (= "final")
 
 # How each column is parsed; anything not listed is a float (NaN where empty).
-_INTEGER = {"seed", "level", "epoch", "rank", "index", "i", "j", "iterations", "sample", "near_zero", "total"}
-_TEXT = {"variant", "run", "stage"}
-_UNIT = {"sparsity": "a fraction in [0, 1)", "fraction": "a fraction in [0, 1]"}
-# Never empty: they say what a row is (or where in a grid it lies).
-_REQUIRED = {"seed", "variant", "level", "sparsity", "epoch", "run", "stage", "rank", "index", "i", "j"}
+_INTEGER = {"seed", "level", "epoch", "rank", "index", "i", "j", "iterations", "sample", "near_zero", "total", "width",
+            "train_epochs"}
+_TEXT = {"variant", "run", "stage", "model", "dataset"}
+_UNIT = {"sparsity_pct": "a percentage in [0, 100)", "near_zero_pct": "a percentage in [0, 100]"}
+# Never empty: they say what a row is (or where in a grid it lies, or what was trained).
+_REQUIRED = {*ID_COLUMNS, *RUN_COLUMNS, "stage", "rank", "index", "i", "j"}
 
 _SOURCES = {  # figure name -> the collected CSV it is drawn from, for error messages
     "tableA1_activation_sparsity": "activation_sparsity.csv",
@@ -144,7 +150,7 @@ def _load(csv: Path, name: str) -> pd.DataFrame:
                 if bad.any():
                     _fail_value(csv, column, frame, bad, "an integer")
             if column in _UNIT:
-                upper_ok = values < 1 if column == "sparsity" else values <= 1
+                upper_ok = values < 100 if column == "sparsity_pct" else values <= 100
                 bad = values.notna() & ~((values >= 0) & upper_ok)
                 if bad.any():
                     _fail_value(csv, column, frame, bad, _UNIT[column])
@@ -189,19 +195,22 @@ def _pairs(frame: pd.DataFrame) -> list[tuple[tuple[str, int], pd.DataFrame]]:
 
 
 def _pair_label(variant: str, rows: pd.DataFrame) -> str:
-    return "dense" if variant == "dense" else f"{variant}, {100 * rows['sparsity'].mean():.1f}% sparse"
+    return "dense" if variant == "dense" else f"{variant}, {rows['sparsity_pct'].mean():.1f}% sparse"
 
 
 def _epoch_note(frame: pd.DataFrame, epoch: Epoch) -> str:
     if isinstance(epoch, int):
-        return f"epoch {epoch}"
+        return f"weights after epoch {epoch}"
     epochs = sorted(frame["epoch"].unique())
-    return f"final epoch ({epochs[0]})" if len(epochs) == 1 else "final epoch of each run"
+    return f"weights after the final epoch ({epochs[0]})" if len(epochs) == 1 else \
+        "weights after each run's final epoch"
 
 
-def _seed_note(frame: pd.DataFrame) -> str:
-    seeds = frame["seed"].nunique()
-    return f"mean ± std over {seeds} seeds" if seeds > 1 else "1 seed"
+def _heading(what: str, frame: pd.DataFrame, title: str | None, epoch_note: str | None = None) -> str:
+    """A figure's title: `<title>: <what>`, then the model, data, epochs and seeds of `frame` (and
+    which weights, `epoch_note`)."""
+    first = f"{title}: {what}" if title else what
+    return f"{first}\n{describe_runs(frame)}" + (f"; {epoch_note}" if epoch_note else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,19 +245,21 @@ def _check_outputs(name: str, outputs: Sequence[Path]) -> list[Path]:
 
 
 def _pair_colors(pairs: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Any]:
-    """One colour family per variant, darker for sparser levels, black for dense: with many
-    (variant, level) lines the variant stays readable from the hue and the level from the shade."""
-    from matplotlib import colormaps
+    """Each variant's own colour (lth.plots.variant_colors), mixed with white for its less sparse levels
+    and full at its sparsest, black for dense: with many (variant, level) lines the variant stays
+    readable from the hue and the level from the shade."""
+    from matplotlib.colors import to_rgb
 
-    families = ["Blues", "Oranges", "Greens", "Reds", "Purples", "YlOrBr", "PuRd", "Greys"]
     variants = list(dict.fromkeys(variant for variant, _ in pairs if variant != "dense"))
+    base = variant_colors(variants)
     colors: dict[tuple[str, int], Any] = {}
-    for k, variant in enumerate(variants):
+    for variant in variants:
         levels = sorted(level for v, level in pairs if v == variant)
-        cmap = colormaps[families[k % len(families)]]
+        rgb = to_rgb(base[variant])
         for rank, level in enumerate(levels):
-            colors[(variant, level)] = cmap(0.45 + 0.5 * (rank + 1) / len(levels))
-    colors.update({pair: "black" for pair in pairs if pair[0] == "dense"})
+            strength = 0.35 + 0.65 * (rank + 1) / len(levels)  # the share of the colour, the rest white
+            colors[(variant, level)] = tuple(1 - strength * (1 - channel) for channel in rgb)
+    colors.update({pair: DENSE_COLOR for pair in pairs if pair[0] == "dense"})
     return colors
 
 
@@ -256,7 +267,7 @@ def _mean_std(rows: pd.DataFrame, key: str, value: str) -> pd.DataFrame:
     """Per `key` (level, epoch or grid index): the mean and std of `value` over seeds, the mean
     sparsity and epsilon, the number of seeds, and whether every seed's power iteration converged."""
     aggregations = {"mean": (value, "mean"), "std": (value, "std"), "seeds": ("seed", "nunique"),
-                    "sparsity": ("sparsity", "mean")}
+                    "sparsity_pct": ("sparsity_pct", "mean")}
     for column in ("epsilon", "converged"):
         if column in rows:
             aggregations[column] = (column, "all" if column == "converged" else "mean")
@@ -345,7 +356,8 @@ def tableA1_activation_sparsity(csv: Path, outputs: Sequence[Path], *, epoch: Ep
     """Table A1: the % of near-zero activation outputs, for the whole network (`all`) and per stage.
 
     Rows are (variant, level) pairs, cells the mean over seeds of 100 * fraction, with `± std`
-    when several seeds exist; a stage a row lacks is `–`. A .csv output gets the same pivot:
+    when several seeds exist (of the CSV's near_zero_pct); a stage a row lacks is `–`. A .csv output
+    gets the same pivot:
     columns variant, level, sparsity_pct, seeds, then per stage (`all` first, then the CSV's stage
     order) `<stage>_mean_pct` and `<stage>_std_pct` (empty with one seed). Returns that pivot.
     """
@@ -366,9 +378,9 @@ def tableA1_activation_sparsity(csv: Path, outputs: Sequence[Path], *, epoch: Ep
     records = []
     for (variant, level), rows in _pairs(frame):
         record: dict[str, Any] = {"variant": variant, "level": level,
-                                  "sparsity_pct": 100 * rows["sparsity"].mean(), "seeds": rows["seed"].nunique()}
+                                  "sparsity_pct": rows["sparsity_pct"].mean(), "seeds": rows["seed"].nunique()}
         for stage in stages:
-            values = 100 * rows.loc[rows["stage"] == stage, "fraction"]
+            values = rows.loc[rows["stage"] == stage, "near_zero_pct"]
             record[f"{stage}_mean_pct"] = values.mean() if len(values) else float("nan")
             record[f"{stage}_std_pct"] = values.std() if len(values) > 1 else float("nan")
         records.append(record)
@@ -396,8 +408,8 @@ def tableA1_activation_sparsity(csv: Path, outputs: Sequence[Path], *, epoch: Ep
         rendered.set_fontsize(8)
         rendered.auto_set_column_width(list(range(len(header))))
         threshold = f"|a| <= {thresholds[0]:g}" if thresholds else "near-zero"
-        ax.set_title(title or f"Activation sparsity: % of activation outputs with {threshold}\n"
-                     f"({_seed_note(frame)}, {_epoch_note(frame, epoch)})", fontsize=9)
+        ax.set_title(_heading(f"Table A1: % of activation outputs with {threshold}", frame, title,
+                              _epoch_note(frame, epoch)), fontsize=9)
         # bbox_inches="tight" would keep the whole (invisible) axes: crop to the cells and the title.
         from matplotlib.transforms import Bbox
 
@@ -435,10 +447,11 @@ def fig2_hessian(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, tit
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     drawn: list[float] = []  # every y value on the axes, to choose its scale
     hollow = False
+    colors = variant_colors(sparse["variant"])
     for variant, rows in sparse.groupby("variant", sort=False):
         stats = _mean_std(rows, "level", "eigenvalue")
-        x = remaining_percent(stats["sparsity"]).to_numpy()
-        (line,) = ax.plot(x, stats["mean"], marker="o", markersize=4, label=variant)
+        x = remaining_percent(stats["sparsity_pct"]).to_numpy()
+        (line,) = ax.plot(x, stats["mean"], marker="o", markersize=4, label=variant, color=colors[variant])
         _band(ax, x, stats, line.get_color())
         hollow |= _hollow(ax, x, stats, line.get_color())
         drawn += list(stats["mean"])
@@ -448,20 +461,22 @@ def fig2_hessian(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, tit
         values = dense["eigenvalue"]
         several = dense["seed"].nunique() > 1
         mark = "" if dense["converged"].all() else ", not converged"
-        ax.axhline(values.mean(), color="black", linestyle="--", linewidth=1,
-                   label=f"dense ({values.mean():.3g}" + (f" ± {values.std():.2g}" if several else "") + f"{mark})")
+        # The number is the eigenvalue, and says so: beside a network's name it would read as an accuracy.
+        spread = f" ± {values.std():.2g}" if several else ""
+        ax.axhline(values.mean(), color=DENSE_COLOR, linestyle="--", linewidth=1,
+                   label=f"dense (λ1 = {values.mean():.3g}{spread}{mark})")
         drawn.append(values.mean())
         if several:
-            ax.axhspan(values.mean() - values.std(), values.mean() + values.std(), color="black", alpha=0.08,
+            ax.axhspan(values.mean() - values.std(), values.mean() + values.std(), color=DENSE_COLOR, alpha=0.08,
                        linewidth=0)
             drawn += [values.mean() - values.std(), values.mean() + values.std()]
-    sparsity_axis(ax, sparse["sparsity"])
+    sparsity_axis(ax, sparse["sparsity_pct"])
     ax.set_xlabel(X_AXES["sparsity"])
     _eigen_scale(ax, drawn, "Top Hessian eigenvalue λ1")
     ax.grid(True, alpha=0.3)
     handles, labels = _hollow_legend_entry(ax) if hollow else ax.get_legend_handles_labels()
     _legend(ax, handles, labels)
-    ax.set_title(title or f"Top Hessian eigenvalue vs sparsity ({_seed_note(frame)}, {_epoch_note(frame, epoch)})",
+    ax.set_title(_heading("Fig. 2: top Hessian eigenvalue vs sparsity", frame, title, _epoch_note(frame, epoch)),
                  fontsize=9)
     _save(fig, outputs)
 
@@ -505,7 +520,7 @@ def figA12_hessian_per_epoch(csv: Path, outputs: Sequence[Path], *, epoch: Epoch
     ax.grid(True, alpha=0.3)
     handles, labels = _hollow_legend_entry(ax) if hollow else ax.get_legend_handles_labels()
     _legend(ax, handles, labels)
-    ax.set_title(title or f"Top Hessian eigenvalue during training ({_seed_note(frame)})", fontsize=9)
+    ax.set_title(_heading("Fig. A12: top Hessian eigenvalue during training", frame, title), fontsize=9)
     _save(fig, outputs)
 
 
@@ -537,7 +552,7 @@ def fig10_perturbation(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = Non
     ax.set_ylabel("Loss on the test sample (cross-entropy)")
     ax.grid(True, alpha=0.3)
     _legend(ax)
-    ax.set_title(title or f"Loss along the top Hessian eigenvector ({_seed_note(frame)}, {_epoch_note(frame, epoch)})",
+    ax.set_title(_heading("Fig. 10: loss along the top Hessian eigenvector", frame, title, _epoch_note(frame, epoch)),
                  fontsize=9)
     _save(fig, outputs)
 
@@ -619,7 +634,8 @@ def _landscape(csv: Path, outputs: Sequence[Path], name: str, epoch: Epoch, titl
     # A log colour bar within one decade gets no labelled ticks of its own: label every other level.
     colorbar.set_ticks(levels[::2], labels=[f"{value:.3g}" for value in levels[::2]])
     colorbar.minorticks_off()
-    fig.suptitle(title or f"{default_title}, {_epoch_note(frame, epoch)}\n(★ = the trained network)", fontsize=10)
+    fig.suptitle(_heading(f"{default_title} (★ = the trained network)", frame, title, _epoch_note(frame, epoch)),
+                 fontsize=10)
     _save(fig, outputs)
 
 
@@ -627,7 +643,8 @@ def fig_landscape(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, ti
     """Figures 5 and 11 (weight space): the loss at theta + alpha d1 + beta d2 (filter-normalised
     directions), one contour panel per (variant, sparsity), at `epoch` (an int) or `final`."""
     _landscape(csv, outputs, "fig_landscape", epoch, title,
-               ("α (direction 1, filter-normalised)", "β (direction 2)"), "Loss landscape in weight space")
+               ("α (direction 1, filter-normalised)", "β (direction 2)"),
+               "Figs. 5/11: loss landscape in weight space")
 
 
 def fig11_input_landscape(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None,
@@ -635,20 +652,21 @@ def fig11_input_landscape(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = 
     """Figure 11 (input space): the mean loss of model(x + alpha u + beta w), u and w scaled to each
     image's norm, one contour panel per (variant, sparsity), at `epoch` (an int) or `final`."""
     _landscape(csv, outputs, "fig11_input_landscape", epoch, title,
-               ("α (along u, ‖u‖ = ‖x‖)", "β (along w, ‖w‖ = ‖x‖)"), "Loss landscape in input space")
+               ("α (along u, ‖u‖ = ‖x‖)", "β (along w, ‖w‖ = ‖x‖)"),
+               "Fig. 11: loss landscape in input space")
 
 
 FigureFunction = Callable[..., Any]
-_GRID_COLUMNS = (*ID_COLUMNS, "index", "i", "j", "alpha", "beta", "loss")
+_GRID_COLUMNS = (*ID_COLUMNS, *RUN_COLUMNS, "index", "i", "j", "alpha", "beta", "loss")
 FIGURES: dict[str, tuple[FigureFunction, tuple[str, ...], str]] = {
     "tableA1_activation_sparsity": (
-        tableA1_activation_sparsity, (*ID_COLUMNS, "stage", "fraction", "threshold"),
+        tableA1_activation_sparsity, (*ID_COLUMNS, *RUN_COLUMNS, "stage", "near_zero_pct", "threshold"),
         "Table A1: % of near-zero activations, whole network and per stage (activation_sparsity.csv)"),
     "fig2_hessian": (
-        fig2_hessian, (*ID_COLUMNS, "rank", "eigenvalue", "converged"),
+        fig2_hessian, (*ID_COLUMNS, *RUN_COLUMNS, "rank", "eigenvalue", "converged"),
         "Figure 2: top Hessian eigenvalue vs sparsity, one line per variant (hessian.csv)"),
     "figA12_hessian_per_epoch": (
-        figA12_hessian_per_epoch, (*ID_COLUMNS, "eigenvalue", "converged"),
+        figA12_hessian_per_epoch, (*ID_COLUMNS, *RUN_COLUMNS, "eigenvalue", "converged"),
         "Figure A12: top Hessian eigenvalue vs training epoch per (variant, sparsity) (hessian_per_epoch.csv)"),
     "fig_landscape": (
         fig_landscape, _GRID_COLUMNS,
@@ -657,7 +675,7 @@ FIGURES: dict[str, tuple[FigureFunction, tuple[str, ...], str]] = {
         fig11_input_landscape, _GRID_COLUMNS,
         "Figure 11: input-space loss contours per (variant, sparsity) (input_landscape.csv)"),
     "fig10_perturbation": (
-        fig10_perturbation, (*ID_COLUMNS, "index", "epsilon", "loss", "eigenvalue", "converged"),
+        fig10_perturbation, (*ID_COLUMNS, *RUN_COLUMNS, "index", "epsilon", "loss", "eigenvalue", "converged"),
         "Figure 10: test loss along the top Hessian eigenvector vs epsilon (perturbation.csv)"),
 }
 

@@ -10,9 +10,12 @@ from here while it plans, without torch.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -109,6 +112,74 @@ def _decode_classes(
     return _decode(paths, hw), np.asarray(labels, dtype=np.int64)
 
 
+# --- Downloads --------------------------------------------------------------------------
+
+# Seconds a download waits on one connect or read before it gives up: urllib waits forever by
+# default, so a firewall that drops packets would hang the `data` job. A slow transfer that keeps
+# moving is never cut off.
+_DOWNLOAD_TIMEOUT_S = 60.0
+
+
+@contextlib.contextmanager
+def _download_timeout() -> Iterator[None]:
+    # torchvision's downloader takes no timeout; urllib falls back on the socket default.
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(_DOWNLOAD_TIMEOUT_S)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _download_errors() -> tuple[type[BaseException], ...]:
+    """What a failed download raises: OSError covers urllib's URLError and HTTPError, refused or
+    reset connections, timeouts and local write errors; http.client's errors (a truncated
+    response) are not OSErrors. Imported here: planning the workflow never downloads."""
+    import http.client
+
+    return OSError, http.client.HTTPException
+
+
+def _reason(error: BaseException) -> str:
+    """Why a download failed, in a few words: "Name or service not known", "HTTP 404 Not Found"."""
+    import urllib.error
+
+    if isinstance(error, urllib.error.URLError) and isinstance(error.reason, BaseException):
+        error = error.reason  # the socket's own error, which urllib wraps
+    if isinstance(error, urllib.error.HTTPError):
+        text = f"HTTP {error.code} {error.reason}"
+    elif isinstance(error, urllib.error.URLError):
+        text = str(error.reason)
+    elif isinstance(error, OSError) and error.strerror:
+        text = error.strerror
+    else:
+        text = str(error) or type(error).__name__
+    return " ".join(text.split())  # one line, whatever the server or the OS said
+
+
+def _is_network_error(error: BaseException) -> bool:
+    """True when the server could not be reached or failed to deliver; False for local errors
+    (a folder that is not writable, a full disk)."""
+    import ssl
+    import urllib.error
+
+    network = (urllib.error.URLError, ConnectionError, TimeoutError, socket.gaierror, socket.herror, ssl.SSLError)
+    return isinstance(error, network) or not isinstance(error, OSError)
+
+
+def _download_failed(name: str, url: str, root: Path, folder: str, error: BaseException) -> DataError:
+    """One line for a download that failed: the dataset, the URL, why, and how to put the files in
+    place by hand (where to extract the archive, and the config keys that then use it)."""
+    root = root.absolute()  # the job's working folder is not the reader's
+    by_hand = (f"extract {url.rsplit('/', 1)[-1]} from that URL into {root} (the folder data.root names) so that "
+               f"{root / folder} exists, and set data.download: false")
+    if _is_network_error(error):
+        return DataError(f"cannot download {name} from {url} ({_reason(error)}); to install it by hand, {by_hand}")
+    where = getattr(error, "filename", None) or root
+    return DataError(f"cannot save the {name} download from {url} in {root} ({_reason(error)}: {where}); make "
+                     f"data.root a writable folder with room for it, or {by_hand}")
+
+
 # --- CIFAR ------------------------------------------------------------------------------
 
 
@@ -119,12 +190,23 @@ def _cifar(name: str, num_classes: int) -> Source:
         root = _require_root(root, name)
         dataset_cls = getattr(torchvision.datasets, name.upper())
         try:
-            train, test = (dataset_cls(root, train=t, download=download) for t in (True, False))
-        except RuntimeError as e:  # torchvision's "not found or corrupted"
+            with _download_timeout():
+                train, test = (dataset_cls(root, train=t, download=download) for t in (True, False))
+        except RuntimeError as e:  # torchvision's "not found or corrupted", of the archive or its files
+            if download:
+                raise DataError(
+                    f"{dataset_cls.url} was fetched into {root} but fails its md5 check (a proxy's or "
+                    f"captive portal's page?); it is fetched again on the next try, or extract the official "
+                    f"archive into {root} so that {root / dataset_cls.base_folder} exists"
+                ) from e
             raise DataError(
                 f"{name} not found or corrupt under {root}: set data.download: true, or put "
                 f"the extracted {dataset_cls.base_folder} folder there"
             ) from e
+        except _download_errors() as e:
+            if not download:
+                raise
+            raise _download_failed(name, dataset_cls.url, root, dataset_cls.base_folder, e) from e
         return RawData(
             _split(train.data, np.asarray(train.targets)),
             _split(test.data, np.asarray(test.targets)),
@@ -159,16 +241,20 @@ def _tiny_folder(root: Path | None, download: bool) -> Path:
 
         # The zip stays in root (a rerun reuses it once its checksum matches); it is extracted
         # into a scratch folder and renamed, so a killed extraction never looks like a dataset.
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=root, prefix=".tiny-imagenet-extract-") as scratch:
-            try:
-                download_and_extract_archive(_TINY_URL, download_root=root, extract_root=scratch, md5=_TINY_MD5)
-            except (RuntimeError, OSError) as e:  # torchvision's "not found or corrupted"; network errors
-                raise DataError(
-                    f"downloading {_TINY_URL} into {root} failed ({e}); a zip that fails its md5 check "
-                    f"({_TINY_MD5}) is fetched again on the next try, or extract the official zip into {root}"
-                ) from e
-            os.replace(Path(scratch) / _TINY_DIR, folder)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=root, prefix=".tiny-imagenet-extract-") as scratch:
+                with _download_timeout():
+                    download_and_extract_archive(_TINY_URL, download_root=root, extract_root=scratch,
+                                                 md5=_TINY_MD5)
+                os.replace(Path(scratch) / _TINY_DIR, folder)
+        except RuntimeError as e:  # torchvision's "not found or corrupted"
+            raise DataError(
+                f"{_TINY_URL} was fetched into {root} but fails its md5 check ({_TINY_MD5}); it is fetched "
+                f"again on the next try, or extract the official zip into {root} so that {folder} exists"
+            ) from e
+        except _download_errors() as e:
+            raise _download_failed("tinyimagenet", _TINY_URL, root, _TINY_DIR, e) from e
     _arrange_val(folder / "val")
     return folder
 

@@ -118,7 +118,8 @@ rule plot_analysis:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} figure {params.figure} --csv {input} --out {output} --force > {log} 2>&1"
+        "{params.lth} figure {params.figure} --csv {input} --out {output} --title {wildcards.experiment:q}"
+        " --force > {log} 2>&1"
 
 
 # Table A1 is a table: its CSV as well as a rendered image.
@@ -142,4 +143,5 @@ rule tabulate_analysis:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} figure {params.figure} --csv {input} --out {output} --force > {log} 2>&1"
+        "{params.lth} figure {params.figure} --csv {input} --out {output} --title {wildcards.experiment:q}"
+        " --force > {log} 2>&1"
