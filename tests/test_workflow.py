@@ -339,9 +339,10 @@ def test_a_retrained_rewind_point_equals_the_one_the_dense_run_kept(tiny, tmp_pa
     record = yaml.safe_load((dense / "hparams.yaml").read_text())
     settings = write_config(tmp_path, "settings", {key: record[key] for key in ("model", "data", "train")})
     out = tmp_path / "epoch1.pt"
-    result = subprocess.run(["lth", "snapshot", "--epoch", "1", "--init", str(dense / "init.pt"), "--out", str(out),
-                             "--seed", str(record["seed"]), "--threads", "1", "--device", "cpu", "--config",
-                             str(settings)], capture_output=True, text=True, timeout=300)
+    # `python -m lth`, as the rules call it: `lth` is on PATH only where its environment is activated.
+    result = subprocess.run([sys.executable, "-m", "lth", "snapshot", "--epoch", "1", "--init", str(dense / "init.pt"),
+                             "--out", str(out), "--seed", str(record["seed"]), "--threads", "1", "--device", "cpu",
+                             "--config", str(settings)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     kept = torch.load(dense / "epoch1.pt", weights_only=True)["state_dict"]
     retrained = torch.load(out, weights_only=True)["state_dict"]
@@ -463,3 +464,34 @@ def test_report_holds_the_table_and_the_figure(tiny):
     snakemake(workdir, config, "--report", str(workdir / "report.html"))
     text = (workdir / "report.html").read_text(errors="replace")
     assert "summary.csv" in text and "accuracy_vs_sparsity.png" in text
+
+
+def test_an_edited_summary_is_refused_and_deleting_it_regenerates_it(tiny):
+    """One accuracy of summary.csv changed by hand: Snakemake reruns what reads it (the table is newer),
+    and each refuses it, naming it; no table or figure shows the edited value. Deleting it and
+    rerunning, as the message says, regenerates the table lth wrote."""
+    workdir, config = tiny
+    folder = workdir / "results" / "tiny"
+    table = folder / "summary.csv"
+    written, tickets = table.read_bytes(), (folder / "tickets.csv").read_bytes()
+    figures = mtimes(sorted((folder / "figures").glob("accuracy_vs_sparsity.*")))
+    lines = written.decode().splitlines(keepends=True)
+    index = lines[0].split(",").index("test_acc_pct")
+    cells = lines[-1].split(",")
+    cells[index] = "99.0"
+    table.write_text("".join(lines[:-1]) + ",".join(cells))
+    result = snakemake(workdir, config, check=False)
+    assert result.returncode != 0, result.stdout + result.stderr
+    logs = " ".join(path.read_text() for path in (folder / "logs").glob("*.log")
+                    if path.name in ("tickets.log", "plot_accuracy_vs_sparsity.log"))
+    assert f"{table} does not match the sha256 in its seal summary.csv.sha256" in logs
+    assert "regenerate it: delete it and rerun snakemake" in logs
+    # Snakemake removes a failed job's outputs; what is left is what lth wrote from the sealed table.
+    left = folder / "tickets.csv"
+    assert not left.exists() or left.read_bytes() == tickets
+    assert all(path.stat().st_mtime_ns == time for path, time in figures.items() if path.exists())
+    table.unlink()
+    snakemake(workdir, config)
+    assert table.read_bytes() == written
+    assert (folder / "tickets.csv").read_bytes() == tickets
+    assert planned_jobs(workdir, config) == {}
