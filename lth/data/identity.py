@@ -45,7 +45,7 @@ def default_cache_path() -> Path:
     """`$LTH_CACHE_DIR/fingerprints.json`, else `$XDG_CACHE_HOME/lth/...`, else `~/.cache/lth/...`.
 
     A per-user cache, not one inside the data folder: shared data folders are often read-only
-    (as /work/shared/data is), and the cache is keyed by absolute path anyway.
+    (a lab's dataset mount, a container's read-only volume), and the cache is keyed by absolute path anyway.
     """
     folder = os.environ.get("LTH_CACHE_DIR")
     if not folder:
