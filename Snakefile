@@ -7,6 +7,8 @@ from pathlib import Path
 
 from snakemake.utils import min_version
 
+from lth.yamlio import read_yaml
+
 min_version("8.0")
 
 
@@ -16,6 +18,10 @@ min_version("8.0")
 CONFIG_FILES = [Path(path) for path in workflow.overwrite_configfiles] or [Path(workflow.basedir) / "config.yaml"]
 if not workflow.overwrite_configfiles:
     workflow.configfile(CONFIG_FILES[0])
+# Snakemake's loader lets the last of two equal keys win without a word: read each file again with
+# lth's, which stops the run naming the file, the key and both lines.
+for path in CONFIG_FILES:
+    read_yaml(path)
 
 
 include: "workflow/rules/common.smk"

@@ -3,7 +3,8 @@
   make quickstart                      # or: snakemake --cores all --configfile configs/quickstart.yaml
   python docs/update_quickstart.py     # then commit docs/quickstart/ and README.md
 
-Copies the quickstart's tables (summary.csv, tickets.csv, analysis/hessian.csv) into docs/quickstart/,
+Copies the quickstart's tables (summary.csv, tickets.csv, analysis/hessian.csv), each with its seal
+(`<table>.sha256`: lth reads only tables that match theirs), into docs/quickstart/,
 redraws the README's two figures from those copies with `lth figure`, and rewrites the README's text
 between the `<!-- quickstart:NAME -->` and `<!-- /quickstart:NAME -->` markers from the same copies.
 tests/test_readme.py renders the text again from the committed copies and compares, so a README that
@@ -23,11 +24,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from lth.io import IntegrityError, check_sealed, seal_path
+
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "quickstart"
 README = REPO / "README.md"
 # What the README shows: (table copied from the quickstart's results, figure drawn from it).
 TABLES = {"summary.csv": "summary.csv", "tickets.csv": "tickets.csv", "hessian.csv": "analysis/hessian.csv"}
+WRITERS = {"summary.csv": "lth aggregate", "tickets.csv": "lth tickets", "hessian.csv": "lth analyze collect"}
 FIGURES = {"fig4a_at_trt": "summary.csv", "fig2_hessian": "hessian.csv"}
 VANILLA, TWEAKED = "lth", "at+trt"
 
@@ -96,6 +100,8 @@ BLOCKS: dict[str, Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame], str]] = {
 
 
 def read_tables(folder: Path = DOCS) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    for name in TABLES:  # the README quotes only what lth wrote, never a table edited since
+        check_sealed(folder / name, WRITERS[name])
     return tuple(pd.read_csv(folder / name) for name in TABLES)  # type: ignore[return-value]
 
 
@@ -127,9 +133,15 @@ def main() -> None:
     missing = [str(args.results / source) for source in TABLES.values() if not (args.results / source).is_file()]
     if missing:
         raise SystemExit(f"not a finished quickstart: {', '.join(missing)} missing; run `make quickstart` first")
+    try:  # every table checked before any is copied: the docs never quote an edited table
+        for name, source in TABLES.items():
+            check_sealed(args.results / source, WRITERS[name])
+    except IntegrityError as error:
+        raise SystemExit(str(error)) from None
     DOCS.mkdir(parents=True, exist_ok=True)
     for name, source in TABLES.items():
         shutil.copyfile(args.results / source, DOCS / name)
+        shutil.copyfile(seal_path(args.results / source), seal_path(DOCS / name))  # names the file: same basename
     for figure, table in FIGURES.items():
         subprocess.run([sys.executable, "-m", "lth", "figure", figure, "--csv", str(DOCS / table),
                         "--out", str(DOCS / f"{figure}.png"), "--force"], check=True)

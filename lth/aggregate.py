@@ -32,8 +32,9 @@ from typing import Any
 import yaml
 
 from lth.errors import LthError
-from lth.io import write_csv
+from lth.io import check_sealed, write_sealed_csv
 from lth.manifest import verify_run
+from lth.yamlio import read_yaml
 
 COLUMNS = ["seed", "variant", "level", "mask_source", "sparsity_pct", "nonzero_params", "total_params",
            "forward_flops", "forward_flops_effective", "test_acc_pct", "best_val_epoch", "final_test_acc_pct",
@@ -89,7 +90,7 @@ def run_record(run: Path) -> dict[str, Any]:
     """What the finished run in `run` was trained as, in its own record (hparams.yaml): its `model`,
     `data` and `train` sections, or an LthError naming the file."""
     try:
-        hparams = yaml.safe_load((run / "hparams.yaml").read_text())
+        hparams = read_yaml(run / "hparams.yaml")
         return {"model": dict(hparams["model"]), "data": dict(hparams["data"]), "train": dict(hparams["train"])}
     except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError) as error:
         raise LthError(f"{run / 'hparams.yaml'} cannot be read as an lth run record ({error}); retrain the run "
@@ -128,7 +129,7 @@ def summary_row(seed: int, variant: str, level: int, mask_source: str, run: Path
 
 
 def aggregate(rows: Sequence[str], out: Path) -> None:
-    write_csv(out, [summary_row(*parse_row(text)) for text in rows], COLUMNS)
+    write_sealed_csv(out, [summary_row(*parse_row(text)) for text in rows], COLUMNS)
 
 
 def _in_percent(row: dict[str, str], path: str) -> dict[str, str]:
@@ -154,6 +155,7 @@ def merge_summaries(experiments: Sequence[str], out: Path) -> None:
         name, _, path = text.partition("=")
         if not name or not path:
             raise LthError(f"--experiments: {text!r} is not NAME=SUMMARY_CSV")
+        check_sealed(path, "lth aggregate")
         try:
             with open(path, newline="") as handle:
                 reader = csv.DictReader(handle)
@@ -172,4 +174,4 @@ def merge_summaries(experiments: Sequence[str], out: Path) -> None:
                 rows += [{"experiment": name, **row} for row in reader]  # the text as written, unparsed
         except OSError as error:
             raise LthError(f"--experiments: {path} cannot be read ({error.strerror})") from None
-    write_csv(out, rows, ["experiment", *COLUMNS])
+    write_sealed_csv(out, rows, ["experiment", *COLUMNS])

@@ -26,6 +26,7 @@ from lth.mask_config import SETTINGS as SOURCE_SETTINGS
 from lth.mask_config import ranks_across_layers
 from lth.names import MASK_SOURCES
 from lth.plots import MASK_SOURCE_LAYOUTS, X_AXES
+from lth.yamlio import DuplicateKeyError, read_yaml
 
 if TYPE_CHECKING:  # they import torch, which a command pays for only when it uses it
     from lth.data import Data
@@ -45,11 +46,13 @@ def _load_config(path: str | None) -> dict[str, Any]:
         return {}
     sections = [cls.section for cls in SECTIONS]
     try:
-        config = yaml.safe_load(Path(path).read_text()) or {}
+        config = read_yaml(path) or {}
     except FileNotFoundError:
         raise UsageError(f"--config: {path} does not exist") from None
     except (OSError, ValueError) as error:  # a folder, no permission, bytes that are not text
         raise UsageError(f"--config: {path} cannot be read ({error}); give a YAML file") from None
+    except DuplicateKeyError as error:  # names the file, the key and both lines
+        raise UsageError(f"--config: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -356,7 +359,7 @@ def _check_same_run(run: Path, args: argparse.Namespace, config: dict[str, Any])
     from lth.masks import load_mask, mask_hash
 
     verify_run(run, files=True)  # every file the run published, the kept epoch included, is intact
-    record = yaml.safe_load((run / "hparams.yaml").read_text())
+    record = read_yaml(run / "hparams.yaml")
     def what_data(settings: dict[str, Any]) -> dict[str, Any]:  # where the data lives does not change the run
         return {key: value for key, value in settings.items() if key not in LOCATION_FIELDS}
 

@@ -18,10 +18,9 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
-import yaml
-
 from lth.errors import LthError
 from lth.names import ACTIVATIONS, MODELS, SKIP_FORMS
+from lth.yamlio import load_yaml
 
 T = TypeVar("T", bound="Hparams")
 
@@ -183,7 +182,7 @@ class Hparams:
         for name, raw in vars(args or argparse.Namespace()).items():
             section, _, key = name.partition(".")
             if section == cls.section and key:
-                data[key] = yaml.safe_load(raw) if isinstance(raw, str) else raw
+                data[key] = load_yaml(raw, f"--{name}") if isinstance(raw, str) else raw
         return cls.from_dict(data)
 
 

@@ -10,6 +10,7 @@ import yaml
 from lth.errors import LthError
 from lth.io import load_verified
 from lth.manifest import verify_run
+from lth.yamlio import read_yaml
 
 
 def describe_checkpoint(payload: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +72,7 @@ def describe_folder(path: Path) -> dict[str, Any]:
         info["status"] = f"interrupted or running: {state['epoch']} epochs done; rerun to resume"
     if (path / "hparams.yaml").exists():
         try:
-            info["hparams"] = yaml.safe_load((path / "hparams.yaml").read_text())
+            info["hparams"] = read_yaml(path / "hparams.yaml")
         except (OSError, ValueError, yaml.YAMLError) as error:
             raise LthError(f"{path / 'hparams.yaml'} cannot be read ({type(error).__name__}); retrain the run "
                            "with --force") from None

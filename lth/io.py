@@ -4,7 +4,8 @@ Every write goes to a temp file beside its destination and is renamed into place
 job never leaves a file that looks complete; a failed write (disk full, no permission) is a
 `WriteError` naming the path. Artifacts embed a sha256 of their own content (`save_verified`,
 `write_sealed_json`), checked on every read, so cut or flipped bytes stop the reader with an
-`IntegrityError` naming the file instead of feeding it wrong numbers.
+`IntegrityError` naming the file instead of feeding it wrong numbers; tables, which must stay plain
+CSV, carry theirs in a sidecar (`write_sealed_csv`, `check_sealed`).
 """
 
 from __future__ import annotations
@@ -53,16 +54,32 @@ _WRITE_FIXES = {
 }
 
 
+def _os_error_behind(error: BaseException | None) -> OSError | None:
+    """`error` if it is an OSError, or the OSError a RuntimeError was raised while handling. torch's zip
+    writer, when a write fails on a full disk, raises `RuntimeError: [enforce fail at inline_container.cc]
+    unexpected pos` from its cleanup while the file's OSError unwinds: that OSError is the cause."""
+    for _ in range(8):  # a short chain: a cycle or a long one is no disk error
+        if isinstance(error, OSError):
+            return error
+        if not isinstance(error, RuntimeError):
+            return None
+        error = error.__cause__ or error.__context__
+    return None
+
+
 @contextlib.contextmanager
 def _write_errors(path: Path) -> Iterator[None]:
     try:
         yield
     except WriteError:
         raise  # already names its path
-    except OSError as error:
-        fix = _WRITE_FIXES.get(error.errno, "check the path and the disk, then rerun")
-        failure = WriteError(f"cannot write {path}: {error.strerror or error}; {fix}")
-        failure.errno = error.errno
+    except (OSError, RuntimeError) as error:
+        cause = _os_error_behind(error)
+        if cause is None:  # a RuntimeError of the writer itself (e.g. an object torch cannot save): a bug, not the disk
+            raise
+        fix = _WRITE_FIXES.get(cause.errno, "check the path and the disk, then rerun")
+        failure = WriteError(f"cannot write {path}: {cause.strerror or cause}; {fix}")
+        failure.errno = cause.errno
         raise failure from error
 
 
@@ -268,3 +285,52 @@ def check_output(path: str | os.PathLike, *, folder: bool = False) -> None:
         raise WriteError(f"cannot write {path}: {nearest} is a file, not a folder; choose a path outside it")
     if not os.access(nearest, os.W_OK | os.X_OK):
         raise WriteError(f"cannot write {path}: {nearest} is not writable; make it writable or choose another path")
+
+
+# Tables (summary.csv, tickets.csv, collected analysis CSVs) stay plain CSV for pandas and
+# spreadsheets, so their digest is a sidecar `<table>.sha256` in sha256sum's format (`sha256sum -c`
+# checks it too), written after the table by the same writer; every reader checks it.
+SEAL_SUFFIX = ".sha256"
+
+
+def seal_path(path: str | os.PathLike) -> Path:
+    """Where the seal of table `path` is: `<path>.sha256` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + SEAL_SUFFIX)
+
+
+def seal_file(path: str | os.PathLike) -> None:
+    """Write the seal of the table `path` as it is now (the one way a table gets a seal)."""
+    path = Path(path)
+    atomic_write_text(seal_path(path), f"{sha256_file(path)}  {path.name}\n")
+
+
+def write_sealed_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """`write_csv`, then the table's seal. An old seal goes first, so a writer stopped in between
+    leaves a table without a seal, which readers refuse, never a new table under an old seal."""
+    with _write_errors(seal_path(path)), contextlib.suppress(FileNotFoundError):
+        os.unlink(seal_path(path))
+    write_csv(path, rows, columns)
+    seal_file(path)
+
+
+def check_sealed(path: str | os.PathLike, writer: str) -> None:
+    """An IntegrityError unless the table `path` is byte for byte what `writer` (the lth command
+    that writes it, e.g. "lth aggregate") sealed: edited by hand, damaged, or written without a
+    seal (by an older lth). The message says how to regenerate it."""
+    path, seal = Path(path), seal_path(path)
+    fix = (f"regenerate it: delete it and rerun snakemake with the same --configfile (outside the workflow: "
+           f"rerun `{writer} ... --force`)")
+    if not path.is_file():
+        raise IntegrityError(f"{path} does not exist or is not a file; {fix}")
+    if not seal.is_file():
+        raise IntegrityError(f"{path} has no seal ({seal.name}): it was written by hand or by an lth before "
+                             f"tables were sealed, so it is not trusted; {fix}")
+    try:
+        recorded = seal.read_text().split()[:1]
+        actual = sha256_file(path)
+    except (OSError, UnicodeDecodeError) as error:
+        raise IntegrityError(f"{path} or its seal {seal.name} cannot be read ({error}); {fix}") from None
+    if recorded != [actual]:
+        raise IntegrityError(f"{path} does not match the sha256 in its seal {seal.name}: it was edited or damaged "
+                             f"after `{writer}` wrote it, so it is not trusted; {fix}")

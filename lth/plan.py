@@ -15,6 +15,7 @@ import functools
 import hashlib
 import json
 import shlex
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from lth.errors import LthError
 from lth.hparams import DataHparams, GradinitHparams, Hparams, ModelHparams, PruneHparams, TrainHparams
 from lth.mask_config import MaskSpec, level_file, parse_masks, ranks_across_layers
 from lth.variants import PARTS, Variant, resolve
+from lth.yamlio import read_yaml
 
 HASH_LENGTH = 10
 CHAIN_KEYS = ("method", "levels", "rewind_epoch")  # workflow keys of `prune`; the rest is PruneHparams
@@ -56,7 +58,7 @@ def _setting_folder(config: dict[str, Any], config_files: list[Path], sets: Call
     """The folder of the config file whose value of a setting the experiment has: the last file that
     `sets` it in the experiment's overrides (they are merged over the base), else the last that sets
     it in its base; the working directory when none does (it came from --config on the command line)."""
-    contents = [(path, yaml.safe_load(Path(path).read_text()) or {}) for path in config_files]
+    contents = [(path, read_yaml(path) or {}) for path in config_files]
     contents = [(path, content) for path, content in contents if isinstance(content, dict)]
     overrides = [(path, (content.get("experiments") or {}).get(config["experiment"])) for path, content in contents]
     for candidates in (overrides, contents):
@@ -64,6 +66,18 @@ def _setting_folder(config: dict[str, Any], config_files: list[Path], sets: Call
             if isinstance(section, dict) and sets(section):
                 return Path(path).resolve().parent
     return Path.cwd()
+
+
+def check_results_path(results: str) -> None:
+    """Refuse what a results folder cannot hold: braces, which Snakemake reads as wildcards in every
+    rule's file names, and control characters (a newline), which the one-line messages and logs that
+    name paths cannot show. Anything else (spaces, unicode, quotes, `$`, `;`) is quoted in every shell
+    command (workflow/rules/common.smk)."""
+    bad = sorted({char for char in results if char in "{}" or unicodedata.category(char) == "Cc"})
+    if bad:
+        raise PlanError(f"results: {results!r} holds {', '.join(map(repr, bad))}, which a results folder cannot: "
+                        "Snakemake reads braces as wildcards, and logs cannot show control characters; choose a "
+                        "folder name without them (spaces, unicode, quotes, $ and ; are fine)")
 
 
 def check_base_sections(config: dict[str, Any]) -> None:
@@ -207,6 +221,7 @@ class Plan:
     # ---- building -------------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Plan:
+        check_results_path(config["results"])
         plan = cls(config=config, results=Path(config["results"]))
         check_base_sections(config)
         model = ModelHparams.from_dict(config["model"])

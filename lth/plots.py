@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from lth.aggregate import upgrade_summary
 from lth.errors import LthError
-from lth.io import atomic_open
+from lth.io import atomic_open, check_sealed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -180,9 +180,11 @@ def check_outputs(what: str, outputs: Sequence[str | Path]) -> list[Path]:
 
 def read_summary(csv: str | Path, columns: Sequence[str] = SUMMARY_COLUMNS) -> pd.DataFrame:
     """A summary.csv (written by `lth aggregate`) that has `columns` and rows, or an LthError naming it.
+    It must match its seal (lth.io.check_sealed): a table edited by hand is refused, not drawn.
     One written before the columns were in % (an older lth) is read in % (lth.aggregate.upgrade_summary)."""
     import pandas as pd
 
+    check_sealed(csv, "lth aggregate")
     try:  # mask sources as text: a label of digits (`^[a-z0-9_]+$`) would otherwise be read as a number
         table = pd.read_csv(csv, dtype={MASK_SOURCE: str})
     except (OSError, ValueError) as error:  # pandas' parse errors are ValueErrors

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from lth.errors import LthError
+from lth.yamlio import DuplicateKeyError, read_yaml
 
 COLUMNS = ("kind", "hash", "status", "variant", "settings", "test_acc_pct", "age", "size")
 
@@ -99,7 +100,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def _read_record(path: Path) -> dict[str, Any] | None:
     """A run's hparams.yaml, or None when it is missing or not a mapping."""
     try:
-        record = yaml.safe_load(path.read_text())
+        record = read_yaml(path)
     except (OSError, yaml.YAMLError):
         return None
     return record if isinstance(record, dict) else None
@@ -197,7 +198,9 @@ def referenced(config_paths: list[Path]) -> tuple[Path, set[str]]:
     names: set[str] = set()
     for path in config_paths:
         try:
-            config = yaml.safe_load(Path(path).read_text())
+            config = read_yaml(path)
+        except DuplicateKeyError:
+            raise  # it names the file, the key and both lines
         except (OSError, yaml.YAMLError) as error:
             raise LthError(f"config {path} cannot be read ({error})") from None
         for experiment in experiment_configs(config).values():

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lth.errors import LthError
-from lth.io import write_csv
+from lth.io import write_sealed_csv
 from lth.plots import (SUMMARY_COLUMNS, check_one_experiment, find_variant, level_means, parts_of, read_summary,
                        sources_of, sparse_rows, with_source)
 
@@ -183,7 +183,7 @@ def parse_pair(text: str) -> tuple[str, str]:
 
 
 def write_tickets(summary_csv: str | Path, out: str | Path, pairs: Sequence[tuple[str, str]] = ()) -> pd.DataFrame:
-    """tickets.csv (module docstring) from a summary.csv, written atomically; returns its rows."""
+    """tickets.csv (module docstring) from a summary.csv, written atomically and sealed; returns its rows."""
     statistics = ticket_statistics(read_summary(summary_csv), pairs, str(summary_csv))
 
     def cell(key: str, value: Any) -> Any:  # empty for "none"; levels and seeds as integers
@@ -195,5 +195,5 @@ def write_tickets(summary_csv: str | Path, out: str | Path, pairs: Sequence[tupl
         return round(value, 8) if isinstance(value, float) else value
 
     records = [{key: cell(key, value) for key, value in record.items()} for record in statistics.to_dict("records")]
-    write_csv(out, records, COLUMNS)
+    write_sealed_csv(out, records, COLUMNS)
     return statistics

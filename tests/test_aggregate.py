@@ -8,6 +8,7 @@ import pytest
 
 from lth.aggregate import COLUMNS, FRACTION_COLUMNS, merge_summaries, upgrade_summary
 from lth.errors import LthError
+from lth.io import seal_file
 
 
 def write(path, columns, rows):
@@ -15,6 +16,7 @@ def write(path, columns, rows):
         writer = csv.DictWriter(handle, columns)
         writer.writeheader()
         writer.writerows(rows)
+    seal_file(path)  # as `lth aggregate` seals it: readers refuse a table without its seal
     return path
 
 

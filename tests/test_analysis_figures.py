@@ -12,6 +12,7 @@ import pytest
 
 from lth.analysis.figures import FIGURES, log_contour_levels
 from lth.cli import main
+from lth.io import seal_file
 
 SEEDS = (0, 1)
 LEVELS = (1, 2, 3)
@@ -64,6 +65,7 @@ def write(path: Path, rows: list[dict]) -> Path:
     frame = pd.DataFrame(rows)
     ids = ["seed", "variant", "level", "sparsity_pct", "epoch", "run", *TRAINED]
     frame[ids + [c for c in frame.columns if c not in ids]].to_csv(path, index=False)
+    seal_file(path)  # as `lth analyze collect` seals it: readers refuse a table without its seal
     return path
 
 
@@ -192,6 +194,7 @@ def bad(tmp_path: Path, csvs: dict[str, Path], name: str, change) -> Path:
         path.write_text(result)
     else:
         result.to_csv(path, index=False)
+    seal_file(path)  # sealed, so that the check under test is the one that refuses it
     return path
 
 

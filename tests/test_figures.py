@@ -17,6 +17,7 @@ import lth.figures as figures
 import lth.plots as plots
 from lth.cli import main
 from lth.errors import LthError
+from lth.io import seal_file
 from lth.figures import (GRID_FIGURES, SUMMARY_FIGURES, draw_grid_figure, draw_summary_figure, figure_status,
                          grid_status)
 from lth.plots import plot_accuracy_vs_sparsity, sources_of
@@ -66,7 +67,9 @@ def sourced(curves: dict[str, dict[str, list[float]]], seeds: int, **options) ->
 
 
 def write(frame: pd.DataFrame, path):
+    """`frame` as a summary.csv that readers accept: sealed, as `lth aggregate` writes it."""
     frame.to_csv(path, index=False)
+    seal_file(path)
     return path
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
+
+import pytest
 
 from conftest import REPO
 from workflow_helpers import dry_run_commands
@@ -24,6 +27,25 @@ def test_the_readmes_quickstart_text_is_rendered_from_the_committed_quickstart_t
     the committed tables gives the README's text, so the README cannot quote another run."""
     script = _docs_script()
     assert script.readme_blocks(README) == script.rendered_blocks()
+
+
+def test_the_readmes_quickstart_text_is_never_rendered_from_an_edited_table(tmp_path):
+    """The committed tables carry their seals (docs/update_quickstart.py copies them); a tickets.csv
+    edited after lth wrote it is refused, so the README cannot quote it."""
+    from lth.io import IntegrityError, seal_path
+
+    script = _docs_script()
+    for name in script.TABLES:
+        shutil.copyfile(script.DOCS / name, tmp_path / name)
+        shutil.copyfile(seal_path(script.DOCS / name), seal_path(tmp_path / name))
+    script.read_tables(tmp_path)  # as committed: read
+    tickets = tmp_path / "tickets.csv"
+    text = tickets.read_text()
+    edited = re.sub(r"^(winning_ticket,[^,]*,at\+trt,(?:[^,]*,){3})[^,]*", r"\g<1>99.0", text, count=1, flags=re.M)
+    assert edited != text
+    tickets.write_text(edited)
+    with pytest.raises(IntegrityError, match=f"{re.escape(str(tickets))} does not match the sha256 in its seal"):
+        script.read_tables(tmp_path)
 
 
 def test_every_figure_the_readme_shows_is_committed():

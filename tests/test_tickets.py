@@ -10,6 +10,7 @@ import pytest
 
 from lth.cli import main
 from lth.errors import LthError
+from lth.io import seal_file
 from lth.tickets import COLUMNS, critical_point, critical_sparsity, ticket_statistics, winning_level
 
 SPARSITY = {1: 20.0, 2: 36.0, 3: 48.8, 4: 59.04}  # in %, as summary.csv's sparsity_pct
@@ -157,6 +158,7 @@ def test_one_experiment_at_a_time():
 def test_lth_tickets_writes_the_table(tmp_path, capsys):
     summary = tmp_path / "summary.csv"
     crafted().to_csv(summary, index=False)
+    seal_file(summary)
     out = tmp_path / "tickets.csv"
     assert main(["tickets", "--summary", str(summary), "--out", str(out), "--pair", "at+trt:rewind",
                  "--pair", "lth:mish"]) == 0
@@ -172,6 +174,7 @@ def test_lth_tickets_writes_the_table(tmp_path, capsys):
     assert main(["tickets", "--summary", str(summary), "--out", str(bad), "--pair", "at+trt:skip+swish+gradinit+ls"]) == 2
     assert not bad.exists()
     two_sources().to_csv(summary, index=False)
+    seal_file(summary)
     assert main(["tickets", "--summary", str(summary), "--out", str(out), "--force"]) == 0
     written = pd.read_csv(out)
     assert written["mask_source"].tolist() == ["magnitude"] * 11 + ["random"] * 11
@@ -184,6 +187,8 @@ def test_a_summary_in_fractions_from_an_older_lth_gives_the_same_table(tmp_path)
     old = crafted()  # as an older lth wrote it: fractions under the old names
     old = old.assign(sparsity=old["sparsity_pct"] / 100, test_acc=old["test_acc_pct"] / 100)
     old.drop(columns=["sparsity_pct", "test_acc_pct"]).to_csv(legacy, index=False)
+    for csv in (summary, legacy):
+        seal_file(csv)
     for csv, out in ((summary, tmp_path / "new.csv"), (legacy, tmp_path / "old.csv")):
         assert main(["tickets", "--summary", str(csv), "--out", str(out), "--pair", "at+trt:rewind"]) == 0
     assert (tmp_path / "old.csv").read_text() == (tmp_path / "new.csv").read_text()

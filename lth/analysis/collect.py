@@ -28,7 +28,7 @@ from typing import Any
 
 from lth.aggregate import percent, run_record
 from lth.errors import LthError
-from lth.io import write_csv
+from lth.io import write_csv, write_sealed_csv
 from lth.manifest import verify_run
 
 ID_COLUMNS = ("seed", "variant", "level", "sparsity_pct", "epoch", "run")  # lth/analysis/figures.py reads them
@@ -113,7 +113,7 @@ def collect(analysis: str, rows: Sequence[str], out: Path) -> int:
     if not records:
         raise LthError(f"no {analysis} results to collect; give at least one row")
     columns = [*ID_COLUMNS, *RUN_COLUMNS, *(key for key in records[0] if key not in (*ID_COLUMNS, *RUN_COLUMNS))]
-    write_csv(out, records, columns)
+    write_sealed_csv(out, records, columns)
     return len(records)
 
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from lth.analysis.collect import ID_COLUMNS, RUN_COLUMNS
 from lth.errors import LthError
-from lth.io import atomic_open
+from lth.io import atomic_open, check_sealed
 from lth.plots import DENSE_COLOR, describe_runs, pyplot, variant_colors
 
 if TYPE_CHECKING:  # imported inside the functions: `lth --help` must not pay for pandas and numpy
@@ -110,6 +110,7 @@ def _load(csv: Path, name: str) -> pd.DataFrame:
     columns = FIGURES[name][1]
     source = _SOURCES[name]
     fix = f"give the {source} that `lth analyze collect` writes (the workflow's `analysis` target)"
+    check_sealed(csv, "lth analyze collect")  # a collected CSV edited by hand is refused, not drawn
     try:
         frame = pd.read_csv(csv, dtype=str, keep_default_na=False)  # text first: values are checked below
     except pd.errors.EmptyDataError:

@@ -25,6 +25,7 @@ never redone, and the training runs it reads never change. The collected CSVs in
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -94,8 +95,9 @@ class AnalysisJob:
         return f"{relative}/metrics.csv" if not self.analysis.suffix else relative
 
     def flags(self, prefix: str = "") -> str:
-        """The settings as `lth` flags (`--{prefix}max-iter 100`)."""
-        return " ".join(f"--{prefix}{key.replace('_', '-')} {value}" for key, value in self.settings.items())
+        """The settings as shell-quoted `lth` flags (`--{prefix}max-iter 100`)."""
+        return shlex.join(word for key, value in self.settings.items()
+                          for word in (f"--{prefix}{key.replace('_', '-')}", str(value)))
 
     def part_outputs(self) -> list[str]:
         stem = self.output.removesuffix(self.analysis.suffix)

@@ -2,8 +2,9 @@
 
 Each kind of file lth writes (mask, mask sidecar, checkpoint, resume state, summary.json,
 metrics.csv), cut short or with bytes flipped, is given to every command that reads it; so are
-files of the wrong kind. The error must come before any data is loaded, name the bad file, fit
-on one line (no traceback), and leave no output behind.
+files of the wrong kind; so are tables (summary.csv, results/summary.csv, a collected analysis CSV)
+edited by hand or without their seal. The error must come before any data is loaded, name the bad
+file, fit on one line (no traceback), and leave no output behind.
 """
 
 from __future__ import annotations
@@ -170,3 +171,90 @@ def test_wrong_file_stops_its_reader(world, tmp_path, cli, case):
     stage, command = WRONG_FILES[case]
     bad = stage(world, tmp_path)
     assert_clear_error(*cli(*command(world, tmp_path, bad)), bad, tmp_path)
+
+
+# Tables (summary.csv, results/summary.csv, a collected analysis CSV) are sealed by their writer
+# (`<table>.sha256`); a table edited by hand (one accuracy changed, as a user would) or without a
+# seal (written by hand or by an lth before tables were sealed) is refused by every reader, with a
+# message saying how to regenerate it, and nothing is drawn or written from it.
+def summary_table(world: World, tmp: Path) -> Path:
+    from lth.aggregate import aggregate
+
+    rows = [f"0:dense:0::{world.dense}", f"0:lth:1:magnitude:{world.masked}", f"0:at+trt:1:magnitude:{world.masked}"]
+    aggregate(rows, tmp / "tables" / "summary.csv")  # at+trt: the same run under a second name, for the figures
+    return tmp / "tables" / "summary.csv"
+
+
+def merged_table(world: World, tmp: Path) -> Path:
+    from lth.aggregate import merge_summaries
+
+    merge_summaries([f"tiny={summary_table(world, tmp)}"], tmp / "tables" / "all.csv")
+    return tmp / "tables" / "all.csv"
+
+
+def collected_table(world: World, tmp: Path) -> Path:
+    from lth.analysis.collect import collect
+
+    run = world.copy(world.masked, tmp / "run")
+    (run / "activation_sparsity.csv").write_text("stage,near_zero,total,fraction,threshold\nall,1,4,0.25,0.01\n")
+    collect("activations", [f"0:lth:1:2:{run}:activation_sparsity.csv"], tmp / "tables" / "activation_sparsity.csv")
+    return tmp / "tables" / "activation_sparsity.csv"
+
+
+def edit_cell(table: Path, column: str, value: str) -> None:
+    """Change one cell of the last row, every other byte as written (a hand edit in an editor)."""
+    lines = table.read_text().splitlines(keepends=True)
+    index = lines[0].rstrip("\n").split(",").index(column)
+    cells = lines[-1].rstrip("\n").split(",")
+    assert cells[index] != value
+    cells[index] = value
+    table.write_text("".join(lines[:-1]) + ",".join(cells) + "\n")
+
+
+def unseal(table: Path) -> None:
+    from lth.io import seal_path
+
+    seal_path(table).unlink()
+
+
+def figure(name: str, suffix: str = "png") -> Command:
+    return lambda w, tmp, table: ["figure", name, "--csv", table, "--out", tmp / "new" / f"figure.{suffix}"]
+
+
+TABLES: dict[str, tuple[Stage, Callable[[Path], None], dict[str, Command]]] = {
+    "summary.csv": (summary_table, lambda table: edit_cell(table, "test_acc_pct", "99.0"), {
+        "tickets": lambda w, tmp, table: ["tickets", "--summary", table, "--out", tmp / "new" / "tickets.csv"],
+        "plot": lambda w, tmp, table: ["plot", "--summary", table, "--out", tmp / "new" / "figure.png"],
+        "figure": figure("fig4a_at_trt"),
+        "aggregate --experiments": lambda w, tmp, table: ["aggregate", "--out", tmp / "new" / "all.csv",
+                                                          "--experiments", f"tiny={table}"],
+    }),
+    "results/summary.csv": (merged_table, lambda table: edit_cell(table, "test_acc_pct", "99.0"),
+                            {"figure": figure("fig6_grid")}),
+    "analysis CSV": (collected_table, lambda table: edit_cell(table, "near_zero_pct", "99.0"),
+                     {"figure": figure("tableA1_activation_sparsity", "csv")}),
+}
+TABLE_DAMAGES = {"edited": None, "unsealed": unseal}  # None: the table's own edit (TABLES)
+TABLE_CASES = [(table, damage, reader) for table, (_, _, readers) in TABLES.items() for damage in TABLE_DAMAGES
+               for reader in readers]
+
+
+@pytest.mark.parametrize(("table", "damage", "reader"), TABLE_CASES, ids=["/".join(case) for case in TABLE_CASES])
+def test_a_table_edited_by_hand_or_unsealed_stops_its_reader(world, tmp_path, cli, table, damage, reader):
+    stage, edit, readers = TABLES[table]
+    staged = stage(world, tmp_path)
+    (TABLE_DAMAGES[damage] or edit)(staged)
+    code, err = cli(*readers[reader](world, tmp_path, staged))
+    assert_clear_error(code, err, staged, tmp_path)
+    assert "regenerate it: delete it and rerun snakemake" in err, err
+    assert not (tmp_path / "new").exists(), "a refused table was read into an output"
+
+
+@pytest.mark.parametrize(("table", "reader"), [(table, reader) for table, (_, _, readers) in TABLES.items()
+                                               for reader in readers])
+def test_a_sealed_table_is_read_by_every_reader(world, tmp_path, cli, table, reader):
+    """The refusals above are the seal's doing: the same table, as written, is read."""
+    stage, _, readers = TABLES[table]
+    code, err = cli(*readers[reader](world, tmp_path, stage(world, tmp_path)))
+    assert code == 0, err
+    assert any((tmp_path / "new").iterdir())

@@ -21,7 +21,7 @@ rule aggregate:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} aggregate --out {output} {params.rows} > {log} 2>&1"
+        "{params.lth} aggregate --out {output:q} {params.rows} > {log:q} 2>&1"
 
 
 rule tickets:
@@ -33,7 +33,8 @@ rule tickets:
                subcategory="Tables"),
     params:
         lth=LTH,
-        pairs=lambda w: " ".join(f"--pair {a}:{b}" for a, b in CONFIGS[w.experiment]["figures"]["critical_pairs"]),
+        pairs=lambda w: shlex.join(word for a, b in CONFIGS[w.experiment]["figures"]["critical_pairs"]
+                                   for word in ("--pair", f"{a}:{b}")),
     log:
         f"{RESULTS}/{{experiment}}/logs/tickets.log",
     conda:
@@ -42,7 +43,7 @@ rule tickets:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} tickets --summary {input.summary} --out {output} --force {params.pairs} > {log} 2>&1"
+        "{params.lth} tickets --summary {input.summary:q} --out {output:q} --force {params.pairs} > {log:q} 2>&1"
 
 
 rule summaries:
@@ -53,7 +54,7 @@ rule summaries:
                subcategory="Tables"),
     params:
         lth=LTH,
-        experiments=" ".join(f"{name}={RESULTS}/{name}/summary.csv" for name in CONFIGS),
+        experiments=[f"{name}={RESULTS}/{name}/summary.csv" for name in CONFIGS],
     log:
         f"{RESULTS}/logs/summaries.log",
     conda:
@@ -62,4 +63,4 @@ rule summaries:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} aggregate --out {output} --force --experiments {params.experiments} > {log} 2>&1"
+        "{params.lth} aggregate --out {output:q} --force --experiments {params.experiments:q} > {log:q} 2>&1"

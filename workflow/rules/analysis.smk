@@ -14,7 +14,7 @@ rule analyze:
     params:
         lth=LTH,
         command=lambda w: ANALYZE_COMMANDS[w.analysis],
-        mask=lambda w, input: f"--mask {input.mask}" if "mask" in input.keys() else "",
+        mask=lambda w, input: optional_inputs(input, ("mask",)),
         settings=lambda w: analysis_settings(w, f".{w.ext}"),
         options=RUN_OPTIONS,
     log:
@@ -27,8 +27,8 @@ rule analyze:
     resources:
         **training_resources(lambda w: w.run),
     shell:
-        "{params.lth} analyze {params.command} --weights {input.weights} {params.mask} --out {output} --force"
-        " --threads {threads} {params.options} {params.settings} > {log} 2>&1"
+        "{params.lth} analyze {params.command:q} --weights {input.weights:q} {params.mask} --out {output:q} --force"
+        " --threads {threads:q} {params.options} {params.settings} > {log:q} 2>&1"
 
 
 # A landscape grid runs as `jobs` independent parts (a cluster spreads them), merged by one job;
@@ -44,7 +44,7 @@ rule analyze_grid_part:
     params:
         lth=LTH,
         command=lambda w: ANALYZE_COMMANDS[w.analysis],
-        mask=lambda w, input: f"--mask {input.mask}" if "mask" in input.keys() else "",
+        mask=lambda w, input: optional_inputs(input, ("mask",)),
         settings=lambda w: analysis_settings(w, ".csv"),
         options=RUN_OPTIONS,
     log:
@@ -57,9 +57,9 @@ rule analyze_grid_part:
     resources:
         **training_resources(lambda w: w.run),
     shell:
-        "{params.lth} analyze {params.command} --weights {input.weights} {params.mask} --out {output} --force"
-        " --part {wildcards.part} --parts {wildcards.parts} --threads {threads} {params.options} {params.settings}"
-        " > {log} 2>&1"
+        "{params.lth} analyze {params.command:q} --weights {input.weights:q} {params.mask} --out {output:q} --force"
+        " --part {wildcards.part:q} --parts {wildcards.parts:q} --threads {threads:q} {params.options}"
+        " {params.settings} > {log:q} 2>&1"
 
 
 rule merge_grid:
@@ -80,7 +80,7 @@ rule merge_grid:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} analyze merge --points {params.points} --out {output} --force {input} > {log} 2>&1"
+        "{params.lth} analyze merge --points {params.points:q} --out {output:q} --force {input:q} > {log:q} 2>&1"
 
 
 # The top Hessian eigenvalue after every epoch: the run trained again with `--track hessian` into
@@ -108,8 +108,8 @@ rule track_hessian:
     resources:
         **training_resources(lambda w: w.run, scale=2),
     shell:
-        "{params.lth} train --init {input.init} {params.inputs} --out-dir {params.out_dir} --seed {params.seed} --force"
-        " --track hessian {params.track} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"
+        "{params.lth} train --init {input.init:q} {params.inputs} --out-dir {params.out_dir:q} --seed {params.seed:q}"
+        " --force --track hessian {params.track} --threads {threads:q} {params.options} {params.hparams} > {log:q} 2>&1"
 
 
 rule collect_analysis:
@@ -133,4 +133,5 @@ rule collect_analysis:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} analyze collect --analysis {params.analysis} --out {output} --force {params.rows} > {log} 2>&1"
+        "{params.lth} analyze collect --analysis {params.analysis:q} --out {output:q} --force {params.rows}"
+        " > {log:q} 2>&1"

@@ -99,9 +99,13 @@ ANALYSIS_FIGURE_FILES = [f"{RESULTS}/{name}/figures/{stem}.{ext}" for name, figu
                          for ext in ("png", "pdf", *(("csv",) if stem.startswith("table") else ()))]
 THREADS = SETTINGS["threads"]
 LIGHT_RESOURCES = SETTINGS["resources"]["light"]
+# Paths are data, never shell: every rule's shell command quotes each value it interpolates
+# (`{x:q}`, shlex.quote), and a param holding several flags (this one, lth.plan.flags, ...) is
+# built already quoted with shlex.join and goes in as it is. A plain value comes out unchanged.
 # Training shell commands pass `--threads {threads}`: what Snakemake scheduled (it scales `threads`
 # down to --cores), not the config value.
-RUN_OPTIONS = f"--device {SETTINGS['device']} --jobs-per-gpu {SETTINGS['resources']['jobs_per_gpu']}"
+RUN_OPTIONS = shlex.join(["--device", str(SETTINGS["device"]),
+                          "--jobs-per-gpu", str(SETTINGS["resources"]["jobs_per_gpu"])])
 # `--sdm conda`: every rule's environment; its post-deploy script installs this checkout into it.
 CONDA_ENV = workflow.source_path("../envs/lth.yaml")
 # How rules call lth: through the interpreter running Snakemake, so a job finds it without an
@@ -228,9 +232,10 @@ def training_flags(key):
     return f"--start-epoch {run.start_epoch} {flags(run.model, job_data(run.dense.data), run.train, run.gradinit)}"
 
 
-def optional_inputs(input):
-    """`--mask M --teacher T` for the training inputs a run has (dense runs have neither)."""
-    return " ".join(f"--{name} {input[name]}" for name in ("mask", "teacher") if name in input.keys())
+def optional_inputs(input, names=("mask", "teacher")):
+    """`--mask M --teacher T`, shell-quoted, for those of the inputs `names` that a job has (a dense run
+    has neither; prune's are mask and like, an analysis' its mask)."""
+    return shlex.join(word for name in names if name in input.keys() for word in (f"--{name}", input[name]))
 
 
 def dense_outputs():
@@ -275,7 +280,7 @@ def analysis_settings(w, suffix):
 def analysis_figure(w):
     """`lth figure` name and epoch filter of the paper figure `w.figure` of `w.experiment`."""
     _, figure, epoch = ANALYSIS_FIGURES[w.experiment][w.figure]
-    return f"{figure} --epoch {epoch}" if epoch else figure
+    return shlex.join([figure, "--epoch", str(epoch)] if epoch else [figure])
 
 
 def analysis_figure_input(w):

@@ -18,4 +18,4 @@ rule data:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} data --out {output} {params.hparams} > {log} 2>&1"
+        "{params.lth} data --out {output:q} {params.hparams} > {log:q} 2>&1"

@@ -23,7 +23,8 @@ rule init:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} init --out {output} --seed {params.seed} --threads {threads} {params.hparams} > {log} 2>&1"
+        "{params.lth} init --out {output:q} --seed {params.seed:q} --threads {threads:q} {params.hparams}"
+        " > {log:q} 2>&1"
 
 
 # The `reinit` variant part's start: the same network initialised afresh with another seed (seed +
@@ -44,7 +45,8 @@ rule reinit:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} init --out {output} --seed {wildcards.reseed} --threads {threads} {params.hparams} > {log} 2>&1"
+        "{params.lth} init --out {output:q} --seed {wildcards.reseed:q} --threads {threads:q} {params.hparams}"
+        " > {log:q} 2>&1"
 
 
 # The rewind points (and epochs to analyse) this experiment needs are kept by the run as a
@@ -61,7 +63,7 @@ rule train_dense:
         lth=LTH,
         seed=lambda w: PLAN.dense[w.dense].seed,
         hparams=lambda w: training_flags(w.dense),
-        save_epochs=lambda w: " ".join(str(k) for k in PLAN.kept_epochs(w.dense)),
+        save_epochs=lambda w: [str(k) for k in PLAN.kept_epochs(w.dense)],
         options=RUN_OPTIONS,
         out_dir=lambda w: f"{RUNS}/{w.dense}",
     log:
@@ -74,5 +76,5 @@ rule train_dense:
     resources:
         **training_resources(lambda w: w.dense),
     shell:
-        "{params.lth} train --init {input.init} --out-dir {params.out_dir} --seed {params.seed} --force"
-        " --save-epochs {params.save_epochs} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"
+        "{params.lth} train --init {input.init:q} --out-dir {params.out_dir:q} --seed {params.seed:q} --force"
+        " --save-epochs {params.save_epochs:q} --threads {threads:q} {params.options} {params.hparams} > {log:q} 2>&1"

@@ -14,7 +14,7 @@ rule prune:
     params:
         lth=LTH,
         rounds=lambda w: PLAN.prune_rounds(w.chain, int(w.level)),
-        inputs=lambda w, input: " ".join(f"--{name} {input[name]}" for name in ("mask", "like") if name in input.keys()),
+        inputs=lambda w, input: optional_inputs(input, ("mask", "like")),
         options=prune_options,
     log:
         f"{RUNS}/{{chain}}/level{{level}}/prune.log",
@@ -26,5 +26,5 @@ rule prune:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} prune --weights {input.weights} {params.inputs} --out {output.mask} --rounds {params.rounds}"
-        " --threads {threads} {params.options} > {log} 2>&1"
+        "{params.lth} prune --weights {input.weights:q} {params.inputs} --out {output.mask:q}"
+        " --rounds {params.rounds:q} --threads {threads:q} {params.options} > {log:q} 2>&1"

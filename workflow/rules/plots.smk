@@ -16,7 +16,7 @@ rule figure_settings:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "printf '%s\\n' {params.text:q} > {output} 2> {log}"
+        "printf '%s\\n' {params.text:q} > {output:q} 2> {log:q}"
 
 
 rule plot_accuracy_vs_sparsity:
@@ -41,8 +41,8 @@ rule plot_accuracy_vs_sparsity:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} plot --summary {input.summary} --out {output} --x {params.x} --title {wildcards.experiment:q}"
-        " --mask-sources {params.mask_sources} --force > {log} 2>&1"
+        "{params.lth} plot --summary {input.summary:q} --out {output:q} --x {params.x:q}"
+        " --title {wildcards.experiment:q} --mask-sources {params.mask_sources:q} --force > {log:q} 2>&1"
 
 
 # The paper's accuracy figures (lth/figures.py): only those whose series the experiment has.
@@ -67,8 +67,8 @@ rule plot_paper_figure:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} figure {wildcards.figure} --csv {input.summary} --out {output} --x {params.x}"
-        " --title {wildcards.experiment:q} --force > {log} 2>&1"
+        "{params.lth} figure {wildcards.figure:q} --csv {input.summary:q} --out {output:q} --x {params.x:q}"
+        " --title {wildcards.experiment:q} --force > {log:q} 2>&1"
 
 
 # One panel per experiment (architecture x dataset); x axis from the first experiment's `figures`.
@@ -93,7 +93,8 @@ rule plot_grid:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} figure {wildcards.grid} --csv {input.summary} --out {output} --x {params.x} --force > {log} 2>&1"
+        "{params.lth} figure {wildcards.grid:q} --csv {input.summary:q} --out {output:q} --x {params.x:q} --force"
+        " > {log:q} 2>&1"
 
 
 # Paper figures of the analyses, each from its collected CSV alone (lth/analysis/figures.py).
@@ -118,8 +119,8 @@ rule plot_analysis:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} figure {params.figure} --csv {input} --out {output} --title {wildcards.experiment:q}"
-        " --force > {log} 2>&1"
+        "{params.lth} figure {params.figure} --csv {input:q} --out {output:q} --title {wildcards.experiment:q}"
+        " --force > {log:q} 2>&1"
 
 
 # Table A1 is a table: its CSV as well as a rendered image.
@@ -143,5 +144,5 @@ rule tabulate_analysis:
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} figure {params.figure} --csv {input} --out {output} --title {wildcards.experiment:q}"
-        " --force > {log} 2>&1"
+        "{params.lth} figure {params.figure} --csv {input:q} --out {output:q} --title {wildcards.experiment:q}"
+        " --force > {log:q} 2>&1"

@@ -16,7 +16,7 @@ rule train_sparse:
         seed=lambda w: PLAN.sparse[w.sparse].dense.seed,
         hparams=lambda w: training_flags(w.sparse),
         inputs=lambda w, input: optional_inputs(input),
-        save_epochs=lambda w: " ".join(str(k) for k in PLAN.kept_epochs(w.sparse)),
+        save_epochs=lambda w: [str(k) for k in PLAN.kept_epochs(w.sparse)],
         options=RUN_OPTIONS,
         out_dir=lambda w: f"{RUNS}/{w.sparse}",
     log:
@@ -29,5 +29,6 @@ rule train_sparse:
     resources:
         **training_resources(lambda w: w.sparse),
     shell:
-        "{params.lth} train --init {input.init} {params.inputs} --out-dir {params.out_dir} --seed {params.seed} --force"
-        " --save-epochs {params.save_epochs} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"
+        "{params.lth} train --init {input.init:q} {params.inputs} --out-dir {params.out_dir:q} --seed {params.seed:q}"
+        " --force --save-epochs {params.save_epochs:q} --threads {threads:q} {params.options} {params.hparams}"
+        " > {log:q} 2>&1"

@@ -28,8 +28,8 @@ rule rewind_point:
     resources:
         **training_resources(lambda w: w.dense, lambda w: int(w.epoch)),
     shell:
-        "{params.lth} snapshot --run {params.run} --epoch {wildcards.epoch} --init {input.init} --out {output}"
-        " --seed {params.seed} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"
+        "{params.lth} snapshot --run {params.run:q} --epoch {wildcards.epoch:q} --init {input.init:q} --out {output:q}"
+        " --seed {params.seed:q} --threads {threads:q} {params.options} {params.hparams} > {log:q} 2>&1"
 
 
 rule snapshot:
@@ -55,5 +55,6 @@ rule snapshot:
     resources:
         **training_resources(lambda w: w.sparse, lambda w: int(w.epoch) - PLAN.sparse[w.sparse].start_epoch),
     shell:
-        "{params.lth} snapshot --run {params.run} --epoch {wildcards.epoch} --init {input.init} {params.inputs} --out {output}"
-        " --seed {params.seed} --threads {threads} {params.options} {params.hparams} > {log} 2>&1"
+        "{params.lth} snapshot --run {params.run:q} --epoch {wildcards.epoch:q} --init {input.init:q} {params.inputs}"
+        " --out {output:q} --seed {params.seed:q} --threads {threads:q} {params.options} {params.hparams}"
+        " > {log:q} 2>&1"
