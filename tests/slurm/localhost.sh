@@ -9,6 +9,8 @@
 # tracking by /proc, and one fake GPU (gres gpu:1 on /dev/null) so that jobs asking for a GPU are
 # scheduled. Needs root (it installs packages and runs the daemons).
 set -euo pipefail
+# The daemons and runuser live in sbin, which a non-login root shell's PATH may lack.
+export PATH=$PATH:/usr/sbin:/sbin
 DIR=${LTH_SLURM_DIR:-/tmp/lth-slurm}
 export SLURM_CONF=$DIR/slurm.conf
 
