@@ -182,8 +182,20 @@ class Hparams:
         for name, raw in vars(args or argparse.Namespace()).items():
             section, _, key = name.partition(".")
             if section == cls.section and key:
-                data[key] = load_yaml(raw, f"--{name}") if isinstance(raw, str) else raw
+                data[key] = cls._flag_value(key, raw, f"--{name}") if isinstance(raw, str) else raw
         return cls.from_dict(data)
+
+    @classmethod
+    def _flag_value(cls, key: str, raw: str, flag: str) -> Any:
+        """A flag's value: YAML (`[0.5, 0.75]`, `true`, `null`), except for a text setting (a name, a
+        path), which is taken as typed: YAML would read the folder `run #2` as `run` (the rest a
+        comment) and `a: b` as a mapping. There only `null` (or `~`) means None, where None is allowed."""
+        kind = next((field.type for field in dataclasses.fields(cls) if field.name == key), None)
+        if kind == "str":
+            return raw
+        if kind == "str | None":
+            return None if raw in ("null", "~") else raw
+        return load_yaml(raw, flag)
 
 
 def _plain(value: Any) -> Any:

@@ -10,7 +10,7 @@ import yaml
 from lth.errors import LthError
 from lth.io import load_verified
 from lth.manifest import verify_run
-from lth.yamlio import read_yaml
+from lth.yamlio import DuplicateKeyError, read_yaml
 
 
 def describe_checkpoint(payload: dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +73,8 @@ def describe_folder(path: Path) -> dict[str, Any]:
     if (path / "hparams.yaml").exists():
         try:
             info["hparams"] = read_yaml(path / "hparams.yaml")
+        except DuplicateKeyError:
+            raise  # its message already names the file, the key and both lines
         except (OSError, ValueError, yaml.YAMLError) as error:
             raise LthError(f"{path / 'hparams.yaml'} cannot be read ({type(error).__name__}); retrain the run "
                            "with --force") from None

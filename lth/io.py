@@ -222,8 +222,8 @@ def load_verified(path: str | os.PathLike, formats: Collection[str], what: str, 
     import torch
 
     path = Path(path)
-    if not path.is_file():
-        raise IntegrityError(f"{path} does not exist or is not a file; {fix}")
+    if not path.is_file():  # a mistyped path, most likely: nothing to regenerate
+        raise IntegrityError(f"{path} does not exist or is not a file: give the path of a table `{writer}` wrote")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load fails on bad bytes with any of a dozen exception types
@@ -321,8 +321,8 @@ def check_sealed(path: str | os.PathLike, writer: str) -> None:
     path, seal = Path(path), seal_path(path)
     fix = (f"regenerate it: delete it and rerun snakemake with the same --configfile (outside the workflow: "
            f"rerun `{writer} ... --force`)")
-    if not path.is_file():
-        raise IntegrityError(f"{path} does not exist or is not a file; {fix}")
+    if not path.is_file():  # a mistyped path, most likely: nothing to regenerate
+        raise IntegrityError(f"{path} does not exist or is not a file: give the path of a table `{writer}` wrote")
     if not seal.is_file():
         raise IntegrityError(f"{path} has no seal ({seal.name}): it was written by hand or by an lth before "
                              f"tables were sealed, so it is not trusted; {fix}")

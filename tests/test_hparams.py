@@ -107,6 +107,15 @@ def test_from_sources_accepts_plain_namespace_and_checks_flag_values():
         ModelHparams.from_sources(None, argparse.Namespace(**{"model.width": "4.0"}))
 
 
+@pytest.mark.parametrize("root", ["/data/run #2", "/data/a: b", "/data/[x]", "/data/y'q$x;y", "yes"])
+def test_a_text_flag_is_taken_as_typed_not_read_as_yaml(root):
+    """A folder named `run #2` is not `run` (YAML would read the rest as a comment), `a: b` is not a
+    mapping and `yes` not a boolean: the rules pass paths through these flags."""
+    flags = argparse.Namespace(**{"data.root": root, "data.name": "npz", "data.subset_per_class": "12"})
+    assert DataHparams.from_sources(None, flags) == DataHparams(name="npz", root=root, subset_per_class=12)
+    assert DataHparams.from_sources(None, argparse.Namespace(**{"data.root": "null"})).root is None
+
+
 def test_scientific_notation_flag_is_a_number():
     args = _train_flags("--train.lr", "1e-3", "--train.weight_decay", "5e-4")
     train = TrainHparams.from_sources(None, args)

@@ -218,18 +218,20 @@ def test_make_test_slurm_asks_for_the_slurm_test_and_make_test_does_not(machine:
     assert runs == [Call(str(active), "-m pytest tests/test_slurm.py", "1"), Call(str(active), "-m pytest", "")]
 
 
-def test_ci_runs_readmes_test_command_with_the_slurm_test_asked_for(tmp_path: Path) -> None:
+def test_ci_runs_readmes_test_command_with_the_system_tests_asked_for(tmp_path: Path) -> None:
+    """The real-SLURM test and the disk-full cases on a real tmpfs change the system: CI asks for both."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "make.log"
     make = bin_dir / "make"
-    make.write_text(f"#!/bin/sh\necho \"$(pwd) $* LTH_TEST_SLURM=${{LTH_TEST_SLURM:-}}\" >> '{log}'\n")
+    make.write_text(f"#!/bin/sh\necho \"$(pwd) $* LTH_TEST_SLURM=${{LTH_TEST_SLURM:-}} "
+                    f"LTH_TEST_TMPFS=${{LTH_TEST_TMPFS:-}}\" >> '{log}'\n")
     make.chmod(0o755)
-    env = {key: value for key, value in os.environ.items() if key != "LTH_TEST_SLURM"}
+    env = {key: value for key, value in os.environ.items() if key not in ("LTH_TEST_SLURM", "LTH_TEST_TMPFS")}
     result = subprocess.run([str(REPO / ".ci" / "run")], cwd=tmp_path, capture_output=True, text=True, timeout=60,
                             env={**env, "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}"})
     assert result.returncode == 0, result.stderr
-    assert log.read_text().splitlines() == [f"{REPO} test LTH_TEST_SLURM=1"]
+    assert log.read_text().splitlines() == [f"{REPO} test LTH_TEST_SLURM=1 LTH_TEST_TMPFS=1"]
 
 
 def test_without_lth_test_slurm_the_slurm_test_is_skipped_and_nothing_is_installed_or_started(

@@ -101,3 +101,13 @@ def test_lth_gc_refuses_a_config_with_a_key_twice(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{config}: key 'experiment' is given twice, at line 2, column 1 and at line 3, column 1" in err, err
     assert err.count("\n") == 1, err
+
+
+def test_lth_info_names_a_key_twice_in_a_runs_record(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "hparams.yaml").write_text("train:\n  epochs: 2\n  epochs: 3\n")
+    assert main(["info", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "key 'train.epochs' is given twice, at line 2, column 3 and at line 3, column 3" in err, err
+    assert err.count("\n") == 1, err
