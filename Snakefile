@@ -54,8 +54,8 @@ rule all:
         # Every run's artifacts too: snakemake reruns a job for a missing output only when a target
         # asks for it, so a deleted final.pt is retrained even though summary.csv is up to date.
         dense_outputs(),
-        PLAN.rewind_points(),
-        PLAN.reinit_points(),
+        published(PLAN.rewind_points()),
+        published(PLAN.reinit_points()),
         mask_outputs(),
         sparse_outputs(),
     default_target: True

@@ -7,6 +7,7 @@ only for what it uses.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import logging
@@ -21,7 +22,7 @@ import yaml
 
 from lth.errors import LthError
 from lth.hparams import SECTIONS, DataHparams, GradinitHparams, ModelHparams, PruneHparams, TrainHparams
-from lth.io import check_output
+from lth.io import WrongKindError, check_output
 from lth.mask_config import SETTINGS as SOURCE_SETTINGS
 from lth.mask_config import ranks_across_layers
 from lth.names import MASK_SOURCES
@@ -95,6 +96,56 @@ def _read(flag: str, path: Path, load: Callable[[Path], Any]) -> Any:
         return load(path)
     except LthError as error:
         raise UsageError(f"{flag}: {error}") from None
+
+
+def _produce(path: str | Path, flag: str, args: argparse.Namespace, intact: Callable[[Path], Any],
+             prepare: Callable[[], Callable[[], None]]) -> None:
+    """Write `path` unless it is already there, as the one process writing it (lth.store.claim).
+    An intact `path` is never replaced: it is kept with --reuse (at once, reading files only) and
+    refused without. `intact` raises UsageError for a file of other settings (refused) and LthError
+    for a damaged one, which only --force replaces. `prepare` checks every input and returns the
+    writing itself: a refused command writes nothing, not even its lock."""
+    from lth import store
+
+    path = Path(path)
+    _output_file(path, flag, force=True)  # writable; an existing file is judged below
+    if _keep_existing(path, flag, args, intact):  # finished already: no lock needed to read it
+        return
+    write = prepare()
+    with store.claim(path):
+        if not _keep_existing(path, flag, args, intact):  # or finished by the process this one waited for
+            write()
+
+
+def _keep_existing(path: Path, flag: str, args: argparse.Namespace, intact: Callable[[Path], Any]) -> bool:
+    """Whether `path` exists, intact, and --reuse keeps it; False when there is nothing (or, with
+    --force, only a damaged file) to keep; a UsageError otherwise."""
+    if not path.exists():
+        return False
+    try:
+        intact(path)
+    except UsageError:
+        raise  # intact, but of other settings: never replaced
+    except WrongKindError as error:
+        raise UsageError(f"{flag}: {path} is another kind of file than {error.what}, never replaced; delete it or "
+                         "choose another path") from None
+    except LthError as damage:
+        if not args.force:
+            raise UsageError(f"{flag}: {path} exists but is damaged ({damage}); pass --force to replace it") from None
+        log.warning("replacing %s: %s", path, damage)
+        return False
+    if not args.reuse:
+        raise UsageError(f"{flag}: {path} already exists; pass --reuse to keep it, or delete it to write it again")
+    log.info("%s is already there and intact: kept as it is", path)
+    return True
+
+
+def _add_store_flags(parser: argparse.ArgumentParser, what: str = "--out") -> None:
+    """--reuse and --force of a command whose output may be shared (the workflow's run store)."""
+    parser.add_argument("--reuse", action="store_true", help=f"if {what} already holds an intact result, succeed "
+                        "without touching it (the workflow's store names outputs by their settings' hash)")
+    parser.add_argument("--force", action="store_true", help=f"replace {what} if it is damaged or incomplete; an "
+                        "intact result is never replaced (delete it by hand to redo it)")
 
 
 def _check_common(args: argparse.Namespace) -> None:
@@ -205,47 +256,119 @@ def _add_tracking(parser: argparse.ArgumentParser) -> None:
 def cmd_data(args: argparse.Namespace) -> None:
     """Fetch a dataset (when data.download is set) and check that it loads, once, before any training
     reads it; writes what it found to --out (JSON)."""
-    from lth import data
-    from lth.io import write_json
+    from lth import data, store
+    from lth.io import read_json, write_json
 
     config = _load_config(args.config)
-    out = _output_file(args.out, "--out", args.force)
     data_hp = DataHparams.from_sources(config, args)
     source = data.get_source(data_hp.name)
-    log.info("%s %s under %s", "fetching" if data_hp.download else "checking", data_hp.name, data_hp.root)
-    raw = source.load(data.data_root(data_hp), data_hp.download)
-    found = {"dataset": data_hp.name, "root": data_hp.root, "num_classes": raw.num_classes,
-             "train": len(raw.train.labels), "test": len(raw.test.labels),
-             "image_shape": list(raw.train.images.shape[1:])}
-    write_json(out, found)
-    log.info("%s: %d train and %d test images of %d classes", data_hp.name, found["train"], found["test"],
-             found["num_classes"])
+
+    def intact(path: Path) -> None:
+        try:
+            found = read_json(path)
+        except (OSError, ValueError) as error:
+            raise LthError(f"not a dataset record ({error})") from None
+        if not isinstance(found, dict) or found.get("dataset") != data_hp.name or found.get("root") != data_hp.root:
+            raise UsageError(f"--out: {path} records another dataset or folder; delete it or choose another path")
+
+    def fetch() -> None:
+        root = Path(data.data_root(data_hp))
+        # Two workflows fetching into one folder at once would write the same files together.
+        downloading = store.claim(root / data_hp.name) if data_hp.download else contextlib.nullcontext()
+        log.info("%s %s under %s", "fetching" if data_hp.download else "checking", data_hp.name, data_hp.root)
+        with downloading:
+            raw = source.load(data.data_root(data_hp), data_hp.download)
+        found = {"dataset": data_hp.name, "root": data_hp.root, "num_classes": raw.num_classes,
+                 "train": len(raw.train.labels), "test": len(raw.test.labels),
+                 "image_shape": list(raw.train.images.shape[1:])}
+        write_json(args.out, found)
+        log.info("%s: %d train and %d test images of %d classes", data_hp.name, found["train"], found["test"],
+                 found["num_classes"])
+
+    _produce(args.out, "--out", args, intact, lambda: fetch)
 
 
 def cmd_init(args: argparse.Namespace) -> None:
     from lth import data
-    from lth.checkpoints import init_model, save_checkpoint
+    from lth.checkpoints import init_model, load_checkpoint, save_checkpoint
 
     config = _load_config(args.config)
-    out = _output_file(args.out, "--out", args.force)
     model_hp = _model_hparams(args, config, None)
     data_hp = DataHparams.from_sources(config, args)
     _setup_torch(args)
     num_classes = data.num_classes(data_hp)
     model = init_model(model_hp, num_classes, args.seed)
-    save_checkpoint(out, model, model_hp, num_classes, epoch=0)
-    log.info("wrote theta0 of %s (%d classes, seed %d) to %s", model_hp.name, num_classes, args.seed, args.out)
+
+    def intact(path: Path) -> None:
+        import torch
+
+        kept = load_checkpoint(path)  # damaged: an IntegrityError
+        same = (kept["model"] == model_hp.to_dict() and kept["num_classes"] == num_classes and kept["epoch"] == 0
+                and kept["state_dict"].keys() == model.state_dict().keys()
+                and all(torch.equal(kept["state_dict"][k], v) for k, v in model.state_dict().items()))
+        if not same:
+            raise UsageError(f"--out: {path} holds other weights than theta0 of these settings and seed {args.seed}; "
+                             "delete it or choose another path")
+
+    def save() -> None:
+        save_checkpoint(args.out, model, model_hp, num_classes, epoch=0)
+        log.info("wrote theta0 of %s (%d classes, seed %d) to %s", model_hp.name, num_classes, args.seed, args.out)
+
+    _produce(args.out, "--out", args, intact, lambda: save)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    """Train into --out-dir, holding it (lth.store.claim) from the first look at the folder to the
+    last file published; every attempt's log is appended to its train.log."""
+    from lth import store
+
+    config = _load_config(args.config)
+    out_dir = _output_file(args.out_dir, "--out-dir", True, folder=True)
+    if _kept_finished_run(out_dir, args, config):  # finished already: reading files only, no lock needed
+        return
+    training = _prepare_training(args, config)  # every check of the input: a refused run writes nothing
+    with store.claim(out_dir, folder=True):
+        if _kept_finished_run(out_dir, args, config):  # finished by the process this one waited for
+            return
+        with store.attempt_log(out_dir / "train.log"):
+            training()
+
+
+def _kept_finished_run(out_dir: Path, args: argparse.Namespace, config: dict[str, Any]) -> bool:
+    """Whether --out-dir already holds this finished run, verified, to keep as it is (--reuse). A
+    finished run is never trained over: without --reuse it is an error, and only a damaged one is
+    replaced, with --force. Reads files only, so a job that finds its run done ends in a second."""
+    from lth.manifest import SUMMARY
+
+    if not (out_dir / SUMMARY).exists():
+        return False
+    try:
+        _check_same_run(out_dir, args, config, "--out-dir")  # verifies every file the run lists, then its settings
+    except UsageError:
+        raise
+    except LthError as damage:
+        if not args.force:
+            raise UsageError(f"--out-dir: {out_dir} holds a damaged run ({damage}); pass --force to train it "
+                             "again") from None
+        log.warning("training %s again: %s", out_dir, damage)
+        return False
+    if not args.reuse:
+        raise UsageError(f"--out-dir: {out_dir} already holds this finished run; pass --reuse to keep it, or delete "
+                         "the folder to train it again")
+    log.info("%s already holds this finished run (verified): kept as it is", out_dir)
+    return True
+
+
+def _prepare_training(args: argparse.Namespace, config: dict[str, Any]) -> Callable[[], None]:
+    """Check every input of a training (files, settings, their fit) without writing anything, and
+    return the training itself: it checks --out-dir, loads the data and trains."""
     from lth import data
     from lth.checkpoints import build_model, load_checkpoint, load_ticket_weights
     from lth.devices import assign_device
     from lth.losses import make_loss
     from lth.masks import MaskEnforcer, load_mask, mask_hash
-    from lth.train import RunOptions, check_run, train
+    from lth.train import RunOptions, check_run, check_settings, train
 
-    config = _load_config(args.config)
     init_path = _require_file(args.init, "--init")
     mask_path = _require_file(args.mask, "--mask")
     teacher_path = _require_file(args.teacher, "--teacher")
@@ -267,10 +390,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         if loaded is not None and loaded["num_classes"] != num_classes:
             raise UsageError(f"{flag}: {path} has {loaded['num_classes']} classes, data '{data_hp.name}' has "
                              f"{num_classes}")
-    options = RunOptions(device=assign_device(args.device, args.jobs_per_gpu), threads=args.threads, channels_last=not args.no_channels_last,
-                         force=args.force)
-    _output_file(args.out_dir, "--out-dir", args.force, folder=True)  # check_run checks it too, without the flag
-    device = check_run(Path(args.out_dir), train_hp, start_epoch, args.save_epochs, options)
+    options = RunOptions(device=assign_device(args.device, args.jobs_per_gpu), threads=args.threads,
+                         channels_last=not args.no_channels_last, force=args.force)
+    device = check_settings(train_hp, start_epoch, args.save_epochs, options)
     _setup_torch(args)
     model = build_model(model_hp, num_classes)
     try:
@@ -289,7 +411,6 @@ def cmd_train(args: argparse.Namespace) -> None:
         # The teacher keeps its own architecture: a tweaked student distils from the plain dense network.
         teacher = build_model(ModelHparams.from_dict(teacher_checkpoint["model"]), num_classes)
         teacher.load_state_dict(teacher_checkpoint["state_dict"])
-        teacher.to(device)
     record = {
         "lth": "train",
         "seed": args.seed,
@@ -305,58 +426,87 @@ def cmd_train(args: argparse.Namespace) -> None:
     }
     if tracking:  # only then: the records, so the resume states, of untracked runs stay as they were
         record["track"] = tracking
-    dataset = data.load(data_hp, args.seed)  # after every cheap check: this is the first slow step
-    options.callbacks = [TRACKERS[name].build(settings, dataset, mask) for name, settings in tracking.items()]
-    log.info("training %s on %s: %d train / %d val / %d test images, %s", model_hp.name, data_hp.name,
-             len(dataset.train.labels), len(dataset.val.labels), len(dataset.test.labels),
-             f"mask {mask_path}" if mask else "dense")
-    train(model, dataset, train_hp, args.out_dir, seed=args.seed, model_hparams=model_hp, record=record,
-          mask=mask, start_epoch=start_epoch, save_epochs=args.save_epochs, loss_fn=make_loss(train_hp, teacher),
-          gradinit_hparams=gradinit_hp if gradinit_hp.enabled else None, options=options,
-          stop_epoch=getattr(args, "stop_epoch", None))
+
+    if teacher is not None:
+        teacher.to(device)
+
+    def training() -> None:
+        check_run(Path(args.out_dir), train_hp, start_epoch, args.save_epochs, options)  # the folder, under the lock
+        dataset = data.load(data_hp, args.seed)  # after every cheap check: this is the first slow step
+        options.callbacks = [TRACKERS[name].build(settings, dataset, mask) for name, settings in tracking.items()]
+        log.info("training %s on %s: %d train / %d val / %d test images, %s", model_hp.name, data_hp.name,
+                 len(dataset.train.labels), len(dataset.val.labels), len(dataset.test.labels),
+                 f"mask {mask_path}" if mask else "dense")
+        train(model, dataset, train_hp, args.out_dir, seed=args.seed, model_hparams=model_hp, record=record,
+              mask=mask, start_epoch=start_epoch, save_epochs=args.save_epochs, loss_fn=make_loss(train_hp, teacher),
+              gradinit_hparams=gradinit_hp if gradinit_hp.enabled else None, options=options,
+              stop_epoch=getattr(args, "stop_epoch", None))
+
+    return training
 
 
 def cmd_snapshot(args: argparse.Namespace) -> None:
     """The weights of a run after --epoch: the finished --run's own epoch<k>.pt when it kept one (the
     same trajectory), else the same training re-run from --init up to that epoch. A dense run's
     snapshot is a rewind point; a sparse run's (with --mask) is what an analysis of epoch k reads."""
+    from lth.checkpoints import load_checkpoint
+
+    config = _load_config(args.config)
+    train_hp = TrainHparams.from_sources(config, args)
+    if not 0 < args.epoch < train_hp.epochs:
+        raise UsageError(f"--epoch: {args.epoch} is not allowed; must be in [1, train.epochs={train_hp.epochs})")
+
+    def intact(path: Path) -> None:
+        if load_checkpoint(path)["epoch"] != args.epoch:
+            raise UsageError(f"--out: {path} holds the weights of another epoch than {args.epoch}; delete it or "
+                             "choose another path")
+
+    _produce(args.out, "--out", args, intact, lambda: _snapshot_writer(args, config, Path(args.out)))
+
+
+def _snapshot_writer(args: argparse.Namespace, config: dict[str, Any], out: Path) -> Callable[[], None]:
+    """How --out is made, its inputs checked: the run's kept epoch<k>.pt published as is, or the
+    re-training up to epoch k (resumable in a scratch folder beside --out)."""
     import shutil
 
     from lth.checkpoints import load_checkpoint
     from lth.io import atomic_link
     from lth.train import RESUME_DIR
 
-    config = _load_config(args.config)
-    out = _output_file(args.out, "--out", args.force)
-    train_hp = TrainHparams.from_sources(config, args)
-    if not 0 < args.epoch < train_hp.epochs:
-        raise UsageError(f"--epoch: {args.epoch} is not allowed; must be in [1, train.epochs={train_hp.epochs})")
     kept = Path(args.run) / f"epoch{args.epoch}.pt" if args.run else None
     if kept is not None and kept.is_file():
         _check_same_run(Path(args.run), args, config)
         if load_checkpoint(kept)["epoch"] != args.epoch:
             raise UsageError(f"{kept} does not hold epoch {args.epoch}; delete it to have it re-trained")
-        atomic_link(kept, out)
-        log.info("published %s (kept by the run) as %s", kept, out)
-        return
+
+        def publish_kept() -> None:
+            atomic_link(kept, out)
+            log.info("published %s (kept by the run) as %s", kept, out)
+
+        return publish_kept
     scratch = out.parent / f".{out.stem}.run"  # resumable: a killed job continues from its last epoch
     trained = scratch / f"epoch{args.epoch}.pt"
-    # Without a resume state, a scratch epoch file is a finished re-training killed while publishing.
-    if not (trained.is_file() and not (scratch / RESUME_DIR).exists()):
-        log.info("%s holds no epoch %d: re-training from %s up to that epoch", args.run or "no --run", args.epoch,
-                 args.init)
-        args.out_dir, args.save_epochs, args.stop_epoch = str(scratch), [args.epoch], args.epoch
-        cmd_train(args)
-    load_checkpoint(trained)  # verifies its digest before publishing it
-    atomic_link(trained, out)
-    shutil.rmtree(scratch)
+    args.out_dir, args.save_epochs, args.stop_epoch = str(scratch), [args.epoch], args.epoch
+    training = _prepare_training(args, config)
+
+    def retrain() -> None:
+        # Without a resume state, a scratch epoch file is a finished re-training killed while publishing.
+        if not (trained.is_file() and not (scratch / RESUME_DIR).exists()):
+            log.info("%s holds no epoch %d: re-training from %s up to that epoch", args.run or "no --run", args.epoch,
+                     args.init)
+            training()  # this process holds --out, so the scratch folder is its own
+        load_checkpoint(trained)  # verifies its digest before publishing it
+        atomic_link(trained, out)
+        shutil.rmtree(scratch)
+
+    return retrain
 
 
-def _check_same_run(run: Path, args: argparse.Namespace, config: dict[str, Any]) -> None:
-    """--run must be the training this snapshot belongs to: same seed, settings and mask."""
+def _check_same_run(run: Path, args: argparse.Namespace, config: dict[str, Any], flag: str = "--run") -> None:
+    """The finished run in `run` (`flag`) must be the training these arguments ask for: same seed,
+    settings and mask. Its files are verified first."""
     from lth.data.identity import LOCATION_FIELDS
     from lth.manifest import verify_run
-    from lth.masks import load_mask, mask_hash
 
     verify_run(run, files=True)  # every file the run published, the kept epoch included, is intact
     record = read_yaml(run / "hparams.yaml")
@@ -366,14 +516,21 @@ def _check_same_run(run: Path, args: argparse.Namespace, config: dict[str, Any])
     def what_training(settings: dict[str, Any]) -> dict[str, Any]:  # nor does how it ran (torch.compile)
         return TrainHparams.what_it_computes(settings)
 
-    mask = _read("--mask", _require_file(args.mask, "--mask"), load_mask) if args.mask else None
+    recorded_mask = record.get("mask") or {}
+    if args.mask and Path(str(recorded_mask.get("path"))).resolve() == Path(args.mask).resolve():
+        mask_digest = recorded_mask.get("sha256")  # the file it trained with (the plan names masks by content)
+    else:
+        from lth.masks import load_mask, mask_hash
+
+        mask = _read("--mask", _require_file(args.mask, "--mask"), load_mask) if args.mask else None
+        mask_digest = mask_hash(mask) if mask else None
     wanted = {
         "seed": args.seed,
         "model": _model_hparams(args, config, record.get("model")).to_dict(),
         "train": what_training(TrainHparams.from_sources(config, args).to_dict()),
         "data": what_data(DataHparams.from_sources(config, args).to_dict()),
         "gradinit": GradinitHparams.from_sources(config, args).to_dict(),
-        "mask": mask_hash(mask) if mask else None,
+        "mask": mask_digest,
     }
     recorded = {**{key: record.get(key) for key in ("seed", "model", "gradinit")},
                 "train": what_training(record.get("train") or {}), "data": what_data(record.get("data") or {}), "mask": (record.get("mask") or {}).get("sha256")}
@@ -381,15 +538,15 @@ def _check_same_run(run: Path, args: argparse.Namespace, config: dict[str, Any])
         wanted["start_epoch"], recorded["start_epoch"] = args.start_epoch, record.get("start_epoch")
     different = [key for key in wanted if wanted[key] != recorded[key]]
     if different:
-        raise UsageError(f"--run: {run} is not the run of these settings ({', '.join(different)} differ); pass the "
-                         "run trained from --init with the same seed, mask and hparams")
+        raise UsageError(f"{flag}: {run} holds a run of other settings ({', '.join(different)} differ); "
+                         + ("pass the run trained from --init with the same seed, mask and hparams" if flag == "--run"
+                            else "delete it or choose another folder"))
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
     """A mask at the level `--rounds` of magnitude pruning: magnitude pruning itself, or another source
     (lth/mask_sources.py) keeping the same number of weights."""
-    from lth.checkpoints import build_model, load_checkpoint, nonfinite
-    from lth.masks import dense_mask, load_mask, prunable_names, prune, save_mask, sidecar_path
+    from lth.masks import load_mask, read_sidecar, sidecar_path
 
     config = _load_config(args.config)
     weights_path = _require_file(args.weights, "--weights")
@@ -402,10 +559,27 @@ def cmd_prune(args: argparse.Namespace) -> None:
         raise UsageError(f"--prune.scope: layerwise is not allowed with --method {args.method}, which ranks weights "
                          "across layers as its paper does; use global (or --method random --like MASK for a "
                          "mask's per-layer counts)")
-    out = _output_file(args.out, "--out", args.force)
+    out = Path(args.out)
     if out.suffix == ".json":
         raise UsageError(f"--out: {out} ends in .json, where its sidecar goes; give a .pt path")
-    _output_file(sidecar_path(out), "--out (its sidecar)", args.force)
+    _output_file(sidecar_path(out), "--out (its sidecar)", True)
+
+    def intact(path: Path) -> None:
+        load_mask(path)  # and its sidecar: a mask killed before its sidecar was written is damaged
+        provenance = read_sidecar(path).get("provenance") or {}
+        if (provenance.get("method"), provenance.get("rounds")) != (args.method, args.rounds):
+            raise UsageError(f"--out: {path} holds a mask of other settings (method {provenance.get('method')}, "
+                             f"rounds {provenance.get('rounds')}); delete it or choose another path")
+
+    _produce(out, "--out", args, intact, lambda: _mask_writer(args, config, out, prune_hp, weights_path, mask_path))
+
+
+def _mask_writer(args: argparse.Namespace, config: dict[str, Any], out: Path, prune_hp: PruneHparams,
+                 weights_path: Path, mask_path: Path | None) -> Callable[[], None]:
+    """How the mask is made, its inputs read and checked."""
+    from lth.checkpoints import build_model, load_checkpoint, nonfinite
+    from lth.masks import dense_mask, load_mask, prunable_names, prune, save_mask
+
     checkpoint = _read("--weights", weights_path, load_checkpoint)
     weights = checkpoint["state_dict"]
     diverged = nonfinite(weights)
@@ -419,18 +593,25 @@ def cmd_prune(args: argparse.Namespace) -> None:
         mask = dense_mask(weights, prunable_names(model, prune_hp.include_linear))
     provenance = {"method": args.method, "weights": str(weights_path), "mask": str(mask_path) if mask_path else None,
                   "rounds": args.rounds, **prune_hp.to_dict()}
-    if args.method == "magnitude":
+
+    new_mask = None
+    if args.method == "magnitude":  # quick, and its failure is one of the input: before anything is written
         try:
             new_mask = prune(weights, mask, prune_hp, rounds=args.rounds)
         except LthError as error:
             raise UsageError(f"--mask: {mask_path} does not fit --weights {weights_path}: {error}") from None
-    else:
-        model.load_state_dict(weights)
-        new_mask, settings = _mask_from_source(args, config, model, list(mask), prune_hp)
-        provenance.update(settings)
-    info = save_mask(out, new_mask, provenance)
-    log.info("wrote %s (%s): sparsity %.2f%% (%d of %d weights kept)", args.out, args.method, 100 * info["sparsity"],
-             info["kept"], info["total"])
+
+    def write() -> None:
+        nonlocal new_mask
+        if new_mask is None:
+            model.load_state_dict(weights)
+            new_mask, settings = _mask_from_source(args, config, model, list(mask), prune_hp)
+            provenance.update(settings)
+        info = save_mask(out, new_mask, provenance)
+        log.info("wrote %s (%s): sparsity %.2f%% (%d of %d weights kept)", args.out, args.method,
+                 100 * info["sparsity"], info["kept"], info["total"])
+
+    return write
 
 
 def _check_mask_source(args: argparse.Namespace, mask_path: Path | None) -> None:
@@ -517,20 +698,42 @@ def cmd_ls(args: argparse.Namespace) -> None:
     print(runs.as_json(folders) if args.json else runs.table(folders))
 
 
-def cmd_gc(args: argparse.Namespace) -> None:
-    from lth import runs
+def cmd_link(args: argparse.Namespace) -> None:
+    from lth import store
 
-    results, names = runs.referenced([Path(path) for path in args.configs])
-    unused = runs.unused(results, names)
-    total = sum(folder.size_bytes for folder in unused)
-    print(runs.table(unused) if unused else f"every run folder under {results / 'runs'} is planned by these configs")
-    if unused and not args.yes:
-        print(f"{len(unused)} run folders ({runs.human_size(total)}) that none of these configs plans; "
-              "pass --yes to delete them")
-    elif unused:
-        for folder in unused:
-            runs.delete(folder)
-        print(f"deleted {len(unused)} run folders ({runs.human_size(total)})")
+    try:
+        store.link(args.results, args.targets)
+    except LthError as error:
+        raise UsageError(str(error)) from None
+
+
+def cmd_gc(args: argparse.Namespace) -> None:
+    from lth import runs, store
+
+    results, planned = Path(args.results), set()
+    if args.configs:
+        results, planned = runs.referenced([Path(path) for path in args.configs])
+        if args.results != "results" and Path(args.results).resolve() != results.resolve():
+            raise UsageError(f"--results: {args.results} is not the results folder of these configs ({results})")
+    recorded = store.references(results)
+    unknown = [name for name in args.forget if name not in recorded]
+    if unknown:
+        raise UsageError(f"--forget: {unknown[0]} is not a recorded experiment of {results / 'runs'}; recorded: "
+                         f"{', '.join(recorded) or 'none'}")
+    plan = runs.collection(results, planned, recorded, args.forget)
+    print(plan.report())
+    if not args.yes:
+        if plan.unused or args.forget:
+            print("pass --yes to delete" + (f" them and forget {', '.join(args.forget)}" if args.forget else " them"))
+        return
+    with store.exclusive(results):
+        plan = runs.collection(results, planned, store.references(results), args.forget)  # as it is now
+        for name in args.forget:
+            store.references_file(results, name).unlink(missing_ok=True)
+        for folder in plan.unused:
+            runs.delete(results, folder)
+    print(f"deleted {len(plan.unused)} run folders ({runs.human_size(plan.size)})"
+          + (f"; forgot {', '.join(args.forget)}" if args.forget else ""))
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
@@ -628,14 +831,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     fetch = command("data", cmd_data, "fetch a dataset (with --data.download true) and check that it loads")
     fetch.add_argument("--out", required=True, help="JSON file to write: what was found (sizes, classes)")
-    fetch.add_argument("--force", action="store_true", help="replace --out if it exists")
+    _add_store_flags(fetch)
     _add_config(fetch)
     DataHparams.add_arguments(fetch)
 
     init = command("init", cmd_init, "write the initial weights theta0 of a model for a seed")
     init.add_argument("--out", required=True, help="checkpoint to write (.pt)")
     init.add_argument("--seed", type=int, required=True)
-    init.add_argument("--force", action="store_true", help="replace --out if it exists")
+    _add_store_flags(init)
     _add_config(init)
     _add_run_options(init)
     ModelHparams.add_arguments(init)
@@ -655,7 +858,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also keep the weights after these epochs (rewind points) as epoch{k}.pt")
     _add_device(train)
     train.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format")
-    train.add_argument("--force", action="store_true", help="retrain even if --out-dir holds a finished run")
+    _add_store_flags(train, "--out-dir")
     _add_tracking(train)
     _add_config(train)
     _add_run_options(train)
@@ -677,7 +880,7 @@ def build_parser() -> argparse.ArgumentParser:
     snapshot.add_argument("--seed", type=int, required=True, help="the run's seed")
     _add_device(snapshot)
     snapshot.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format")
-    snapshot.add_argument("--force", action="store_true", help="replace --out if it exists")
+    _add_store_flags(snapshot)
     snapshot.set_defaults(track=[])  # it re-trains through cmd_train, and a snapshot tracks nothing
     _add_config(snapshot)
     _add_run_options(snapshot)
@@ -708,7 +911,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="snip, grasp: images per batch")
     prune.add_argument("--synflow-rounds", type=int, default=SOURCE_SETTINGS["synflow"]["rounds"],
                        help="synflow: pruning rounds (exponential schedule)")
-    prune.add_argument("--force", action="store_true", help="replace --out and its sidecar if they exist")
+    _add_store_flags(prune, "--out (with its sidecar)")
     _add_config(prune)
     _add_run_options(prune)
     PruneHparams.add_arguments(prune)
@@ -725,10 +928,22 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true", help="JSON instead of a table (with final_test_acc_pct too: "
                     "the test accuracy in %% after the last epoch)")
 
-    gc = command("gc", cmd_gc, "list the run folders that none of the given configs plans; delete them with --yes")
-    gc.add_argument("configs", nargs="+", metavar="CONFIG", help="every config whose runs to keep (config.yaml, "
-                    "configs/...): a folder any of them plans is never touched")
-    gc.add_argument("--yes", action="store_true", help="delete the folders listed")
+    link = command("link", cmd_link, "publish finished files of a results folder as links under "
+                   "RESULTS/published (what the workflow's jobs declare as their outputs; lth/store.py)")
+    link.add_argument("--results", required=True, help="the results folder the files are in")
+    link.add_argument("targets", nargs="+", metavar="FILE", help="finished files under --results")
+
+    gc = command("gc", cmd_gc, "list the run folders no experiment uses, and why; delete them with --yes. A "
+                 "folder is kept while an experiment recorded in the store uses it (each workflow run records "
+                 "its experiments' runs) or a given config plans it")
+    gc.add_argument("configs", nargs="*", metavar="CONFIG", help="configs whose planned runs to keep too, "
+                    "recorded or not (they also name the results folder)")
+    gc.add_argument("--results", default="results", help="the results folder, when no config is given "
+                    "(default: results)")
+    gc.add_argument("--forget", nargs="+", default=[], metavar="EXPERIMENT",
+                    help="drop these experiments' records, so that the runs only they used are deleted too")
+    gc.add_argument("--yes", action="store_true", help="delete the folders listed (and forget --forget's "
+                    "experiments); refused while a workflow is running on the store")
 
     aggregate = command("aggregate", cmd_aggregate, "collect finished runs into one summary.csv")
     aggregate.add_argument("--out", required=True, help="summary.csv to write")

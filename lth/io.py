@@ -42,6 +42,15 @@ class IntegrityError(LthError):
     """A file is unreadable, of the wrong kind, or not what was written (its digest does not match)."""
 
 
+class WrongKindError(IntegrityError):
+    """A readable file of another kind than expected (a checkpoint where a mask should be): not
+    damaged, so a writer never replaces it, even with --force."""
+
+    def __init__(self, path: Path, what: str, fix: str) -> None:
+        super().__init__(f"{path} is not {what}; {fix}")
+        self.path, self.what = path, what
+
+
 _WRITE_FIXES = {
     errno.ENOSPC: "free disk space (or write elsewhere) and rerun",
     errno.EDQUOT: "free space within your disk quota and rerun",
@@ -223,7 +232,7 @@ def load_verified(path: str | os.PathLike, formats: Collection[str], what: str, 
 
     path = Path(path)
     if not path.is_file():  # a mistyped path, most likely: nothing to regenerate
-        raise IntegrityError(f"{path} does not exist or is not a file: give the path of a table `{writer}` wrote")
+        raise IntegrityError(f"{path} does not exist or is not a file: give the path of {what}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load fails on bad bytes with any of a dozen exception types
@@ -231,7 +240,7 @@ def load_verified(path: str | os.PathLike, formats: Collection[str], what: str, 
         raise IntegrityError(f"{path} cannot be read as {what}: it is truncated, corrupt or another kind of "
                              f"file (torch.load: {type(error).__name__}); {fix}") from None
     if not isinstance(payload, dict) or payload.get("format") not in formats:
-        raise IntegrityError(f"{path} is not {what}; {fix}")
+        raise WrongKindError(path, what, fix)
     return _unsealed(path, payload, fix)
 
 

@@ -52,7 +52,8 @@ def scan(results: Path) -> list[RunFolder]:
     runs = Path(results) / "runs"
     if not runs.is_dir():
         raise LthError(f"{runs} does not exist: give the results folder of a workflow (default: results)")
-    return [describe(path) for path in sorted(runs.iterdir()) if path.is_dir() and "-" in path.name]
+    return [describe(path) for path in sorted(runs.iterdir())
+            if path.is_dir() and "-" in path.name and not path.name.startswith(".")]
 
 
 def describe(path: Path) -> RunFolder:
@@ -218,11 +219,61 @@ def referenced(config_paths: list[Path]) -> tuple[Path, set[str]]:
     return Path(results.pop()), names
 
 
-def unused(results: Path, names: set[str]) -> list[RunFolder]:
-    return [folder for folder in scan(results) if Path(folder.path).name not in names]
+@dataclass
+class Collection:
+    """What `lth gc` would delete and why, and what it keeps."""
+
+    results: Path
+    unused: list[RunFolder]
+    why: dict[str, str]  # folder name -> why it is unused
+    kept_by: dict[str, int]  # who keeps runs -> how many of the store's folders
+
+    @property
+    def size(self) -> int:
+        return sum(folder.size_bytes for folder in self.unused)
+
+    def report(self) -> str:
+        lines = [f"kept: {count} run folders used by {who}" for who, count in self.kept_by.items()]
+        if not self.unused:
+            return "\n".join([*lines, f"nothing to delete under {self.results / 'runs'}"])
+        rows = [{**folder.row(), "why": self.why[Path(folder.path).name]} for folder in self.unused]
+        columns = (*COLUMNS, "why")
+        header = dict(zip(columns, columns))
+        widths = {column: max(len(row[column]) for row in [header, *rows]) for column in columns}
+        table_lines = ["  ".join(row[c].ljust(widths[c]) for c in columns).rstrip() for row in [header, *rows]]
+        return "\n".join([*lines, f"unused: {len(self.unused)} run folders ({human_size(self.size)})",
+                          *table_lines])
 
 
-def delete(folder: RunFolder) -> None:
-    """Remove a run folder. Its files may be write-protected (Snakemake's `protected()`); removing them
-    needs write access to their folders only, which protection leaves."""
+def collection(results: Path, planned: set[str], recorded: dict[str, dict[str, Any]],
+               forget: list[str]) -> Collection:
+    """The run folders of `results` that no config plans (`planned`) and no recorded experiment uses,
+    the experiments in `forget` left out."""
+    users: dict[str, list[str]] = {}
+    for experiment, record in recorded.items():
+        for name in record["runs"]:
+            users.setdefault(name, []).append(experiment)
+    kept_by: dict[str, int] = {}
+    unused, why = [], {}
+    for folder in scan(results):
+        name = Path(folder.path).name
+        keepers = [f"experiment {e}" for e in users.get(name, []) if e not in forget]
+        if name in planned:
+            keepers.append("the configs given")
+        for keeper in keepers:
+            kept_by[keeper] = kept_by.get(keeper, 0) + 1
+        if keepers:
+            continue
+        unused.append(folder)
+        forgotten = [e for e in users.get(name, []) if e in forget]
+        why[name] = (f"used only by {', '.join(forgotten)} (forgotten)" if forgotten
+                     else "no recorded experiment uses it" + (", no config given plans it" if planned else ""))
+    return Collection(results, unused, why, dict(sorted(kept_by.items())))
+
+
+def delete(results: Path, folder: RunFolder) -> None:
+    """Remove a run folder and the links that published its files (lth/store.py)."""
+    from lth.store import PUBLISHED
+
+    shutil.rmtree(Path(results) / PUBLISHED / "runs" / Path(folder.path).name, ignore_errors=True)
     shutil.rmtree(folder.path)

@@ -228,6 +228,12 @@ def check_run(out_dir: Path, hparams: TrainHparams, start_epoch: int, save_epoch
     if stale:  # a new run beside them would leave a folder mixing two runs' files
         raise RunFinishedError(f"{out_dir} holds files of an earlier run ({', '.join(p.name for p in stale)}); "
                                "pass --force to remove them and train, or choose another folder")
+    return check_settings(hparams, start_epoch, save_epochs, options)
+
+
+def check_settings(hparams: TrainHparams, start_epoch: int, save_epochs: Sequence[int],
+                   options: RunOptions) -> torch.device:
+    """The checks of `check_run` that need no folder either: the device the run trains on."""
     if not 0 <= start_epoch < hparams.epochs:
         raise LthError(f"start epoch {start_epoch} is not allowed; must be in [0, train.epochs={hparams.epochs})")
     bad_saves = sorted(e for e in save_epochs if not start_epoch <= e <= hparams.epochs)

@@ -139,9 +139,13 @@ def test_other_bad_input_exits_2(imp_round, tmp_path, capsys):
     assert "--rounds" in capsys.readouterr().err
     assert main(["info", str(tmp_path / "missing.pt")]) == 2
     assert str(tmp_path / "missing.pt") in capsys.readouterr().err
-    assert main(["train", "--init", str(imp_round / "dense" / "final.pt"), "--out-dir", str(imp_round / "dense"),
-                 *TRAIN, *COMMON]) == 2  # a finished run is not overwritten
-    assert "--force" in capsys.readouterr().err
+    finished = imp_round / "dense"
+    before = {path: path.stat().st_mtime_ns for path in finished.rglob("*")}
+    for flags in ([], ["--force"]):  # a finished run is never trained over, not even with --force
+        assert main(["train", "--init", str(finished / "init.pt"), "--out-dir", str(finished), *TRAIN, *COMMON,
+                     *flags]) == 2
+        assert "already holds this finished run; pass --reuse to keep it" in capsys.readouterr().err
+    assert {path: path.stat().st_mtime_ns for path in finished.rglob("*")} == before
 
 
 def test_ls_says_what_each_run_folder_is_and_how_far_it_got(tmp_path, capsys):

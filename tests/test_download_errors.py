@@ -138,6 +138,6 @@ def test_snakemake_offline_stops_in_the_data_job_and_prints_its_one_line_error(t
     assert (f"lth data: error: cannot download cifar10 from {url} (Connection refused); to install it by hand, "
             f"extract cifar-10-python.tar.gz from that URL into {tmp_path / 'data'} (the folder data.root names) so "
             f"that {tmp_path / 'data' / 'cifar-10-batches-py'} exists, and set data.download: false") in console
-    log = (tmp_path / "results" / "data" / "cifar10.log").read_text()
+    log = (tmp_path / "results" / "logs" / "data" / "cifar10.log").read_text()
     assert "Traceback" not in log and len(error_lines(log)) == 1
-    assert not (tmp_path / "results" / "runs").exists()  # nothing trained
+    assert not list((tmp_path / "results" / "runs").glob("[!.]*"))  # nothing trained

@@ -135,7 +135,9 @@ def test_sample_larger_than_the_training_split_exits_2_before_training(runs, tmp
                  "--track", "hessian", "--hessian-sample", "181"]) == 2
     assert ("--hessian-sample: 181 is not allowed; the training split has only 180 images (must be in [1, 180])"
             in capsys.readouterr().err)
-    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+    # Checked once the data is loaded (it needs the split's size): the attempt's log says why, and no run is there.
+    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == [".lock", "train.log"]
+    assert "--hessian-sample: 181 is not allowed" in (tmp_path / "run" / "train.log").read_text()
 
 
 def test_unknown_tracker_is_a_usage_error(runs, tmp_path, capsys):

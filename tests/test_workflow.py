@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -81,7 +80,7 @@ def test_every_rule_runs_and_the_figure_exists(tiny):
     assert (table.loc[table["variant"] == "rewind", "epochs_trained"] == 2).all()
     for ext in ("png", "pdf"):
         assert (workdir / "results" / "tiny" / "figures" / f"accuracy_vs_sparsity.{ext}").stat().st_size > 1000
-    runs = sorted((workdir / "results" / "runs").iterdir())
+    runs = sorted(run for run in (workdir / "results" / "runs").iterdir() if not run.name.startswith("."))
     assert [run.name.split("-")[0] for run in runs] == ["dense", "imp", "sparse", "sparse", "sparse", "sparse"]
     assert not list((workdir / "results" / "runs").glob("*/.resume"))
     for run in runs:
@@ -93,12 +92,16 @@ def test_second_invocation_does_nothing(tiny):
     assert planned_jobs(*tiny) == {}
 
 
-def test_run_files_are_write_protected(tiny):
+def test_published_holds_only_links_into_the_store(tiny):
+    """Snakemake sees links, never store files: deleting a job's outputs (before it runs, after it
+    fails, --delete-all-output) can never delete a run another experiment uses."""
     workdir, _ = tiny
-    files = [path for path in (workdir / "results" / "runs").rglob("*")
-             if path.suffix in (".pt", ".json", ".csv", ".yaml") and path.is_file()]
-    assert len(files) > 20
-    assert all(path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) == 0 for path in files)
+    results = (workdir / "results").resolve()
+    published = [path for path in (results / "published").rglob("*") if not path.is_dir() or path.is_symlink()]
+    assert len(published) > 20
+    assert all(path.is_symlink() and not os.path.isabs(os.readlink(path)) for path in published)
+    targets = {path.resolve().relative_to(results).parts[0] for path in published}
+    assert targets <= {"runs", "data"} and all(path.resolve().is_file() for path in published)
 
 
 def test_deleting_one_retraining_folder_reruns_only_that_job(tiny):
@@ -175,7 +178,7 @@ def kill_during(workdir: Path, config: Path, stage: str) -> tuple[list[Path], di
     interrupted = [path.parent.parent for path in runs.glob(f"{stage}/.resume/state.pt")]
     assert interrupted and not any((run / "summary.json").exists() for run in interrupted)
     finished = mtimes([path for path in runs.rglob("*") if path.is_file() and ".resume" not in path.parts
-                       and path.suffix in (".pt", ".json", ".csv", ".yaml")])
+                       and ".references" not in path.parts and path.suffix in (".pt", ".json", ".csv", ".yaml")])
     snakemake(workdir, config, "--unlock")
     return interrupted, finished
 
@@ -281,7 +284,7 @@ def test_a_downloaded_dataset_is_fetched_once_before_any_training(tmp_path, npz_
     assert [c for c in commands if " lth data " in c] == [c for c in commands if "--data.download true" in c]
     assert len([c for c in commands if "--data.download false" in c]) == 6  # init, training, rewind points
     record = tmp_path / "results" / "data" / "tinyimagenet.json"
-    snakemake(tmp_path, config, str(record.relative_to(tmp_path)))
+    snakemake(tmp_path, config, "results/published/data/tinyimagenet.json")
     found = json.loads(record.read_text())
     assert (found["num_classes"], found["train"], found["test"]) == (2, 4, 3)
     assert planned_jobs(tmp_path, config, "dense") == {"init": 2, "train_dense": 2, "rewind_point": 2, "dense": 1}
@@ -328,7 +331,8 @@ def test_a_new_rewind_point_trains_only_its_epochs_and_its_runs(tiny, npz_root):
     snakemake(workdir, later)
     assert mtimes(list(finished)) == finished
     dense = tiny_dense(workdir)
-    assert "re-training" in (dense / "rewind" / "epoch2.log").read_text()  # the dense run kept only epoch 1
+    log = workdir / "results" / "logs" / "runs" / dense.name / "rewind" / "epoch2.log"
+    assert "re-training" in log.read_text()  # the dense run kept only epoch 1
     table = pd.read_csv(workdir / "results" / "tiny-rewind2" / "summary.csv")
     assert (table.loc[table["variant"] == "rewind", "epochs_trained"] == 1).all()
 
@@ -362,16 +366,30 @@ def test_removing_a_variant_rebuilds_only_the_table(tiny, npz_root):
 
 
 def test_deleting_an_experiments_outputs_keeps_the_shared_runs(tiny, npz_root):
+    """--delete-all-output as root (nothing protects a file from root): the other experiment's runs
+    stay byte for byte; the links of the shared runs go, so the tiny experiment's next job that
+    needs one publishes it again and retrains nothing."""
     workdir, config = tiny
     other = write_config(workdir, "other", tiny_config(npz_root, experiment="tiny-other", variants=["rewind"]))
     assert planned_jobs(workdir, other) == NEW_EXPERIMENT
     snakemake(workdir, other)
-    runs = [path for path in (workdir / "results" / "runs").rglob("*") if path.is_file()]
-    before = mtimes(runs)
-    snakemake(workdir, other, "--delete-all-output", as_user=True)
+    store = workdir / "results" / "runs"
+    runs = [path for path in store.rglob("*") if path.is_file()
+            and not any(part.startswith(".") for part in path.relative_to(store).parts)]
+
+    def state() -> dict[Path, tuple[int, int, bytes]]:
+        return {path: (path.stat().st_ino, path.stat().st_mtime_ns, path.read_bytes()) for path in runs}
+
+    before = state()
+    snakemake(workdir, other, "--delete-all-output")
     assert not (workdir / "results" / "tiny-other" / "summary.csv").exists()
-    assert mtimes(runs) == before
-    assert planned_jobs(workdir, config) == {}
+    assert state() == before
+    table = pd.read_csv(workdir / "results" / "tiny" / "summary.csv").set_index(["variant", "level"])
+    shared = Path(table.loc[("rewind", 2), "run"]).name  # the two experiments' run: its link went
+    link = workdir / "results" / "published" / "runs" / shared / "summary.json"
+    assert not link.is_symlink()
+    snakemake(workdir, config, str(link.relative_to(workdir)))
+    assert link.resolve() == (store / shared / "summary.json").resolve() and state() == before
 
 
 @pytest.mark.parametrize("target, rules", [
@@ -439,6 +457,7 @@ def test_gc_deletes_only_folders_no_config_plans(tiny, npz_root, tmp_path):
     workdir, _ = tiny
     runs = tmp_path / "results" / "runs"
     shutil.copytree(workdir / "results" / "runs", runs)
+    shutil.copytree(workdir / "results" / "published", tmp_path / "results" / "published", symlinks=True)
     config = write_config(tmp_path, "tiny", tiny_config(npz_root))
     other = write_config(tmp_path, "other", tiny_config(npz_root, experiment="other", variants=["lth"]))
     for stale in ("sparse-0123456789", "imp-0123456789"):
@@ -447,7 +466,9 @@ def test_gc_deletes_only_folders_no_config_plans(tiny, npz_root, tmp_path):
     lth = [sys.executable, "-m", "lth", "gc", str(config), str(other)]
     listed = subprocess.run(lth, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0 and "pass --yes" in listed.stdout, listed.stderr
+    assert "kept: " in listed.stdout and "used by the configs given" in listed.stdout
     assert "sparse  0123456789" in listed.stdout and "imp     0123456789" in listed.stdout
+    assert "no recorded experiment uses it, no config given plans it" in listed.stdout
     assert (runs / "sparse-0123456789").exists()
     deleted = subprocess.run([*lth, "--yes"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert deleted.returncode == 0 and "deleted" in deleted.stdout, deleted.stderr
@@ -457,6 +478,38 @@ def test_gc_deletes_only_folders_no_config_plans(tiny, npz_root, tmp_path):
                                               "plot_accuracy_vs_sparsity": 1, "all": 1}  # tables only: no run
     assert "train" not in " ".join(planned_jobs(tmp_path, other))
     assert mtimes(list(kept)) == kept
+
+
+def test_gc_keeps_what_any_recorded_experiment_uses_until_it_is_forgotten(tiny, npz_root, tmp_path):
+    """Two experiments used the store (tiny, and tiny-epochs with a dense run of its own): `lth gc`
+    given only tiny's config deletes nothing tiny-epochs references; `--forget tiny-epochs --yes`
+    deletes exactly the runs no one else uses. On a copy of the store (other tests read the original)."""
+    workdir, _ = tiny
+    snakemake(workdir, write_config(workdir, "epochs", tiny_config(npz_root, experiment="tiny-epochs", train__epochs=4,
+                                                                   prune__levels=1, variants=["lth"])))
+    results = tmp_path / "results"
+    shutil.copytree(workdir / "results" / "runs", results / "runs")
+    shutil.copytree(workdir / "results" / "published", results / "published", symlinks=True)
+    config = write_config(tmp_path, "tiny", tiny_config(npz_root, results=str(results)))
+    records = {path.stem: set(json.loads(path.read_text())["runs"])
+               for path in (results / "runs" / ".references").glob("*.json")}
+    assert {"tiny", "tiny-epochs"} <= set(records)
+    folders = {path.name for path in (results / "runs").glob("[!.]*")}
+    lth = [sys.executable, "-m", "lth", "gc", str(config)]
+    kept = subprocess.run([*lth, "--yes"], capture_output=True, text=True, timeout=300)
+    assert kept.returncode == 0, kept.stderr
+    unrecorded = folders - set().union(*records.values())  # runs of settings every experiment since dropped
+    assert {path.name for path in (results / "runs").glob("[!.]*")} == folders - unrecorded
+    assert "used by experiment tiny-epochs" in kept.stdout
+    others = set().union(*(runs for name, runs in records.items() if name != "tiny-epochs"))
+    only_epochs = records["tiny-epochs"] - others
+    assert any(name.startswith("dense-") for name in only_epochs)  # its 4-epoch dense run
+    forgotten = subprocess.run([*lth, "--forget", "tiny-epochs", "--yes"], capture_output=True, text=True, timeout=300)
+    assert forgotten.returncode == 0 and "forgot tiny-epochs" in forgotten.stdout, forgotten.stderr
+    assert {path.name for path in (results / "runs").glob("[!.]*")} == folders - unrecorded - only_epochs
+    assert not [name for name in only_epochs if (results / "published" / "runs" / name).exists()]
+    assert planned_jobs(tmp_path, config) == {"aggregate": 1, "tickets": 1, "figure_settings": 1,
+                                              "plot_accuracy_vs_sparsity": 1, "all": 1}  # tiny lost nothing
 
 
 def test_report_holds_the_table_and_the_figure(tiny):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from lth.cli import (UsageError, _add_config, _add_device, _add_run_options, _load_config, _output_file, _read,
-                     _require_file)
+from lth.cli import (UsageError, _add_config, _add_device, _add_run_options, _add_store_flags, _load_config,
+                     _output_file, _produce, _read, _require_file)
 from lth.errors import LthError
 from lth.hparams import DataHparams, ModelHparams
 
@@ -24,17 +25,24 @@ log = logging.getLogger("lth")
 
 @dataclasses.dataclass
 class Subject:
-    """What an analysis looks at: the network (weights loaded, in eval mode), its mask and its data."""
+    """What an analysis looks at: the network (weights loaded, in eval mode), its mask and its data,
+    loaded when first read (after every check and once --out is this process's to write)."""
 
     model: Any
     mask: Any
-    data: Any
     device: Any
+    data_hp: DataHparams
+    seed: int
+
+    @functools.cached_property
+    def data(self) -> Any:
+        from lth import data
+
+        return data.load(self.data_hp, self.seed)
 
 
 def _subject(args: argparse.Namespace) -> Subject:
-    """Every cheap check first (paths, settings, mask fit), then the data load."""
-    from lth import data
+    """Every cheap check (paths, settings, mask fit); the data load waits for the analysis."""
     from lth.checkpoints import build_model, load_checkpoint
     from lth.masks import MaskEnforcer, load_mask
     from lth.devices import assign_device
@@ -58,7 +66,7 @@ def _subject(args: argparse.Namespace) -> Subject:
         import torch
 
         torch.set_num_threads(args.threads)
-    return Subject(model.to(device).eval(), mask, data.load(data_hp, args.seed), device)
+    return Subject(model.to(device).eval(), mask, device, data_hp, args.seed)
 
 
 def _write_csv(path: Path, rows: Iterable[dict[str, Any]]) -> None:
@@ -69,12 +77,11 @@ def _write_csv(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     log.info("wrote %s (%d rows)", path, len(rows))
 
 
-def cmd_activations(args: argparse.Namespace) -> None:
+def cmd_activations(args: argparse.Namespace, subject: Subject) -> None:
     from lth.analysis.activations import activation_sparsity
     from lth.data.batches import Batches
 
-    out = _output_file(args.out, "--out", args.force)
-    subject = _subject(args)
+    out = Path(args.out)
     test = subject.data.test
     batches = Batches(test, 500, subject.data.mean, subject.data.std, subject.device)
     result = activation_sparsity(subject.model, batches, threshold=args.threshold)
@@ -90,12 +97,10 @@ def _check_grid(args: argparse.Namespace) -> None:
         raise UsageError(f"--sample: {args.sample} is not allowed; must be >= 1")
 
 
-def cmd_landscape(args: argparse.Namespace) -> None:
+def cmd_landscape(args: argparse.Namespace, subject: Subject) -> None:
     from lth.analysis.landscape import landscape_batches, landscape_directions, weight_landscape
 
-    out = _output_file(args.out, "--out", args.force)
-    _check_grid(args)
-    subject = _subject(args)
+    out = Path(args.out)
     batches = landscape_batches(subject.data, "train", args.sample, args.sample_seed, device=subject.device)
     directions = landscape_directions(subject.model, subject.mask, seed=args.sample_seed)
     points = weight_landscape(subject.model, batches, directions, points=args.points, extent=args.extent,
@@ -103,12 +108,10 @@ def cmd_landscape(args: argparse.Namespace) -> None:
     _write_csv(out, (dataclasses.asdict(point) for point in points))
 
 
-def cmd_input_landscape(args: argparse.Namespace) -> None:
+def cmd_input_landscape(args: argparse.Namespace, subject: Subject) -> None:
     from lth.analysis.landscape import input_landscape, landscape_batches
 
-    out = _output_file(args.out, "--out", args.force)
-    _check_grid(args)
-    subject = _subject(args)
+    out = Path(args.out)
     batches = landscape_batches(subject.data, "test", args.sample, args.sample_seed, device=subject.device)
     points = input_landscape(subject.model, batches, points=args.points, extent=args.extent, seed=args.sample_seed,
                              part=args.part, parts=args.parts)
@@ -135,27 +138,29 @@ def _hessian(args: argparse.Namespace, subject: Subject) -> Any:
                          max_iter=args.max_iter, device=subject.device)
 
 
-def cmd_hessian(args: argparse.Namespace) -> None:
+def cmd_hessian(args: argparse.Namespace, subject: Subject) -> None:
     from lth.io import write_json
 
-    out = _output_file(args.out, "--out", args.force)
-    _check_hessian(args)
-    subject = _subject(args)
+    out = Path(args.out)
     result = _hessian(args, subject)
     write_json(out, result.to_dict())
     log.info("top eigenvalue %.6g after %d iterations (converged: %s) in %.1fs; wrote %s", result.eigenvalue,
              result.iterations[0], result.converged[0], result.seconds, out)
 
 
-def cmd_perturb(args: argparse.Namespace) -> None:
-    from lth.analysis.landscape import eigen_perturbation, grid_coordinates, landscape_batches
+def _check_perturb(args: argparse.Namespace) -> None:
+    from lth.analysis.landscape import grid_coordinates
 
-    out = _output_file(args.out, "--out", args.force)
     _check_hessian(args)
     grid_coordinates(args.points, args.extent)
     if args.test_sample < 1:
         raise UsageError(f"--test-sample: {args.test_sample} is not allowed; must be >= 1")
-    subject = _subject(args)
+
+
+def cmd_perturb(args: argparse.Namespace, subject: Subject) -> None:
+    from lth.analysis.landscape import eigen_perturbation, landscape_batches
+
+    out = Path(args.out)
     result = _hessian(args, subject)
     batches = landscape_batches(subject.data, "test", args.test_sample, args.sample_seed, device=subject.device)
     points = eigen_perturbation(subject.model, batches, result.eigenvector, extent=args.extent, points=args.points)
@@ -173,9 +178,41 @@ def cmd_collect(args: argparse.Namespace) -> None:
 def cmd_merge(args: argparse.Namespace) -> None:
     from lth.analysis.collect import merge_grid
 
-    out = _output_file(args.out, "--out", args.force)
-    parts = [_require_file(path, "PART") for path in args.parts]
-    log.info("wrote %s (%d points)", out, merge_grid(parts, args.points, out))
+    def prepare() -> Callable[[], None]:
+        parts = [_require_file(path, "PART") for path in args.parts]
+        return lambda: log.info("wrote %s (%d points)", args.out, merge_grid(parts, args.points, Path(args.out)))
+
+    _produce(args.out, "--out", args, _complete, prepare)
+
+
+def _complete(path: Path) -> None:
+    """An analysis output is written whole or not at all: one that reads back as CSV or JSON is done."""
+    import json
+
+    try:
+        text = path.read_text()
+        if path.suffix == ".json":
+            json.loads(text)
+        elif not text.strip():
+            raise ValueError("empty")
+    except (OSError, ValueError) as error:
+        raise LthError(f"unreadable ({error})") from None
+
+
+def _stored(check: Callable[[argparse.Namespace], None] | None,
+            func: Callable[[argparse.Namespace, Subject], None]) -> Callable[[argparse.Namespace], None]:
+    """The analysis `func`, run only when --out is not already there (lth.cli._produce: --reuse,
+    --force), after its own `check` and the subject's: a refused command writes nothing."""
+    def run(args: argparse.Namespace) -> None:
+        def prepare() -> Callable[[], None]:
+            if check is not None:
+                check(args)
+            subject = _subject(args)
+            return lambda: func(args, subject)
+
+        _produce(args.out, "--out", args, _complete, prepare)
+
+    return run
 
 
 def _hessian_options(parser: argparse.ArgumentParser) -> None:
@@ -198,16 +235,17 @@ def add_analyze(commands: Any, command: Callable[..., argparse.ArgumentParser]) 
     analyze = command("analyze", lambda args: args.analysis_func(args), "analyses of a trained (sparse) network")
     analyses = analyze.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
 
-    def analysis(name: str, func: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
+    def analysis(name: str, func: Callable[[argparse.Namespace, Subject], None], help: str,
+                 check: Callable[[argparse.Namespace], None] | None = None) -> argparse.ArgumentParser:
         sub = analyses.add_parser(name, help=help, description=help)
-        sub.set_defaults(analysis_func=func)
+        sub.set_defaults(analysis_func=_stored(check, func))
         sub.add_argument("--weights", required=True, help="checkpoint to analyse (.pt)")
         sub.add_argument("--mask", help="its mask (from `lth prune`), for a sparse network")
         sub.add_argument("--out", required=True, help="CSV to write")
         sub.add_argument("--seed", type=int, required=True, help="the run's seed (fixes its train/validation split)")
         sub.add_argument("--sample-seed", type=int, default=0, help="seed of the sample and the random directions")
         _add_device(sub)
-        sub.add_argument("--force", action="store_true", help="replace --out if it exists")
+        _add_store_flags(sub)
         _add_config(sub)
         _add_run_options(sub)
         DataHparams.add_arguments(sub)
@@ -216,18 +254,19 @@ def add_analyze(commands: Any, command: Callable[..., argparse.ArgumentParser]) 
     sub = analysis("activations", cmd_activations, "activation sparsity per stage over the test set")
     sub.add_argument("--threshold", type=float, default=1e-2, help="|a| <= this counts as zero (default: 1e-2)")
     _grid_options(analysis("landscape", cmd_landscape, "weight-space loss landscape (Li et al. 2018) on a "
-                           "fixed sample of training images"), 2000)
+                           "fixed sample of training images", _check_grid), 2000)
     hessian = analysis("hessian", cmd_hessian, "top Hessian eigenvalue(s) of plain cross-entropy by power "
-                       "iteration over the kept coordinates (JSON out)")
+                       "iteration over the kept coordinates (JSON out)", _check_hessian)
     _hessian_options(hessian)
     hessian.add_argument("--k", type=int, default=1, help="top-k eigenvalues by deflation, k <= 5 (default: 1)")
-    perturb = analysis("perturb", cmd_perturb, "test loss along the top Hessian eigenvector: theta + e v/||v||")
+    perturb = analysis("perturb", cmd_perturb, "test loss along the top Hessian eigenvector: theta + e v/||v||",
+                       _check_perturb)
     _hessian_options(perturb)
     perturb.add_argument("--points", type=int, default=21, help="values of e (default: 21)")
     perturb.add_argument("--extent", type=float, default=0.5, help="e over [-extent, extent] (default: 0.5)")
     perturb.add_argument("--test-sample", type=int, default=2000, help="test images evaluated (default: 2000)")
     _grid_options(analysis("input-landscape", cmd_input_landscape, "loss around each image of a fixed test "
-                           "sample along two random input directions"), 2000)
+                           "sample along two random input directions", _check_grid), 2000)
 
     from lth.analysis.collect import READERS
 
@@ -243,5 +282,5 @@ def add_analyze(commands: Any, command: Callable[..., argparse.ArgumentParser]) 
     merge.set_defaults(analysis_func=cmd_merge)
     merge.add_argument("--points", type=int, required=True, help="grid points per axis")
     merge.add_argument("--out", required=True, help="CSV to write")
-    merge.add_argument("--force", action="store_true", help="replace --out if it exists")
+    _add_store_flags(merge)
     merge.add_argument("parts", nargs="+", metavar="PART", help="the parts' CSVs")

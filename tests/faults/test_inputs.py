@@ -17,6 +17,7 @@ from lth.errors import LthError
 from lth.hparams import ModelHparams, TrainHparams
 from lth.io import read_sealed_json
 from lth.manifest import write_summary
+from lth.masks import load_mask, mask_hash
 from lth.train import DivergedError, RunOptions, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -80,18 +81,25 @@ BAD_INPUTS: dict[str, Case] = {
                                ["--summary", "none.csv"]),
     "aggregate: not a run folder": (lambda w, t: ["aggregate", "--out", t / "s.csv", f"0:dense:0::{t}"],
                                     ["no finished run"]),
-    # Replacing a file needs --force: the issue's two examples, and every other writing command.
+    # An intact result is never replaced (the issue's two examples, and every other writing command);
+    # tables and figures are rebuilt with --force.
     "init over a finished run's final.pt": (lambda w, t: ["init", "--out", w.dense / "final.pt", "--seed", "0",
-                                                          *COMMON], ["final.pt", "already exists", "--force"]),
+                                                          "--force", *COMMON],
+                                            ["final.pt", "other weights than theta0"]),
     "prune over its own --weights": (lambda w, t: ["prune", "--weights", w.dense / "final.pt", "--out",
-                                                   w.dense / "final.pt"], ["final.pt", "already exists", "--force"]),
+                                                   w.dense / "final.pt", "--force"],
+                                     ["final.pt", "another kind of file than an lth mask", "never replaced"]),
     "prune over an existing mask": (lambda w, t: ["prune", "--weights", w.dense / "final.pt", "--out", w.mask],
-                                    ["mask.pt", "already exists", "--force"]),
+                                    ["mask.pt", "already exists", "--reuse"]),
+    "prune over an existing mask, --force": (lambda w, t: ["prune", "--weights", w.dense / "final.pt", "--out",
+                                                           w.mask, "--force"], ["mask.pt", "already exists"]),
     "aggregate over an existing file": (lambda w, t: ["aggregate", "--out", w.dense / "metrics.csv",
                                                       f"0:dense:0::{w.dense}"], ["metrics.csv", "--force"]),
     "plot over an existing file": (lambda w, t: ["plot", "--summary", w.dense / "metrics.csv", "--out",
                                                  w.dense / "hparams.yaml"], ["hparams.yaml", "--force"]),
-    "train into a finished run": (lambda w, t: w.dense_train_args(w.dense), ["finished run", "--force"]),
+    "train into a finished run": (lambda w, t: w.dense_train_args(w.dense), ["finished run", "--reuse"]),
+    "train into a finished run, --force": (lambda w, t: w.dense_train_args(w.dense, "--force"),
+                                           ["finished run", "--reuse"]),
 }
 
 
@@ -108,15 +116,26 @@ def test_bad_input_is_refused_before_work(world, tmp_path, cli, no_data_load, ca
     assert not (tmp_path / "run" / "summary.json").exists()
 
 
-def test_force_replaces_what_it_would_refuse(world, tmp_path, cli):
-    """--force is the one way past the refusals above, for every writing command."""
+def test_reuse_keeps_what_is_intact_and_force_replaces_only_what_is_damaged(world, tmp_path, cli):
+    """The two ways past the refusals above: --reuse succeeds without touching an intact result,
+    --force rewrites a damaged one (and never an intact one); tables are rebuilt with --force."""
     dense = world.copy(world.dense, tmp_path / "dense")
-    assert cli("init", "--out", dense / "init.pt", "--seed", "0", *COMMON)[0] == 2
-    assert cli("init", "--out", dense / "init.pt", "--seed", "0", "--force", *COMMON)[0] == 0
+    init = ["init", "--out", dense / "init.pt", "--seed", "0", *COMMON]
+    written = (dense / "init.pt").stat().st_mtime_ns
+    assert cli(*init)[0] == 2 and cli(*init, "--force")[0] == 2
+    assert cli(*init, "--reuse")[0] == 0 and (dense / "init.pt").stat().st_mtime_ns == written
+    (dense / "init.pt").write_bytes((dense / "init.pt").read_bytes()[:-100])  # cut short
+    code, err = cli(*init, "--reuse")
+    assert code == 2 and "exists but is damaged" in err and "pass --force to replace it" in err
+    assert cli(*init, "--reuse", "--force")[0] == 0
     assert torch.equal(load_checkpoint(dense / "init.pt")["state_dict"]["conv1.weight"],
                        load_checkpoint(world.dense / "init.pt")["state_dict"]["conv1.weight"])
     mask = world.copy(world.mask, tmp_path / "imp" / "mask.pt")
-    assert cli("prune", "--weights", dense / "final.pt", "--out", mask, "--force")[0] == 0
+    prune = ["prune", "--weights", dense / "final.pt", "--out", mask]
+    assert cli(*prune, "--force")[0] == 2
+    mask.with_suffix(".json").unlink()  # a mask killed before its sidecar was written
+    assert cli(*prune)[0] == 2 and cli(*prune, "--force")[0] == 0
+    assert mask_hash(load_mask(mask)) == mask_hash(load_mask(world.mask))
     rows = f"0:dense:0::{dense}"
     assert cli("aggregate", "--out", tmp_path / "s.csv", rows)[0] == 0
     assert cli("aggregate", "--out", tmp_path / "s.csv", rows)[0] == 2
@@ -157,8 +176,8 @@ def test_stale_files_of_an_earlier_run_are_refused_then_forced_away(world, tmp_p
     code, err = cli(*args)
     assert code == 2 and "epoch1.pt" in err and "final.pt" in err and "--force" in err, err
     assert cli(*args, "--force")[0] == 0
-    assert sorted(p.name for p in run.iterdir()) == ["final.pt", "hparams.yaml", "init.pt", "metrics.csv",
-                                                     "summary.json"]  # the old seed's epoch1.pt is gone
+    assert sorted(p.name for p in run.glob("[!.]*")) == ["final.pt", "hparams.yaml", "init.pt", "metrics.csv",
+                                                         "summary.json", "train.log"]  # the old seed's epoch1.pt is gone
     # Files the workflow keeps in a run folder are not the run's: they never block a new run.
     other = tmp_path / "other"
     other.mkdir()
@@ -173,7 +192,9 @@ def test_diverged_run_is_stopped_and_publishes_nothing(world, tmp_path, cli):
     code, err = cli(*world.dense_train_args(run, "--train.lr", "1e6"))
     assert code == 2 and "Traceback" not in err, err
     assert "diverged in epoch 1" in err and "nan" in err and "train.lr" in err and str(run) in err
-    assert not [p for p in run.glob("*") if p.name != ".resume"], "a diverged run published files"
+    # Its log and lock are not results: nothing else is there but the resume state.
+    assert not [p for p in run.glob("*") if p.name not in (".resume", ".lock", "train.log")], "it published files"
+    assert "diverged in epoch 1" in (run / "train.log").read_text()
 
 
 def test_divergence_after_a_good_epoch_keeps_the_resume_state(digits_data, tmp_path):

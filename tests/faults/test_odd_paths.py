@@ -19,7 +19,7 @@ from workflow_helpers import REPO, snakemake, write_config
 # workflow/rules/common.smk and lth/plan.py), so they go into the command as they are. `lth` is the
 # interpreter and module (quoted in common.smk; `python -m lth` under conda).
 PREQUOTED = {"params.lth", "params.hparams", "params.options", "params.settings", "params.rows", "params.pairs",
-             "params.inputs", "params.mask", "params.track", "params.figure"}
+             "params.inputs", "params.mask", "params.track", "params.figure", "params.parts", "params.publish"}
 FIELD = re.compile(r"(?<!\{)\{([^{}]+)\}(?!\})")
 
 
@@ -32,9 +32,12 @@ def shell_fields() -> list[tuple[str, int, str]]:
             if re.match(r"\s+shell:\s*$", line):
                 in_shell = True
                 continue
-            in_shell = in_shell and re.match(r'\s+"', line) is not None
+            # a command is string literals, or `store_job(...)` around them (workflow/rules/common.smk)
+            in_shell = in_shell and re.match(r'\s+("|store_job\(|\)$)', line) is not None
             if in_shell:
                 found += [(path.name, number, match.group(1)) for match in FIELD.finditer(line)]
+            if line.strip().startswith("return f\"{command}"):  # what store_job appends (an f-string: {{...}})
+                found += [(path.name, number, field) for field in re.findall(r"\{\{([^{}]+)\}\}", line)]
     return found
 
 

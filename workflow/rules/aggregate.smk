@@ -4,7 +4,7 @@
 
 rule aggregate:
     input:
-        lambda w: [f"{folder}/summary.json" for folder in PLANS[w.experiment].run_folders()],
+        lambda w: published([f"{folder}/summary.json" for folder in PLANS[w.experiment].run_folders()]),
     output:
         report(f"{RESULTS}/{{experiment}}/summary.csv", caption="../report/summary.rst", category="{experiment}",
                subcategory="Tables"),

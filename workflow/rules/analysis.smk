@@ -5,30 +5,35 @@
 
 rule analyze:
     input:
-        unpack(lambda w: PLAN.analysis_inputs(f"{RUNS}/{w.run}/analysis/{w.analysis}-{w.hash}.{w.ext}")),
+        unpack(lambda w: published(PLAN.analysis_inputs(f"{RUNS}/{w.run}/analysis/{w.analysis}-{w.hash}.{w.ext}"))),
     output:
-        protected(f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}.{{ext}}"),
+        f"{PUBLISHED}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.{{ext}}",
     wildcard_constraints:
         analysis="activations|hessian|perturbation",
         ext="csv|json",
     params:
         lth=LTH,
         command=lambda w: ANALYZE_COMMANDS[w.analysis],
+        weights=lambda w, input: stored(input.weights),
         mask=lambda w, input: optional_inputs(input, ("mask",)),
+        out=lambda w, output: stored(output[0]),
+        publish=publish_args,
         settings=lambda w: analysis_settings(w, f".{w.ext}"),
         options=RUN_OPTIONS,
     log:
-        f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}.{{ext}}.log",
+        f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.{{ext}}.log",
     benchmark:
-        f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}.{{ext}}.benchmark.tsv"
+        f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.{{ext}}.benchmark.tsv"
     conda:
         CONDA_ENV
     threads: THREADS
     resources:
         **training_resources(lambda w: w.run),
     shell:
-        "{params.lth} analyze {params.command:q} --weights {input.weights:q} {params.mask} --out {output:q} --force"
-        " --threads {threads:q} {params.options} {params.settings} > {log:q} 2>&1"
+        store_job(
+            "{params.lth} analyze {params.command:q} --weights {params.weights:q} {params.mask}"
+            " --out {params.out:q} --threads {threads:q} {params.options} {params.settings}"
+        )
 
 
 # A landscape grid runs as `jobs` independent parts (a cluster spreads them), merged by one job;
@@ -36,62 +41,74 @@ rule analyze:
 # numbers equal one job's.
 rule analyze_grid_part:
     input:
-        unpack(lambda w: PLAN.analysis_inputs(f"{RUNS}/{w.run}/analysis/{w.analysis}-{w.hash}.csv")),
+        unpack(lambda w: published(PLAN.analysis_inputs(f"{RUNS}/{w.run}/analysis/{w.analysis}-{w.hash}.csv"))),
     output:
-        protected(f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}.parts/part{{part}}-of-{{parts}}.csv"),
+        f"{PUBLISHED}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.parts/part{{part}}-of-{{parts}}.csv",
     wildcard_constraints:
         analysis="landscape|input_landscape",
     params:
         lth=LTH,
         command=lambda w: ANALYZE_COMMANDS[w.analysis],
+        weights=lambda w, input: stored(input.weights),
         mask=lambda w, input: optional_inputs(input, ("mask",)),
+        out=lambda w, output: stored(output[0]),
+        publish=publish_args,
         settings=lambda w: analysis_settings(w, ".csv"),
         options=RUN_OPTIONS,
     log:
-        f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}.parts/part{{part}}-of-{{parts}}.log",
+        f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.parts/part{{part}}-of-{{parts}}.log",
     benchmark:
-        f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}.parts/part{{part}}-of-{{parts}}.benchmark.tsv"
+        f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.parts/part{{part}}-of-{{parts}}.benchmark.tsv"
     conda:
         CONDA_ENV
     threads: THREADS
     resources:
         **training_resources(lambda w: w.run),
     shell:
-        "{params.lth} analyze {params.command:q} --weights {input.weights:q} {params.mask} --out {output:q} --force"
-        " --part {wildcards.part:q} --parts {wildcards.parts:q} --threads {threads:q} {params.options}"
-        " {params.settings} > {log:q} 2>&1"
+        store_job(
+            "{params.lth} analyze {params.command:q} --weights {params.weights:q} {params.mask}"
+            " --out {params.out:q} --part {wildcards.part:q} --parts {wildcards.parts:q}"
+            " --threads {threads:q} {params.options} {params.settings}"
+        )
 
 
 rule merge_grid:
     input:
-        lambda w: analysis_job(w, ".csv").part_outputs(),
+        lambda w: published(analysis_job(w, ".csv").part_outputs()),
     output:
-        protected(f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}.csv"),
+        f"{PUBLISHED}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.csv",
     wildcard_constraints:
         analysis="landscape|input_landscape",
     params:
         lth=LTH,
         points=lambda w: analysis_job(w, ".csv").settings["points"],
+        parts=lambda w, input: shlex.join(stored(path) for path in input),
+        out=lambda w, output: stored(output[0]),
+        publish=publish_args,
     log:
-        f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}.log",
+        f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.log",
     conda:
         CONDA_ENV
     threads: 1
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} analyze merge --points {params.points:q} --out {output:q} --force {input:q} > {log:q} 2>&1"
+        store_job(
+            "{params.lth} analyze merge --points {params.points:q} --out {params.out:q} {params.parts}"
+        )
 
 
 # The top Hessian eigenvalue after every epoch: the run trained again with `--track hessian` into
 # its analysis folder (the same trajectory: tracking reads the model and touches nothing).
 rule track_hessian:
     input:
-        unpack(lambda w: PLAN.training_inputs(w.run)),
+        unpack(lambda w: published(PLAN.training_inputs(w.run))),
     output:
-        protected(run_outputs(f"{RUNS}/{{run}}/analysis/hessian_per_epoch-{{hash}}")),
+        published(run_outputs(f"{RUNS}/{{run}}/analysis/hessian_per_epoch-{{hash}}")),
     params:
         lth=LTH,
+        init=lambda w, input: stored(input.init),
+        publish=publish_args,
         seed=lambda w: (PLAN.dense.get(w.run) or PLAN.sparse[w.run].dense).seed,
         hparams=lambda w: training_flags(w.run),
         inputs=lambda w, input: optional_inputs(input),
@@ -99,23 +116,26 @@ rule track_hessian:
         options=RUN_OPTIONS,
         out_dir=lambda w: f"{RUNS}/{w.run}/analysis/hessian_per_epoch-{w.hash}",
     log:
-        f"{RUNS}/{{run}}/analysis/hessian_per_epoch-{{hash}}.log",
+        f"{LOGS}/runs/{{run}}/analysis/hessian_per_epoch-{{hash}}.log",
     benchmark:
-        f"{RUNS}/{{run}}/analysis/hessian_per_epoch-{{hash}}.benchmark.tsv"
+        f"{LOGS}/runs/{{run}}/analysis/hessian_per_epoch-{{hash}}.benchmark.tsv"
     conda:
         CONDA_ENV
     threads: THREADS
     resources:
         **training_resources(lambda w: w.run, scale=2),
     shell:
-        "{params.lth} train --init {input.init:q} {params.inputs} --out-dir {params.out_dir:q} --seed {params.seed:q}"
-        " --force --track hessian {params.track} --threads {threads:q} {params.options} {params.hparams} > {log:q} 2>&1"
+        store_job(
+            "{params.lth} train --init {params.init:q} {params.inputs} --out-dir {params.out_dir:q}"
+            " --seed {params.seed:q} --track hessian {params.track} --threads {threads:q} {params.options}"
+            " {params.hparams}"
+        )
 
 
 rule collect_analysis:
     input:
-        lambda w: [job.output if job.analysis.suffix else f"{job.output}/summary.json"
-                   for job in PLANS[w.experiment].analysis_jobs(COLLECTED[w.table])],
+        lambda w: published([job.output if job.analysis.suffix else f"{job.output}/summary.json"
+                             for job in PLANS[w.experiment].analysis_jobs(COLLECTED[w.table])]),
     output:
         report(f"{RESULTS}/{{experiment}}/analysis/{{table}}.csv", caption="../report/analysis_table.rst",
                category="{experiment}", subcategory="Analysis"),

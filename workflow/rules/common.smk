@@ -23,6 +23,7 @@ from lth.names import MASK_SOURCES
 from lth.figures import GRID_FIGURES, SUMMARY_FIGURES, figure_status, grid_status
 from lth.plan import Plan, flags, resolve_data_root, short_hash
 from lth.resources import Work, memory_mb, runtime_minutes
+from lth import store
 
 
 # Each experiment of the config (`experiments:`, lth/experiments.py; one when there is none), validated
@@ -36,6 +37,44 @@ PLAN = Plan.merge(list(PLANS.values()))
 SETTINGS = next(iter(CONFIGS.values()))  # the workflow-wide keys (lth.experiments.WORKFLOW_KEYS) are the same in all
 RESULTS = str(PLAN.results)
 RUNS = f"{RESULTS}/runs"
+# The jobs that write into the run store declare as outputs links under results/published/, made by
+# `lth link` once the lth command has finished the artifact under its lock (lth/store.py). Snakemake
+# deletes a job's outputs before it runs it, after it fails and on --delete-all-output: only links,
+# never a run another experiment or another Snakemake process is using. Their logs are in results/logs/.
+PUBLISHED = f"{RESULTS}/{store.PUBLISHED}"
+LOGS = f"{RESULTS}/logs"
+
+
+def published(paths):
+    """The link under results/published that stands for each store path (str, list or dict of them);
+    a path outside the results folder (a user's mask file) is its own."""
+    if isinstance(paths, dict):
+        return {key: published(value) for key, value in paths.items()}
+    if isinstance(paths, (list, tuple)):
+        return [published(path) for path in paths]
+    return str(store.published_path(RESULTS, paths)) if Path(paths).is_relative_to(RESULTS) else paths
+
+
+def stored(path):
+    """The store path a link under results/published stands for (what lth commands read and write)."""
+    return str(Path(RESULTS) / Path(path).relative_to(PUBLISHED))
+
+
+def stored_inputs(input, names):
+    """`--name PATH` flags, shell-quoted, for those of the inputs `names` that a job has, as store paths."""
+    return shlex.join(word for name in names if name in input.keys() for word in (f"--{name}", stored(input[name])))
+
+
+def store_job(command):
+    """The shell command of a job that writes into the store (lth/store.py): the lth command keeps an
+    intact result it finds there (--reuse) and redoes only a damaged one (--force); then the job
+    publishes what it left there as its outputs."""
+    return f"{command} --reuse --force > {{log:q}} 2>&1 && {{params.lth}} link {{params.publish}} >> {{log:q}} 2>&1"
+
+
+def publish_args(wildcards, output):
+    """`lth link`'s arguments, shell-quoted: the results folder and the store files of `output`."""
+    return shlex.join(["--results", RESULTS, *(stored(path) for path in output)])
 
 
 def figure_settings(experiment):
@@ -154,7 +193,7 @@ DATASETS = datasets_to_fetch()
 def data_input(run):
     """The `data` job's record of the dataset `run` trains on ([] for a dataset read in place).
     ancient(): fetching again, or into a new folder, is not a reason to retrain anything."""
-    return [ancient(f"{RESULTS}/data/{run.data.name}.json")] if run.data.name in DATASETS else []
+    return [ancient(published(f"{RESULTS}/data/{run.data.name}.json"))] if run.data.name in DATASETS else []
 
 
 def job_data(data):
@@ -177,8 +216,23 @@ def check_execution():
                                f"slurm_partition=<one of {', '.join(partitions) or 'sinfo -s'}> in the profile")
 
 
+# Locks held until Snakemake exits: the OS releases them with the process (lth/store.py).
+HELD_LOCKS = []
+
+
+def start_using_store():
+    """Before any job: mark the store in use (lth gc waits), wait for any other workflow running one
+    of these experiments (names sorted: two configs never wait on each other), and record which run
+    folders each experiment references, so that `lth gc` keeps them."""
+    HELD_LOCKS.append(store.use(RESULTS))
+    HELD_LOCKS.extend(store.lock_experiment(RESULTS, name) for name in sorted(CONFIGS))
+    for name, plan in PLANS.items():
+        store.record_references(RESULTS, name, [*plan.dense, *plan.chains, *plan.sparse], CONFIG_FILES)
+
+
 onstart:
     check_execution()
+    start_using_store()
 
 
 # ---- resources of the jobs that train (lth/resources.py) ----
@@ -233,15 +287,15 @@ def training_flags(key):
 
 
 def optional_inputs(input, names=("mask", "teacher")):
-    """`--mask M --teacher T`, shell-quoted, for those of the inputs `names` that a job has (a dense run
-    has neither; prune's are mask and like, an analysis' its mask)."""
-    return shlex.join(word for name in names if name in input.keys() for word in (f"--{name}", input[name]))
+    """`--mask M --teacher T` (store paths, shell-quoted) for those of the inputs `names` that a job has
+    (a dense run has neither; prune's are mask and like, an analysis' its mask)."""
+    return stored_inputs(input, names)
 
 
 def dense_outputs():
     """theta0 and the dense runs, the dense-with-tweak baselines (which start from it) included."""
-    return [path for key, run in PLAN.dense.items()
-            for path in [*([] if run.baseline else [f"{RUNS}/{key}/init.pt"]), *run_outputs(f"{RUNS}/{key}")]]
+    return published([path for key, run in PLAN.dense.items()
+                      for path in [*([] if run.baseline else [f"{RUNS}/{key}/init.pt"]), *run_outputs(f"{RUNS}/{key}")]])
 
 
 def prune_options(w):
@@ -253,11 +307,11 @@ def prune_options(w):
 
 
 def mask_outputs():
-    return [path for mask in PLAN.mask_paths() for path in (mask, str(Path(mask).with_name("mask.json")))]
+    return published([path for mask in PLAN.mask_paths() for path in (mask, str(Path(mask).with_name("mask.json")))])
 
 
 def sparse_outputs():
-    return [path for key in PLAN.sparse for path in run_outputs(f"{RUNS}/{key}")]
+    return published([path for key in PLAN.sparse for path in run_outputs(f"{RUNS}/{key}")])
 
 
 # ---- analyses (workflow/rules/analysis.smk, plots.smk) ----

@@ -6,16 +6,18 @@
 
 rule data:
     output:
-        f"{RESULTS}/data/{{dataset}}.json",
+        f"{PUBLISHED}/data/{{dataset}}.json",
     params:
         lth=LTH,
+        out=lambda w, output: stored(output[0]),
+        publish=publish_args,
         hparams=lambda w: flags(DATASETS[w.dataset]),
     log:
-        f"{RESULTS}/data/{{dataset}}.log",
+        f"{LOGS}/data/{{dataset}}.log",
     conda:
         CONDA_ENV
     threads: 1
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} data --out {output:q} {params.hparams} > {log:q} 2>&1"
+        store_job("{params.lth} data --out {params.out:q} {params.hparams}")

@@ -1,30 +1,37 @@
 # Dense training: theta0 for each seed, then the dense run that every ticket is drawn from, and the
 # dense-with-tweak baselines (`dense_variants`), trained from the same theta0.
-# Run folders are a cache shared by every experiment: their files are protected() (write-protected
-# once made), so `snakemake --delete-all-output` of one experiment cannot remove another's work.
+# Run folders are a store shared by every experiment and every Snakemake process on this results
+# folder: the lth commands write them under a lock, and a job's declared outputs are the links that
+# `lth link` publishes afterwards (common.smk, lth/store.py). --reuse: a finished, intact artifact
+# is kept as it is (another process may have made it); --force: files of an unfinished or damaged
+# attempt are replaced.
 
 
 rule init:
     input:
         data=lambda w: data_input(PLAN.dense[w.dense]),
     output:
-        protected(f"{RUNS}/{{dense}}/init.pt"),
+        f"{PUBLISHED}/runs/{{dense}}/init.pt",
     params:
         lth=LTH,
+        out=lambda w: f"{RUNS}/{w.dense}/init.pt",
+        publish=publish_args,
         seed=lambda w: PLAN.dense[w.dense].seed,
         hparams=lambda w: flags(PLAN.dense[w.dense].model, job_data(PLAN.dense[w.dense].data)),
     log:
-        f"{RUNS}/{{dense}}/init.log",
+        f"{LOGS}/runs/{{dense}}/init.log",
     benchmark:
-        f"{RUNS}/{{dense}}/init.benchmark.tsv"
+        f"{LOGS}/runs/{{dense}}/init.benchmark.tsv"
     conda:
         CONDA_ENV
     threads: 1
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} init --out {output:q} --seed {params.seed:q} --threads {threads:q} {params.hparams}"
-        " > {log:q} 2>&1"
+        store_job(
+            "{params.lth} init --out {params.out:q} --seed {params.seed:q} --threads {threads:q}"
+            " {params.hparams}"
+        )
 
 
 # The `reinit` variant part's start: the same network initialised afresh with another seed (seed +
@@ -33,48 +40,54 @@ rule reinit:
     input:
         data=lambda w: data_input(PLAN.dense[w.dense]),
     output:
-        protected(f"{RUNS}/{{dense}}/reinit/seed{{reseed}}.pt"),
+        f"{PUBLISHED}/runs/{{dense}}/reinit/seed{{reseed}}.pt",
     params:
         lth=LTH,
+        out=lambda w, output: stored(output[0]),
+        publish=publish_args,
         hparams=lambda w: flags(PLAN.dense[w.dense].model, job_data(PLAN.dense[w.dense].data)),
     log:
-        f"{RUNS}/{{dense}}/reinit/seed{{reseed}}.log",
+        f"{LOGS}/runs/{{dense}}/reinit/seed{{reseed}}.log",
     conda:
         CONDA_ENV
     threads: 1
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} init --out {output:q} --seed {wildcards.reseed:q} --threads {threads:q} {params.hparams}"
-        " > {log:q} 2>&1"
+        store_job(
+            "{params.lth} init --out {params.out:q} --seed {wildcards.reseed:q} --threads {threads:q}"
+            " {params.hparams}"
+        )
 
 
 # The rewind points (and epochs to analyse) this experiment needs are kept by the run as a
-# by-product (epoch<k>.pt, not declared), which rule rewind_point publishes; one added later costs
+# by-product (epoch<k>.pt, not published), which rule rewind_point publishes; one added later costs
 # its own epochs only, and this job's outputs never change with it.
-# --force: Snakemake runs this job only when it has to and has already removed its declared
-# outputs; files of an earlier attempt at the same run (same hash) are replaced, not kept.
 rule train_dense:
     input:
-        init=lambda w: PLAN.training_inputs(w.dense)["init"],  # a dense-with-tweak baseline starts from theta0
+        init=lambda w: published(PLAN.training_inputs(w.dense)["init"]),  # a baseline starts from theta0
     output:
-        protected(run_outputs(f"{RUNS}/{{dense}}")),
+        published(run_outputs(f"{RUNS}/{{dense}}")),
     params:
         lth=LTH,
+        init=lambda w, input: stored(input.init),
+        publish=publish_args,
         seed=lambda w: PLAN.dense[w.dense].seed,
         hparams=lambda w: training_flags(w.dense),
         save_epochs=lambda w: [str(k) for k in PLAN.kept_epochs(w.dense)],
         options=RUN_OPTIONS,
         out_dir=lambda w: f"{RUNS}/{w.dense}",
     log:
-        f"{RUNS}/{{dense}}/train.log",
+        f"{LOGS}/runs/{{dense}}/train.log",
     benchmark:
-        f"{RUNS}/{{dense}}/train.benchmark.tsv"
+        f"{LOGS}/runs/{{dense}}/train.benchmark.tsv"
     conda:
         CONDA_ENV
     threads: THREADS
     resources:
         **training_resources(lambda w: w.dense),
     shell:
-        "{params.lth} train --init {input.init:q} --out-dir {params.out_dir:q} --seed {params.seed:q} --force"
-        " --save-epochs {params.save_epochs:q} --threads {threads:q} {params.options} {params.hparams} > {log:q} 2>&1"
+        store_job(
+            "{params.lth} train --init {params.init:q} --out-dir {params.out_dir:q} --seed {params.seed:q}"
+            " --save-epochs {params.save_epochs:q} --threads {threads:q} {params.options} {params.hparams}"
+        )

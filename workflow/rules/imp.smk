@@ -7,24 +7,29 @@
 
 rule prune:
     input:
-        unpack(lambda w: PLAN.prune_inputs(w.chain, int(w.level))),
+        unpack(lambda w: published(PLAN.prune_inputs(w.chain, int(w.level)))),
     output:
-        mask=protected(f"{RUNS}/{{chain}}/level{{level}}/mask.pt"),
-        sidecar=protected(f"{RUNS}/{{chain}}/level{{level}}/mask.json"),
+        mask=f"{PUBLISHED}/runs/{{chain}}/level{{level}}/mask.pt",
+        sidecar=f"{PUBLISHED}/runs/{{chain}}/level{{level}}/mask.json",
     params:
         lth=LTH,
+        weights=lambda w, input: stored(input.weights),
+        out=lambda w, output: stored(output.mask),
+        publish=publish_args,
         rounds=lambda w: PLAN.prune_rounds(w.chain, int(w.level)),
         inputs=lambda w, input: optional_inputs(input, ("mask", "like")),
         options=prune_options,
     log:
-        f"{RUNS}/{{chain}}/level{{level}}/prune.log",
+        f"{LOGS}/runs/{{chain}}/level{{level}}/prune.log",
     benchmark:
-        f"{RUNS}/{{chain}}/level{{level}}/prune.benchmark.tsv"
+        f"{LOGS}/runs/{{chain}}/level{{level}}/prune.benchmark.tsv"
     conda:
         CONDA_ENV
     threads: 1
     resources:
         **LIGHT_RESOURCES,
     shell:
-        "{params.lth} prune --weights {input.weights:q} {params.inputs} --out {output.mask:q}"
-        " --rounds {params.rounds:q} --threads {threads:q} {params.options} > {log:q} 2>&1"
+        store_job(
+            "{params.lth} prune --weights {params.weights:q} {params.inputs} --out {params.out:q}"
+            " --rounds {params.rounds:q} --threads {threads:q} {params.options}"
+        )

@@ -8,53 +8,64 @@
 
 rule rewind_point:
     input:
-        init=f"{RUNS}/{{dense}}/init.pt",
-        finished=f"{RUNS}/{{dense}}/summary.json",
+        init=f"{PUBLISHED}/runs/{{dense}}/init.pt",
+        finished=f"{PUBLISHED}/runs/{{dense}}/summary.json",
     output:
-        protected(f"{RUNS}/{{dense}}/rewind/epoch{{epoch}}.pt"),
+        f"{PUBLISHED}/runs/{{dense}}/rewind/epoch{{epoch}}.pt",
     params:
         lth=LTH,
+        init=lambda w, input: stored(input.init),
+        out=lambda w, output: stored(output[0]),
+        publish=publish_args,
         seed=lambda w: PLAN.dense[w.dense].seed,
         hparams=lambda w: training_flags(w.dense),
         options=RUN_OPTIONS,
         run=lambda w: f"{RUNS}/{w.dense}",
     log:
-        f"{RUNS}/{{dense}}/rewind/epoch{{epoch}}.log",
+        f"{LOGS}/runs/{{dense}}/rewind/epoch{{epoch}}.log",
     benchmark:
-        f"{RUNS}/{{dense}}/rewind/epoch{{epoch}}.benchmark.tsv"
+        f"{LOGS}/runs/{{dense}}/rewind/epoch{{epoch}}.benchmark.tsv"
     conda:
         CONDA_ENV
     threads: THREADS
     resources:
         **training_resources(lambda w: w.dense, lambda w: int(w.epoch)),
     shell:
-        "{params.lth} snapshot --run {params.run:q} --epoch {wildcards.epoch:q} --init {input.init:q} --out {output:q}"
-        " --seed {params.seed:q} --threads {threads:q} {params.options} {params.hparams} > {log:q} 2>&1"
+        store_job(
+            "{params.lth} snapshot --run {params.run:q} --epoch {wildcards.epoch:q} --init {params.init:q}"
+            " --out {params.out:q} --seed {params.seed:q} --threads {threads:q} {params.options}"
+            " {params.hparams}"
+        )
 
 
 rule snapshot:
     input:
-        unpack(lambda w: PLAN.sparse_inputs(w.sparse)),
-        finished=f"{RUNS}/{{sparse}}/summary.json",
+        unpack(lambda w: published(PLAN.sparse_inputs(w.sparse))),
+        finished=f"{PUBLISHED}/runs/{{sparse}}/summary.json",
     output:
-        protected(f"{RUNS}/{{sparse}}/snapshots/epoch{{epoch}}.pt"),
+        f"{PUBLISHED}/runs/{{sparse}}/snapshots/epoch{{epoch}}.pt",
     params:
         lth=LTH,
+        init=lambda w, input: stored(input.init),
+        out=lambda w, output: stored(output[0]),
+        publish=publish_args,
         seed=lambda w: PLAN.sparse[w.sparse].dense.seed,
         hparams=lambda w: training_flags(w.sparse),
         inputs=lambda w, input: optional_inputs(input),
         options=RUN_OPTIONS,
         run=lambda w: f"{RUNS}/{w.sparse}",
     log:
-        f"{RUNS}/{{sparse}}/snapshots/epoch{{epoch}}.log",
+        f"{LOGS}/runs/{{sparse}}/snapshots/epoch{{epoch}}.log",
     benchmark:
-        f"{RUNS}/{{sparse}}/snapshots/epoch{{epoch}}.benchmark.tsv"
+        f"{LOGS}/runs/{{sparse}}/snapshots/epoch{{epoch}}.benchmark.tsv"
     conda:
         CONDA_ENV
     threads: THREADS
     resources:
         **training_resources(lambda w: w.sparse, lambda w: int(w.epoch) - PLAN.sparse[w.sparse].start_epoch),
     shell:
-        "{params.lth} snapshot --run {params.run:q} --epoch {wildcards.epoch:q} --init {input.init:q} {params.inputs}"
-        " --out {output:q} --seed {params.seed:q} --threads {threads:q} {params.options} {params.hparams}"
-        " > {log:q} 2>&1"
+        store_job(
+            "{params.lth} snapshot --run {params.run:q} --epoch {wildcards.epoch:q} --init {params.init:q}"
+            " {params.inputs} --out {params.out:q} --seed {params.seed:q} --threads {threads:q}"
+            " {params.options} {params.hparams}"
+        )

@@ -5,8 +5,8 @@
 rule dense:
     input:
         dense_outputs(),
-        PLAN.rewind_points(),
-        PLAN.reinit_points(),
+        published(PLAN.rewind_points()),
+        published(PLAN.reinit_points()),
 
 
 rule masks:
