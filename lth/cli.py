@@ -109,7 +109,7 @@ def _produce(path: str | Path, flag: str, args: argparse.Namespace, intact: Call
 
     path = Path(path)
     _output_file(path, flag, force=True)  # writable; an existing file is judged below
-    if _keep_existing(path, flag, args, intact):  # finished already: no lock needed to read it
+    if _keep_existing(path, flag, args, intact, locked=False):  # finished already: no lock needed to read it
         return
     write = prepare()
     with store.claim(path):
@@ -117,7 +117,8 @@ def _produce(path: str | Path, flag: str, args: argparse.Namespace, intact: Call
             write()
 
 
-def _keep_existing(path: Path, flag: str, args: argparse.Namespace, intact: Callable[[Path], Any]) -> bool:
+def _keep_existing(path: Path, flag: str, args: argparse.Namespace, intact: Callable[[Path], Any],
+                   locked: bool = True) -> bool:
     """Whether `path` exists, intact, and --reuse keeps it; False when there is nothing (or, with
     --force, only a damaged file) to keep; a UsageError otherwise."""
     if not path.exists():
@@ -132,7 +133,8 @@ def _keep_existing(path: Path, flag: str, args: argparse.Namespace, intact: Call
     except LthError as damage:
         if not args.force:
             raise UsageError(f"{flag}: {path} exists but is damaged ({damage}); pass --force to replace it") from None
-        log.warning("replacing %s: %s", path, damage)
+        if locked:  # said once, by the process that replaces it
+            log.warning("replacing %s: %s", path, damage)
         return False
     if not args.reuse:
         raise UsageError(f"{flag}: {path} already exists; pass --reuse to keep it, or delete it to write it again")
@@ -324,7 +326,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     config = _load_config(args.config)
     out_dir = _output_file(args.out_dir, "--out-dir", True, folder=True)
-    if _kept_finished_run(out_dir, args, config):  # finished already: reading files only, no lock needed
+    if _kept_finished_run(out_dir, args, config, locked=False):  # finished already: reading files only
         return
     training = _prepare_training(args, config)  # every check of the input: a refused run writes nothing
     with store.claim(out_dir, folder=True):
@@ -334,7 +336,8 @@ def cmd_train(args: argparse.Namespace) -> None:
             training()
 
 
-def _kept_finished_run(out_dir: Path, args: argparse.Namespace, config: dict[str, Any]) -> bool:
+def _kept_finished_run(out_dir: Path, args: argparse.Namespace, config: dict[str, Any],
+                       locked: bool = True) -> bool:
     """Whether --out-dir already holds this finished run, verified, to keep as it is (--reuse). A
     finished run is never trained over: without --reuse it is an error, and only a damaged one is
     replaced, with --force. Reads files only, so a job that finds its run done ends in a second."""
@@ -350,7 +353,8 @@ def _kept_finished_run(out_dir: Path, args: argparse.Namespace, config: dict[str
         if not args.force:
             raise UsageError(f"--out-dir: {out_dir} holds a damaged run ({damage}); pass --force to train it "
                              "again") from None
-        log.warning("training %s again: %s", out_dir, damage)
+        if locked:  # said once, by the process that trains it
+            log.warning("training %s again: %s", out_dir, damage)
         return False
     if not args.reuse:
         raise UsageError(f"--out-dir: {out_dir} already holds this finished run; pass --reuse to keep it, or delete "
