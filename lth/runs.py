@@ -173,10 +173,14 @@ def human_size(count: int) -> str:
     return f"{count} B"
 
 
-def table(folders: list[RunFolder]) -> str:
-    rows = [dict(zip(COLUMNS, COLUMNS)), *(folder.row() for folder in folders)]
-    widths = {column: max(len(row[column]) for row in rows) for column in COLUMNS}
-    return "\n".join("  ".join(row[column].ljust(widths[column]) for column in COLUMNS).rstrip() for row in rows)
+def table(folders: list[RunFolder], why: dict[str, str] | None = None) -> str:
+    """`lth ls`'s table; with `why` (folder name -> text), a last column saying it (`lth gc`)."""
+    columns = (*COLUMNS, "why") if why is not None else COLUMNS
+    rows = [dict(zip(columns, columns)),
+            *({**folder.row(), **({"why": why[Path(folder.path).name]} if why is not None else {})}
+              for folder in folders)]
+    widths = {column: max(len(row[column]) for row in rows) for column in columns}
+    return "\n".join("  ".join(row[column].ljust(widths[column]) for column in columns).rstrip() for row in rows)
 
 
 def as_json(folders: list[RunFolder]) -> str:
@@ -236,13 +240,8 @@ class Collection:
         lines = [f"kept: {count} run folders used by {who}" for who, count in self.kept_by.items()]
         if not self.unused:
             return "\n".join([*lines, f"nothing to delete under {self.results / 'runs'}"])
-        rows = [{**folder.row(), "why": self.why[Path(folder.path).name]} for folder in self.unused]
-        columns = (*COLUMNS, "why")
-        header = dict(zip(columns, columns))
-        widths = {column: max(len(row[column]) for row in [header, *rows]) for column in columns}
-        table_lines = ["  ".join(row[c].ljust(widths[c]) for c in columns).rstrip() for row in [header, *rows]]
         return "\n".join([*lines, f"unused: {len(self.unused)} run folders ({human_size(self.size)})",
-                          *table_lines])
+                          table(self.unused, self.why)])
 
 
 def collection(results: Path, planned: set[str], recorded: dict[str, dict[str, Any]],
