@@ -4,6 +4,7 @@
   python bench/training.py peer --widths 8 16 64       # our epoch vs a PIL DataLoader peer loop
   python bench/training.py mfu                         # model FLOP utilisation vs measured fp32 GEMM peak (w64)
   python bench/training.py masking                     # mask enforcement overhead at 90% sparsity
+  python bench/training.py gradinit                    # a GradInit iteration vs a training step
 
 `ceiling` and `peer` also take --device cuda --precision bf16 --batch-size 512 (item 7, on a GPU).
 `ceiling`, `peer` and `masking` time cifar10-mini's images (`--data DIR`, by default
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import os
 import statistics
 import sys
@@ -23,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -34,10 +37,12 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ratio_stats, summarise, time_interleaved  # noqa: E402
 
+import lth.gradinit  # noqa: E402
 from lth import models  # noqa: E402
-from lth.data import Split  # noqa: E402
+from lth.data import Data, Split  # noqa: E402
 from lth.data.batches import Batches  # noqa: E402
-from lth.hparams import PruneHparams, TrainHparams  # noqa: E402
+from lth.gradinit import gradinit  # noqa: E402
+from lth.hparams import GradinitHparams, PruneHparams, TrainHparams  # noqa: E402
 from lth.losses import make_loss  # noqa: E402
 from lth.masks import MaskEnforcer, dense_mask, prunable_names, prune  # noqa: E402
 from lth.train import RunOptions, evaluate, train_epoch  # noqa: E402
@@ -360,9 +365,49 @@ def bench_masking(args) -> None:
     print(f"whole steps, masked/unmasked - 1: {summarise([100 * o for o in overhead])} %")
 
 
+def bench_gradinit(args) -> None:
+    """One GradInit iteration (S0 u S1 of --batch-size images) against one training step on batches
+    of the same size, each kind of step apart: a constraint step differentiates the gradient norm
+    (a double backward), an objective step takes a look-ahead forward and backward. `autograd` is
+    the same constraint step with autograd's own second derivatives (no lth.second_derivatives)."""
+    cpu = torch.device("cpu")
+    model, _, optimizer = setup(args.widths[0], cpu)
+    images, labels = npz_images(args.data, args.images)
+    batches = our_batches(images, labels, args)
+    split = Split(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels))
+    data = Data(split, split, split, 10, MEAN, STD, flip=True, crop_padding=4)
+    iterations = max(1, args.images // args.batch_size)  # as many iterations as the epoch has steps
+
+    def gradinit_run(gamma: float, fast: bool = True) -> Callable[[], None]:
+        copy_of = copy.deepcopy(model)  # GradInit rescales in place: every call starts from the same weights
+        hparams = GradinitHparams(enabled=True, batch_size=args.batch_size, iterations=iterations, gamma=gamma)
+
+        def run() -> None:
+            work = copy.deepcopy(copy_of)
+            with nullcontext() if fast else mock.patch.object(lth.gradinit, "native_second_derivatives",
+                                                          lambda _model: nullcontext()):
+                result = gradinit(work, data, None, hparams, cpu, seed=0)
+            assert {row["step"] for row in result.history} == {"constraint" if gamma < 1 else "objective"}
+        return run
+
+    times = time_interleaved({
+        "train step": epoch_runner(model, optimizer, MaskEnforcer(model, {}), batches, nullcontext),
+        "constraint": gradinit_run(1e-12),
+        "objective": gradinit_run(math.inf),
+        "constraint (autograd)": gradinit_run(1e-12, fast=False),
+    }, args.repeats)
+    steps = math.ceil(args.images / args.batch_size)
+    step = [t / steps for t in times["train step"]]
+    print(f"width {args.widths[0]}, batch {args.batch_size}: train step {summarise([1e3 * t for t in step])} ms")
+    for name in ("constraint", "objective", "constraint (autograd)"):
+        per_iteration = [t / iterations for t in times[name]]
+        print(f"gradinit {name} iteration {summarise([1e3 * t for t in per_iteration])} ms = "
+              f"{summarise(ratio_stats(per_iteration, step))} x a train step")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("ceiling", "peer", "mfu", "masking"))
+    parser.add_argument("what", choices=("ceiling", "peer", "mfu", "masking", "gradinit"))
     parser.add_argument("--widths", type=int, nargs="+", help="default: 64 for mfu, 16 otherwise")
     parser.add_argument("--images", type=int, default=1280, help="training images per timed epoch")
     parser.add_argument("--eval-images", type=int, default=1000, help="test images per timed evaluation (ceiling)")
@@ -377,12 +422,13 @@ def main() -> None:
     add_data_option(parser)
     args = parser.parse_args()
     args.widths = args.widths or ([64] if args.what == "mfu" else [16])
-    if args.what in ("mfu", "masking") and (args.device.type != "cpu" or args.precision != "fp32"):
+    if args.what in ("mfu", "masking", "gradinit") and (args.device.type != "cpu" or args.precision != "fp32"):
         parser.error(f"{args.what} measures the fp32 CPU step; --device and --precision are for ceiling and peer")
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, device {args.device}"
           + (f" ({torch.cuda.get_device_name(args.device)})" if args.device.type == "cuda" else ""))
-    {"ceiling": bench_ceiling, "peer": bench_peer, "mfu": bench_mfu, "masking": bench_masking}[args.what](args)
+    {"ceiling": bench_ceiling, "peer": bench_peer, "mfu": bench_mfu, "masking": bench_masking,
+     "gradinit": bench_gradinit}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -307,8 +307,11 @@ class GradinitHparams(Hparams):
     min_scale: float = hp(0.01, "lower bound of weight scales (bias scales are bounded by 0)", minimum=0.0)
     iterations: int = hp(180, "GradInit iterations", minimum=1)
     grad_clip: float = hp(1.0, "clip each scale's gradient to +-this (0 = off)", minimum=0.0)
-    batch_size: int = hp(128, "images per gradient batch S0 u S1, drawn as two halves (256: the ToST code's "
-                         "two loader batches of 128)", minimum=2)
+    batch_size: int = hp(256, "images per gradient batch S0 u S1, drawn as two halves (the ToST code's two "
+                         "loader batches of 128; GradInit's own CIFAR code uses 128)", minimum=2)
+    weights: str = hp("dense", "what GradInit rescales: dense (the unpruned starting weights; the mask is "
+                      "applied after it, as in the ToST code) or ticket (the masked weights: the gradient "
+                      "norm and the look-ahead step ignore pruned weights)", choices=("dense", "ticket"))
 
 
 SECTIONS: tuple[type[Hparams], ...] = (ModelHparams, DataHparams, TrainHparams, PruneHparams, GradinitHparams)

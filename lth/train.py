@@ -18,7 +18,6 @@ import logging
 import math
 import platform
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -30,19 +29,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import lth
 from lth.checkpoints import nonfinite, save_checkpoint
 from lth.data import Data
 from lth.data.batches import Batches
 from lth.errors import LthError
 from lth.flops import forward_flops
-from lth.gradinit import gradinit
+from lth.gradinit import gradinit, step_counts
 from lth.hparams import GradinitHparams, ModelHparams, TrainHparams
-from lth.io import atomic_link, atomic_write_text, check_output, load_verified, save_verified, write_json, write_yaml
+from lth.io import atomic_link, atomic_write_text, check_output, load_verified, read_json, save_verified, write_json
+from lth.io import write_yaml
 from lth.losses import LossFn, loss_summary, make_loss
 from lth.manifest import run_files, write_summary
 from lth.masks import Mask, MaskEnforcer, sparsity
 from lth.models.skip import jump_params
+from lth.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -95,18 +95,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise LthError(f"device: {name!r} is not available here; use 'cpu' or 'auto'")
     return device
-
-
-def git_commit() -> str:
-    """The commit of the lth code that ran, marked `-dirty` when it had uncommitted changes."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=Path(lth.__file__).parent, capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-
-    try:
-        return git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def fingerprint(record: dict[str, Any]) -> str:
@@ -289,7 +277,6 @@ def train(
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format)
     enforcer = MaskEnforcer(model, mask or {})
-    enforcer.apply_to_weights()
     optimizer = torch.optim.SGD(model.parameters(), lr=hparams.lr, momentum=hparams.momentum,
                                 weight_decay=hparams.weight_decay, nesterov=hparams.nesterov)
     generator = torch.Generator().manual_seed(seed)
@@ -332,6 +319,7 @@ def train(
             result = gradinit(model, data, mask, gradinit_hparams, device, seed, channels_last)
             write_json(resume_dir / "gradinit.json", {"hparams": gradinit_hparams.to_dict(), "alphas": result.alphas,
                                                       "skipped": result.skipped, "history": result.history})
+    enforcer.apply_to_weights()  # after GradInit, which may rescale the dense weights (gradinit.weights: dense)
 
     end_epoch = hparams.epochs if stop_epoch is None else stop_epoch
     pending = {e: resume_dir / f"epoch{e}.pt" for e in save_epochs}
@@ -394,7 +382,9 @@ def train(
         log.info("stopped %s after epoch %d of %d", out_dir, end_epoch, hparams.epochs)
         return {}
     summary = _summary(rows, model, mask, hparams, device, channels_last, start_epoch, data.train.images.shape[1:])
-    summary.update(loss_summary(hparams), gradinit=gradinit_hparams is not None, thread_changes=thread_changes)
+    gradinit_steps = step_counts(read_json(resume_dir / "gradinit.json")["history"]) if gradinit_hparams else None
+    summary.update(loss_summary(hparams), gradinit=gradinit_hparams is not None, gradinit_steps=gradinit_steps,
+                   thread_changes=thread_changes)
     save_checkpoint(out_dir / "final.pt", model, model_hparams, data.num_classes, hparams.epochs)
     published = ["final.pt"]
     for path in pending.values():
@@ -456,6 +446,5 @@ def _summary(rows: list[dict[str, float]], model: nn.Module, mask: Mask | None, 
         "compile": hparams.compile,
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "lth": lth.__version__,
-        "git_commit": git_commit(),
+        **provenance(),
     }

@@ -32,11 +32,19 @@ def analyze(what: str, weights: Path, mask: Path, out: Path, *extra: str) -> pd.
     return pd.read_csv(out)
 
 
-def test_activation_sparsity_per_stage_and_in_total(ticket, tmp_path):
-    table = analyze("activations", *ticket, tmp_path / "a.csv").set_index("stage")
-    assert list(table.index) == ["stem", "layer1", "layer2", "layer3", "layer4", "all"]
-    assert table.loc["all", "near_zero"] == table.drop(index="all")["near_zero"].sum()
-    assert 0 < table.loc["all", "fraction"] < 1
+def test_activation_sparsity_per_threshold_and_stage_and_in_total(ticket, tmp_path):
+    stages = ["stem", "layer1", "layer2", "layer3", "layer4", "all"]
+    table = analyze("activations", *ticket, tmp_path / "a.csv")  # the default thresholds: 0, 0.001, 0.01
+    assert list(zip(table["threshold"], table["stage"])) == [(t, s) for t in (0.0, 0.001, 0.01) for s in stages]
+    for _, rows in table.groupby("threshold"):
+        rows = rows.set_index("stage")
+        assert rows.loc["all", "near_zero"] == rows.drop(index="all")["near_zero"].sum()
+        assert 0 < rows.loc["all", "fraction"] < 1  # ReLU: exact zeros even at threshold 0
+    assert (table.groupby("stage")["total"].nunique() == 1).all()  # the same outputs at every threshold
+    assert table.groupby("stage", sort=False)["near_zero"].is_monotonic_increasing.all()
+    # 0 alone is allowed, and gives the rows it gives among others (the same single pass).
+    zero = analyze("activations", *ticket, tmp_path / "zero.csv", "--thresholds", "0")
+    pd.testing.assert_frame_equal(zero, table[table["threshold"] == 0].reset_index(drop=True))
 
 
 @pytest.mark.parametrize("what", ["landscape", "input-landscape"])
@@ -67,9 +75,19 @@ def test_hessian_records_the_sample_and_perturbation_follows_its_eigenvector(tic
     ("input-landscape", ["--sample", "0"], "--sample"),
     ("hessian", ["--k", "6"], "--k"),
     ("perturb", ["--tol", "0"], "--tol"),
+    ("activations", ["--thresholds", "0", "-1"], ("--thresholds[1]: -1.0 is not allowed; each threshold must be "
+                                                  "a finite number >= 0")),
+    ("activations", ["--thresholds", "nan"], "--thresholds[0]: nan is not allowed"),
+    ("activations", ["--thresholds", "0.01", "1e-2"], "--thresholds[1]: 0.01 is not allowed; it repeats"),
+    ("activations", ["--thresholds", "small"], "'small' is not allowed; each threshold must be a finite number"),
+    ("activations", ["--thresholds"], "--thresholds: expected at least one argument"),
 ])
-def test_bad_grid_settings_fail_before_the_data_loads(ticket, tmp_path, monkeypatch, capsys, what, flags, message):
+def test_bad_settings_fail_before_the_data_loads(ticket, tmp_path, monkeypatch, capsys, what, flags, message):
     monkeypatch.setattr(lth.data, "load", lambda *a, **k: pytest.fail("loaded data before rejecting the input"))
-    assert main(["analyze", what, "--weights", str(ticket[0]), "--out", str(tmp_path / "x.csv"), *DATA,
-                 *flags]) == 2
+    try:
+        code = main(["analyze", what, "--weights", str(ticket[0]), "--out", str(tmp_path / "x.csv"), *DATA, *flags])
+    except SystemExit as exit_info:  # a value argparse itself cannot parse
+        code = exit_info.code
+    assert code == 2
     assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()

@@ -146,7 +146,8 @@ def test_table_csv_holds_the_hand_computed_means(csvs, tmp_path):
                  "--out", str(png), str(out)]) == 0
     check_images(png)
     table = pd.read_csv(out)
-    assert list(table.columns[:4]) == ["variant", "level", "sparsity_pct", "seeds"]
+    assert list(table.columns[:5]) == ["threshold", "variant", "level", "sparsity_pct", "seeds"]
+    assert (table["threshold"] == 0.01).all()
     assert [c for c in table.columns if c.endswith("_mean_pct")] == [f"{s}_mean_pct" for s in ("all", *STAGES)]
     assert list(zip(table["variant"], table["level"])) == [("dense", 0)] + [(v, lv) for v in VARIANTS for lv in LEVELS]
     assert (table["seeds"] == 2).all()
@@ -224,6 +225,9 @@ def put(frame: pd.DataFrame, column: str, value) -> pd.DataFrame:
     ("fig2_hessian", lambda f: f[f["variant"] == "dense"], [], ["only dense rows", "'variant'"]),
     ("fig2_hessian", lambda f: pd.concat([f, f.iloc[[0]]]), [], ["more than one row", "seed 0"]),
     ("tableA1_activation_sparsity", lambda f: f[f["stage"] != "all"], [], ["stage 'all'"]),
+    ("tableA1_activation_sparsity", lambda f: put(f, "threshold", ""), [], ["'threshold'", "set in every row"]),
+    ("tableA1_activation_sparsity", lambda f: pd.concat([f, f.assign(threshold=0.0)[f["stage"] != "all"]]), [],
+     ["no rows with stage 'all' at threshold 0"]),
     ("figA12_hessian_per_epoch", lambda f: f, ["--epoch", "3"], ["--epoch", "no epoch filter"]),
     ("fig_landscape", lambda f: f, ["--epoch", "last"], ["--epoch", "'last'", "final"]),
 ])
@@ -271,7 +275,9 @@ def drawn(monkeypatch):
         legend = ax.get_legend()
         seen.update(legend=[t.get_text() for t in legend.get_texts()] if legend else [], title=ax.get_title(),
                      yscale=ax.get_yscale(), ylabel=ax.get_ylabel(), suptitle=fig.get_suptitle(),
-                     titles=[a.get_title() for a in fig.axes])
+                     titles=[a.get_title() for a in fig.axes],
+                     cells=[[cell.get_text().get_text() for cell in table.get_celld().values()]
+                            for a in fig.axes for table in a.tables])
         figures.pyplot().close(fig)
 
     monkeypatch.setattr(figures, "_save", keep)
@@ -306,6 +312,37 @@ def test_landscape_titles_say_first_seed_and_epoch(csvs, tmp_path, drawn):
     fig_landscape(csvs["fig_landscape"], [tmp_path / "f.png"], epoch=2)
     assert "epoch 2" in drawn["suptitle"]
     assert all("seed 0 only (first of 2 seeds)" in title for title in drawn["titles"] if title)
+
+
+def test_table_a1_has_one_table_per_threshold_each_titled_with_it(csvs, tmp_path, drawn):
+    from lth.analysis.figures import tableA1_activation_sparsity
+
+    frame = pd.read_csv(csvs["tableA1_activation_sparsity"])
+    # A second threshold, as `lth analyze activations` counts it in the same pass: other fractions.
+    smaller = frame.assign(threshold=0.001, near_zero_pct=frame["near_zero_pct"] / 100)
+    csv = write(tmp_path / "activation_sparsity.csv", pd.concat([frame, smaller]).to_dict("records"))
+    table = tableA1_activation_sparsity(csv, [tmp_path / "t.png"], title="x")
+    pairs = [("dense", 0)] + [(v, lv) for v in VARIANTS for lv in LEVELS]
+    assert list(zip(table["threshold"], table["variant"], table["level"])) == [
+        (t, *pair) for t in (0.001, 0.01) for pair in pairs]  # never averaged across thresholds
+    per_threshold = table.set_index(["threshold", "variant", "level"])["all_mean_pct"]
+    assert per_threshold[0.001].tolist() == pytest.approx((per_threshold[0.01] / 100).tolist())
+    first, second = drawn["titles"]
+    assert first.startswith("x: Table A1: % of activation outputs with |a| <= t, one table per threshold t "
+                            "(0.001, 0.01)") and first.endswith("|a| <= 0.001")
+    assert second == "|a| <= 0.01"
+    # Below 1%, two significant digits (the paper's Swish column reads 0.16-0.39%), not 0.2 for all.
+    dense = table[(table["threshold"] == 0.001) & (table["variant"] == "dense")].iloc[0]
+    assert dense["all_mean_pct"] < 1 and f"{dense['all_mean_pct']:.2g} ± {dense['all_std_pct']:.2g}" in \
+        drawn["cells"][0]
+
+
+def test_one_threshold_is_named_in_the_title(csvs, tmp_path, drawn):
+    from lth.analysis.figures import tableA1_activation_sparsity
+
+    tableA1_activation_sparsity(csvs["tableA1_activation_sparsity"], [tmp_path / "t.png"])
+    assert drawn["titles"] == [drawn["title"]] and drawn["title"].startswith(
+        "Table A1: % of activation outputs with |a| <= 0.01\nResNet-18")
 
 
 def test_one_seed_table_has_no_std(csvs, tmp_path):

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import pytest
 import yaml
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from lth.analysis.activations import (
+    DEFAULT_THRESHOLDS,
+    THRESHOLD_MINIMUM,
+    THRESHOLD_RULE,
+)
 from lth.analysis.hessian import DEFAULT_MAX_ITER, DEFAULT_SAMPLE, DEFAULT_TOL
 from lth.analysis.jobs import ANALYSES, AnalysisConfigError, resolve_levels
 from lth.analysis.landscape import DEFAULT_EIGEN_EXTENT, DEFAULT_EXTENT, DEFAULT_POINTS
@@ -86,6 +95,14 @@ def test_the_dense_run_of_every_variant_is_analysed_once():
     ({"hessian": {"sample": 5000}}, r"analysis.hessian.sample: 5000 is not allowed; the train split has \d+"),
     ({"input_landscape": {"sample": 400}}, r"input_landscape.sample: 400 is not allowed; the test split has 364"),
     ({"landscape": {"points": 3, "jobs": 10, "sample": 100}}, r"landscape.jobs: 10 is not allowed; the grid has 9"),
+    ({"activations": {"thresholds": [0, math.nan]}}, (r"analysis.activations.thresholds\[1\]: nan is not allowed; "
+                                                      r"each threshold must be a finite number >= 0")),
+    ({"activations": {"thresholds": [math.inf]}}, r"activations.thresholds\[0\]: inf is not allowed"),
+    ({"activations": {"thresholds": []}}, r"activations.thresholds: an empty list is not allowed"),
+    ({"activations": {"thresholds": [0.01, 0, 1e-2]}}, (r"activations.thresholds\[2\]: 0.01 is not allowed; it "
+                                                        r"repeats analysis.activations.thresholds\[0\]")),
+    ({"activations": {"threshold": 0.001}}, (r"analysis.activations.threshold: 0.001 is not allowed; the key is "
+                                             r"now `thresholds`, a list .*`thresholds: \[0.001\]`.*\[0, 0.001, 0.01\]")),
 ])
 def test_bad_analysis_settings_name_the_key_the_value_and_what_is_allowed(analysis, message):
     with pytest.raises(AnalysisConfigError, match=message):
@@ -102,3 +119,40 @@ def test_the_schema_defaults_are_the_analysis_modules_defaults():
     schema = yaml.safe_load(open(SCHEMA))["properties"]["analysis"]
     assert schema["properties"]["landscape"]["properties"]["sample"]["default"] == LANDSCAPE_SAMPLE
     assert schema["propertyNames"]["enum"] == list(schema["properties"]) == list(ANALYSES)
+
+
+@pytest.mark.parametrize("thresholds, words", [
+    ([0.01, -1], ["-1 is less than the minimum of 0", "thresholds"]),
+    (["0.01"], ["'0.01' is not of type 'number'"]),
+    (0.01, ["0.01 is not of type 'array'"]),
+])
+def test_the_schema_refuses_what_it_can_naming_the_value(thresholds, words):
+    with pytest.raises(WorkflowError) as error:
+        plan({"activations": {"thresholds": thresholds}})
+    for word in words:
+        assert word in "\n".join(map(str, error.value.args)), (word, error.value.args)
+
+
+def test_thresholds_key_the_output_as_one_setting_and_0_is_allowed():
+    default = plan({"activations": {}})
+    jobs = default.analysis_jobs("activations")
+    assert jobs and all(job.settings == {"thresholds": [0.0, 0.001, 0.01]} for job in jobs)
+    assert jobs[0].flags() == "--thresholds 0.0 0.001 0.01"
+    # The same list in another order or spelling is the same output: nothing new to compute.
+    assert set(plan({"activations": {"thresholds": [1e-2, 0, 0.001]}}).analyses) == set(default.analyses)
+    # Another list is another file, never a finished one overwritten; a list may be just 0.
+    zero = plan({"activations": {"thresholds": [0]}})
+    assert set(zero.analyses).isdisjoint(default.analyses)
+    assert zero.analysis_jobs("activations")[0].flags() == "--thresholds 0.0"
+    assert set(plan({"activations": {"thresholds": [0, 1e-3]}}).analyses).isdisjoint(default.analyses)
+
+
+def test_the_schemas_thresholds_are_the_activations_modules():
+    """lth/analysis/activations.py declares the default and the bound; the schema's copies agree."""
+    assert plan({"activations": {}}).config["analysis"]["activations"]["thresholds"] == list(DEFAULT_THRESHOLDS)
+    schema = yaml.safe_load(Path(SCHEMA).read_text())["properties"]["analysis"]["properties"]["activations"]
+    schema = schema["properties"]
+    assert schema["thresholds"]["default"] == list(DEFAULT_THRESHOLDS)
+    assert schema["thresholds"]["items"]["minimum"] == THRESHOLD_MINIMUM
+    assert THRESHOLD_RULE in schema["thresholds"]["description"]
+    assert "`thresholds`" in schema["threshold"]["description"]  # the old key: only refused, by name

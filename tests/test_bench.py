@@ -17,6 +17,7 @@ from conftest import REPO
     ("training", "ceiling", ["--widths", "8", "--images", "100", "--batch-size", "64", "--eval-images", "100"]),
     ("training", "peer", ["--widths", "8", "--images", "128", "--peer-workers", "0"]),
     ("training", "masking", ["--widths", "8", "--images", "256"]),
+    ("training", "gradinit", ["--widths", "4", "--images", "64", "--batch-size", "32"]),
     ("analysis", "hvp", ["--widths", "8"]),
     ("analysis", "track", ["--widths", "8", "--images", "256", "--sample", "16", "--max-iter", "3",
                            "--warmup-steps", "1"]),

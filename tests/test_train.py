@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import lth
 from conftest import REPO, read_metrics, state_dicts_equal
 from lth.checkpoints import build_model, init_model, load_checkpoint
 from lth.errors import LthError
@@ -18,6 +19,7 @@ from lth.hparams import ModelHparams, PruneHparams, TrainHparams
 from lth.info import describe_path
 from lth.io import read_json
 from lth.masks import dense_mask, mask_hash, prunable_names, prune, sparsity
+from lth.provenance import source_digest
 from lth.train import METRIC_COLUMNS, RunFinishedError, RunOptions, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -171,6 +173,7 @@ def test_summary_fields(rewind_runs):
     assert summary["threads"] == 1 and summary["torch"] == torch.__version__
     assert summary["device"] == "cpu" and summary["start_epoch"] == 0 and summary["sparsity"] == 0.0
     assert isinstance(summary["git_commit"], str) and summary["git_commit"]
+    assert summary["lth_source_sha256"] == source_digest() and summary["lth"] == lth.__version__
     if (REPO / ".git").exists():
         assert re.match(r"[0-9a-f]{40}", summary["git_commit"]), summary["git_commit"]
 

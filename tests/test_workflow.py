@@ -139,11 +139,6 @@ def test_changing_dense_epochs_writes_new_folders_and_keeps_old(tiny, npz_root):
     assert yaml.safe_load((new_dense[0] / "hparams.yaml").read_text())["train"]["epochs"] == 4
 
 
-def kill_config(folder: Path, npz_root: Path) -> Path:
-    return write_config(folder, "kill", tiny_config(npz_root, experiment="kill", train__epochs=5, prune__levels=2,
-                                                    variants=["lth", "rewind"], rewind_epoch=2))
-
-
 def run_weights(workdir: Path) -> dict[str, dict]:
     """Every checkpoint's weights and every mask's tensors, by path."""
     payloads = {path.relative_to(workdir).as_posix(): torch.load(path, weights_only=True)
@@ -151,19 +146,15 @@ def run_weights(workdir: Path) -> dict[str, dict]:
     return {name: payload.get("state_dict", payload.get("masks")) for name, payload in payloads.items()}
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, npz_root) -> Path:
-    workdir = tmp_path_factory.mktemp("uninterrupted")
-    snakemake(workdir, kill_config(workdir, npz_root))
-    return workdir
-
-
-def kill_during(workdir: Path, config: Path, stage: str) -> tuple[list[Path], dict[Path, int]]:
-    """Run the workflow and SIGKILL its whole job tree (as a node failure would) once a `stage` run has
-    saved a resume state, then `--unlock`: the runs caught mid-training, and the files finished by then."""
+def kill_during(workdir: Path, config: Path, stage: str, graceful: bool = False) -> tuple[list[Path], dict[Path, int]]:
+    """Run the workflow until a `stage` run has saved a resume state, then stop it: SIGKILL its whole
+    job tree (as a node failure would) and `--unlock`, or, `graceful`, SIGTERM snakemake alone, which
+    lets the running jobs finish. The runs caught mid-training, and the files finished by then."""
     command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), "--configfile",
                str(config), "--cores", "2"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    output = workdir / f"snakemake-{stage.rstrip('-*')}.out"
+    with output.open("w") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     runs = workdir / "results" / "runs"
     try:
         deadline = time.monotonic() + 300
@@ -171,38 +162,56 @@ def kill_during(workdir: Path, config: Path, stage: str) -> tuple[list[Path], di
             assert process.poll() is None, f"snakemake ended before a {stage} run saved a resume state"
             assert time.monotonic() < deadline, "no resume state within 300 s"
             time.sleep(0.05)
+        caught = [path.parent.parent for path in runs.glob(f"{stage}/.resume/state.pt")]
+        if graceful:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=300) != 0
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # stopped gracefully: nothing of the group is left
+            pass
         process.wait()
-    # Two jobs run at once on 2 cores, so the kill may catch both mid-training.
-    interrupted = [path.parent.parent for path in runs.glob(f"{stage}/.resume/state.pt")]
-    assert interrupted and not any((run / "summary.json").exists() for run in interrupted)
+    if graceful:  # the caught runs finished; Snakemake's error is explained as a stop
+        text = output.read_text()
+        assert "lth: the workflow was stopped (SIGTERM)" in text and "Error in rule" not in text, text
+        assert "At least one job did not complete successfully" in text
+        assert all((run / "summary.json").exists() for run in caught)
+        interrupted = []
+    else:  # two jobs run at once on 2 cores, so the kill may catch both mid-training
+        interrupted = [path.parent.parent for path in runs.glob(f"{stage}/.resume/state.pt")]
+        assert interrupted and not any((run / "summary.json").exists() for run in interrupted)
     finished = mtimes([path for path in runs.rglob("*") if path.is_file() and ".resume" not in path.parts
                        and ".references" not in path.parts and path.suffix in (".pt", ".json", ".csv", ".yaml")])
-    snakemake(workdir, config, "--unlock")
+    if not graceful:
+        snakemake(workdir, config, "--unlock")
     return interrupted, finished
 
 
-def test_killed_workflow_resumes_to_the_uninterrupted_result(tmp_path, npz_root, uninterrupted):
-    """Killed while the dense network trains, rerun, killed again while a ticket trains, rerun to the
-    end: the same table and weights as a run never interrupted, and nothing that had finished is
-    recomputed. (One workflow, two kills: each kill point costs no run of its own.)"""
-    config = kill_config(tmp_path, npz_root)
+def test_killed_workflow_resumes_to_the_uninterrupted_result(tmp_path, npz_root, tiny):
+    """The tiny experiment in a folder of its own, killed while the dense network trains, rerun,
+    stopped by SIGTERM while a ticket trains (the running jobs finish), rerun to the end: the same
+    table and weights as the tiny experiment never interrupted, and nothing that had finished is
+    recomputed. (One workflow, two stops: each stop point costs no run of its own.)"""
+    config = write_config(tmp_path, "tiny", tiny_config(npz_root))
     interrupted, finished = [], {}
-    for stage in ("dense-*", "sparse-*"):
-        runs, files = kill_during(tmp_path, config, stage)
+    for stage, graceful in (("dense-*", False), ("sparse-*", True)):
+        runs, files = kill_during(tmp_path, config, stage, graceful)
         interrupted += runs
         finished = {**files, **finished}  # a file's first mtime: a later recompute would change it
     snakemake(tmp_path, config)
     assert mtimes(list(finished)) == finished
-    assert all("resuming" in (run / "train.log").read_text() for run in interrupted)
+    assert interrupted and all("resuming" in (run / "train.log").read_text() for run in interrupted)
+    reference, _ = tiny
     timing = ["seconds"]
-    assert pd.read_csv(tmp_path / "results" / "kill" / "summary.csv").drop(columns=timing).equals(
-        pd.read_csv(uninterrupted / "results" / "kill" / "summary.csv").drop(columns=timing))
-    ours, reference = run_weights(tmp_path), run_weights(uninterrupted)
-    assert ours.keys() == reference.keys()
+    assert pd.read_csv(tmp_path / "results" / "tiny" / "summary.csv").drop(columns=timing).equals(
+        pd.read_csv(reference / "results" / "tiny" / "summary.csv").drop(columns=timing))
+    # The tiny store also holds other tests' runs, and files they added to shared runs (rewind points).
+    ours, theirs = run_weights(tmp_path), run_weights(reference)
+    recorded = json.loads((reference / "results" / "runs" / ".references" / "tiny.json").read_text())["runs"]
+    assert {name.split("/")[2] for name in ours} == set(recorded) and set(ours) <= set(theirs)
     for name in ours:
-        assert all(torch.equal(ours[name][key], reference[name][key]) for key in ours[name]), name
+        assert all(torch.equal(ours[name][key], theirs[name][key]) for key in ours[name]), name
 
 
 def test_paper_config_builds_the_full_dag(tmp_path):
@@ -368,7 +377,7 @@ def test_removing_a_variant_rebuilds_only_the_table(tiny, npz_root):
 def test_deleting_an_experiments_outputs_keeps_the_shared_runs(tiny, npz_root):
     """--delete-all-output as root (nothing protects a file from root): the other experiment's runs
     stay byte for byte; the links of the shared runs go, so the tiny experiment's next job that
-    needs one publishes it again and retrains nothing."""
+    needs one publishes it again and retrains nothing. The next tests need tiny complete again."""
     workdir, config = tiny
     other = write_config(workdir, "other", tiny_config(npz_root, experiment="tiny-other", variants=["rewind"]))
     assert planned_jobs(workdir, other) == NEW_EXPERIMENT
@@ -388,8 +397,11 @@ def test_deleting_an_experiments_outputs_keeps_the_shared_runs(tiny, npz_root):
     shared = Path(table.loc[("rewind", 2), "run"]).name  # the two experiments' run: its link went
     link = workdir / "results" / "published" / "runs" / shared / "summary.json"
     assert not link.is_symlink()
-    snakemake(workdir, config, str(link.relative_to(workdir)))
+    every_run = {"init": 1, "train_dense": 1, "rewind_point": 1, "prune": 2, "train_sparse": 4}
+    assert planned_jobs(workdir, config) == {**every_run, **TABLE_JOBS}  # tiny-other shares all of them
+    snakemake(workdir, config)
     assert link.resolve() == (store / shared / "summary.json").resolve() and state() == before
+    assert planned_jobs(workdir, config) == {}
 
 
 @pytest.mark.parametrize("target, rules", [

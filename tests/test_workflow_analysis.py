@@ -54,6 +54,7 @@ def test_analyses_of_a_finished_experiment_run_alone_and_touch_no_run(finished, 
                                             "width", "dataset", "train_epochs"], name
     activations = tables["activation_sparsity"]
     assert set(zip(activations["variant"], activations["level"])) == {("dense", 0), ("lth", 2)}
+    assert sorted(set(activations["threshold"])) == [0, 0.001, 0.01]  # the default, counted in one job per run
     assert activations.loc[activations["level"] == 2, "sparsity_pct"].iloc[0] == pytest.approx(36, abs=0.1)
     hessian = tables["hessian"]
     assert sorted(hessian["variant"]) == ["lth", "rewind"] and (hessian["sample"] == 20).all()
@@ -67,7 +68,16 @@ def test_analyses_of_a_finished_experiment_run_alone_and_touch_no_run(finished, 
     for stem in ("tableA1_activation_sparsity", "fig2_hessian", "figA12_hessian_per_epoch", "fig10_perturbation",
                  "fig5_landscape_epoch2", "fig11_landscape_final", "fig11_input_landscape"):
         assert (figures / f"{stem}.png").stat().st_size > 1000 and (figures / f"{stem}.pdf").is_file(), stem
-    assert (figures / "tableA1_activation_sparsity.csv").is_file()
+    assert pd.read_csv(figures / "tableA1_activation_sparsity.csv")["threshold"].unique().tolist() == [0, 0.001, 0.01]
+
+    def plans(name: str, thresholds: list) -> dict[str, int]:
+        analysis = {**ANALYSIS, "activations": {**ANALYSIS["activations"], "thresholds": thresholds}}
+        return planned_jobs(finished, write_config(finished, name, tiny_config(npz_root, experiment="analysed",
+                                                                               analysis=analysis)))
+
+    assert plans("reordered", [0.01, 0.0, 1e-3]) == {}  # the same thresholds: the same files, nothing to do
+    assert plans("other", [0, 1e-4]) == {  # another list: a new file per run, the old ones untouched
+        "analyze": 2, "collect_analysis": 1, "tabulate_analysis": 1, "all": 1}
 
 
 def test_a_grid_split_into_jobs_gives_the_numbers_of_one_job(finished, npz_root):

@@ -7,8 +7,8 @@ folder's name; then `model, width, dataset, train_epochs`: what the run trained 
 train_epochs is the schedule's length), so that a figure's title can say it. The analysis' own
 columns follow (the module docstrings define them), accuracies and fractions in % under `_pct`
 names, as in every table (lth/aggregate.py; the run folders keep fractions):
-- activation_sparsity.csv: stage, near_zero, total, near_zero_pct (100 * near_zero / total, the
-  run's `fraction`), threshold (stage `all` = the network);
+- activation_sparsity.csv: one row per (threshold, stage): stage, near_zero, total, near_zero_pct
+  (100 * near_zero / total, the run's `fraction`), threshold (stage `all` = the network);
 - hessian.csv: rank (1..k), eigenvalue, iterations, converged, residual, seconds, sample (images);
 - hessian_per_epoch.csv: one row per training epoch (the `epoch` column), eigenvalue, iterations,
   converged, residual, seconds (from the tracked run's metrics.csv);

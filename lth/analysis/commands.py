@@ -77,6 +77,16 @@ def _write_csv(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     log.info("wrote %s (%d rows)", path, len(rows))
 
 
+def _check_activations(args: argparse.Namespace) -> None:
+    """The thresholds, before the data load; ascending, as the CSV lists them."""
+    from lth.analysis.activations import ActivationSparsityError, check_thresholds
+
+    try:
+        args.thresholds = check_thresholds(args.thresholds, "--thresholds")
+    except ActivationSparsityError as error:
+        raise UsageError(str(error)) from None
+
+
 def cmd_activations(args: argparse.Namespace, subject: Subject) -> None:
     from lth.analysis.activations import activation_sparsity
     from lth.data.batches import Batches
@@ -84,8 +94,8 @@ def cmd_activations(args: argparse.Namespace, subject: Subject) -> None:
     out = Path(args.out)
     test = subject.data.test
     batches = Batches(test, 500, subject.data.mean, subject.data.std, subject.device)
-    result = activation_sparsity(subject.model, batches, threshold=args.threshold)
-    _write_csv(out, result.rows())
+    results = activation_sparsity(subject.model, batches, thresholds=args.thresholds)  # one pass, every threshold
+    _write_csv(out, (row for result in results for row in result.rows()))
 
 
 def _check_grid(args: argparse.Namespace) -> None:
@@ -251,8 +261,24 @@ def add_analyze(commands: Any, command: Callable[..., argparse.ArgumentParser]) 
         DataHparams.add_arguments(sub)
         return sub
 
-    sub = analysis("activations", cmd_activations, "activation sparsity per stage over the test set")
-    sub.add_argument("--threshold", type=float, default=1e-2, help="|a| <= this counts as zero (default: 1e-2)")
+    from lth.analysis.activations import (
+        DEFAULT_THRESHOLDS,
+        THRESHOLD_RULE,
+        threshold_text,
+    )
+
+    def threshold(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not allowed; each threshold must be {THRESHOLD_RULE}") \
+                from None
+
+    sub = analysis("activations", cmd_activations, "activation sparsity per stage over the test set, at each "
+                   "threshold in one pass", _check_activations)
+    sub.add_argument("--thresholds", type=threshold, nargs="+", default=list(DEFAULT_THRESHOLDS), metavar="T",
+                     help=f"|a| <= T counts as zero; one row per (threshold, stage), all counted in one pass; "
+                          f"each {THRESHOLD_RULE}, no repeats (default: {threshold_text(DEFAULT_THRESHOLDS)})")
     _grid_options(analysis("landscape", cmd_landscape, "weight-space loss landscape (Li et al. 2018) on a "
                            "fixed sample of training images", _check_grid), 2000)
     hessian = analysis("hessian", cmd_hessian, "top Hessian eigenvalue(s) of plain cross-entropy by power "

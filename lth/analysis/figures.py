@@ -54,7 +54,7 @@ _INTEGER = {"seed", "level", "epoch", "rank", "index", "i", "j", "iterations", "
 _TEXT = {"variant", "run", "stage", "model", "dataset"}
 _UNIT = {"sparsity_pct": "a percentage in [0, 100)", "near_zero_pct": "a percentage in [0, 100]"}
 # Never empty: they say what a row is (or where in a grid it lies, or what was trained).
-_REQUIRED = {*ID_COLUMNS, *RUN_COLUMNS, "stage", "rank", "index", "i", "j"}
+_REQUIRED = {*ID_COLUMNS, *RUN_COLUMNS, "stage", "threshold", "rank", "index", "i", "j"}
 
 _SOURCES = {  # figure name -> the collected CSV it is drawn from, for error messages
     "tableA1_activation_sparsity": "activation_sparsity.csv",
@@ -354,37 +354,42 @@ def log_contour_levels(low: float, high: float, count: int = 15) -> np.ndarray:
 
 def tableA1_activation_sparsity(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None,
                                 title: str | None = None) -> pd.DataFrame:
-    """Table A1: the % of near-zero activation outputs, for the whole network (`all`) and per stage.
+    """Table A1: the % of near-zero activation outputs, for the whole network (`all`) and per stage,
+    one table per threshold (the CSV's `threshold` column, ascending).
 
-    Rows are (variant, level) pairs, cells the mean over seeds of 100 * fraction, with `± std`
-    when several seeds exist (of the CSV's near_zero_pct); a stage a row lacks is `–`. A .csv output
-    gets the same pivot:
-    columns variant, level, sparsity_pct, seeds, then per stage (`all` first, then the CSV's stage
-    order) `<stage>_mean_pct` and `<stage>_std_pct` (empty with one seed). Returns that pivot.
+    Fractions at different thresholds are different quantities, never averaged together: the image
+    draws one table per threshold, each titled with its `|a| <= t`. Rows are (variant, level)
+    pairs, cells the mean over seeds of 100 * fraction, with `± std` when several seeds exist (of
+    the CSV's near_zero_pct); a stage a row lacks is `–`. A .csv output gets the same pivot, one
+    block of rows per threshold: columns threshold, variant, level, sparsity_pct, seeds, then per
+    stage (`all` first, then the CSV's stage order) `<stage>_mean_pct` and `<stage>_std_pct`
+    (empty with one seed). Returns that pivot.
     """
     import pandas as pd
+
+    from lth.analysis.activations import threshold_text
 
     name = "tableA1_activation_sparsity"
     outputs = _check_outputs(name, outputs)
     frame = _select_epoch(_load(csv, name), Path(csv), epoch)
-    thresholds = sorted(frame["threshold"].dropna().unique())
-    if len(thresholds) > 1:  # fractions at different thresholds are different quantities: never average them
-        raise LthError(f"{csv} mixes thresholds {', '.join(map(str, thresholds))} (column 'threshold'); collect "
-                       "one analysis setting per table")
-    _check_unique(frame, Path(csv), ["seed", "variant", "level", "epoch", "stage"])
-    if not (frame["stage"] == "all").any():
-        raise LthError(f"{csv} has no rows with stage 'all' (column 'stage'); Table A1 needs the whole network's "
-                       "fraction, which `lth analyze activations` writes as stage `all`")
+    _check_unique(frame, Path(csv), ["threshold", "seed", "variant", "level", "epoch", "stage"])
+    thresholds = sorted(frame["threshold"].unique())
+    for threshold in thresholds:
+        if not (frame.loc[frame["threshold"] == threshold, "stage"] == "all").any():
+            raise LthError(f"{csv} has no rows with stage 'all' at threshold {threshold:g} (columns 'stage', "
+                           "'threshold'); Table A1 needs the whole network's fraction, which `lth analyze "
+                           "activations` writes as stage `all` for each threshold")
     stages = ["all", *dict.fromkeys(stage for stage in frame["stage"] if stage != "all")]
     records = []
-    for (variant, level), rows in _pairs(frame):
-        record: dict[str, Any] = {"variant": variant, "level": level,
-                                  "sparsity_pct": rows["sparsity_pct"].mean(), "seeds": rows["seed"].nunique()}
-        for stage in stages:
-            values = rows.loc[rows["stage"] == stage, "near_zero_pct"]
-            record[f"{stage}_mean_pct"] = values.mean() if len(values) else float("nan")
-            record[f"{stage}_std_pct"] = values.std() if len(values) > 1 else float("nan")
-        records.append(record)
+    for threshold in thresholds:
+        for (variant, level), rows in _pairs(frame[frame["threshold"] == threshold]):
+            record: dict[str, Any] = {"threshold": threshold, "variant": variant, "level": level,
+                                      "sparsity_pct": rows["sparsity_pct"].mean(), "seeds": rows["seed"].nunique()}
+            for stage in stages:
+                values = rows.loc[rows["stage"] == stage, "near_zero_pct"]
+                record[f"{stage}_mean_pct"] = values.mean() if len(values) else float("nan")
+                record[f"{stage}_std_pct"] = values.std() if len(values) > 1 else float("nan")
+            records.append(record)
     table = pd.DataFrame(records)
 
     fig = crop = None
@@ -392,32 +397,55 @@ def tableA1_activation_sparsity(csv: Path, outputs: Sequence[Path], *, epoch: Ep
         plt = pyplot()
         several = table["seeds"].max() > 1
 
+        def percent(value: float) -> str:
+            # Below 1%, two significant digits: Swish's fractions (the paper's 0.16-0.39%) would all read 0.2.
+            return f"{value:.2g}" if 0 < abs(value) < 1 else f"{value:.1f}"
+
         def cell(mean: float, std: float) -> str:
             if not math.isfinite(mean):
                 return "–"
-            return f"{mean:.1f} ± {std:.1f}" if several and math.isfinite(std) else f"{mean:.1f}"
+            return f"{percent(mean)} ± {percent(std)}" if several and math.isfinite(std) else percent(mean)
 
         header = ["variant", "level", "sparsity (%)", *stages]
-        body = [[row["variant"], str(row["level"]), f"{row['sparsity_pct']:.1f}",
-                 *(cell(row[f"{stage}_mean_pct"], row[f"{stage}_std_pct"]) for stage in stages)]
-                for _, row in table.iterrows()]
+        bodies = [[[row["variant"], str(row["level"]), f"{row['sparsity_pct']:.1f}",
+                    *(cell(row[f"{stage}_mean_pct"], row[f"{stage}_std_pct"]) for stage in stages)]
+                   for _, row in table[table["threshold"] == threshold].iterrows()] for threshold in thresholds]
         width = 1.0 * (len(header) + 1) + (0.6 * len(stages) if several else 0)
-        fig, ax = plt.subplots(figsize=(width, 0.9 + 0.28 * (len(body) + 1)))
-        ax.axis("off")
-        rendered = ax.table(cellText=body, colLabels=header, loc="upper center", cellLoc="center")
-        rendered.auto_set_font_size(False)
-        rendered.set_fontsize(8)
-        rendered.auto_set_column_width(list(range(len(header))))
-        threshold = f"|a| <= {thresholds[0]:g}" if thresholds else "near-zero"
-        ax.set_title(_heading(f"Table A1: % of activation outputs with {threshold}", frame, title,
-                              _epoch_note(frame, epoch)), fontsize=9)
-        # bbox_inches="tight" would keep the whole (invisible) axes: crop to the cells and the title.
+        # Each table in its own axes, placed in inches: a cell is ~0.17 in high whatever the axes'
+        # size, so the axes are as high as their table, with room above for the titles.
+        heights = [0.17 * (len(body) + 1) for body in bodies]
+        top, gap = 0.9, 0.4  # the heading; the next table's own title
+        total = top + sum(heights) + gap * (len(bodies) - 1) + 0.1
+        fig = plt.figure(figsize=(width, total))
+        axes, y = [], total - top
+        for height in heights:
+            axes.append(fig.add_axes((0.02, (y - height) / total, 0.96, height / total)))
+            y -= height + gap
+        what = f"% of activation outputs with |a| <= {threshold_text(thresholds)}" if len(thresholds) == 1 else \
+            f"% of activation outputs with |a| <= t, one table per threshold t ({threshold_text(thresholds)})"
+        heading = _heading(f"Table A1: {what}", frame, title, _epoch_note(frame, epoch))
+        drawn, titles = [], []
+        for ax, threshold, body in zip(axes, thresholds, bodies):
+            ax.axis("off")
+            rendered = ax.table(cellText=body, colLabels=header, loc="upper center", cellLoc="center")
+            rendered.auto_set_font_size(False)
+            rendered.set_fontsize(8)
+            rendered.auto_set_column_width(list(range(len(header))))
+            # One threshold: the heading is the table's title; several: the first table's title
+            # carries it, and every table says its own threshold.
+            own = f"|a| <= {threshold:g}"
+            first = ax is axes[0]
+            ax.set_title(heading if len(thresholds) == 1 else (f"{heading}\n\n{own}" if first else own),
+                         fontsize=9)
+            drawn.append(rendered)
+            titles.append(ax.title)
+        # bbox_inches="tight" would keep the whole (invisible) axes: crop to the cells and the titles.
         from matplotlib.transforms import Bbox
 
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()
-        drawn = [cell.get_window_extent(renderer) for cell in rendered.get_celld().values()]
-        crop = Bbox.union([*drawn, ax.title.get_window_extent(renderer)]).transformed(
+        extents = [cell_.get_window_extent(renderer) for rendered in drawn for cell_ in rendered.get_celld().values()]
+        crop = Bbox.union([*extents, *(text.get_window_extent(renderer) for text in titles)]).transformed(
             fig.dpi_scale_trans.inverted()).padded(0.15)
     _save(fig, outputs, table, crop=crop)
     return table
@@ -662,7 +690,8 @@ _GRID_COLUMNS = (*ID_COLUMNS, *RUN_COLUMNS, "index", "i", "j", "alpha", "beta", 
 FIGURES: dict[str, tuple[FigureFunction, tuple[str, ...], str]] = {
     "tableA1_activation_sparsity": (
         tableA1_activation_sparsity, (*ID_COLUMNS, *RUN_COLUMNS, "stage", "near_zero_pct", "threshold"),
-        "Table A1: % of near-zero activations, whole network and per stage (activation_sparsity.csv)"),
+        ("Table A1: % of near-zero activations, whole network and per stage, one table per threshold "
+         "(activation_sparsity.csv)")),
     "fig2_hessian": (
         fig2_hessian, (*ID_COLUMNS, *RUN_COLUMNS, "rank", "eigenvalue", "converged"),
         "Figure 2: top Hessian eigenvalue vs sparsity, one line per variant (hessian.csv)"),

@@ -25,7 +25,7 @@ Definition (what `hessian_eigen` computes)
   i.e. of <g, v>), in the parameters' dtype, on a copy of the model in eval mode, channels_last
   where torch allows it (`_working_copy`); dot products and norms are accumulated in float64. For
   nn.Conv2d and eval-mode nn.BatchNorm2d the second derivatives take native kernels
-  (`_native_second_derivatives`): a convolution's gradient is differentiated by the forward
+  (`lth.second_derivatives`): a convolution's gradient is differentiated by the forward
   convolution and the convolution_backward kernels of a training step, and BatchNorm is the
   per-channel affine map it is in eval mode. A sample of one batch keeps g and its graph between
   products (the weights do not change during power iteration), so every product after the first
@@ -70,9 +70,7 @@ import copy
 import logging
 import math
 import time
-import types
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -84,6 +82,7 @@ from lth.data import Data, Split
 from lth.data.batches import Batches
 from lth.errors import LthError
 from lth.masks import Mask
+from lth.second_derivatives import native_second_derivatives
 from lth.train import EpochContext, channels_last_risks
 
 log = logging.getLogger(__name__)
@@ -232,104 +231,6 @@ def _masked(v: Vector, keeps: Sequence[torch.Tensor | None]) -> Vector:
             for x, keep in zip(v, keeps, strict=True)]
 
 
-class _ConvGradients(torch.autograd.Function):
-    """A convolution's (grad_input, grad_weight, grad_bias) by the kernel a training step uses,
-    differentiated by that kernel and the forward convolution again: all three are bilinear in
-    (grad_output, input or weight). Autograd's own double backward of a convolution computes the
-    weight term as a convolution over the batch dimension, several times slower on the CPU."""
-
-    @staticmethod
-    def forward(ctx: Any, grad_out: torch.Tensor, inputs: torch.Tensor, weight: torch.Tensor, has_bias: bool,
-                geometry: tuple[list[int], list[int], list[int], int], input_grad: bool) -> tuple[Any, ...]:
-        ctx.save_for_backward(grad_out, inputs, weight)
-        ctx.geometry = geometry
-        stride, padding, dilation, groups = geometry
-        return torch.ops.aten.convolution_backward(grad_out, inputs, weight, [weight.shape[0]] if has_bias else None,
-                                                   stride, padding, dilation, False, [0, 0], groups,
-                                                   [input_grad, True, has_bias])
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad_grad_input: torch.Tensor | None, grad_grad_weight: torch.Tensor | None,
-                 grad_grad_bias: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
-        grad_out, inputs, weight = ctx.saved_tensors
-        stride, padding, dilation, groups = ctx.geometry
-        terms = []  # d/d grad_out of <grad_grad_input, gI> + <grad_grad_weight, gW> + <grad_grad_bias, gB>
-        if ctx.needs_input_grad[0] and grad_grad_input is not None:
-            terms.append(F.conv2d(grad_grad_input, weight, None, stride, padding, dilation, groups))
-        if ctx.needs_input_grad[0] and grad_grad_weight is not None:
-            terms.append(F.conv2d(inputs, grad_grad_weight, None, stride, padding, dilation, groups))
-        if ctx.needs_input_grad[0] and grad_grad_bias is not None:
-            terms.append(grad_grad_bias.view(1, -1, 1, 1).expand_as(grad_out))
-        d_grad_out = sum(terms[1:], terms[0]) if terms else None
-        d_inputs = d_weight = None
-        if ctx.needs_input_grad[1] and grad_grad_weight is not None:
-            d_inputs = torch.ops.aten.convolution_backward(grad_out, inputs, grad_grad_weight, None, stride, padding,
-                                                           dilation, False, [0, 0], groups, [True, False, False])[0]
-        if ctx.needs_input_grad[2] and grad_grad_input is not None:
-            d_weight = torch.ops.aten.convolution_backward(grad_out, grad_grad_input, weight, None, stride, padding,
-                                                           dilation, False, [0, 0], groups, [False, True, False])[1]
-        return d_grad_out, d_inputs, d_weight, None, None, None
-
-
-class _Conv2d(torch.autograd.Function):
-    """F.conv2d (the same forward kernel) whose backward is `_ConvGradients`."""
-
-    @staticmethod
-    def forward(ctx: Any, inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                geometry: tuple[list[int], list[int], list[int], int]) -> torch.Tensor:
-        ctx.save_for_backward(inputs, weight)
-        ctx.geometry, ctx.has_bias = geometry, bias is not None
-        return F.conv2d(inputs, weight, bias, *geometry)
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        inputs, weight = ctx.saved_tensors
-        grads = _ConvGradients.apply(grad_out, inputs, weight, ctx.has_bias, ctx.geometry, ctx.needs_input_grad[0])
-        return grads[0], grads[1], grads[2], None
-
-
-def _conv_forward(module: nn.Conv2d, inputs: torch.Tensor) -> torch.Tensor:
-    geometry = (list(module.stride), list(module.padding), list(module.dilation), module.groups)
-    return _Conv2d.apply(inputs, module.weight, module.bias, geometry)
-
-
-def _batch_norm_forward(module: nn.BatchNorm2d, inputs: torch.Tensor) -> torch.Tensor:
-    # Eval mode: a per-channel affine map of constants (the running statistics) and the parameters.
-    scale = torch.rsqrt(module.running_var + module.eps)
-    shift = -module.running_mean * scale
-    if module.weight is not None:
-        scale = scale * module.weight
-        shift = shift * module.weight
-    if module.bias is not None:
-        shift = shift + module.bias
-    return inputs * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)
-
-
-@contextmanager
-def _native_second_derivatives(model: nn.Module) -> Iterator[None]:
-    """While inside, nn.Conv2d and eval-mode nn.BatchNorm2d modules compute the same function by a
-    route whose second derivatives are fast (`_ConvGradients`; BatchNorm as the affine map it is in
-    eval mode, instead of autograd's general double backward of batch_norm). Other modules, and
-    these in other configurations, are left to autograd."""
-    patched = []
-    for module in model.modules():
-        if "forward" in vars(module):  # the model set its own: leave it alone
-            continue
-        if type(module) is nn.Conv2d and module.padding_mode == "zeros" and not isinstance(module.padding, str):
-            module.forward = types.MethodType(_conv_forward, module)
-        elif type(module) is nn.BatchNorm2d and not module.training and module.running_var is not None:
-            module.forward = types.MethodType(_batch_norm_forward, module)
-        else:
-            continue
-        patched.append(module)
-    try:
-        yield
-    finally:
-        for module in patched:
-            del module.forward
-
-
 def _hvp_fn(model: nn.Module, params: Sequence[nn.Parameter], batches: Sequence[Batch],
             keeps: Sequence[torch.Tensor | None]) -> Callable[[Vector], Vector]:
     """v -> P H P v. Each product differentiates the batch gradients g once more: autograd.grad of
@@ -344,7 +245,7 @@ def _hvp_fn(model: nn.Module, params: Sequence[nn.Parameter], batches: Sequence[
 
     def gradients(index: int, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         if index not in kept:
-            with _native_second_derivatives(model):
+            with native_second_derivatives(model):
                 loss = F.cross_entropy(model(inputs).float(), labels)
             grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
             if not keep:

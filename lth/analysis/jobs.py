@@ -18,7 +18,8 @@ default), for example
 Each (analysis, run, epoch) is one job writing `<run folder>/analysis/<name>-<hash><suffix>`,
 where the hash covers the analysis' settings and the epoch (and, for a grid, the number of parts
 it runs as, since the parts are files too): a changed setting writes a new file, a finished one is
-never redone, and the training runs it reads never change. The collected CSVs in
+never redone, and the training runs it reads never change. Activations' `thresholds` enter it
+ascending, as floats: one list in another order or spelling is the same file. The collected CSVs in
 `results/<experiment>/analysis/` name the dense run's rows variant `dense`, level 0.
 """
 
@@ -57,7 +58,7 @@ class Analysis:
 HESSIAN_SETTINGS = ("sample", "sample_seed", "tol", "max_iter")
 GRID_SETTINGS = ("points", "extent", "sample", "sample_seed")
 ANALYSES: dict[str, Analysis] = {a.name: a for a in (
-    Analysis("activations", ".csv", "activation_sparsity.csv", ("threshold",), train_sample=None),
+    Analysis("activations", ".csv", "activation_sparsity.csv", ("thresholds",), train_sample=None),
     Analysis("hessian", ".json", "hessian.csv", (*HESSIAN_SETTINGS, "k")),
     Analysis("hessian_per_epoch", "", "hessian_per_epoch.csv", HESSIAN_SETTINGS, epochs=False),
     Analysis("perturbation", ".csv", "perturbation.csv", (*HESSIAN_SETTINGS, "points", "extent", "test_sample"),
@@ -95,9 +96,11 @@ class AnalysisJob:
         return f"{relative}/metrics.csv" if not self.analysis.suffix else relative
 
     def flags(self, prefix: str = "") -> str:
-        """The settings as shell-quoted `lth` flags (`--{prefix}max-iter 100`)."""
+        """The settings as shell-quoted `lth` flags (`--{prefix}max-iter 100`; a list's items follow its
+        flag: `--thresholds 0.0 0.001`)."""
         return shlex.join(word for key, value in self.settings.items()
-                          for word in (f"--{prefix}{key.replace('_', '-')}", str(value)))
+                          for word in (f"--{prefix}{key.replace('_', '-')}",
+                                       *map(str, value if isinstance(value, (list, tuple)) else [value])))
 
     def part_outputs(self) -> list[str]:
         stem = self.output.removesuffix(self.analysis.suffix)
@@ -163,8 +166,7 @@ def plan_analyses(plan: Plan, section: dict[str, Any], sizes: dict[str, int]) ->
     for name, options in section.items():
         analysis = ANALYSES[name]  # the schema allows no other name
         key = f"analysis.{name}"
-        settings = {setting: options[setting] for setting in analysis.settings}
-        _check_settings(key, analysis, options, sizes)
+        settings = _check_settings(key, analysis, options, sizes)
         chosen = _variants(f"{key}.variants", options["variants"], variants)
         levels = resolve_levels(f"{key}.levels", options["levels"], plan.levels, plan.prune_rate)
         for row in plan.primary_rows():
@@ -186,7 +188,12 @@ def plan_analyses(plan: Plan, section: dict[str, Any], sizes: dict[str, int]) ->
     return jobs
 
 
-def _check_settings(key: str, analysis: Analysis, options: dict[str, Any], sizes: dict[str, int]) -> None:
+def _check_settings(key: str, analysis: Analysis, options: dict[str, Any], sizes: dict[str, int]) -> dict[str, Any]:
+    """The analysis' settings as its output's hash and its flags take them, after the checks the
+    schema cannot make."""
+    settings = {setting: options[setting] for setting in analysis.settings}
+    if analysis.name == "activations":
+        settings["thresholds"] = _thresholds(key, options)
     for setting, split in ((analysis.train_sample, "train"), (analysis.test_sample, "test")):
         if setting and options[setting] > sizes[split]:
             raise AnalysisConfigError(f"{key}.{setting}: {options[setting]} is not allowed; the {split} split has "
@@ -194,6 +201,29 @@ def _check_settings(key: str, analysis: Analysis, options: dict[str, Any], sizes
     if analysis.grid and options["jobs"] > options["points"] ** 2:
         raise AnalysisConfigError(f"{key}.jobs: {options['jobs']} is not allowed; the grid has "
                                   f"{options['points'] ** 2} points (must be <= {options['points'] ** 2})")
+    return settings
+
+
+def _thresholds(key: str, options: dict[str, Any]) -> list[float]:
+    """`thresholds` ascending, as floats: another order or spelling of the same list is the same
+    output (lth.analysis.activations.check_thresholds). The old single `threshold` is refused by
+    name, not ignored: a config that set it would otherwise get the default list silently."""
+    from lth.analysis.activations import (
+        DEFAULT_THRESHOLDS,
+        ActivationSparsityError,
+        check_thresholds,
+        threshold_text,
+    )
+
+    if "threshold" in options:
+        old = options["threshold"]
+        raise AnalysisConfigError(f"{key}.threshold: {old!r} is not allowed; the key is now `thresholds`, a list "
+                                  f"counted in one pass: write `thresholds: [{old}]`, or leave it out for the "
+                                  f"default [{threshold_text(DEFAULT_THRESHOLDS)}]")
+    try:
+        return list(check_thresholds(options["thresholds"], f"{key}.thresholds"))
+    except ActivationSparsityError as error:
+        raise AnalysisConfigError(str(error)) from None
 
 
 def _variants(key: str, items: Any, variants: list[str]) -> set[str]:

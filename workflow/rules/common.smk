@@ -230,9 +230,32 @@ def start_using_store():
         store.record_references(RESULTS, name, [*plan.dense, *plan.chains, *plan.sparse], CONFIG_FILES)
 
 
+# What Snakemake logs when SIGTERM stops it (its scheduler), and before each failed job.
+GRACEFUL_STOP = "Will exit after finishing currently running jobs"
+FAILED_JOB = "Error in rule "
+
+
+def explain_stop(logfiles):
+    """After SIGTERM, Snakemake lets the running jobs finish and then reports "At least one job did
+    not complete successfully" although none failed: say what happened, above that message.
+    `logfiles`: what Snakemake passes to onerror, a path or a list of them."""
+    paths = [logfiles] if isinstance(logfiles, (str, os.PathLike)) else list(logfiles or [])
+    try:
+        text = "".join(Path(path).read_text(errors="replace") for path in paths)
+    except OSError:
+        return
+    if GRACEFUL_STOP in text and FAILED_JOB not in text:
+        print("lth: the workflow was stopped (SIGTERM) after its running jobs finished; no job failed. "
+              "Rerun the same command to go on: finished jobs are kept, the others run.", file=sys.stderr)
+
+
 onstart:
     check_execution()
     start_using_store()
+
+
+onerror:
+    explain_stop(log)
 
 
 # ---- resources of the jobs that train (lth/resources.py) ----
