@@ -84,7 +84,6 @@ class _Scale:
 
     name: str
     param: nn.Parameter
-    origin: torch.Tensor
     origin_norm: float
     floor: float
     alpha: float = 1.0
@@ -161,7 +160,7 @@ def gradinit(model: nn.Module, data: Data, mask: Mask | None, hparams: GradinitH
                 skipped.append(name)
                 continue
             floor = 0.0 if name.endswith("bias") else hparams.min_scale
-            scales.append(_Scale(name, param, param.detach().clone(), norm, floor))
+            scales.append(_Scale(name, param, norm, floor))
     batches = _half_batches(data, hparams.batch_size // 2, device, seed, channels_last)
 
     was_training = model.training
