@@ -48,7 +48,7 @@ else
   FIX_ENV := delete $(VENV) or give VENV= another path, and $(FIX_PYTHON)
 endif
 
-.PHONY: install quickstart test test-slurm FORCE
+.PHONY: install quickstart test lint format test-slurm FORCE
 
 install: $(STAMP)
 
@@ -57,6 +57,17 @@ quickstart: $(STAMP)
 
 test: $(STAMP)
 	$(ENV_PYTHON) -m pytest $(PYTEST_ARGS)
+
+# The tree as ruff and snakefmt format it (pyproject.toml pins both and their settings); `make format` applies them.
+lint: $(STAMP)
+	$(ENV_PYTHON) -m ruff format --check .
+	$(ENV_PYTHON) -m ruff check .
+	$(ENV_PYTHON) -m snakefmt --check Snakefile workflow
+
+format: $(STAMP)
+	$(ENV_PYTHON) -m ruff format .
+	$(ENV_PYTHON) -m ruff check --fix .
+	$(ENV_PYTHON) -m snakefmt Snakefile workflow
 
 # The real-SLURM test installs SLURM and munge (apt-get) and starts a local cluster, so it runs only when
 # asked: here, or with LTH_TEST_SLURM=1 (what .ci/run does).
@@ -70,7 +81,7 @@ endif
 $(STAMP): pyproject.toml | $(ENV_PYTHON)
 	@$(call check_python,$(ENV_PYTHON),$(FIX_ENV))
 	$(ENV_PYTHON) -m pip install --quiet $(TORCH)
-	$(ENV_PYTHON) -m pip install --quiet -e ".[test]"
+	$(ENV_PYTHON) -m pip install --quiet -e ".[test,lint]"
 	@echo '$(INSTALLED)' > '$@'
 
 ifdef ACTIVE

@@ -39,13 +39,34 @@ include: "workflow/rules/targets.smk"
 # Light jobs run where Snakemake runs, never as cluster jobs (profiles/slurm): they take seconds, and
 # the data job must reach the internet.
 localrules:
-    data, init, reinit, prune, aggregate, tickets, summaries, figure_settings, merge_grid, collect_analysis,
-    plot_accuracy_vs_sparsity, plot_paper_figure, plot_grid, plot_analysis, tabulate_analysis,
-    all, dense, masks, retrain, tables, analysis, figures, report,
+    data,
+    init,
+    reinit,
+    prune,
+    aggregate,
+    tickets,
+    summaries,
+    figure_settings,
+    merge_grid,
+    collect_analysis,
+    plot_accuracy_vs_sparsity,
+    plot_paper_figure,
+    plot_grid,
+    plot_analysis,
+    tabulate_analysis,
+    all,
+    dense,
+    masks,
+    retrain,
+    tables,
+    analysis,
+    figures,
+    report,
 
 
 # In the Snakefile itself: Snakemake ignores `default_target` in an included file.
 rule all:
+    default_target: True
     input:
         TABLES,
         FIGURES,
@@ -58,4 +79,3 @@ rule all:
         published(PLAN.reinit_points()),
         mask_outputs(),
         sparse_outputs(),
-    default_target: True

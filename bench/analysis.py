@@ -30,8 +30,17 @@ from torch.func import functional_call, grad, jvp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ratio_stats, summarise, time_interleaved  # noqa: E402
-from training import (CIFAR_TRAIN, MEAN, STD, FixedBatch, add_data_option, epoch_runner,  # noqa: E402
-                      npz_images, setup, twin)
+from training import (
+    CIFAR_TRAIN,
+    MEAN,
+    STD,
+    FixedBatch,
+    add_data_option,
+    epoch_runner,  # noqa: E402
+    npz_images,
+    setup,
+    twin,
+)
 
 from lth.analysis.hessian import HessianTracker, _hvp_fn, _masked, _trainable, _working_copy  # noqa: E402
 from lth.analysis.landscape import FixedBatches, landscape_directions, weight_landscape  # noqa: E402
@@ -65,8 +74,9 @@ def masked_resnet(width: int):
     return model, optimizer, analysed, mask
 
 
-def one_step(model: nn.Module, optimizer: torch.optim.Optimizer, mask, inputs: torch.Tensor,
-             labels: torch.Tensor) -> Callable[[], object]:
+def one_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, mask, inputs: torch.Tensor, labels: torch.Tensor
+) -> Callable[[], object]:
     """One training step of the product (`train_epoch` over one batch), channels_last."""
     batch = FixedBatch(inputs.contiguous(memory_format=torch.channels_last), labels, [len(labels)])
     return epoch_runner(model, optimizer, MaskEnforcer(model, mask), batch, nullcontext)
@@ -105,11 +115,13 @@ def hvp_candidates(model: nn.Module, mask, inputs: torch.Tensor, labels: torch.T
     def forward_over_reverse() -> list[torch.Tensor]:  # torch.func, BatchNorm in eval mode
         return _masked(list(jvp(grad(loss), (primals,), (tangents,))[1].values()), keeps)
 
-    return {"product, graph kept (iterations 2 and on)": lambda: kept(v),
-            "product, first iteration (graph built)": first_product,
-            "product in NCHW, graph kept": lambda: nchw_kept(v),
-            "autograd double backward, NCHW (before)": autograd_double_backward,
-            "forward-over-reverse (torch.func jvp of grad)": forward_over_reverse}
+    return {
+        "product, graph kept (iterations 2 and on)": lambda: kept(v),
+        "product, first iteration (graph built)": first_product,
+        "product in NCHW, graph kept": lambda: nchw_kept(v),
+        "autograd double backward, NCHW (before)": autograd_double_backward,
+        "forward-over-reverse (torch.func jvp of grad)": forward_over_reverse,
+    }
 
 
 def bench_hvp(args) -> None:
@@ -131,8 +143,10 @@ def bench_hvp(args) -> None:
         times = time_interleaved({"step": step, **hvps}, args.repeats, warmup=0)
         print(f"  training step (train_epoch on one batch, channels_last) {summarise(times['step'])} s")
         for name in hvps:
-            print(f"  HVP, {name}: {summarise(times[name])} s = {summarise(ratio_stats(times[name], times['step']))} "
-                  "training steps")
+            print(
+                f"  HVP, {name}: {summarise(times[name])} s = {summarise(ratio_stats(times[name], times['step']))} "
+                "training steps"
+            )
 
 
 def bench_track(args) -> None:
@@ -142,33 +156,48 @@ def bench_track(args) -> None:
     for width in args.widths:
         model, optimizer, _, mask = masked_resnet(width)
         # A few steps first, so that the weights and BatchNorm statistics are not those at init.
-        warm = Split(data.train.images[:args.warmup_steps * BATCH], data.train.labels[:args.warmup_steps * BATCH])
-        epoch_runner(model, optimizer, MaskEnforcer(model, mask), Batches(
-            warm, BATCH, MEAN, STD, CPU, generator=torch.Generator().manual_seed(0), flip=True, crop_padding=4),
-            nullcontext)()
+        warm = Split(data.train.images[: args.warmup_steps * BATCH], data.train.labels[: args.warmup_steps * BATCH])
+        epoch_runner(
+            model,
+            optimizer,
+            MaskEnforcer(model, mask),
+            Batches(warm, BATCH, MEAN, STD, CPU, generator=torch.Generator().manual_seed(0), flip=True, crop_padding=4),
+            nullcontext,
+        )()
         # The step trains a twin, so that the tracked model stays the same in every repeat.
         stepped, stepped_optimizer = twin(model)
         tracker = HessianTracker(data, mask, sample=args.sample, sample_seed=0, tol=args.tol, max_iter=args.max_iter)
         columns: list[dict[str, float]] = []
         step = one_step(stepped, stepped_optimizer, mask, inputs, labels)
         step()  # warm-up; the tracker's own iterations warm it up (a warm-up call would cost minutes)
-        times = time_interleaved({
-            "step": step, "tracker": lambda: columns.append(tracker(EpochContext(1, model, data, CPU, {}))),
-        }, args.repeats, warmup=0)
+        times = time_interleaved(
+            {
+                "step": step,
+                "tracker": lambda: columns.append(tracker(EpochContext(1, model, data, CPU, {}))),
+            },
+            args.repeats,
+            warmup=0,
+        )
         iterations = [row["hessian_iterations"] for row in columns]
-        print(f"width {width}, 90% sparse, {args.warmup_steps} warm-up steps; tracker at sample {args.sample}, tol "
-              f"{args.tol}, max {args.max_iter} iterations: eigenvalue {columns[-1]['hessian_eigenvalue']:.4g}, "
-              f"{iterations[-1]} iterations (converged: {bool(columns[-1]['hessian_converged'])})")
+        print(
+            f"width {width}, 90% sparse, {args.warmup_steps} warm-up steps; tracker at sample {args.sample}, tol "
+            f"{args.tol}, max {args.max_iter} iterations: eigenvalue {columns[-1]['hessian_eigenvalue']:.4g}, "
+            f"{iterations[-1]} iterations (converged: {bool(columns[-1]['hessian_converged'])})"
+        )
         seconds_per_iteration = [t / n for t, n in zip(times["tracker"], iterations)]
-        print(f"  tracker {summarise(times['tracker'])} s, {summarise(seconds_per_iteration)} s per iteration (the "
-              f"first, which builds the graph, included); training step (batch {BATCH}) {summarise(times['step'])} s")
+        print(
+            f"  tracker {summarise(times['tracker'])} s, {summarise(seconds_per_iteration)} s per iteration (the "
+            f"first, which builds the graph, included); training step (batch {BATCH}) {summarise(times['step'])} s"
+        )
         # An epoch's training pass is CIFAR_TRAIN / BATCH such steps (evaluation not counted).
         share = [t / (s * steps_per_epoch) for t, s in zip(times["tracker"], times["step"])]
         per_iteration = [t / n / (s * steps_per_epoch) for t, n, s in zip(times["tracker"], iterations, times["step"])]
-        print(f"  per epoch of {CIFAR_TRAIN} images ({steps_per_epoch:.1f} steps): "
-              f"{summarise([100 * x for x in share])} % at {iterations[-1]} iterations; "
-              f"{summarise([100 * x for x in per_iteration])} % per iteration, so "
-              f"{summarise([100 * args.max_iter * x for x in per_iteration])} % at the budget of {args.max_iter}")
+        print(
+            f"  per epoch of {CIFAR_TRAIN} images ({steps_per_epoch:.1f} steps): "
+            f"{summarise([100 * x for x in share])} % at {iterations[-1]} iterations; "
+            f"{summarise([100 * x for x in per_iteration])} % per iteration, so "
+            f"{summarise([100 * args.max_iter * x for x in per_iteration])} % at the budget of {args.max_iter}"
+        )
 
 
 def bench_landscape(args) -> None:
@@ -177,23 +206,32 @@ def bench_landscape(args) -> None:
         _, _, analysed, mask = masked_resnet(width)
         batches = FixedBatches(Batches(data.train, 500, MEAN, STD, CPU, channels_last=False))
         directions = landscape_directions(analysed, mask, seed=0)
-        points = args.points ** 2
-        times = time_interleaved({
-            "landscape": lambda: weight_landscape(analysed, batches, directions, points=args.points),
-            "evaluate": lambda: [evaluate(analysed, batches) for _ in range(points)],
-        }, args.repeats)
-        print(f"width {width}, 90% sparse, {args.images} images, {points} grid points: landscape "
-              f"{summarise([points / t for t in times['landscape']])} points/s, plain evaluation "
-              f"{summarise([points / t for t in times['evaluate']])} passes/s; landscape / evaluation "
-              f"{summarise(ratio_stats(times['evaluate'], times['landscape']))}")
+        points = args.points**2
+        times = time_interleaved(
+            {
+                "landscape": lambda: weight_landscape(analysed, batches, directions, points=args.points),
+                "evaluate": lambda: [evaluate(analysed, batches) for _ in range(points)],
+            },
+            args.repeats,
+        )
+        print(
+            f"width {width}, 90% sparse, {args.images} images, {points} grid points: landscape "
+            f"{summarise([points / t for t in times['landscape']])} points/s, plain evaluation "
+            f"{summarise([points / t for t in times['evaluate']])} passes/s; landscape / evaluation "
+            f"{summarise(ratio_stats(times['evaluate'], times['landscape']))}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=("hvp", "track", "landscape"))
     parser.add_argument("--widths", type=int, nargs="+", default=[16])
-    parser.add_argument("--images", type=int, default=2000,
-                        help="track: training images the sample is drawn from; landscape: images evaluated")
+    parser.add_argument(
+        "--images",
+        type=int,
+        default=2000,
+        help="track: training images the sample is drawn from; landscape: images evaluated",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--sample", type=int, default=200, help="track: the Hessian's sample (the paper's: 200)")

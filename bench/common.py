@@ -14,8 +14,9 @@ if REPO not in sys.path:
     sys.path.insert(1, REPO)
 
 
-def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int,
-                     warmup: int = 1) -> dict[str, list[float]]:
+def time_interleaved(
+    candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+) -> dict[str, list[float]]:
     """Seconds per call of each candidate, alternating between them every repeat, and rotating which
     goes first, so that drift in the machine's speed (other load, frequency, caches) and the order
     itself hit all of them alike."""
@@ -25,7 +26,7 @@ def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int,
     times: dict[str, list[float]] = {name: [] for name in candidates}
     names = list(candidates)
     for repeat in range(repeats):
-        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
             run = candidates[name]
             started = time.perf_counter()
             run()

@@ -37,36 +37,55 @@ TARGET_IMAGES_PER_S, TARGET_PEER, TARGET_CEILING = 20_000, 3.0, 0.9
 
 def bench_batch_size(images: np.ndarray, labels: np.ndarray, args: argparse.Namespace) -> None:
     # Imported here, not at the top: without CUDA the script exits before paying for torchvision.
-    from training import (FixedBatch, autocast_for, epoch_runner, images_per_s, our_batches, peer_loader,
-                          peer_runner, setup, twin)
+    from training import (
+        FixedBatch,
+        autocast_for,
+        epoch_runner,
+        images_per_s,
+        our_batches,
+        peer_loader,
+        peer_runner,
+        setup,
+        twin,
+    )
 
     from lth.masks import MaskEnforcer
 
     model, mask, optimizer = setup(args.width, args.device, sparsity_rounds=1)  # rate 0.9 once: 90% sparse
-    mask = {name: keep.to(args.device) for name, keep in mask.items()}  # prune returns CPU masks; the peer needs them here
+    mask = {
+        name: keep.to(args.device) for name, keep in mask.items()
+    }  # prune returns CPU masks; the peer needs them here
     enforcer = MaskEnforcer(model, mask)
     enforcer.apply_to_weights()
     autocast = autocast_for(args)
     batches = our_batches(images, labels, args)
     step_model = torch.compile(model, dynamic=False) if args.compile else model  # as `lth train` compiles
     # train_epoch reads its loss at the end, which waits for the GPU: no extra synchronisation needed.
-    candidates = {"ours": epoch_runner(step_model, optimizer, enforcer, batches, autocast),
-                  "ceiling": epoch_runner(step_model, optimizer, enforcer, FixedBatch.like(batches), autocast)}
+    candidates = {
+        "ours": epoch_runner(step_model, optimizer, enforcer, batches, autocast),
+        "ceiling": epoch_runner(step_model, optimizer, enforcer, FixedBatch.like(batches), autocast),
+    }
     for workers in args.peer_workers:
         # The peer trains its own copy from the same start, in the default memory format.
         peer_model, peer_optimizer = twin(model, torch.contiguous_format)
-        candidates[f"peer{workers}"] = peer_runner(peer_model, peer_optimizer, mask,
-                                                   peer_loader(images, labels, args, workers), args)
+        candidates[f"peer{workers}"] = peer_runner(
+            peer_model, peer_optimizer, mask, peer_loader(images, labels, args, workers), args
+        )
     times = time_interleaved(candidates, args.repeats)  # the warm-up pass autotunes, compiles, starts workers
     count = len(labels)
-    print(f"batch {args.batch_size}: ours {images_per_s(count, times['ours'])} img/s "
-          f"(target >= {TARGET_IMAGES_PER_S:,})")
-    print(f"batch {args.batch_size}: ceiling {images_per_s(count, times['ceiling'])} img/s; ours / ceiling "
-          f"{summarise(ratio_stats(times['ceiling'], times['ours']))} (target >= {TARGET_CEILING})")
+    print(
+        f"batch {args.batch_size}: ours {images_per_s(count, times['ours'])} img/s (target >= {TARGET_IMAGES_PER_S:,})"
+    )
+    print(
+        f"batch {args.batch_size}: ceiling {images_per_s(count, times['ceiling'])} img/s; ours / ceiling "
+        f"{summarise(ratio_stats(times['ceiling'], times['ours']))} (target >= {TARGET_CEILING})"
+    )
     for workers in args.peer_workers:
-        print(f"batch {args.batch_size}: peer ({workers} workers) {images_per_s(count, times[f'peer{workers}'])} "
-              f"img/s; peer time / ours {summarise(ratio_stats(times[f'peer{workers}'], times['ours']))} "
-              f"(target >= {TARGET_PEER:g})")
+        print(
+            f"batch {args.batch_size}: peer ({workers} workers) {images_per_s(count, times[f'peer{workers}'])} "
+            f"img/s; peer time / ours {summarise(ratio_stats(times[f'peer{workers}'], times['ours']))} "
+            f"(target >= {TARGET_PEER:g})"
+        )
 
 
 def main() -> None:
@@ -87,10 +106,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as `lth train` sets it on a GPU
-    print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, device {args.device}"
-          + (f" ({torch.cuda.get_device_name(args.device)})" if args.device.type == "cuda" else "")
-          + f"; ResNet-18 w{args.width}, {args.precision}, {args.images} images per epoch, "
-          f"median (min, max) of {args.repeats} epochs")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, device {args.device}"
+        + (f" ({torch.cuda.get_device_name(args.device)})" if args.device.type == "cuda" else "")
+        + f"; ResNet-18 w{args.width}, {args.precision}, {args.images} images per epoch, "
+        f"median (min, max) of {args.repeats} epochs"
+    )
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.images, 32, 32, 3), dtype=np.uint8)  # NHWC, as PIL and CIFAR hold them
     labels = rng.integers(0, 10, args.images).astype(np.int64)

@@ -44,8 +44,9 @@ def bench_width(width: int, args: argparse.Namespace) -> None:
     shapes = {name: params[name].shape for name in names}
     candidates = {
         "step": step,
-        "magnitude": lambda: prune(model.state_dict(), dense_mask(model.state_dict(), names), PruneHparams(),
-                                   rounds=args.level),
+        "magnitude": lambda: prune(
+            model.state_dict(), dense_mask(model.state_dict(), names), PruneHparams(), rounds=args.level
+        ),
         "random": lambda: mask_sources.random_mask(shapes, count, seed=0),
         "snip": lambda: mask_sources.keep_top(mask_sources.snip_scores(model, names, [batch]), count),
         "grasp": lambda: mask_sources.keep_top(mask_sources.grasp_scores(model, names, [batch]), count),
@@ -55,8 +56,10 @@ def bench_width(width: int, args: argparse.Namespace) -> None:
     print(f"width {width}: training step {summarise(times['step'])} s")
     for name in candidates:
         if name != "step":
-            print(f"width {width}: {name} {summarise(times[name])} s per mask = "
-                  f"{summarise(ratio_stats(times[name], times['step']))} training steps")
+            print(
+                f"width {width}: {name} {summarise(times[name])} s per mask = "
+                f"{summarise(ratio_stats(times[name], times['step']))} training steps"
+            )
 
 
 def main() -> None:
@@ -69,8 +72,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads; ResNet-18, batch {args.batch_size}, IMP level "
-          f"{args.level}'s count, median (min, max) of {args.repeats}")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads; ResNet-18, batch {args.batch_size}, IMP level "
+        f"{args.level}'s count, median (min, max) of {args.repeats}"
+    )
     for width in args.widths:
         bench_width(width, args)
 

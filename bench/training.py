@@ -49,8 +49,9 @@ from lth.train import RunOptions, evaluate, train_epoch  # noqa: E402
 
 # The benchmarks' images: cifar10-mini (10k train / 2k test CIFAR-10 images as .npz), where the
 # project's machines keep it, unless --data names another folder in the npz source's layout.
-DEFAULT_DATA = Path(os.environ.get("LTH_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data",
-                    "cifar10-mini")
+DEFAULT_DATA = Path(
+    os.environ.get("LTH_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data", "cifar10-mini"
+)
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 # CIFAR's split in the paper's recipe: 45k training images (after the 9:1 validation split), and
 # every epoch evaluates the 5k validation and 10k test images.
@@ -58,18 +59,25 @@ CIFAR_TRAIN, CIFAR_EVAL = 45_000, 15_000
 
 
 def add_data_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, metavar="DIR",
-                        help="folder with train.npz and test.npz: images uint8 (N, 32, 32, 3) and labels "
-                             "(default: $LTH_SHARED_DATA/cifar10-mini, else ../shared/data/cifar10-mini beside "
-                             "the repository)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        metavar="DIR",
+        help="folder with train.npz and test.npz: images uint8 (N, 32, 32, 3) and labels "
+        "(default: $LTH_SHARED_DATA/cifar10-mini, else ../shared/data/cifar10-mini beside "
+        "the repository)",
+    )
 
 
 def npz_images(folder: Path, images: int, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """The first `images` images (NHWC uint8) and labels of `folder/<split>.npz`."""
     path = folder / f"{split}.npz"
     if not path.is_file():
-        sys.exit(f"--data {folder}: {path.name} not found; give a folder with train.npz and test.npz "
-                 "(images uint8 (N, 32, 32, 3), labels), such as cifar10-mini")
+        sys.exit(
+            f"--data {folder}: {path.name} not found; give a folder with train.npz and test.npz "
+            "(images uint8 (N, 32, 32, 3), labels), such as cifar10-mini"
+        )
     with np.load(path) as archive:
         if len(archive["labels"]) < images:
             sys.exit(f"--images {images}: {path} has only {len(archive['labels'])}")
@@ -107,8 +115,16 @@ def our_batches(images: np.ndarray, labels: np.ndarray, args, train: bool = True
     split = Split(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels))
     if not train:  # as `lth train` evaluates
         return Batches(split, RunOptions().eval_batch_size, MEAN, STD, args.device)
-    return Batches(split, args.batch_size, MEAN, STD, args.device, generator=torch.Generator().manual_seed(0),
-                   flip=True, crop_padding=4)
+    return Batches(
+        split,
+        args.batch_size,
+        MEAN,
+        STD,
+        args.device,
+        generator=torch.Generator().manual_seed(0),
+        flip=True,
+        crop_padding=4,
+    )
 
 
 class FixedBatch:
@@ -152,8 +168,14 @@ class CifarStyle(Dataset):
 
 
 def peer_loader(images: np.ndarray, labels: np.ndarray, args, workers: int) -> DataLoader:
-    return DataLoader(CifarStyle(images, labels), batch_size=args.batch_size, shuffle=True, num_workers=workers,
-                      persistent_workers=workers > 0, pin_memory=args.device.type == "cuda")
+    return DataLoader(
+        CifarStyle(images, labels),
+        batch_size=args.batch_size,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=args.device.type == "cuda",
+    )
 
 
 def peer_runner(model, optimizer, mask, loader, args) -> Callable[[], None]:
@@ -174,15 +196,18 @@ def peer_runner(model, optimizer, mask, loader, args) -> Callable[[], None]:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+
     return synchronised(run, args.device)
 
 
 def synchronised(run: Callable[[], object], device: torch.device) -> Callable[[], None]:
     """`run`, then wait for the GPU: a timing must include the work it queued."""
+
     def timed() -> None:
         run()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
+
     return timed
 
 
@@ -200,43 +225,66 @@ def bench_ceiling(args) -> None:
         batches = our_batches(images, labels, args)
         eval_batches = our_batches(test_images, test_labels, args, train=False)
         ceiling = FixedBatch.like(batches)
-        times = time_interleaved({"ours": epoch_runner(model, optimizer, enforcer, batches, autocast),
-                                  "ceiling": epoch_runner(model, optimizer, enforcer, ceiling, autocast),
-                                  "eval": lambda: evaluate(model, eval_batches, autocast)}, args.repeats)
-        print(f"width {width}: ours {images_per_s(len(labels), times['ours'])} img/s, ceiling "
-              f"{images_per_s(len(labels), times['ceiling'])} img/s, ours/ceiling "
-              f"{summarise(ratio_stats(times['ceiling'], times['ours']))}")
+        times = time_interleaved(
+            {
+                "ours": epoch_runner(model, optimizer, enforcer, batches, autocast),
+                "ceiling": epoch_runner(model, optimizer, enforcer, ceiling, autocast),
+                "eval": lambda: evaluate(model, eval_batches, autocast),
+            },
+            args.repeats,
+        )
+        print(
+            f"width {width}: ours {images_per_s(len(labels), times['ours'])} img/s, ceiling "
+            f"{images_per_s(len(labels), times['ceiling'])} img/s, ours/ceiling "
+            f"{summarise(ratio_stats(times['ceiling'], times['ours']))}"
+        )
         # Evaluation is its own cost: per image, then scaled to CIFAR's 45k-train / 15k-eval epoch.
-        eval_share = [(e / len(test_labels) * CIFAR_EVAL) / (t / len(labels) * CIFAR_TRAIN)
-                      for e, t in zip(times["eval"], times["ours"])]
-        print(f"width {width}: evaluation {images_per_s(len(test_labels), times['eval'])} img/s; on CIFAR (15k "
-              f"eval / 45k train images) it adds {summarise([100 * s for s in eval_share])} % to the training pass")
+        eval_share = [
+            (e / len(test_labels) * CIFAR_EVAL) / (t / len(labels) * CIFAR_TRAIN)
+            for e, t in zip(times["eval"], times["ours"])
+        ]
+        print(
+            f"width {width}: evaluation {images_per_s(len(test_labels), times['eval'])} img/s; on CIFAR (15k "
+            f"eval / 45k train images) it adds {summarise([100 * s for s in eval_share])} % to the training pass"
+        )
 
 
 def bench_peer(args) -> None:
     images, labels = npz_images(args.data, args.images)
     for width in args.widths:
         model, mask, optimizer = setup(width, args.device)
-        candidates = {"ours": epoch_runner(model, optimizer, MaskEnforcer(model, mask),
-                                           our_batches(images, labels, args), autocast_for(args))}
+        candidates = {
+            "ours": epoch_runner(
+                model, optimizer, MaskEnforcer(model, mask), our_batches(images, labels, args), autocast_for(args)
+            )
+        }
         for workers in args.peer_workers:
             # The peer trains its own copy from the same start, in the default memory format.
             peer_model, peer_optimizer = twin(model, torch.contiguous_format)
-            candidates[f"peer{workers}"] = peer_runner(peer_model, peer_optimizer, mask,
-                                                       peer_loader(images, labels, args, workers), args)
+            candidates[f"peer{workers}"] = peer_runner(
+                peer_model, peer_optimizer, mask, peer_loader(images, labels, args, workers), args
+            )
         times = time_interleaved(candidates, args.repeats)
         print(f"width {width}: ours {images_per_s(len(labels), times['ours'])} img/s")
         for workers in args.peer_workers:
-            print(f"width {width}: peer ({workers} workers) {images_per_s(len(labels), times[f'peer{workers}'])} "
-                  f"img/s; peer time / ours {summarise(ratio_stats(times[f'peer{workers}'], times['ours']))}")
+            print(
+                f"width {width}: peer ({workers} workers) {images_per_s(len(labels), times[f'peer{workers}'])} "
+                f"img/s; peer time / ours {summarise(ratio_stats(times[f'peer{workers}'], times['ours']))}"
+            )
     # The data paths alone, with no training: where the difference comes from.
     batches = our_batches(images, labels, args)
     loader = peer_loader(images, labels, args, 0)
-    data_times = time_interleaved({"ours": synchronised(lambda: [None for _ in batches], args.device),
-                                   "peer": synchronised(lambda: [x.to(args.device) for x, _ in loader], args.device)},
-                                  args.repeats)
-    print(f"data path alone, {len(labels)} images: ours {summarise(data_times['ours'])} s, "
-          f"peer (0 workers) {summarise(data_times['peer'])} s")
+    data_times = time_interleaved(
+        {
+            "ours": synchronised(lambda: [None for _ in batches], args.device),
+            "peer": synchronised(lambda: [x.to(args.device) for x, _ in loader], args.device),
+        },
+        args.repeats,
+    )
+    print(
+        f"data path alone, {len(labels)} images: ours {summarise(data_times['ours'])} s, "
+        f"peer (0 workers) {summarise(data_times['peer'])} s"
+    )
 
 
 def gemm_candidates() -> tuple[dict[str, Callable[[], object]], dict[str, int]]:
@@ -263,21 +311,30 @@ def gemm_candidates() -> tuple[dict[str, Callable[[], object]], dict[str, int]]:
 def alternative_steps(model, mask, inputs: torch.Tensor, labels: torch.Tensor) -> dict[str, Callable[[], None]]:
     """The same train step done other ways, each on its own copy of the model: the routes a
     faster CPU step could take. The product trains channels_last, on oneDNN, in eager mode."""
+
     def variant(memory_format=torch.channels_last, compile_model: bool = False, context=nullcontext):
         copied, optimizer = twin(model, memory_format)
         batch = FixedBatch(inputs.contiguous(memory_format=memory_format), labels, [len(labels)])
-        run = epoch_runner(torch.compile(copied) if compile_model else copied, optimizer, MaskEnforcer(copied, mask),
-                           batch, nullcontext)
+        run = epoch_runner(
+            torch.compile(copied) if compile_model else copied,
+            optimizer,
+            MaskEnforcer(copied, mask),
+            batch,
+            nullcontext,
+        )
 
         def step() -> None:
             with context():
                 run()
+
         return step
 
     compiled = "torch.compile'd (inductor fuses batch norm, ReLU, adds)"
-    steps = {"in NCHW": variant(torch.contiguous_format),
-             "with oneDNN off (im2col + MKL GEMM)": variant(context=lambda: torch.backends.mkldnn.flags(enabled=False)),
-             compiled: variant(compile_model=True)}
+    steps = {
+        "in NCHW": variant(torch.contiguous_format),
+        "with oneDNN off (im2col + MKL GEMM)": variant(context=lambda: torch.backends.mkldnn.flags(enabled=False)),
+        compiled: variant(compile_model=True),
+    }
     started = time.perf_counter()
     steps[compiled]()  # compiles now, outside the timed repeats
     print(f"torch.compile of the train step: {time.perf_counter() - started:.0f} s")
@@ -312,17 +369,23 @@ def mfu_at(width: int, args) -> None:
     def mfu(name: str) -> str:
         return summarise([100 * step_flops / t / p for t, p in zip(times[name], peak)])
 
-    print(f"fp32 GEMM peak {summarise([p / 1e9 for p in peak])} GFLOP/s (fastest shape most often: {best}); "
-          f"ResNet-18 w{width} train step {step_flops / 1e9:.1f} GFLOP at "
-          f"{summarise([step_flops / t / 1e9 for t in times['step']])} GFLOP/s; MFU {mfu('step')} %")
+    print(
+        f"fp32 GEMM peak {summarise([p / 1e9 for p in peak])} GFLOP/s (fastest shape most often: {best}); "
+        f"ResNet-18 w{width} train step {step_flops / 1e9:.1f} GFLOP at "
+        f"{summarise([step_flops / t / 1e9 for t in times['step']])} GFLOP/s; MFU {mfu('step')} %"
+    )
     # The best of eight noisy timings reads high; against one shape's median the peak is unbiased.
-    print(f"  MFU against the fastest shape's median ({statistics.median(rates[best]) / 1e9:.1f} GFLOP/s): "
-          f"{100 * step_flops / statistics.median(times['step']) / statistics.median(rates[best]):.1f} %")
+    print(
+        f"  MFU against the fastest shape's median ({statistics.median(rates[best]) / 1e9:.1f} GFLOP/s): "
+        f"{100 * step_flops / statistics.median(times['step']) / statistics.median(rates[best]):.1f} %"
+    )
     for name in gemms:
         print(f"  {name}: {summarise([r / 1e9 for r in rates[name]])} GFLOP/s")
     for name in alternatives:
-        print(f"  step {name}: MFU {mfu(name)} %; its time / the product's step "
-              f"{summarise(ratio_stats(times[name], times['step']))}")
+        print(
+            f"  step {name}: MFU {mfu(name)} %; its time / the product's step "
+            f"{summarise(ratio_stats(times[name], times['step']))}"
+        )
     # Where the step's time goes: the convolutions' own rates, and the share of everything else.
     by_op = counter.get_flop_counts()["Global"]
     conv_flops = {"forward": by_op[torch.ops.aten.convolution], "backward": by_op[torch.ops.aten.convolution_backward]}
@@ -334,11 +397,15 @@ def mfu_at(width: int, args) -> None:
     conv_seconds = {"forward": seconds["aten::mkldnn_convolution"], "backward": seconds["aten::convolution_backward"]}
     total = sum(seconds.values())
     for part in ("forward", "backward"):
-        print(f"  conv {part}: {conv_flops[part] / 1e9:.1f} GFLOP in {conv_seconds[part]:.2f} s = "
-              f"{conv_flops[part] / conv_seconds[part] / 1e9:.0f} GFLOP/s, "
-              f"{conv_seconds[part] / total:.0%} of the step")
-    print(f"  everything else (batch norm, ReLU, residual adds, loss, optimizer): "
-          f"{1 - sum(conv_seconds.values()) / total:.0%} of the step")
+        print(
+            f"  conv {part}: {conv_flops[part] / 1e9:.1f} GFLOP in {conv_seconds[part]:.2f} s = "
+            f"{conv_flops[part] / conv_seconds[part] / 1e9:.0f} GFLOP/s, "
+            f"{conv_seconds[part] / total:.0%} of the step"
+        )
+    print(
+        f"  everything else (batch norm, ReLU, residual adds, loss, optimizer): "
+        f"{1 - sum(conv_seconds.values()) / total:.0%} of the step"
+    )
 
 
 def bench_masking(args) -> None:
@@ -349,18 +416,23 @@ def bench_masking(args) -> None:
     batches = FixedBatch.like(our_batches(*npz_images(args.data, args.images), args))
     dense, dense_optimizer = twin(model)
     calls = 200
-    times = time_interleaved({
-        "masked": epoch_runner(model, optimizer, enforcer, batches, nullcontext),
-        "unmasked": epoch_runner(dense, dense_optimizer, MaskEnforcer(dense, {}), batches, nullcontext),
-        # The two enforcement calls alone, `calls` times: the difference of two whole-step
-        # timings is dominated by a shared machine's noise.
-        "enforce": lambda: [(enforcer.apply_to_grads(), enforcer.apply_to_weights()) for _ in range(calls)],
-    }, args.repeats)
+    times = time_interleaved(
+        {
+            "masked": epoch_runner(model, optimizer, enforcer, batches, nullcontext),
+            "unmasked": epoch_runner(dense, dense_optimizer, MaskEnforcer(dense, {}), batches, nullcontext),
+            # The two enforcement calls alone, `calls` times: the difference of two whole-step
+            # timings is dominated by a shared machine's noise.
+            "enforce": lambda: [(enforcer.apply_to_grads(), enforcer.apply_to_weights()) for _ in range(calls)],
+        },
+        args.repeats,
+    )
     steps = len(batches.sizes)
     share = [(e / calls) / (u / steps) for e, u in zip(times["enforce"], times["unmasked"])]
-    print(f"width {args.widths[0]}, 90% sparse: enforcement {summarise([1e6 * t / calls for t in times['enforce']])} "
-          f"us per step = {summarise([100 * x for x in share])} % of an unmasked step "
-          f"({summarise([1e3 * t / steps for t in times['unmasked']])} ms)")
+    print(
+        f"width {args.widths[0]}, 90% sparse: enforcement {summarise([1e6 * t / calls for t in times['enforce']])} "
+        f"us per step = {summarise([100 * x for x in share])} % of an unmasked step "
+        f"({summarise([1e3 * t / steps for t in times['unmasked']])} ms)"
+    )
     overhead = [m / u - 1 for m, u in zip(times["masked"], times["unmasked"])]
     print(f"whole steps, masked/unmasked - 1: {summarise([100 * o for o in overhead])} %")
 
@@ -384,25 +456,34 @@ def bench_gradinit(args) -> None:
 
         def run() -> None:
             work = copy.deepcopy(copy_of)
-            with nullcontext() if fast else mock.patch.object(lth.gradinit, "native_second_derivatives",
-                                                          lambda _model: nullcontext()):
+            with (
+                nullcontext()
+                if fast
+                else mock.patch.object(lth.gradinit, "native_second_derivatives", lambda _model: nullcontext())
+            ):
                 result = gradinit(work, data, None, hparams, cpu, seed=0)
             assert {row["step"] for row in result.history} == {"constraint" if gamma < 1 else "objective"}
+
         return run
 
-    times = time_interleaved({
-        "train step": epoch_runner(model, optimizer, MaskEnforcer(model, {}), batches, nullcontext),
-        "constraint": gradinit_run(1e-12),
-        "objective": gradinit_run(math.inf),
-        "constraint (autograd)": gradinit_run(1e-12, fast=False),
-    }, args.repeats)
+    times = time_interleaved(
+        {
+            "train step": epoch_runner(model, optimizer, MaskEnforcer(model, {}), batches, nullcontext),
+            "constraint": gradinit_run(1e-12),
+            "objective": gradinit_run(math.inf),
+            "constraint (autograd)": gradinit_run(1e-12, fast=False),
+        },
+        args.repeats,
+    )
     steps = math.ceil(args.images / args.batch_size)
     step = [t / steps for t in times["train step"]]
     print(f"width {args.widths[0]}, batch {args.batch_size}: train step {summarise([1e3 * t for t in step])} ms")
     for name in ("constraint", "objective", "constraint (autograd)"):
         per_iteration = [t / iterations for t in times[name]]
-        print(f"gradinit {name} iteration {summarise([1e3 * t for t in per_iteration])} ms = "
-              f"{summarise(ratio_stats(per_iteration, step))} x a train step")
+        print(
+            f"gradinit {name} iteration {summarise([1e3 * t for t in per_iteration])} ms = "
+            f"{summarise(ratio_stats(per_iteration, step))} x a train step"
+        )
 
 
 def main() -> None:
@@ -416,8 +497,11 @@ def main() -> None:
     parser.add_argument("--device", type=torch.device, default=torch.device("cpu"))
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16: autocast")
-    parser.add_argument("--alternatives", action="store_true",
-                        help="mfu: also time the step in NCHW, with oneDNN off, and torch.compile'd")
+    parser.add_argument(
+        "--alternatives",
+        action="store_true",
+        help="mfu: also time the step in NCHW, with oneDNN off, and torch.compile'd",
+    )
     parser.add_argument("--peer-workers", type=int, nargs="+", default=[0, 2], help="peer DataLoader workers")
     add_data_option(parser)
     args = parser.parse_args()
@@ -425,10 +509,17 @@ def main() -> None:
     if args.what in ("mfu", "masking", "gradinit") and (args.device.type != "cpu" or args.precision != "fp32"):
         parser.error(f"{args.what} measures the fp32 CPU step; --device and --precision are for ceiling and peer")
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, device {args.device}"
-          + (f" ({torch.cuda.get_device_name(args.device)})" if args.device.type == "cuda" else ""))
-    {"ceiling": bench_ceiling, "peer": bench_peer, "mfu": bench_mfu, "masking": bench_masking,
-     "gradinit": bench_gradinit}[args.what](args)
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, device {args.device}"
+        + (f" ({torch.cuda.get_device_name(args.device)})" if args.device.type == "cuda" else "")
+    )
+    {
+        "ceiling": bench_ceiling,
+        "peer": bench_peer,
+        "mfu": bench_mfu,
+        "masking": bench_masking,
+        "gradinit": bench_gradinit,
+    }[args.what](args)
 
 
 if __name__ == "__main__":

@@ -36,8 +36,21 @@ def snakemake(*args: str, cwd: Path, env: dict[str, str] | None = None) -> float
 
 def bench_dag(args) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        times = [snakemake("-s", str(REPO / "Snakefile"), "-d", folder, "--configfile", str(REPO / "config.yaml"),
-                           "-n", "--quiet", "all", cwd=Path(folder)) for _ in range(args.repeats)]
+        times = [
+            snakemake(
+                "-s",
+                str(REPO / "Snakefile"),
+                "-d",
+                folder,
+                "--configfile",
+                str(REPO / "config.yaml"),
+                "-n",
+                "--quiet",
+                "all",
+                cwd=Path(folder),
+            )
+            for _ in range(args.repeats)
+        ]
     print(f"snakemake -n, paper DAG: {summarise(times)} s")
 
 
@@ -52,8 +65,13 @@ def bench_noop(args) -> None:
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
         paper = ("-s", str(REPO / "Snakefile"), "-d", folder, "--configfile", str(REPO / "config.yaml"))
-        listing = subprocess.run([sys.executable, "-m", "snakemake", *paper, "--summary"], cwd=workdir, check=True,
-                                 capture_output=True, text=True).stdout
+        listing = subprocess.run(
+            [sys.executable, "-m", "snakemake", *paper, "--summary"],
+            cwd=workdir,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         outputs = pd.read_csv(io.StringIO(listing), sep="\t")["output_file"]
         for output in outputs:
             path = workdir / output
@@ -63,8 +81,13 @@ def bench_noop(args) -> None:
         times = []
         for _ in range(args.repeats):
             started = time.perf_counter()
-            run = subprocess.run([sys.executable, "-m", "snakemake", *paper, "--cores", "2"], cwd=workdir,
-                                 check=True, capture_output=True, text=True)
+            run = subprocess.run(
+                [sys.executable, "-m", "snakemake", *paper, "--cores", "2"],
+                cwd=workdir,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             times.append(time.perf_counter() - started)
             if "Nothing to be done" not in run.stdout + run.stderr:
                 sys.exit(f"the rerun was not a no-op:\n{run.stdout}{run.stderr}")
@@ -105,9 +128,20 @@ def bench_start(args) -> None:
         for _ in range(args.repeats):
             for name, repo in checkouts.items():
                 env = {**os.environ, "PYTHONPATH": str(repo)}
-                times[name].append(snakemake("-s", str(repo / "Snakefile"), "-d", folder, "--configfile",
-                                             str(repo / "configs" / "cifar10-mini.yaml"), "-n", "--quiet",
-                                             cwd=Path(folder), env=env))
+                times[name].append(
+                    snakemake(
+                        "-s",
+                        str(repo / "Snakefile"),
+                        "-d",
+                        folder,
+                        "--configfile",
+                        str(repo / "configs" / "cifar10-mini.yaml"),
+                        "-n",
+                        "--quiet",
+                        cwd=Path(folder),
+                        env=env,
+                    )
+                )
     for name, values in times.items():
         print(f"snakemake -n, configs/cifar10-mini.yaml, {name}: {summarise(values)} s")
 
@@ -116,13 +150,26 @@ def bench_quickstart(args) -> None:
     walls, largest, pairs = [], [], []
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as folder:
-            walls.append(snakemake("-s", str(REPO / "Snakefile"), "-d", folder, "--configfile",
-                                   str(REPO / "configs" / "quickstart.yaml"), "--cores", "2", cwd=Path(folder)))
+            walls.append(
+                snakemake(
+                    "-s",
+                    str(REPO / "Snakefile"),
+                    "-d",
+                    folder,
+                    "--configfile",
+                    str(REPO / "configs" / "quickstart.yaml"),
+                    "--cores",
+                    "2",
+                    cwd=Path(folder),
+                )
+            )
             jobs = pd.concat([pd.read_csv(path, sep="\t") for path in Path(folder).glob("results/**/*benchmark.tsv")])
         largest.append(jobs["max_rss"].max())  # MB, from snakemake's per-job benchmark files
         pairs.append(jobs["max_rss"].nlargest(2).sum())  # --cores 2 runs at most two jobs at once
-    print(f"quickstart on 2 cores ({len(jobs)} jobs): wall {summarise(walls)} s; largest single process "
-          f"{summarise(largest)} MB peak RSS; two concurrent jobs at most {summarise(pairs)} MB")
+    print(
+        f"quickstart on 2 cores ({len(jobs)} jobs): wall {summarise(walls)} s; largest single process "
+        f"{summarise(largest)} MB peak RSS; two concurrent jobs at most {summarise(pairs)} MB"
+    )
 
 
 def main() -> None:
@@ -132,8 +179,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--against", help="start: another checkout to time side by side")
     args = parser.parse_args()
-    {"dag": bench_dag, "noop": bench_noop, "per-job": bench_per_job, "start": bench_start,
-     "quickstart": bench_quickstart}[args.what](args)
+    {
+        "dag": bench_dag,
+        "noop": bench_noop,
+        "per-job": bench_per_job,
+        "start": bench_start,
+        "quickstart": bench_quickstart,
+    }[args.what](args)
 
 
 if __name__ == "__main__":

@@ -80,8 +80,9 @@ def hessian_text(hessian: pd.DataFrame) -> str:
     pairs = top[top["variant"].isin([VANILLA, TWEAKED])].pivot(index="level", columns="variant", values="eigenvalue")
     pairs = pairs.dropna().sort_index()
     sparsity = top.groupby("level")["sparsity_pct"].mean()
-    levels = ", ".join(f"{_sparsity(sparsity[level])}: {row[VANILLA]:,.0f} vs {row[TWEAKED]:,.0f}"
-                       for level, row in pairs.iterrows())
+    levels = ", ".join(
+        f"{_sparsity(sparsity[level])}: {row[VANILLA]:,.0f} vs {row[TWEAKED]:,.0f}" for level, row in pairs.iterrows()
+    )
     lower = int((pairs[TWEAKED] < pairs[VANILLA]).sum())
     return (
         f"The quickstart asks for the Hessian of the dense network and of the {VANILLA} and {TWEAKED} tickets at "
@@ -121,14 +122,20 @@ def readme_blocks(text: str) -> dict[str, str]:
 def rendered_blocks(folder: Path = DOCS) -> dict[str, str]:
     tables = read_tables(folder)
     # Wrapped as the rest of the README is, so a diff of the text after a new quickstart reads well.
-    return {name: textwrap.fill(render(*tables), width=100, break_long_words=False, break_on_hyphens=False)
-            for name, render in BLOCKS.items()}
+    return {
+        name: textwrap.fill(render(*tables), width=100, break_long_words=False, break_on_hyphens=False)
+        for name, render in BLOCKS.items()
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", type=Path, default=REPO / "results" / "quickstart",
-                        help="the finished quickstart's results folder (default: %(default)s)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=REPO / "results" / "quickstart",
+        help="the finished quickstart's results folder (default: %(default)s)",
+    )
     args = parser.parse_args()
     missing = [str(args.results / source) for source in TABLES.values() if not (args.results / source).is_file()]
     if missing:
@@ -143,8 +150,21 @@ def main() -> None:
         shutil.copyfile(args.results / source, DOCS / name)
         shutil.copyfile(seal_path(args.results / source), seal_path(DOCS / name))  # names the file: same basename
     for figure, table in FIGURES.items():
-        subprocess.run([sys.executable, "-m", "lth", "figure", figure, "--csv", str(DOCS / table),
-                        "--out", str(DOCS / f"{figure}.png"), "--force"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lth",
+                "figure",
+                figure,
+                "--csv",
+                str(DOCS / table),
+                "--out",
+                str(DOCS / f"{figure}.png"),
+                "--force",
+            ],
+            check=True,
+        )
     text = README.read_text()
     readme_blocks(text)  # every marker is there before anything is rewritten
     for name, block in rendered_blocks().items():

@@ -1,3 +1,5 @@
-from lth.cli import main
 import sys
+
+from lth.cli import main
+
 sys.exit(main())

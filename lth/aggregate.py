@@ -36,10 +36,35 @@ from lth.io import check_sealed, write_sealed_csv
 from lth.manifest import verify_run
 from lth.yamlio import read_yaml
 
-COLUMNS = ["seed", "variant", "level", "mask_source", "sparsity_pct", "nonzero_params", "total_params",
-           "forward_flops", "forward_flops_effective", "test_acc_pct", "best_val_epoch", "final_test_acc_pct",
-           "epochs_trained", "seconds", "model", "width", "dataset", "activation", "skip", "rewind_epoch", "gradinit",
-           "label_smoothing", "label_smoothing_form", "kd_alpha", "kd_temperature", "kd_reduction", "run"]
+COLUMNS = [
+    "seed",
+    "variant",
+    "level",
+    "mask_source",
+    "sparsity_pct",
+    "nonzero_params",
+    "total_params",
+    "forward_flops",
+    "forward_flops_effective",
+    "test_acc_pct",
+    "best_val_epoch",
+    "final_test_acc_pct",
+    "epochs_trained",
+    "seconds",
+    "model",
+    "width",
+    "dataset",
+    "activation",
+    "skip",
+    "rewind_epoch",
+    "gradinit",
+    "label_smoothing",
+    "label_smoothing_form",
+    "kd_alpha",
+    "kd_temperature",
+    "kd_reduction",
+    "run",
+]
 LOSS_COLUMNS = ("label_smoothing", "label_smoothing_form", "kd_alpha", "kd_temperature", "kd_reduction")
 # An older lth wrote these columns as fractions; each is now its `_pct` column (upgrade_summary).
 FRACTION_COLUMNS = {"sparsity": "sparsity_pct", "test_acc": "test_acc_pct", "final_test_acc": "final_test_acc_pct"}
@@ -68,9 +93,11 @@ def upgrade_summary(table: Any, where: str = "a summary.csv") -> Any:
         try:
             converted[FRACTION_COLUMNS[name]] = 100 * pd.to_numeric(table[name])
         except ValueError:
-            raise LthError(f"{where}: column {name!r} (written by an older lth) holds a value that is not a "
-                           "number; rebuild it with `lth aggregate` (in the workflow: `snakemake --forcerun "
-                           "aggregate`)") from None
+            raise LthError(
+                f"{where}: column {name!r} (written by an older lth) holds a value that is not a "
+                "number; rebuild it with `lth aggregate` (in the workflow: `snakemake --forcerun "
+                "aggregate`)"
+            ) from None
     # The new columns where the old ones were, so the table reads as this lth writes it.
     return table.assign(**converted)[[FRACTION_COLUMNS[c] if c in present else c for c in table.columns]]
 
@@ -93,8 +120,10 @@ def run_record(run: Path) -> dict[str, Any]:
         hparams = read_yaml(run / "hparams.yaml")
         return {"model": dict(hparams["model"]), "data": dict(hparams["data"]), "train": dict(hparams["train"])}
     except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError) as error:
-        raise LthError(f"{run / 'hparams.yaml'} cannot be read as an lth run record ({error}); retrain the run "
-                       f"with `lth train ... --out-dir {run} --force`") from None
+        raise LthError(
+            f"{run / 'hparams.yaml'} cannot be read as an lth run record ({error}); retrain the run "
+            f"with `lth train ... --out-dir {run} --force`"
+        ) from None
 
 
 def summary_row(seed: int, variant: str, level: int, mask_source: str, run: Path) -> dict[str, Any]:
@@ -140,8 +169,10 @@ def _in_percent(row: dict[str, str], path: str) -> dict[str, str]:
             try:
                 value = str(percent(float(value)))
             except ValueError:
-                raise LthError(f"--experiments: {path}: column {key!r} holds {value!r}, not a number; rebuild it "
-                               "with `lth aggregate` (in the workflow: `snakemake --forcerun aggregate`)") from None
+                raise LthError(
+                    f"--experiments: {path}: column {key!r} holds {value!r}, not a number; rebuild it "
+                    "with `lth aggregate` (in the workflow: `snakemake --forcerun aggregate`)"
+                ) from None
         converted[FRACTION_COLUMNS.get(key, key)] = value
     return converted
 
@@ -168,9 +199,11 @@ def merge_summaries(experiments: Sequence[str], out: Path) -> None:
                     # Written before mask sources: its tickets are of one source, which it does not name.
                     reader = ({**row, "mask_source": ""} for row in reader)
                 elif fields != COLUMNS:
-                    raise LthError(f"--experiments: {path} lacks columns this lth writes (an older lth wrote it?); "
-                                   "rebuild it with `lth aggregate` (in the workflow: `snakemake --forcerun "
-                                   "aggregate`)")
+                    raise LthError(
+                        f"--experiments: {path} lacks columns this lth writes (an older lth wrote it?); "
+                        "rebuild it with `lth aggregate` (in the workflow: `snakemake --forcerun "
+                        "aggregate`)"
+                    )
                 rows += [{"experiment": name, **row} for row in reader]  # the text as written, unparsed
         except OSError as error:
             raise LthError(f"--experiments: {path} cannot be read ({error.strerror})") from None

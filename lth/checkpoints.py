@@ -17,12 +17,21 @@ FORMAT = "lth-checkpoint"
 WHAT = "an lth checkpoint (written by `lth init` or `lth train`)"
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, model_hparams: ModelHparams, num_classes: int,
-                    epoch: int) -> None:
+def save_checkpoint(
+    path: str | Path, model: nn.Module, model_hparams: ModelHparams, num_classes: int, epoch: int
+) -> None:
     """`epoch` is the number of training epochs behind these weights (0 = initialisation)."""
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    save_verified(path, {"format": FORMAT, "model": model_hparams.to_dict(), "num_classes": num_classes,
-                         "epoch": epoch, "state_dict": state})
+    save_verified(
+        path,
+        {
+            "format": FORMAT,
+            "model": model_hparams.to_dict(),
+            "num_classes": num_classes,
+            "epoch": epoch,
+            "state_dict": state,
+        },
+    )
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -32,15 +41,23 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def nonfinite(tensors: Mapping[str, torch.Tensor]) -> list[str]:
     """Names of the floating-point tensors that hold NaN or infinity: the mark of a diverged run."""
-    return [name for name, tensor in tensors.items()
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    return [
+        name
+        for name, tensor in tensors.items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
 
 
 def build_model(model_hparams: ModelHparams, num_classes: int) -> nn.Module:
     from lth import models
 
-    return models.build(model_hparams.name, num_classes=num_classes, width=model_hparams.width,
-                        activation=model_hparams.activation, skip=model_hparams.skip)
+    return models.build(
+        model_hparams.name,
+        num_classes=num_classes,
+        width=model_hparams.width,
+        activation=model_hparams.activation,
+        skip=model_hparams.skip,
+    )
 
 
 def load_ticket_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
@@ -50,16 +67,24 @@ def load_ticket_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor]
     from lth.models.skip import jump_state_keys
 
     own = model.state_dict()
-    mismatched = [f"{key} {tuple(value.shape)} vs {tuple(own[key].shape)}" for key, value in state_dict.items()
-                  if key in own and value.shape != own[key].shape]
+    mismatched = [
+        f"{key} {tuple(value.shape)} vs {tuple(own[key].shape)}"
+        for key, value in state_dict.items()
+        if key in own and value.shape != own[key].shape
+    ]
     if mismatched:  # checked first: load_state_dict would raise a bare RuntimeError
-        raise LthError(f"the weights do not fit this architecture (shape of checkpoint vs model: "
-                       f"{', '.join(mismatched[:3])}{', ...' if len(mismatched) > 3 else ''}); "
-                       "do the model settings match the checkpoint's?")
+        raise LthError(
+            f"the weights do not fit this architecture (shape of checkpoint vs model: "
+            f"{', '.join(mismatched[:3])}{', ...' if len(mismatched) > 3 else ''}); "
+            "do the model settings match the checkpoint's?"
+        )
     result = model.load_state_dict(state_dict, strict=False)
     missing = sorted(set(result.missing_keys) - jump_state_keys(model))
-    problems = [f"{label}: {', '.join(keys)}" for label, keys in
-                (("missing", missing), ("unexpected", sorted(result.unexpected_keys))) if keys]
+    problems = [
+        f"{label}: {', '.join(keys)}"
+        for label, keys in (("missing", missing), ("unexpected", sorted(result.unexpected_keys)))
+        if keys
+    ]
     if problems:
         raise LthError(f"the weights do not fit this architecture ({'; '.join(problems)})")
 

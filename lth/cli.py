@@ -57,18 +57,20 @@ def _load_config(path: str | None) -> dict[str, Any]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise UsageError(f"--config: {path} is not valid YAML ({where}{getattr(error, 'problem', None) or error}); "
-                         "fix the syntax") from None
+        raise UsageError(
+            f"--config: {path} is not valid YAML ({where}{getattr(error, 'problem', None) or error}); fix the syntax"
+        ) from None
     if not isinstance(config, dict):
         raise UsageError(f"--config: {path} must hold a mapping with sections {', '.join(sections)}")
     unknown = [key for key in config if key not in sections]
     if unknown:  # a misspelt section would otherwise be ignored without a word
-        raise UsageError(f"--config: {path}: unknown section {unknown[0]!r}; allowed sections: "
-                         f"{', '.join(sections)}")
+        raise UsageError(f"--config: {path}: unknown section {unknown[0]!r}; allowed sections: {', '.join(sections)}")
     for section, values in config.items():
         if values is not None and not isinstance(values, dict):
-            raise UsageError(f"--config: {path}: section {section!r} must be a mapping of keys to values "
-                             f"(e.g. `{section}: {{key: value}}`), not {values!r}")
+            raise UsageError(
+                f"--config: {path}: section {section!r} must be a mapping of keys to values "
+                f"(e.g. `{section}: {{key: value}}`), not {values!r}"
+            )
     return config
 
 
@@ -98,8 +100,13 @@ def _read(flag: str, path: Path, load: Callable[[Path], Any]) -> Any:
         raise UsageError(f"{flag}: {error}") from None
 
 
-def _produce(path: str | Path, flag: str, args: argparse.Namespace, intact: Callable[[Path], Any],
-             prepare: Callable[[], Callable[[], None]]) -> None:
+def _produce(
+    path: str | Path,
+    flag: str,
+    args: argparse.Namespace,
+    intact: Callable[[Path], Any],
+    prepare: Callable[[], Callable[[], None]],
+) -> None:
     """Write `path` unless it is already there, as the one process writing it (lth.store.claim).
     An intact `path` is never replaced: it is kept with --reuse (at once, reading files only) and
     refused without. `intact` raises UsageError for a file of other settings (refused) and LthError
@@ -117,8 +124,9 @@ def _produce(path: str | Path, flag: str, args: argparse.Namespace, intact: Call
             write()
 
 
-def _keep_existing(path: Path, flag: str, args: argparse.Namespace, intact: Callable[[Path], Any],
-                   locked: bool = True) -> bool:
+def _keep_existing(
+    path: Path, flag: str, args: argparse.Namespace, intact: Callable[[Path], Any], locked: bool = True
+) -> bool:
     """Whether `path` exists, intact, and --reuse keeps it; False when there is nothing (or, with
     --force, only a damaged file) to keep; a UsageError otherwise."""
     if not path.exists():
@@ -128,8 +136,10 @@ def _keep_existing(path: Path, flag: str, args: argparse.Namespace, intact: Call
     except UsageError:
         raise  # intact, but of other settings: never replaced
     except WrongKindError as error:
-        raise UsageError(f"{flag}: {path} is another kind of file than {error.what}, never replaced; delete it or "
-                         "choose another path") from None
+        raise UsageError(
+            f"{flag}: {path} is another kind of file than {error.what}, never replaced; delete it or "
+            "choose another path"
+        ) from None
     except LthError as damage:
         if not args.force:
             raise UsageError(f"{flag}: {path} exists but is damaged ({damage}); pass --force to replace it") from None
@@ -144,10 +154,18 @@ def _keep_existing(path: Path, flag: str, args: argparse.Namespace, intact: Call
 
 def _add_store_flags(parser: argparse.ArgumentParser, what: str = "--out") -> None:
     """--reuse and --force of a command whose output may be shared (the workflow's run store)."""
-    parser.add_argument("--reuse", action="store_true", help=f"if {what} already holds an intact result, succeed "
-                        "without touching it (the workflow's store names outputs by their settings' hash)")
-    parser.add_argument("--force", action="store_true", help=f"replace {what} if it is damaged or incomplete; an "
-                        "intact result is never replaced (delete it by hand to redo it)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help=f"if {what} already holds an intact result, succeed "
+        "without touching it (the workflow's store names outputs by their settings' hash)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help=f"replace {what} if it is damaged or incomplete; an "
+        "intact result is never replaced (delete it by hand to redo it)",
+    )
 
 
 def _check_common(args: argparse.Namespace) -> None:
@@ -194,14 +212,17 @@ def _tracker_flag(name: str, setting: str) -> str:
 def _check_hessian_tracking(settings: dict[str, Any]) -> None:
     # `lth analyze`'s _check_hessian names its own flags and allows --sample 0 (the whole training
     # split, an epoch's worth of Hessian-vector products per iteration): not a per-epoch setting.
-    checks = [("sample", settings["sample"] >= 1, ">= 1, at most the training split's images"),
-              ("sample_seed", settings["sample_seed"] >= 0, ">= 0"),
-              ("tol", math.isfinite(settings["tol"]) and settings["tol"] > 0, "a finite number > 0"),
-              ("max_iter", settings["max_iter"] >= 1, ">= 1")]
+    checks = [
+        ("sample", settings["sample"] >= 1, ">= 1, at most the training split's images"),
+        ("sample_seed", settings["sample_seed"] >= 0, ">= 0"),
+        ("tol", math.isfinite(settings["tol"]) and settings["tol"] > 0, "a finite number > 0"),
+        ("max_iter", settings["max_iter"] >= 1, ">= 1"),
+    ]
     for setting, ok, allowed in checks:
         if not ok:
-            raise UsageError(f"{_tracker_flag('hessian', setting)}: {settings[setting]} is not allowed; "
-                             f"must be {allowed}")
+            raise UsageError(
+                f"{_tracker_flag('hessian', setting)}: {settings[setting]} is not allowed; must be {allowed}"
+            )
 
 
 def _hessian_tracker(settings: dict[str, Any], dataset: Data, mask: Mask | None) -> EpochCallback:
@@ -209,19 +230,25 @@ def _hessian_tracker(settings: dict[str, Any], dataset: Data, mask: Mask | None)
 
     available = len(dataset.train.labels)
     if settings["sample"] > available:  # known only once the data is loaded; still before training
-        raise UsageError(f"--hessian-sample: {settings['sample']} is not allowed; the training split has only "
-                         f"{available} images (must be in [1, {available}])")
+        raise UsageError(
+            f"--hessian-sample: {settings['sample']} is not allowed; the training split has only "
+            f"{available} images (must be in [1, {available}])"
+        )
     return HessianTracker(dataset, mask, **settings)
 
 
 TRACKERS: dict[str, Tracker] = {
     "hessian": Tracker(
         "the top eigenvalue of the masked Hessian of plain cross-entropy, as `lth analyze hessian` computes it",
-        {"sample": (200, "training images in the fixed sample"),
-         "sample_seed": (0, "seed of the sample"),
-         "tol": (1e-3, "relative tolerance of power iteration"),
-         "max_iter": (100, "power-iteration budget")},
-        _check_hessian_tracking, _hessian_tracker),
+        {
+            "sample": (200, "training images in the fixed sample"),
+            "sample_seed": (0, "seed of the sample"),
+            "tol": (1e-3, "relative tolerance of power iteration"),
+            "max_iter": (100, "power-iteration budget"),
+        },
+        _check_hessian_tracking,
+        _hessian_tracker,
+    ),
 }
 
 
@@ -234,25 +261,42 @@ def _tracking(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         if name not in args.track:
             unused = [setting for setting, value in given.items() if value is not None]
             if unused:
-                raise UsageError(f"{_tracker_flag(name, unused[0])}: only used with --track {name}; add "
-                                 f"--track {name} or drop the flag")
+                raise UsageError(
+                    f"{_tracker_flag(name, unused[0])}: only used with --track {name}; add "
+                    f"--track {name} or drop the flag"
+                )
             continue
-        settings = {setting: default if given[setting] is None else given[setting]
-                    for setting, (default, _) in tracker.settings.items()}
+        settings = {
+            setting: default if given[setting] is None else given[setting]
+            for setting, (default, _) in tracker.settings.items()
+        }
         tracker.check(settings)
         tracking[name] = settings
     return tracking
 
 
 def _add_tracking(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--track", nargs="+", action="extend", default=[], choices=tuple(TRACKERS), metavar="NAME",
-                        help="measure after every epoch, as extra metrics.csv columns: "
-                             + "; ".join(f"{name}: {tracker.help}" for name, tracker in TRACKERS.items()))
+    parser.add_argument(
+        "--track",
+        nargs="+",
+        action="extend",
+        default=[],
+        choices=tuple(TRACKERS),
+        metavar="NAME",
+        help="measure after every epoch, as extra metrics.csv columns: "
+        + "; ".join(f"{name}: {tracker.help}" for name, tracker in TRACKERS.items()),
+    )
     for name, tracker in TRACKERS.items():
         group = parser.add_argument_group(f"--track {name}")
         for setting, (default, help) in tracker.settings.items():
-            group.add_argument(_tracker_flag(name, setting), dest=f"{name}_{setting}", type=type(default),
-                               default=None, metavar=setting.upper(), help=f"{help} (default: {default})")
+            group.add_argument(
+                _tracker_flag(name, setting),
+                dest=f"{name}_{setting}",
+                type=type(default),
+                default=None,
+                metavar=setting.upper(),
+                help=f"{help} (default: {default})",
+            )
 
 
 def cmd_data(args: argparse.Namespace) -> None:
@@ -280,12 +324,22 @@ def cmd_data(args: argparse.Namespace) -> None:
         log.info("%s %s under %s", "fetching" if data_hp.download else "checking", data_hp.name, data_hp.root)
         with downloading:
             raw = source.load(data.data_root(data_hp), data_hp.download)
-        found = {"dataset": data_hp.name, "root": data_hp.root, "num_classes": raw.num_classes,
-                 "train": len(raw.train.labels), "test": len(raw.test.labels),
-                 "image_shape": list(raw.train.images.shape[1:])}
+        found = {
+            "dataset": data_hp.name,
+            "root": data_hp.root,
+            "num_classes": raw.num_classes,
+            "train": len(raw.train.labels),
+            "test": len(raw.test.labels),
+            "image_shape": list(raw.train.images.shape[1:]),
+        }
         write_json(args.out, found)
-        log.info("%s: %d train and %d test images of %d classes", data_hp.name, found["train"], found["test"],
-                 found["num_classes"])
+        log.info(
+            "%s: %d train and %d test images of %d classes",
+            data_hp.name,
+            found["train"],
+            found["test"],
+            found["num_classes"],
+        )
 
     _produce(args.out, "--out", args, intact, lambda: fetch)
 
@@ -305,12 +359,18 @@ def cmd_init(args: argparse.Namespace) -> None:
         import torch
 
         kept = load_checkpoint(path)  # damaged: an IntegrityError
-        same = (kept["model"] == model_hp.to_dict() and kept["num_classes"] == num_classes and kept["epoch"] == 0
-                and kept["state_dict"].keys() == model.state_dict().keys()
-                and all(torch.equal(kept["state_dict"][k], v) for k, v in model.state_dict().items()))
+        same = (
+            kept["model"] == model_hp.to_dict()
+            and kept["num_classes"] == num_classes
+            and kept["epoch"] == 0
+            and kept["state_dict"].keys() == model.state_dict().keys()
+            and all(torch.equal(kept["state_dict"][k], v) for k, v in model.state_dict().items())
+        )
         if not same:
-            raise UsageError(f"--out: {path} holds other weights than theta0 of these settings and seed {args.seed}; "
-                             "delete it or choose another path")
+            raise UsageError(
+                f"--out: {path} holds other weights than theta0 of these settings and seed {args.seed}; "
+                "delete it or choose another path"
+            )
 
     def save() -> None:
         save_checkpoint(args.out, model, model_hp, num_classes, epoch=0)
@@ -336,8 +396,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             training()
 
 
-def _kept_finished_run(out_dir: Path, args: argparse.Namespace, config: dict[str, Any],
-                       locked: bool = True) -> bool:
+def _kept_finished_run(out_dir: Path, args: argparse.Namespace, config: dict[str, Any], locked: bool = True) -> bool:
     """Whether --out-dir already holds this finished run, verified, to keep as it is (--reuse). A
     finished run is never trained over: without --reuse it is an error, and only a damaged one is
     replaced, with --force. Reads files only, so a job that finds its run done ends in a second."""
@@ -351,14 +410,17 @@ def _kept_finished_run(out_dir: Path, args: argparse.Namespace, config: dict[str
         raise
     except LthError as damage:
         if not args.force:
-            raise UsageError(f"--out-dir: {out_dir} holds a damaged run ({damage}); pass --force to train it "
-                             "again") from None
+            raise UsageError(
+                f"--out-dir: {out_dir} holds a damaged run ({damage}); pass --force to train it again"
+            ) from None
         if locked:  # said once, by the process that trains it
             log.warning("training %s again: %s", out_dir, damage)
         return False
     if not args.reuse:
-        raise UsageError(f"--out-dir: {out_dir} already holds this finished run; pass --reuse to keep it, or delete "
-                         "the folder to train it again")
+        raise UsageError(
+            f"--out-dir: {out_dir} already holds this finished run; pass --reuse to keep it, or delete "
+            "the folder to train it again"
+        )
     log.info("%s already holds this finished run (verified): kept as it is", out_dir)
     return True
 
@@ -382,8 +444,10 @@ def _prepare_training(args: argparse.Namespace, config: dict[str, Any]) -> Calla
     train_hp = TrainHparams.from_sources(config, args)
     gradinit_hp = GradinitHparams.from_sources(config, args)
     if train_hp.kd_alpha > 0 and teacher_path is None:
-        raise UsageError(f"train.kd_alpha: {train_hp.kd_alpha} distils from a teacher; pass --teacher "
-                         "(the dense network's final weights)")
+        raise UsageError(
+            f"train.kd_alpha: {train_hp.kd_alpha} distils from a teacher; pass --teacher "
+            "(the dense network's final weights)"
+        )
     if train_hp.kd_alpha == 0 and teacher_path is not None:
         raise UsageError("--teacher: only used for distillation; set train.kd_alpha > 0 or drop --teacher")
     tracking = _tracking(args)
@@ -392,10 +456,15 @@ def _prepare_training(args: argparse.Namespace, config: dict[str, Any]) -> Calla
     num_classes = data.num_classes(data_hp)
     for flag, path, loaded in (("--init", init_path, checkpoint), ("--teacher", teacher_path, teacher_checkpoint)):
         if loaded is not None and loaded["num_classes"] != num_classes:
-            raise UsageError(f"{flag}: {path} has {loaded['num_classes']} classes, data '{data_hp.name}' has "
-                             f"{num_classes}")
-    options = RunOptions(device=assign_device(args.device, args.jobs_per_gpu), threads=args.threads,
-                         channels_last=not args.no_channels_last, force=args.force)
+            raise UsageError(
+                f"{flag}: {path} has {loaded['num_classes']} classes, data '{data_hp.name}' has {num_classes}"
+            )
+    options = RunOptions(
+        device=assign_device(args.device, args.jobs_per_gpu),
+        threads=args.threads,
+        channels_last=not args.no_channels_last,
+        force=args.force,
+    )
     device = check_settings(train_hp, start_epoch, args.save_epochs, options)
     _setup_torch(args)
     model = build_model(model_hp, num_classes)
@@ -408,8 +477,10 @@ def _prepare_training(args: argparse.Namespace, config: dict[str, Any]) -> Calla
         try:
             MaskEnforcer(model, mask)  # validates names and shapes against this architecture
         except LthError as error:
-            raise UsageError(f"--mask: {mask_path} does not fit this model ({error}); use a mask drawn from "
-                             "the same architecture and width") from None
+            raise UsageError(
+                f"--mask: {mask_path} does not fit this model ({error}); use a mask drawn from "
+                "the same architecture and width"
+            ) from None
     teacher = None
     if teacher_checkpoint:
         # The teacher keeps its own architecture: a tweaked student distils from the plain dense network.
@@ -438,13 +509,31 @@ def _prepare_training(args: argparse.Namespace, config: dict[str, Any]) -> Calla
         check_run(Path(args.out_dir), train_hp, start_epoch, args.save_epochs, options)  # the folder, under the lock
         dataset = data.load(data_hp, args.seed)  # after every cheap check: this is the first slow step
         options.callbacks = [TRACKERS[name].build(settings, dataset, mask) for name, settings in tracking.items()]
-        log.info("training %s on %s: %d train / %d val / %d test images, %s", model_hp.name, data_hp.name,
-                 len(dataset.train.labels), len(dataset.val.labels), len(dataset.test.labels),
-                 f"mask {mask_path}" if mask else "dense")
-        train(model, dataset, train_hp, args.out_dir, seed=args.seed, model_hparams=model_hp, record=record,
-              mask=mask, start_epoch=start_epoch, save_epochs=args.save_epochs, loss_fn=make_loss(train_hp, teacher),
-              gradinit_hparams=gradinit_hp if gradinit_hp.enabled else None, options=options,
-              stop_epoch=getattr(args, "stop_epoch", None))
+        log.info(
+            "training %s on %s: %d train / %d val / %d test images, %s",
+            model_hp.name,
+            data_hp.name,
+            len(dataset.train.labels),
+            len(dataset.val.labels),
+            len(dataset.test.labels),
+            f"mask {mask_path}" if mask else "dense",
+        )
+        train(
+            model,
+            dataset,
+            train_hp,
+            args.out_dir,
+            seed=args.seed,
+            model_hparams=model_hp,
+            record=record,
+            mask=mask,
+            start_epoch=start_epoch,
+            save_epochs=args.save_epochs,
+            loss_fn=make_loss(train_hp, teacher),
+            gradinit_hparams=gradinit_hp if gradinit_hp.enabled else None,
+            options=options,
+            stop_epoch=getattr(args, "stop_epoch", None),
+        )
 
     return training
 
@@ -462,8 +551,9 @@ def cmd_snapshot(args: argparse.Namespace) -> None:
 
     def intact(path: Path) -> None:
         if load_checkpoint(path)["epoch"] != args.epoch:
-            raise UsageError(f"--out: {path} holds the weights of another epoch than {args.epoch}; delete it or "
-                             "choose another path")
+            raise UsageError(
+                f"--out: {path} holds the weights of another epoch than {args.epoch}; delete it or choose another path"
+            )
 
     _produce(args.out, "--out", args, intact, lambda: _snapshot_writer(args, config, Path(args.out)))
 
@@ -496,8 +586,12 @@ def _snapshot_writer(args: argparse.Namespace, config: dict[str, Any], out: Path
     def retrain() -> None:
         # Without a resume state, a scratch epoch file is a finished re-training killed while publishing.
         if not (trained.is_file() and not (scratch / RESUME_DIR).exists()):
-            log.info("%s holds no epoch %d: re-training from %s up to that epoch", args.run or "no --run", args.epoch,
-                     args.init)
+            log.info(
+                "%s holds no epoch %d: re-training from %s up to that epoch",
+                args.run or "no --run",
+                args.epoch,
+                args.init,
+            )
             training()  # this process holds --out, so the scratch folder is its own
         load_checkpoint(trained)  # verifies its digest before publishing it
         atomic_link(trained, out)
@@ -514,6 +608,7 @@ def _check_same_run(run: Path, args: argparse.Namespace, config: dict[str, Any],
 
     verify_run(run, files=True)  # every file the run published, the kept epoch included, is intact
     record = read_yaml(run / "hparams.yaml")
+
     def what_data(settings: dict[str, Any]) -> dict[str, Any]:  # where the data lives does not change the run
         return {key: value for key, value in settings.items() if key not in LOCATION_FIELDS}
 
@@ -536,15 +631,24 @@ def _check_same_run(run: Path, args: argparse.Namespace, config: dict[str, Any],
         "gradinit": GradinitHparams.from_sources(config, args).to_dict(),
         "mask": mask_digest,
     }
-    recorded = {**{key: record.get(key) for key in ("seed", "model", "gradinit")},
-                "train": what_training(record.get("train") or {}), "data": what_data(record.get("data") or {}), "mask": (record.get("mask") or {}).get("sha256")}
+    recorded = {
+        **{key: record.get(key) for key in ("seed", "model", "gradinit")},
+        "train": what_training(record.get("train") or {}),
+        "data": what_data(record.get("data") or {}),
+        "mask": (record.get("mask") or {}).get("sha256"),
+    }
     if args.start_epoch is not None:
         wanted["start_epoch"], recorded["start_epoch"] = args.start_epoch, record.get("start_epoch")
     different = [key for key in wanted if wanted[key] != recorded[key]]
     if different:
-        raise UsageError(f"{flag}: {run} holds a run of other settings ({', '.join(different)} differ); "
-                         + ("pass the run trained from --init with the same seed, mask and hparams" if flag == "--run"
-                            else "delete it or choose another folder"))
+        raise UsageError(
+            f"{flag}: {run} holds a run of other settings ({', '.join(different)} differ); "
+            + (
+                "pass the run trained from --init with the same seed, mask and hparams"
+                if flag == "--run"
+                else "delete it or choose another folder"
+            )
+        )
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
@@ -560,9 +664,11 @@ def cmd_prune(args: argparse.Namespace) -> None:
         raise UsageError(f"--rounds: {args.rounds} is not allowed; must be >= 1")
     _check_mask_source(args, mask_path)
     if prune_hp.scope == "layerwise" and ranks_across_layers(args.method, args.like):
-        raise UsageError(f"--prune.scope: layerwise is not allowed with --method {args.method}, which ranks weights "
-                         "across layers as its paper does; use global (or --method random --like MASK for a "
-                         "mask's per-layer counts)")
+        raise UsageError(
+            f"--prune.scope: layerwise is not allowed with --method {args.method}, which ranks weights "
+            "across layers as its paper does; use global (or --method random --like MASK for a "
+            "mask's per-layer counts)"
+        )
     out = Path(args.out)
     if out.suffix == ".json":
         raise UsageError(f"--out: {out} ends in .json, where its sidecar goes; give a .pt path")
@@ -572,14 +678,22 @@ def cmd_prune(args: argparse.Namespace) -> None:
         load_mask(path)  # and its sidecar: a mask killed before its sidecar was written is damaged
         provenance = read_sidecar(path).get("provenance") or {}
         if (provenance.get("method"), provenance.get("rounds")) != (args.method, args.rounds):
-            raise UsageError(f"--out: {path} holds a mask of other settings (method {provenance.get('method')}, "
-                             f"rounds {provenance.get('rounds')}); delete it or choose another path")
+            raise UsageError(
+                f"--out: {path} holds a mask of other settings (method {provenance.get('method')}, "
+                f"rounds {provenance.get('rounds')}); delete it or choose another path"
+            )
 
     _produce(out, "--out", args, intact, lambda: _mask_writer(args, config, out, prune_hp, weights_path, mask_path))
 
 
-def _mask_writer(args: argparse.Namespace, config: dict[str, Any], out: Path, prune_hp: PruneHparams,
-                 weights_path: Path, mask_path: Path | None) -> Callable[[], None]:
+def _mask_writer(
+    args: argparse.Namespace,
+    config: dict[str, Any],
+    out: Path,
+    prune_hp: PruneHparams,
+    weights_path: Path,
+    mask_path: Path | None,
+) -> Callable[[], None]:
     """How the mask is made, its inputs read and checked."""
     from lth.checkpoints import build_model, load_checkpoint, nonfinite
     from lth.masks import dense_mask, load_mask, prunable_names, prune, save_mask
@@ -588,15 +702,22 @@ def _mask_writer(args: argparse.Namespace, config: dict[str, Any], out: Path, pr
     weights = checkpoint["state_dict"]
     diverged = nonfinite(weights)
     if diverged:  # magnitudes of NaN or inf weights rank nothing
-        raise UsageError(f"--weights: {weights_path} holds non-finite values ({', '.join(diverged[:3])}): the run "
-                         "that wrote it diverged; retrain it with a lower train.lr")
+        raise UsageError(
+            f"--weights: {weights_path} holds non-finite values ({', '.join(diverged[:3])}): the run "
+            "that wrote it diverged; retrain it with a lower train.lr"
+        )
     model = build_model(ModelHparams.from_dict(checkpoint["model"]), checkpoint["num_classes"])
     if mask_path:
         mask = _read("--mask", mask_path, load_mask)  # an existing mask fixes which tensors are prunable
     else:
         mask = dense_mask(weights, prunable_names(model, prune_hp.include_linear))
-    provenance = {"method": args.method, "weights": str(weights_path), "mask": str(mask_path) if mask_path else None,
-                  "rounds": args.rounds, **prune_hp.to_dict()}
+    provenance = {
+        "method": args.method,
+        "weights": str(weights_path),
+        "mask": str(mask_path) if mask_path else None,
+        "rounds": args.rounds,
+        **prune_hp.to_dict(),
+    }
 
     new_mask = None
     if args.method == "magnitude":  # quick, and its failure is one of the input: before anything is written
@@ -612,8 +733,14 @@ def _mask_writer(args: argparse.Namespace, config: dict[str, Any], out: Path, pr
             new_mask, settings = _mask_from_source(args, config, model, list(mask), prune_hp)
             provenance.update(settings)
         info = save_mask(out, new_mask, provenance)
-        log.info("wrote %s (%s): sparsity %.2f%% (%d of %d weights kept)", args.out, args.method,
-                 100 * info["sparsity"], info["kept"], info["total"])
+        log.info(
+            "wrote %s (%s): sparsity %.2f%% (%d of %d weights kept)",
+            args.out,
+            args.method,
+            100 * info["sparsity"],
+            info["kept"],
+            info["total"],
+        )
 
     return write
 
@@ -621,19 +748,25 @@ def _mask_writer(args: argparse.Namespace, config: dict[str, Any], out: Path, pr
 def _check_mask_source(args: argparse.Namespace, mask_path: Path | None) -> None:
     """The options a mask source needs, and only those, before any work."""
     if args.method != "magnitude" and mask_path:
-        raise UsageError(f"--mask: only --method magnitude prunes an existing mask; {args.method} draws a mask at "
-                         "the level --rounds from the dense network")
+        raise UsageError(
+            f"--mask: only --method magnitude prunes an existing mask; {args.method} draws a mask at "
+            "the level --rounds from the dense network"
+        )
     if (args.method == "file") != (args.file is not None):
-        raise UsageError("--file: the user's mask file, given exactly with --method file" if args.file is None
-                         else f"--file: only read with --method file, not {args.method}")
+        raise UsageError(
+            "--file: the user's mask file, given exactly with --method file"
+            if args.file is None
+            else f"--file: only read with --method file, not {args.method}"
+        )
     if args.like is not None and args.method != "random":
         raise UsageError(f"--like: only read with --method random, not {args.method}")
     if args.batches < 1 or args.batch_size < 1 or args.synflow_rounds < 1:
         raise UsageError("--batches, --batch-size and --synflow-rounds must be >= 1")
 
 
-def _mask_from_source(args: argparse.Namespace, config: dict[str, Any], model: Any, names: list[str],
-                      prune_hp: PruneHparams) -> tuple[Mask, dict[str, Any]]:
+def _mask_from_source(
+    args: argparse.Namespace, config: dict[str, Any], model: Any, names: list[str], prune_hp: PruneHparams
+) -> tuple[Mask, dict[str, Any]]:
     """The mask of `args.method` at IMP level `args.rounds`'s count, from `model` (theta0), and the
     settings it was drawn with, recorded in the sidecar."""
     import time
@@ -650,8 +783,13 @@ def _mask_from_source(args: argparse.Namespace, config: dict[str, Any], model: A
     if args.method == "random":
         like = _read("--like", _require_file(args.like, "--like"), load_mask) if args.like else None
         if like is not None and sum(int(keep.sum()) for keep in like.values()) != count:
-            log.warning("--like %s keeps %d weights, level %d keeps %d: its per-layer counts win", args.like,
-                        sum(int(keep.sum()) for keep in like.values()), args.rounds, count)
+            log.warning(
+                "--like %s keeps %d weights, level %d keeps %d: its per-layer counts win",
+                args.like,
+                sum(int(keep.sum()) for keep in like.values()),
+                args.rounds,
+                count,
+            )
         try:
             mask = mask_sources.random_mask({name: params[name].shape for name in names}, count, args.seed, like)
         except LthError as error:
@@ -659,8 +797,9 @@ def _mask_from_source(args: argparse.Namespace, config: dict[str, Any], model: A
         settings: dict[str, Any] = {"seed": args.seed, "like": args.like}
     elif args.method == "file":
         try:
-            mask, settings = mask_sources.load_user_mask(Path(args.file), {name: params[name].shape for name in names},
-                                                         params)
+            mask, settings = mask_sources.load_user_mask(
+                Path(args.file), {name: params[name].shape for name in names}, params
+            )
         except LthError as error:
             raise UsageError(f"--file: {error}") from None
     elif args.method == "synflow":
@@ -676,14 +815,21 @@ def _mask_from_source(args: argparse.Namespace, config: dict[str, Any], model: A
 
         data_hp = DataHparams.from_sources(config, args)
         dataset = data.load(data_hp, args.seed)
-        batches = Batches(dataset.train, args.batch_size, dataset.mean, dataset.std, torch.device("cpu"),
-                          generator=torch.Generator().manual_seed(args.seed), flip=dataset.flip,
-                          crop_padding=dataset.crop_padding, channels_last=False)
+        batches = Batches(
+            dataset.train,
+            args.batch_size,
+            dataset.mean,
+            dataset.std,
+            torch.device("cpu"),
+            generator=torch.Generator().manual_seed(args.seed),
+            flip=dataset.flip,
+            crop_padding=dataset.crop_padding,
+            channels_last=False,
+        )
         sample = [batch for batch, _ in zip(batches, range(args.batches))]
         scores = mask_sources.SCORES[args.method](model, names, sample)
         mask = mask_sources.keep_top(scores, count)
-        settings = {"seed": args.seed, "batches": len(sample), "batch_size": args.batch_size,
-                    "data": data_hp.to_dict()}
+        settings = {"seed": args.seed, "batches": len(sample), "batch_size": args.batch_size, "data": data_hp.to_dict()}
     settings["seconds"] = round(time.perf_counter() - started, 3)
     return mask, settings
 
@@ -722,8 +868,10 @@ def cmd_gc(args: argparse.Namespace) -> None:
     recorded = store.references(results)
     unknown = [name for name in args.forget if name not in recorded]
     if unknown:
-        raise UsageError(f"--forget: {unknown[0]} is not a recorded experiment of {results / 'runs'}; recorded: "
-                         f"{', '.join(recorded) or 'none'}")
+        raise UsageError(
+            f"--forget: {unknown[0]} is not a recorded experiment of {results / 'runs'}; recorded: "
+            f"{', '.join(recorded) or 'none'}"
+        )
     plan = runs.collection(results, planned, recorded, args.forget)
     print(plan.report())
     if not args.yes:
@@ -736,16 +884,20 @@ def cmd_gc(args: argparse.Namespace) -> None:
             store.references_file(results, name).unlink(missing_ok=True)
         for folder in plan.unused:
             runs.delete(results, folder)
-    print(f"deleted {len(plan.unused)} run folders ({runs.human_size(plan.size)})"
-          + (f"; forgot {', '.join(args.forget)}" if args.forget else ""))
+    print(
+        f"deleted {len(plan.unused)} run folders ({runs.human_size(plan.size)})"
+        + (f"; forgot {', '.join(args.forget)}" if args.forget else "")
+    )
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
     from lth.aggregate import ROW_FORMAT, aggregate, merge_summaries
 
     if bool(args.rows) == bool(args.experiments):
-        raise UsageError(f"give either rows {ROW_FORMAT} (one experiment's summary.csv) or "
-                         "--experiments NAME=SUMMARY_CSV ... (every experiment's rows in one table), not both")
+        raise UsageError(
+            f"give either rows {ROW_FORMAT} (one experiment's summary.csv) or "
+            "--experiments NAME=SUMMARY_CSV ... (every experiment's rows in one table), not both"
+        )
     out = _output_file(args.out, "--out", args.force)
     if args.experiments:
         merge_summaries(args.experiments, out)
@@ -768,8 +920,10 @@ def cmd_figure(args: argparse.Namespace) -> None:
 
     if args.name in analysis_figures.FIGURES:
         if args.x is not None:
-            raise UsageError(f"--x: {args.name} is an analysis figure and takes no --x; it is for the accuracy "
-                             f"figures ({', '.join([*figures.SUMMARY_FIGURES, *figures.GRID_FIGURES])})")
+            raise UsageError(
+                f"--x: {args.name} is an analysis figure and takes no --x; it is for the accuracy "
+                f"figures ({', '.join([*figures.SUMMARY_FIGURES, *figures.GRID_FIGURES])})"
+            )
         try:  # every cheap check before the CSV is read
             epoch = analysis_figures.parse_epoch(args.name, args.epoch)
         except LthError as error:
@@ -812,15 +966,21 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_device(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto",
-                        help="auto, cpu, cuda or cuda:N; with several GPUs visible, auto and cuda take a free one")
-    parser.add_argument("--jobs-per-gpu", type=int, default=1,
-                        help="jobs that may share one GPU when auto or cuda picks a card (lth/devices.py)")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto, cpu, cuda or cuda:N; with several GPUs visible, auto and cuda take a free one",
+    )
+    parser.add_argument(
+        "--jobs-per-gpu",
+        type=int,
+        default=1,
+        help="jobs that may share one GPU when auto or cuda picks a card (lth/devices.py)",
+    )
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML file with sections model/data/train/prune/gradinit "
-                                         "(flags override it)")
+    parser.add_argument("--config", help="YAML file with sections model/data/train/prune/gradinit (flags override it)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -849,17 +1009,31 @@ def build_parser() -> argparse.ArgumentParser:
     DataHparams.add_arguments(init)
 
     train = command("train", cmd_train, "train dense or masked from given weights; resumes if interrupted")
-    train.add_argument("--init", required=True, help="starting weights: theta0, or a dense epoch-k checkpoint "
-                                                     "to rewind to (its epoch becomes the start epoch)")
+    train.add_argument(
+        "--init",
+        required=True,
+        help="starting weights: theta0, or a dense epoch-k checkpoint to rewind to (its epoch becomes the start epoch)",
+    )
     train.add_argument("--out-dir", required=True, help="run folder to write")
     train.add_argument("--seed", type=int, required=True, help="data split, batch order and augmentation")
     train.add_argument("--mask", help="mask file from `lth prune`; omit for dense training")
-    train.add_argument("--teacher", help="checkpoint to distil from (the dense network's final.pt); "
-                                         "required exactly when train.kd_alpha > 0")
-    train.add_argument("--start-epoch", type=int, default=None,
-                       help="override the start epoch (default: the --init checkpoint's epoch)")
-    train.add_argument("--save-epochs", type=int, nargs="*", default=[],
-                       help="also keep the weights after these epochs (rewind points) as epoch{k}.pt")
+    train.add_argument(
+        "--teacher",
+        help="checkpoint to distil from (the dense network's final.pt); required exactly when train.kd_alpha > 0",
+    )
+    train.add_argument(
+        "--start-epoch",
+        type=int,
+        default=None,
+        help="override the start epoch (default: the --init checkpoint's epoch)",
+    )
+    train.add_argument(
+        "--save-epochs",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also keep the weights after these epochs (rewind points) as epoch{k}.pt",
+    )
     _add_device(train)
     train.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format")
     _add_store_flags(train, "--out-dir")
@@ -871,16 +1045,21 @@ def build_parser() -> argparse.ArgumentParser:
     TrainHparams.add_arguments(train)
     GradinitHparams.add_arguments(train)
 
-    snapshot = command("snapshot", cmd_snapshot, "the weights of a run after an epoch (a dense rewind point, or "
-                       "a sparse run's epoch to analyse): the finished run's own copy, else re-trained up to it")
+    snapshot = command(
+        "snapshot",
+        cmd_snapshot,
+        "the weights of a run after an epoch (a dense rewind point, or "
+        "a sparse run's epoch to analyse): the finished run's own copy, else re-trained up to it",
+    )
     snapshot.add_argument("--epoch", type=int, required=True, help="epoch whose weights to write")
     snapshot.add_argument("--out", required=True, help="checkpoint to write (.pt)")
     snapshot.add_argument("--run", help="the finished run; its epoch<k>.pt is used when it kept one")
     snapshot.add_argument("--init", required=True, help="the run's starting weights, to re-train from")
     snapshot.add_argument("--mask", help="the run's mask (a sparse run)")
     snapshot.add_argument("--teacher", help="the run's distillation teacher, when train.kd_alpha > 0")
-    snapshot.add_argument("--start-epoch", type=int, default=None,
-                          help="the run's start epoch (default: the --init checkpoint's epoch)")
+    snapshot.add_argument(
+        "--start-epoch", type=int, default=None, help="the run's start epoch (default: the --init checkpoint's epoch)"
+    )
     snapshot.add_argument("--seed", type=int, required=True, help="the run's seed")
     _add_device(snapshot)
     snapshot.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format")
@@ -893,28 +1072,49 @@ def build_parser() -> argparse.ArgumentParser:
     TrainHparams.add_arguments(snapshot)
     GradinitHparams.add_arguments(snapshot)
 
-    prune = command("prune", cmd_prune, "a mask: magnitude pruning of trained weights (given the current mask), or "
-                    "another source at the same level's count (random, snip, grasp, synflow, a user's file)")
-    prune.add_argument("--method", default="magnitude", choices=MASK_SOURCES,
-                       help="magnitude (IMP/OMP); random, snip (Lee et al. 2019), grasp (Wang et al. 2020), synflow "
-                            "(Tanaka et al. 2020): drawn from --weights (theta0) at level --rounds's count; file: "
-                            "--file, checked against the model (lth/mask_sources.py)")
-    prune.add_argument("--weights", required=True, help="checkpoint: trained weights to rank by magnitude, or theta0 "
-                                                        "for the other sources")
+    prune = command(
+        "prune",
+        cmd_prune,
+        "a mask: magnitude pruning of trained weights (given the current mask), or "
+        "another source at the same level's count (random, snip, grasp, synflow, a user's file)",
+    )
+    prune.add_argument(
+        "--method",
+        default="magnitude",
+        choices=MASK_SOURCES,
+        help="magnitude (IMP/OMP); random, snip (Lee et al. 2019), grasp (Wang et al. 2020), synflow "
+        "(Tanaka et al. 2020): drawn from --weights (theta0) at level --rounds's count; file: "
+        "--file, checked against the model (lth/mask_sources.py)",
+    )
+    prune.add_argument(
+        "--weights",
+        required=True,
+        help="checkpoint: trained weights to rank by magnitude, or theta0 for the other sources",
+    )
     prune.add_argument("--mask", help="current mask (omit to start from dense; magnitude only)")
     prune.add_argument("--out", required=True, help="mask to write (.pt, with a .json sidecar)")
-    prune.add_argument("--rounds", type=int, default=1,
-                       help="rounds' worth of pruning at once: 1 for an IMP step, k for one-shot (OMP) level k; "
-                            "the other sources keep level k's count")
+    prune.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="rounds' worth of pruning at once: 1 for an IMP step, k for one-shot (OMP) level k; "
+        "the other sources keep level k's count",
+    )
     prune.add_argument("--seed", type=int, default=0, help="random: the draw; snip, grasp: the training batches")
     prune.add_argument("--like", help="random: keep each layer's count of this mask (the random-pruning control)")
     prune.add_argument("--file", help="file: the user's mask (.pt or .npz, parameter name -> boolean array)")
-    prune.add_argument("--batches", type=int, default=SOURCE_SETTINGS["snip"]["batches"],
-                       help="snip, grasp: training batches scored")
-    prune.add_argument("--batch-size", type=int, default=SOURCE_SETTINGS["snip"]["batch_size"],
-                       help="snip, grasp: images per batch")
-    prune.add_argument("--synflow-rounds", type=int, default=SOURCE_SETTINGS["synflow"]["rounds"],
-                       help="synflow: pruning rounds (exponential schedule)")
+    prune.add_argument(
+        "--batches", type=int, default=SOURCE_SETTINGS["snip"]["batches"], help="snip, grasp: training batches scored"
+    )
+    prune.add_argument(
+        "--batch-size", type=int, default=SOURCE_SETTINGS["snip"]["batch_size"], help="snip, grasp: images per batch"
+    )
+    prune.add_argument(
+        "--synflow-rounds",
+        type=int,
+        default=SOURCE_SETTINGS["synflow"]["rounds"],
+        help="synflow: pruning rounds (exponential schedule)",
+    )
     _add_store_flags(prune, "--out (with its sidecar)")
     _add_config(prune)
     _add_run_options(prune)
@@ -925,75 +1125,158 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("path")
     info.add_argument("--json", action="store_true", help="JSON instead of YAML")
 
-    ls = command("ls", cmd_ls, "list the run folders of a results folder: kind, hash, status, variant (what the "
-                 "run trained: lth, at+trt, dense, dense+swish, ...), settings, test_acc_pct (test accuracy in "
-                 "percent at the epoch of best validation accuracy, as summary.csv's column of that name), age, size")
+    ls = command(
+        "ls",
+        cmd_ls,
+        "list the run folders of a results folder: kind, hash, status, variant (what the "
+        "run trained: lth, at+trt, dense, dense+swish, ...), settings, test_acc_pct (test accuracy in "
+        "percent at the epoch of best validation accuracy, as summary.csv's column of that name), age, size",
+    )
     ls.add_argument("results", nargs="?", default="results", help="the workflow's results folder")
-    ls.add_argument("--json", action="store_true", help="JSON instead of a table (with final_test_acc_pct too: "
-                    "the test accuracy in %% after the last epoch)")
+    ls.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON instead of a table (with final_test_acc_pct too: the test accuracy in %% after the last epoch)",
+    )
 
-    link = command("link", cmd_link, "publish finished files of a results folder as links under "
-                   "RESULTS/published (what the workflow's jobs declare as their outputs; lth/store.py)")
+    link = command(
+        "link",
+        cmd_link,
+        "publish finished files of a results folder as links under "
+        "RESULTS/published (what the workflow's jobs declare as their outputs; lth/store.py)",
+    )
     link.add_argument("--results", required=True, help="the results folder the files are in")
     link.add_argument("targets", nargs="+", metavar="FILE", help="finished files under --results")
 
-    gc = command("gc", cmd_gc, "list the run folders no experiment uses, and why; delete them with --yes. A "
-                 "folder is kept while an experiment recorded in the store uses it (each workflow run records "
-                 "its experiments' runs) or a given config plans it")
-    gc.add_argument("configs", nargs="*", metavar="CONFIG", help="configs whose planned runs to keep too, "
-                    "recorded or not (they also name the results folder)")
-    gc.add_argument("--results", default="results", help="the results folder, when no config is given "
-                    "(default: results)")
-    gc.add_argument("--forget", nargs="+", default=[], metavar="EXPERIMENT",
-                    help="drop these experiments' records, so that the runs only they used are deleted too")
-    gc.add_argument("--yes", action="store_true", help="delete the folders listed (and forget --forget's "
-                    "experiments); refused while a workflow is running on the store")
+    gc = command(
+        "gc",
+        cmd_gc,
+        "list the run folders no experiment uses, and why; delete them with --yes. A "
+        "folder is kept while an experiment recorded in the store uses it (each workflow run records "
+        "its experiments' runs) or a given config plans it",
+    )
+    gc.add_argument(
+        "configs",
+        nargs="*",
+        metavar="CONFIG",
+        help="configs whose planned runs to keep too, recorded or not (they also name the results folder)",
+    )
+    gc.add_argument(
+        "--results", default="results", help="the results folder, when no config is given (default: results)"
+    )
+    gc.add_argument(
+        "--forget",
+        nargs="+",
+        default=[],
+        metavar="EXPERIMENT",
+        help="drop these experiments' records, so that the runs only they used are deleted too",
+    )
+    gc.add_argument(
+        "--yes",
+        action="store_true",
+        help="delete the folders listed (and forget --forget's "
+        "experiments); refused while a workflow is running on the store",
+    )
 
     aggregate = command("aggregate", cmd_aggregate, "collect finished runs into one summary.csv")
     aggregate.add_argument("--out", required=True, help="summary.csv to write")
     aggregate.add_argument("--force", action="store_true", help="replace --out if it exists")
-    aggregate.add_argument("--experiments", nargs="+", metavar="NAME=SUMMARY_CSV", default=[],
-                           help="write every experiment's summary.csv into one table, after a column `experiment`")
-    aggregate.add_argument("rows", nargs="*", metavar="SEED:VARIANT:LEVEL:MASK_SOURCE:RUN_FOLDER",
-                           help="one per row; each run folder must hold a finished run")
+    aggregate.add_argument(
+        "--experiments",
+        nargs="+",
+        metavar="NAME=SUMMARY_CSV",
+        default=[],
+        help="write every experiment's summary.csv into one table, after a column `experiment`",
+    )
+    aggregate.add_argument(
+        "rows",
+        nargs="*",
+        metavar="SEED:VARIANT:LEVEL:MASK_SOURCE:RUN_FOLDER",
+        help="one per row; each run folder must hold a finished run",
+    )
 
     plot = command("plot", cmd_plot, "draw accuracy vs sparsity from a summary.csv")
     plot.add_argument("--summary", required=True)
     plot.add_argument("--out", required=True, nargs="+", help="figure files (.png, .pdf)")
     plot.add_argument("--x", default="sparsity", choices=tuple(X_AXES))
-    plot.add_argument("--title", default=None, help="put before the title (the workflow gives the experiment); "
-                      "the title always says the model, data, epochs and seeds")
-    plot.add_argument("--mask-sources", default="panels", choices=MASK_SOURCE_LAYOUTS,
-                      help="with several mask sources (column mask_source): a panel per source (default), or "
-                      "one axes with a curve per variant and source, line style by source")
+    plot.add_argument(
+        "--title",
+        default=None,
+        help="put before the title (the workflow gives the experiment); "
+        "the title always says the model, data, epochs and seeds",
+    )
+    plot.add_argument(
+        "--mask-sources",
+        default="panels",
+        choices=MASK_SOURCE_LAYOUTS,
+        help="with several mask sources (column mask_source): a panel per source (default), or "
+        "one axes with a curve per variant and source, line style by source",
+    )
     plot.add_argument("--force", action="store_true", help="replace the --out files if they exist")
 
     from lth.analysis.figures import FIGURES  # light: pandas and matplotlib load only when drawing
     from lth.figures import GRID_FIGURES, SUMMARY_FIGURES
 
     accuracy = {name: spec.description for name, spec in {**SUMMARY_FIGURES, **GRID_FIGURES}.items()}
-    figure = command("figure", cmd_figure, "draw a paper figure or table from CSVs: accuracy figures from a "
-                     "summary.csv (grids from results/summary.csv), analysis figures from their collected CSV")
-    figure.add_argument("name", choices=(*FIGURES, *accuracy), metavar="NAME",
-                        help="; ".join([*(f"{name}: {entry[2]}" for name, entry in FIGURES.items()),
-                                        *(f"{name}: {text}" for name, text in accuracy.items())]).replace("%", "%%"))
-    figure.add_argument("--csv", required=True, help="summary.csv (accuracy figures), results/summary.csv (grids) or "
-                        "the collected analysis CSV (results/<experiment>/analysis/*.csv)")
+    figure = command(
+        "figure",
+        cmd_figure,
+        "draw a paper figure or table from CSVs: accuracy figures from a "
+        "summary.csv (grids from results/summary.csv), analysis figures from their collected CSV",
+    )
+    figure.add_argument(
+        "name",
+        choices=(*FIGURES, *accuracy),
+        metavar="NAME",
+        help="; ".join(
+            [
+                *(f"{name}: {entry[2]}" for name, entry in FIGURES.items()),
+                *(f"{name}: {text}" for name, text in accuracy.items()),
+            ]
+        ).replace("%", "%%"),
+    )
+    figure.add_argument(
+        "--csv",
+        required=True,
+        help="summary.csv (accuracy figures), results/summary.csv (grids) or "
+        "the collected analysis CSV (results/<experiment>/analysis/*.csv)",
+    )
     figure.add_argument("--out", required=True, nargs="+", help="files to write (.png, .pdf, .svg; a table also .csv)")
-    figure.add_argument("--x", default=None, choices=tuple(X_AXES),
-                        help="accuracy figures: the x axis (default sparsity, levels spaced by log remaining weights)")
-    figure.add_argument("--epoch", default=None, help="analysis figures: the training epoch shown, or `final` (each "
-                        "run's largest epoch; the default); not for figA12_hessian_per_epoch, which shows every epoch")
-    figure.add_argument("--title", default=None, help="put before the title (the workflow gives the experiment); "
-                        "the title always says what the figure shows and the model, data, epochs and seeds")
+    figure.add_argument(
+        "--x",
+        default=None,
+        choices=tuple(X_AXES),
+        help="accuracy figures: the x axis (default sparsity, levels spaced by log remaining weights)",
+    )
+    figure.add_argument(
+        "--epoch",
+        default=None,
+        help="analysis figures: the training epoch shown, or `final` (each "
+        "run's largest epoch; the default); not for figA12_hessian_per_epoch, which shows every epoch",
+    )
+    figure.add_argument(
+        "--title",
+        default=None,
+        help="put before the title (the workflow gives the experiment); "
+        "the title always says what the figure shows and the model, data, epochs and seeds",
+    )
     figure.add_argument("--force", action="store_true", help="replace the --out files if they exist")
 
-    tickets = command("tickets", cmd_tickets, "ticket statistics of a summary.csv, per mask source: gains over "
-                      "vanilla, winning-ticket thresholds, critical sparsities (lth/tickets.py)")
+    tickets = command(
+        "tickets",
+        cmd_tickets,
+        "ticket statistics of a summary.csv, per mask source: gains over "
+        "vanilla, winning-ticket thresholds, critical sparsities (lth/tickets.py)",
+    )
     tickets.add_argument("--summary", required=True, help="an experiment's summary.csv")
     tickets.add_argument("--out", required=True, help="tickets.csv to write")
-    tickets.add_argument("--pair", action="append", default=[], metavar="A:B",
-                         help="a variant pair whose critical sparsity to report (repeatable), e.g. at+trt:rewind")
+    tickets.add_argument(
+        "--pair",
+        action="append",
+        default=[],
+        metavar="A:B",
+        help="a variant pair whose critical sparsity to report (repeatable), e.g. at+trt:rewind",
+    )
     tickets.add_argument("--force", action="store_true", help="replace --out if it exists")
 
     from lth.analysis.commands import add_analyze  # it imports this module's helpers
@@ -1004,8 +1287,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
     try:
         _check_common(args)
         args.func(args)

@@ -45,11 +45,15 @@ def check_local_gpus(device: str, asked: int | None, jobs_per_gpu: int, cards: i
     """Before a local workflow starts any job: the GPUs the config and `--resources gpu=N` ask for exist."""
     cards = visible_gpus() if cards is None else cards
     if device.startswith("cuda") and cards == 0:
-        raise LthError(f"device: {device!r} but this machine has no NVIDIA GPU (none in /proc/driver/nvidia/gpus or "
-                       "CUDA_VISIBLE_DEVICES); use device: cpu (or auto), or run on a GPU machine or cluster")
+        raise LthError(
+            f"device: {device!r} but this machine has no NVIDIA GPU (none in /proc/driver/nvidia/gpus or "
+            "CUDA_VISIBLE_DEVICES); use device: cpu (or auto), or run on a GPU machine or cluster"
+        )
     if asked and asked > cards * jobs_per_gpu:
-        raise LthError(f"--resources gpu={asked} but this machine has {cards} GPU(s) x resources.jobs_per_gpu "
-                       f"{jobs_per_gpu} = {cards * jobs_per_gpu} job slots; ask for at most that many")
+        raise LthError(
+            f"--resources gpu={asked} but this machine has {cards} GPU(s) x resources.jobs_per_gpu "
+            f"{jobs_per_gpu} = {cards * jobs_per_gpu} job slots; ask for at most that many"
+        )
 
 
 def default_lock_dir() -> Path:
@@ -57,8 +61,9 @@ def default_lock_dir() -> Path:
     return Path(tempfile.gettempdir()) / "lth-gpu-slots"
 
 
-def claim_slot(cards: int, jobs_per_gpu: int = 1, lock_dir: Path | None = None,
-               poll_seconds: float = 5.0) -> tuple[int, IO[bytes]]:
+def claim_slot(
+    cards: int, jobs_per_gpu: int = 1, lock_dir: Path | None = None, poll_seconds: float = 5.0
+) -> tuple[int, IO[bytes]]:
     """(card, open slot file) for the first free slot, waiting while all are taken.
 
     Slot i runs on card i % cards. The slot is held until the returned file is closed or the
@@ -83,8 +88,12 @@ def claim_slot(cards: int, jobs_per_gpu: int = 1, lock_dir: Path | None = None,
                 continue
             return slot % cards, handle
         if not waiting:
-            log.info("all %d GPU slots (%d cards x %d jobs per GPU) are taken; waiting for one",
-                     cards * jobs_per_gpu, cards, jobs_per_gpu)
+            log.info(
+                "all %d GPU slots (%d cards x %d jobs per GPU) are taken; waiting for one",
+                cards * jobs_per_gpu,
+                cards,
+                jobs_per_gpu,
+            )
             waiting = True
         time.sleep(poll_seconds)
 
@@ -101,6 +110,5 @@ def assign_device(device: str, jobs_per_gpu: int = 1) -> str:
         return device
     card, handle = claim_slot(cards, jobs_per_gpu)
     _held.append(handle)
-    log.info("GPU slot claimed: cuda:%d of %d visible (%s)", card, cards,
-             os.environ.get("CUDA_VISIBLE_DEVICES", "all"))
+    log.info("GPU slot claimed: cuda:%d of %d visible (%s)", card, cards, os.environ.get("CUDA_VISIBLE_DEVICES", "all"))
     return f"cuda:{card}"

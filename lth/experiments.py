@@ -52,32 +52,44 @@ def experiment_configs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         return {str(config.get("experiment")): config}  # the schema fills its defaults in place
     section = config["experiments"]
     if not isinstance(section, Mapping) or not section:
-        raise ExperimentsError(f"experiments: {section!r} is not allowed; give a mapping of experiment names to "
-                               "their overrides of the base config, e.g. {resnet18: {model: {name: resnet18}}}")
+        raise ExperimentsError(
+            f"experiments: {section!r} is not allowed; give a mapping of experiment names to "
+            "their overrides of the base config, e.g. {resnet18: {model: {name: resnet18}}}"
+        )
     if "experiment" in config:
-        raise ExperimentsError(f"experiment: {config['experiment']!r} is not allowed beside `experiments`, whose "
-                               f"keys name the experiments ({', '.join(map(str, section))})")
+        raise ExperimentsError(
+            f"experiment: {config['experiment']!r} is not allowed beside `experiments`, whose "
+            f"keys name the experiments ({', '.join(map(str, section))})"
+        )
     base = {key: value for key, value in config.items() if key != "experiments"}
     configs = {}
     for name, overrides in section.items():
         _check_name("experiments", name)
         if not isinstance(name, str) or not NAME.fullmatch(name):
-            raise ExperimentsError(f"experiments: the name {name!r} is not allowed; use letters, digits, '.', '_' "
-                                   "and '-', starting with a letter or digit (it names a folder)")
+            raise ExperimentsError(
+                f"experiments: the name {name!r} is not allowed; use letters, digits, '.', '_' "
+                "and '-', starting with a letter or digit (it names a folder)"
+            )
         overrides = overrides or {}
         if not isinstance(overrides, Mapping):
-            raise ExperimentsError(f"experiments.{name}: {overrides!r} is not allowed; give a mapping of overrides "
-                                   "(or nothing, for the base itself)")
+            raise ExperimentsError(
+                f"experiments.{name}: {overrides!r} is not allowed; give a mapping of overrides "
+                "(or nothing, for the base itself)"
+            )
         fixed = [key for key in (*WORKFLOW_KEYS, "experiment", "experiments") if key in overrides]
         if fixed:
-            raise ExperimentsError(f"experiments.{name}.{fixed[0]}: not allowed in an experiment; "
-                                   f"{', '.join(WORKFLOW_KEYS)} are set once, in the base config, for every "
-                                   "experiment (their runs share one cache)")
+            raise ExperimentsError(
+                f"experiments.{name}.{fixed[0]}: not allowed in an experiment; "
+                f"{', '.join(WORKFLOW_KEYS)} are set once, in the base config, for every "
+                "experiment (their runs share one cache)"
+            )
         configs[name] = {**merge(base, overrides), "experiment": name}
     return configs
 
 
 def _check_name(key: str, name: Any) -> None:
     if name in RESERVED:
-        raise ExperimentsError(f"{key}: the name {name!r} is not allowed; results/{name}/ is not an experiment's "
-                               f"folder ({', '.join(RESERVED)} are taken)")
+        raise ExperimentsError(
+            f"{key}: the name {name!r} is not allowed; results/{name}/ is not an experiment's "
+            f"folder ({', '.join(RESERVED)} are taken)"
+        )

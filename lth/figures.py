@@ -37,11 +37,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lth.errors import LthError
-from lth.plots import (MASK_SOURCE, SUMMARY_COLUMNS, TITLE_COLUMNS, check_one_experiment, check_outputs, check_x,
-                       dense_baselines, describe_runs, draw_curve, draw_dense, figure_title, finish_x_axis,
-                       find_variant, level_means, model_text, parts_of, primary_rows, pyplot, read_summary,
-                       remaining_percent, save_figure, series_key, sources_of, sparse_rows, variant_colors,
-                       with_source, x_column)
+from lth.plots import (
+    MASK_SOURCE,
+    SUMMARY_COLUMNS,
+    TITLE_COLUMNS,
+    check_one_experiment,
+    check_outputs,
+    check_x,
+    dense_baselines,
+    describe_runs,
+    draw_curve,
+    draw_dense,
+    figure_title,
+    find_variant,
+    finish_x_axis,
+    level_means,
+    model_text,
+    parts_of,
+    primary_rows,
+    pyplot,
+    read_summary,
+    remaining_percent,
+    save_figure,
+    series_key,
+    sources_of,
+    sparse_rows,
+    variant_colors,
+    with_source,
+    x_column,
+)
 from lth.tickets import curves_crossing
 
 if TYPE_CHECKING:
@@ -83,55 +107,134 @@ class GridSpec:
     heading: str  # a few words: what the figure shows (its title's first line)
 
 
-SUMMARY_FIGURES: dict[str, FigureSpec] = {spec.name: spec for spec in (
-    FigureSpec("fig1a_skip", ("lth", "skip"), ("lth", "skip"), dense=("skip",),
-               heading="Fig. 1a: skip connections vs vanilla", description=(
-        "Figure 1a: extra skip connections against the vanilla ticket; the paper finds they help sparse "
-        "networks most at high sparsity, while their effect on the dense network (dashed) is small.")),
-    FigureSpec("fig1b_activations", ("lth", "swish", "mish"), ("lth",), dense=("swish", "mish"),
-               heading="Fig. 1b: Swish and Mish vs vanilla (ReLU)", description=(
-        "Figure 1b: Swish and Mish in place of ReLU against the vanilla ticket; smooth activations help "
-        "sparse re-training more than they help the dense network (dashed).")),
-    FigureSpec("fig1c_ls", ("lth", "ls"), ("lth", "ls"), dense=("ls",), heading="Fig. 1c: label smoothing vs vanilla",
-               description=(
-        "Figure 1c: label smoothing against the vanilla ticket, with its effect on the dense network dashed.")),
-    FigureSpec("fig1d_gradinit", ("lth", "gradinit"), ("lth", "gradinit"), dense=("gradinit",),
-               heading="Fig. 1d: GradInit vs vanilla", description=(
-        "Figure 1d: GradInit's layer-wise re-scaled initialisation against the vanilla ticket, with its effect "
-        "on the dense network dashed.")),
-    FigureSpec("fig4a_at_trt", ("lth", "at", "trt", "at+trt"), ("lth",),
-               heading="Fig. 4a: architecture (AT) and training-recipe (TRT) tweaks vs vanilla", description=(
-        "Figure 4a: the architecture tweaks (AT), the training-recipe tweaks (TRT) and both against the "
-        "vanilla ticket; combined they give the paper's largest gains at high sparsity.")),
-    FigureSpec("fig4b_rewinding", ("at+trt", "rewind"), ("at+trt", "rewind"), critical=("at+trt", "rewind"),
-               heading="Fig. 4b: AT+TRT vs weight rewinding",
-               description=("Figure 4b: AT+TRT against weight rewinding; the dotted line marks the critical "
-                            "sparsity where the two curves cross, beyond which AT+TRT is the better ticket.")),
-    FigureSpec("fig8_rewinding_combos", ("rewind", "at+rewind", "trt+rewind", "at+trt+rewind"), ("rewind",),
-               heading="Fig. 8: the tweaks with weight rewinding",
-               description="Figure 8: the tweaks combined with weight rewinding, against rewinding alone."),
-    FigureSpec("fig9_ls_vs_kd", ("at+trt", "skip+swish+gradinit+kd"), ("at+trt", "skip+swish+gradinit+kd"),
-               heading="Fig. 9: AT+TRT with label smoothing vs with distillation",
-               description=("Figure 9: AT+TRT with label smoothing against AT+TRT with knowledge distillation "
-                            "from the dense network as its soft labels.")),
-    FigureSpec("figA13_omp", ("lth", "at+trt"), ("lth", "at+trt"), method="omp",
-               heading="Fig. A13: AT+TRT vs vanilla on one-shot (OMP) masks", description=(
-        "Figure A13: vanilla against AT+TRT on one-shot magnitude pruning (OMP) masks: the tweaks help "
-        "tickets drawn without iterative pruning too.")),
-    FigureSpec("any_mask", ("lth", "at+trt"), ("lth", "at+trt"), per_source=True,
-               heading="AT+TRT vs vanilla on the masks of each mask source", description=(
-        "The tweaks on any mask (not in the paper): vanilla against AT+TRT re-trained on the masks of each "
-        "mask source (magnitude pruning, random, SNIP, GraSP, SynFlow, a user's file), one panel per source, "
-        "with the dense network dashed: do the tweaks help tickets whatever made their mask?")),
-)}
-GRID_FIGURES: dict[str, GridSpec] = {spec.name: spec for spec in (
-    GridSpec("fig6_grid", "accuracy", "Figure 6: vanilla (lth) against AT+TRT for each architecture and "
-             "dataset, one panel per experiment, with the dense network dashed.",
-             "Fig. 6: AT+TRT vs vanilla per architecture and dataset"),
-    GridSpec("fig7_grid", "gain", "Figure 7: the gain of AT+TRT over vanilla (lth) in accuracy points at "
-             "each level, one panel per architecture and dataset.",
-             "Fig. 7: gain of AT+TRT over vanilla per architecture and dataset"),
-)}
+SUMMARY_FIGURES: dict[str, FigureSpec] = {
+    spec.name: spec
+    for spec in (
+        FigureSpec(
+            "fig1a_skip",
+            ("lth", "skip"),
+            ("lth", "skip"),
+            dense=("skip",),
+            heading="Fig. 1a: skip connections vs vanilla",
+            description=(
+                "Figure 1a: extra skip connections against the vanilla ticket; the paper finds they help sparse "
+                "networks most at high sparsity, while their effect on the dense network (dashed) is small."
+            ),
+        ),
+        FigureSpec(
+            "fig1b_activations",
+            ("lth", "swish", "mish"),
+            ("lth",),
+            dense=("swish", "mish"),
+            heading="Fig. 1b: Swish and Mish vs vanilla (ReLU)",
+            description=(
+                "Figure 1b: Swish and Mish in place of ReLU against the vanilla ticket; smooth activations help "
+                "sparse re-training more than they help the dense network (dashed)."
+            ),
+        ),
+        FigureSpec(
+            "fig1c_ls",
+            ("lth", "ls"),
+            ("lth", "ls"),
+            dense=("ls",),
+            heading="Fig. 1c: label smoothing vs vanilla",
+            description=(
+                "Figure 1c: label smoothing against the vanilla ticket, with its effect on the dense network dashed."
+            ),
+        ),
+        FigureSpec(
+            "fig1d_gradinit",
+            ("lth", "gradinit"),
+            ("lth", "gradinit"),
+            dense=("gradinit",),
+            heading="Fig. 1d: GradInit vs vanilla",
+            description=(
+                "Figure 1d: GradInit's layer-wise re-scaled initialisation against the vanilla ticket, with its effect "
+                "on the dense network dashed."
+            ),
+        ),
+        FigureSpec(
+            "fig4a_at_trt",
+            ("lth", "at", "trt", "at+trt"),
+            ("lth",),
+            heading="Fig. 4a: architecture (AT) and training-recipe (TRT) tweaks vs vanilla",
+            description=(
+                "Figure 4a: the architecture tweaks (AT), the training-recipe tweaks (TRT) and both against the "
+                "vanilla ticket; combined they give the paper's largest gains at high sparsity."
+            ),
+        ),
+        FigureSpec(
+            "fig4b_rewinding",
+            ("at+trt", "rewind"),
+            ("at+trt", "rewind"),
+            critical=("at+trt", "rewind"),
+            heading="Fig. 4b: AT+TRT vs weight rewinding",
+            description=(
+                "Figure 4b: AT+TRT against weight rewinding; the dotted line marks the critical "
+                "sparsity where the two curves cross, beyond which AT+TRT is the better ticket."
+            ),
+        ),
+        FigureSpec(
+            "fig8_rewinding_combos",
+            ("rewind", "at+rewind", "trt+rewind", "at+trt+rewind"),
+            ("rewind",),
+            heading="Fig. 8: the tweaks with weight rewinding",
+            description="Figure 8: the tweaks combined with weight rewinding, against rewinding alone.",
+        ),
+        FigureSpec(
+            "fig9_ls_vs_kd",
+            ("at+trt", "skip+swish+gradinit+kd"),
+            ("at+trt", "skip+swish+gradinit+kd"),
+            heading="Fig. 9: AT+TRT with label smoothing vs with distillation",
+            description=(
+                "Figure 9: AT+TRT with label smoothing against AT+TRT with knowledge distillation "
+                "from the dense network as its soft labels."
+            ),
+        ),
+        FigureSpec(
+            "figA13_omp",
+            ("lth", "at+trt"),
+            ("lth", "at+trt"),
+            method="omp",
+            heading="Fig. A13: AT+TRT vs vanilla on one-shot (OMP) masks",
+            description=(
+                "Figure A13: vanilla against AT+TRT on one-shot magnitude pruning (OMP) masks: the tweaks help "
+                "tickets drawn without iterative pruning too."
+            ),
+        ),
+        FigureSpec(
+            "any_mask",
+            ("lth", "at+trt"),
+            ("lth", "at+trt"),
+            per_source=True,
+            heading="AT+TRT vs vanilla on the masks of each mask source",
+            description=(
+                "The tweaks on any mask (not in the paper): vanilla against AT+TRT re-trained on the masks of each "
+                "mask source (magnitude pruning, random, SNIP, GraSP, SynFlow, a user's file), one panel per source, "
+                "with the dense network dashed: do the tweaks help tickets whatever made their mask?"
+            ),
+        ),
+    )
+}
+GRID_FIGURES: dict[str, GridSpec] = {
+    spec.name: spec
+    for spec in (
+        GridSpec(
+            "fig6_grid",
+            "accuracy",
+            "Figure 6: vanilla (lth) against AT+TRT for each architecture and "
+            "dataset, one panel per experiment, with the dense network dashed.",
+            "Fig. 6: AT+TRT vs vanilla per architecture and dataset",
+        ),
+        GridSpec(
+            "fig7_grid",
+            "gain",
+            "Figure 7: the gain of AT+TRT over vanilla (lth) in accuracy points at "
+            "each level, one panel per architecture and dataset.",
+            "Fig. 7: gain of AT+TRT over vanilla per architecture and dataset",
+        ),
+    )
+}
 GRID_SERIES = ("lth", "at+trt")  # (vanilla, tweaked): every grid panel compares these
 GRID_COLUMNS = ("experiment", "model", "dataset")  # results/summary.csv's, besides SUMMARY_COLUMNS
 
@@ -163,12 +266,19 @@ def _too_few_sources(sources: Sequence[str | None], where: str) -> str | None:
     labels = [source for source in sources if source is not None]
     if len(labels) >= 2:
         return None
-    return (f"needs at least 2 mask sources; the {where} has "
-            f"{', '.join(labels) if labels else f'one, without a label (no column {MASK_SOURCE!r})'}")
+    return (
+        f"needs at least 2 mask sources; the {where} has "
+        f"{', '.join(labels) if labels else f'one, without a label (no column {MASK_SOURCE!r})'}"
+    )
 
 
-def figure_status(name: str, variants: Sequence[str], dense_variants: Sequence[str], method: str,
-                  mask_sources: Sequence[str] = ("magnitude",)) -> str | None:
+def figure_status(
+    name: str,
+    variants: Sequence[str],
+    dense_variants: Sequence[str],
+    method: str,
+    mask_sources: Sequence[str] = ("magnitude",),
+) -> str | None:
     """None when figure `name` (SUMMARY_FIGURES) can be drawn from an experiment with these config
     variants, prune method (its primary mask source's) and mask sources (their labels, in order), else
     a one-line reason, e.g. "fig1a_skip: needs variants lth and skip; the config has lth, rewind, not
@@ -195,8 +305,10 @@ def grid_status(rows: Sequence[tuple[str, str, str, Sequence[str]]]) -> str | No
     """None when the grids (GRID_FIGURES) can be drawn from experiments given as (experiment, model,
     dataset, variants), else why not: they need at least one experiment with both lth and at+trt."""
     if not any(_usable(variants) for _, _, _, variants in rows):
-        return (f"needs an experiment with variants {' and '.join(GRID_SERIES)}; none of the "
-                f"{len(rows)} experiment{'s' if len(rows) != 1 else ''} ({', '.join(r[0] for r in rows)}) has both")
+        return (
+            f"needs an experiment with variants {' and '.join(GRID_SERIES)}; none of the "
+            f"{len(rows)} experiment{'s' if len(rows) != 1 else ''} ({', '.join(r[0] for r in rows)}) has both"
+        )
     return None
 
 
@@ -211,8 +323,10 @@ def _check_method(spec: FigureSpec, table: pd.DataFrame, csv: str | Path) -> Non
         return
     methods = sorted(set(sparse_rows(table)["prune_method"].dropna().astype(str)))
     if methods and methods != [spec.method]:
-        raise LthError(f"{csv}: {spec.name} is drawn for prune method {spec.method}; the CSV's rows are "
-                       f"{', '.join(methods)} (column 'prune_method')")
+        raise LthError(
+            f"{csv}: {spec.name} is drawn for prune method {spec.method}; the CSV's rows are "
+            f"{', '.join(methods)} (column 'prune_method')"
+        )
 
 
 def _at_sparsity(curve: pd.DataFrame, sparsity_pct: float) -> float:
@@ -221,9 +335,15 @@ def _at_sparsity(curve: pd.DataFrame, sparsity_pct: float) -> float:
     import numpy as np
 
     ordered = curve.sort_values("sparsity_pct")
-    return float(np.exp(np.interp(np.log1p(-sparsity_pct / 100),
-                                  np.log1p(-ordered["sparsity_pct"].to_numpy() / 100)[::-1],
-                                  np.log(ordered["x"].to_numpy(dtype=float))[::-1])))
+    return float(
+        np.exp(
+            np.interp(
+                np.log1p(-sparsity_pct / 100),
+                np.log1p(-ordered["sparsity_pct"].to_numpy() / 100)[::-1],
+                np.log(ordered["x"].to_numpy(dtype=float))[::-1],
+            )
+        )
+    )
 
 
 def _critical(ax: Any, a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str], x: str) -> pd.DataFrame | None:
@@ -235,21 +355,37 @@ def _critical(ax: Any, a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str],
         return None
     sparsity, accuracy = point
     at = sparsity if x == "sparsity" else _at_sparsity(a, sparsity)
-    ax.axvline(remaining_percent(sparsity) if x == "sparsity" else at, color="gray", linestyle=":", linewidth=1.2,
-               label=f"critical sparsity {sparsity:.1f}%")
-    return pd.DataFrame({"variant": [names[0]], "reference": [names[1]], "level": [float("nan")],
-                         "sparsity_pct": [sparsity], "x": [at], "mean": [accuracy]})
+    ax.axvline(
+        remaining_percent(sparsity) if x == "sparsity" else at,
+        color="gray",
+        linestyle=":",
+        linewidth=1.2,
+        label=f"critical sparsity {sparsity:.1f}%",
+    )
+    return pd.DataFrame(
+        {
+            "variant": [names[0]],
+            "reference": [names[1]],
+            "level": [float("nan")],
+            "sparsity_pct": [sparsity],
+            "x": [at],
+            "mean": [accuracy],
+        }
+    )
 
 
-def _draw_series(ax: Any, spec: FigureSpec, rows: pd.DataFrame, source: str | None, x: str,
-                 short: bool) -> dict[str, pd.DataFrame]:
+def _draw_series(
+    ax: Any, spec: FigureSpec, rows: pd.DataFrame, source: str | None, x: str, short: bool
+) -> dict[str, pd.DataFrame]:
     """Figure `spec`'s series, dense lines and critical marker on `ax` from `rows` (the dense rows and one
     mask source's tickets); what it drew, by series_key(label, source) (dense lines by their names)."""
     sparse = sparse_rows(rows)
     names = list(dict.fromkeys(sparse["variant"]))
     found = {expression: find_variant(expression, names) for expression in spec.series}
-    baselines = [next((b for b in dense_baselines(rows) if parts_of(b.removeprefix("dense+")) == parts_of(tweak)),
-                      None) for tweak in spec.dense]
+    baselines = [
+        next((b for b in dense_baselines(rows) if parts_of(b.removeprefix("dense+")) == parts_of(tweak)), None)
+        for tweak in spec.dense
+    ]
     colors = variant_colors([*names, "dense", *filter(None, baselines)])  # one colour per variant, every figure
     plotted: dict[str, pd.DataFrame] = {}
     for expression, variant in found.items():
@@ -272,8 +408,9 @@ def _draw_series(ax: Any, spec: FigureSpec, rows: pd.DataFrame, source: str | No
     return plotted
 
 
-def draw_summary_figure(name: str, summary_csv: str | Path, outputs: Sequence[str | Path], *,
-                        x: str = "sparsity", title: str | None = None) -> dict[str, pd.DataFrame]:
+def draw_summary_figure(
+    name: str, summary_csv: str | Path, outputs: Sequence[str | Path], *, x: str = "sparsity", title: str | None = None
+) -> dict[str, pd.DataFrame]:
     """Figure `name` of SUMMARY_FIGURES from one experiment's summary.csv into every output (the
     suffix picks the format: .png, .pdf, .svg).
 
@@ -303,15 +440,19 @@ def draw_summary_figure(name: str, summary_csv: str | Path, outputs: Sequence[st
     panels = {source: with_source(table, source) for source in (sources if spec.per_source else sources[:1])}
     for source, rows in panels.items():  # every panel checked before anything is drawn
         _check_method(spec, rows, summary_csv)
-        reason = _missing(spec, list(dict.fromkeys(sparse_rows(rows)["variant"])),
-                          f"mask source {source} of the CSV" if spec.per_source else "CSV")
+        reason = _missing(
+            spec,
+            list(dict.fromkeys(sparse_rows(rows)["variant"])),
+            f"mask source {source} of the CSV" if spec.per_source else "CSV",
+        )
         if reason:
             raise LthError(f"{summary_csv}: {name}: {reason}")
 
     plt = pyplot()
     if spec.per_source:
-        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1, 4.2), layout="constrained",
-                                 sharey=True, squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(panels), figsize=(4.2 * len(panels) + 1, 4.2), layout="constrained", sharey=True, squeeze=False
+        )
     else:
         fig, axes = plt.subplots(figsize=(6.4, 4.2), layout="constrained", squeeze=False)
     plotted: dict[str, pd.DataFrame] = {}
@@ -343,8 +484,10 @@ def _panels(table: pd.DataFrame) -> list[tuple[str, tuple[str, str], pd.DataFram
             key = (str(rows["model"].iloc[0]), str(rows["dataset"].iloc[0]))
             panels.append((str(experiment), key, rows, (vanilla, tweaked)))
     keys = [key for _, key, _, _ in panels]
-    return [(experiment, (key[0], f"{key[1]} ({experiment})") if keys.count(key) > 1 else key, rows, found)
-            for experiment, key, rows, found in panels]
+    return [
+        (experiment, (key[0], f"{key[1]} ({experiment})") if keys.count(key) > 1 else key, rows, found)
+        for experiment, key, rows, found in panels
+    ]
 
 
 def _gain(sparse: pd.DataFrame, vanilla: str, tweaked: str, x: str) -> pd.DataFrame:
@@ -355,8 +498,9 @@ def _gain(sparse: pd.DataFrame, vanilla: str, tweaked: str, x: str) -> pd.DataFr
     return level_means(paired.assign(test_acc_pct=paired["test_acc_pct"] - paired["test_acc_pct_vanilla"]), x)
 
 
-def draw_grid_figure(name: str, summary_csv: str | Path, outputs: Sequence[str | Path], *, x: str = "sparsity",
-                     title: str | None = None) -> dict[tuple[str, str], dict[str, pd.DataFrame]]:
+def draw_grid_figure(
+    name: str, summary_csv: str | Path, outputs: Sequence[str | Path], *, x: str = "sparsity", title: str | None = None
+) -> dict[tuple[str, str], dict[str, pd.DataFrame]]:
     """Grid `name` of GRID_FIGURES from results/summary.csv (every experiment's rows, with columns
     experiment, model and dataset): one panel per experiment that has both lth and at+trt (matched by
     parts), rows by dataset and columns by model, each titled `<model> (width W) on <dataset>`; the
@@ -372,22 +516,31 @@ def draw_grid_figure(name: str, summary_csv: str | Path, outputs: Sequence[str |
     import pandas as pd
 
     if name not in GRID_FIGURES:
-        raise _unknown(name, list(GRID_FIGURES) + [f"(one experiment's figures, draw_summary_figure: "
-                                                   f"{', '.join(SUMMARY_FIGURES)})"])
+        raise _unknown(
+            name,
+            list(GRID_FIGURES) + [f"(one experiment's figures, draw_summary_figure: {', '.join(SUMMARY_FIGURES)})"],
+        )
     spec = GRID_FIGURES[name]
     check_x(x)
     outputs = check_outputs(name, outputs)
     table = read_summary(summary_csv, (*GRID_COLUMNS, *SUMMARY_COLUMNS, *TITLE_COLUMNS, x_column(x)))
     panels = _panels(table)
     if not panels:
-        raise LthError(f"{summary_csv}: {name} needs an experiment with variants {' and '.join(GRID_SERIES)}; "
-                       f"none of {', '.join(map(str, table['experiment'].unique()))} has both")
+        raise LthError(
+            f"{summary_csv}: {name} needs an experiment with variants {' and '.join(GRID_SERIES)}; "
+            f"none of {', '.join(map(str, table['experiment'].unique()))} has both"
+        )
     datasets = list(dict.fromkeys(key[1] for _, key, _, _ in panels))
     models = list(dict.fromkeys(key[0] for _, key, _, _ in panels))
 
     plt = pyplot()
-    fig, axes = plt.subplots(len(datasets), len(models), figsize=(3.6 * len(models), 3.0 * len(datasets)),
-                             layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(
+        len(datasets),
+        len(models),
+        figsize=(3.6 * len(models), 3.0 * len(datasets)),
+        layout="constrained",
+        squeeze=False,
+    )
     plotted: dict[tuple[str, str], dict[str, pd.DataFrame]] = {}
     for _, key, rows, (vanilla, tweaked) in panels:
         ax = axes[datasets.index(key[1])][models.index(key[0])]
@@ -417,14 +570,14 @@ def draw_grid_figure(name: str, summary_csv: str | Path, outputs: Sequence[str |
             if (r, c) not in used:
                 ax.set_visible(False)  # this model was not run on this dataset
     heading = f"{title}: {spec.heading}" if title else spec.heading
-    fig.suptitle(f"{heading}\n{describe_runs(pd.concat([rows for _, _, rows, _ in panels]), model=False)}",
-                 fontsize=10)
+    fig.suptitle(f"{heading}\n{describe_runs(pd.concat([rows for _, _, rows, _ in panels]), model=False)}", fontsize=10)
     save_figure(fig, outputs)
     return plotted
 
 
-def draw(name: str, csv: str | Path, outputs: Sequence[str | Path], *, x: str = "sparsity",
-         title: str | None = None) -> Any:
+def draw(
+    name: str, csv: str | Path, outputs: Sequence[str | Path], *, x: str = "sparsity", title: str | None = None
+) -> Any:
     """An experiment's figure (SUMMARY_FIGURES) or a grid (GRID_FIGURES) by name; what it plotted."""
     if name in GRID_FIGURES:
         return draw_grid_figure(name, csv, outputs, x=x, title=title)

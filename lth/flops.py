@@ -31,8 +31,11 @@ def forward_flops(model: nn.Module, input_shape: Sequence[int]) -> dict[str, int
     def after(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
         layer_flops[module] += counter.get_total_flops() - started.pop(module)
 
-    hooks = [hook for layer in layers for hook in (layer.register_forward_pre_hook(before),
-                                                   layer.register_forward_hook(after))]
+    hooks = [
+        hook
+        for layer in layers
+        for hook in (layer.register_forward_pre_hook(before), layer.register_forward_hook(after))
+    ]
     reference = next(model.parameters())
     image = torch.zeros(1, *input_shape, device=reference.device, dtype=reference.dtype)
     was_training = model.training
@@ -45,6 +48,7 @@ def forward_flops(model: nn.Module, input_shape: Sequence[int]) -> dict[str, int
             hook.remove()
         model.train(was_training)
     total = counter.get_total_flops()
-    skipped = sum(flops * (1 - int(layer.weight.count_nonzero()) / layer.weight.numel())
-                  for layer, flops in layer_flops.items())
+    skipped = sum(
+        flops * (1 - int(layer.weight.count_nonzero()) / layer.weight.numel()) for layer, flops in layer_flops.items()
+    )
     return {"forward_flops": total, "forward_flops_effective": round(total - skipped)}

@@ -71,10 +71,12 @@ class GradinitResult:
 
 def step_counts(history: list[dict[str, Any]]) -> dict[str, Any]:
     """How many steps of each kind a run took, and its first and last gradient norm."""
-    return {"objective_steps": sum(1 for row in history if row["step"] == "objective"),
-            "constraint_steps": sum(1 for row in history if row["step"] == "constraint"),
-            "first_gnorm": history[0]["gnorm"] if history else None,
-            "last_gnorm": history[-1]["gnorm"] if history else None}
+    return {
+        "objective_steps": sum(1 for row in history if row["step"] == "objective"),
+        "constraint_steps": sum(1 for row in history if row["step"] == "constraint"),
+        "first_gnorm": history[0]["gnorm"] if history else None,
+        "last_gnorm": history[-1]["gnorm"] if history else None,
+    }
 
 
 @dataclass
@@ -102,18 +104,27 @@ def scaled_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
     return params
 
 
-def _half_batches(data: Data, size: int, device: torch.device, seed: int,
-                  channels_last: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _half_batches(
+    data: Data, size: int, device: torch.device, seed: int, channels_last: bool
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Augmented training batches without end, from a generator of GradInit's own, so that
     training's batch order does not depend on whether GradInit ran."""
-    batches = Batches(data.train, size, data.mean, data.std, device, generator=torch.Generator().manual_seed(seed),
-                      flip=data.flip, crop_padding=data.crop_padding, channels_last=channels_last)
+    batches = Batches(
+        data.train,
+        size,
+        data.mean,
+        data.std,
+        device,
+        generator=torch.Generator().manual_seed(seed),
+        flip=data.flip,
+        crop_padding=data.crop_padding,
+        channels_last=channels_last,
+    )
     while True:
         yield from batches
 
 
-def _step_alphas(scales: list[_Scale], grads: list[torch.Tensor | None], kind: str,
-                 hparams: GradinitHparams) -> None:
+def _step_alphas(scales: list[_Scale], grads: list[torch.Tensor | None], kind: str, hparams: GradinitHparams) -> None:
     """One Adam step on each alpha, then p <- alpha * p0.
 
     d loss / d alpha = <grad_p, p0> = <grad_p, p> * |p0| / |p| for p = alpha * p0.
@@ -122,8 +133,9 @@ def _step_alphas(scales: list[_Scale], grads: list[torch.Tensor | None], kind: s
     if not live:
         return
     # One device sync for all inner products and norms, not two per tensor.
-    stats = torch.stack([torch.stack([(grad * scale.param).sum(), scale.param.norm()])
-                         for scale, grad in live]).tolist()
+    stats = torch.stack(
+        [torch.stack([(grad * scale.param).sum(), scale.param.norm()]) for scale, grad in live]
+    ).tolist()
     beta1, beta2 = BETAS
     for (scale, _), (inner, norm) in zip(live, stats):
         if norm == 0:  # scaled to a floor of 0: no direction is left to scale, so it stays (as RescaleAdam)
@@ -141,8 +153,15 @@ def _step_alphas(scales: list[_Scale], grads: list[torch.Tensor | None], kind: s
         scale.param.mul_(scale.alpha * scale.origin_norm / norm)  # RescaleAdam's arithmetic, to the last bit
 
 
-def gradinit(model: nn.Module, data: Data, mask: Mask | None, hparams: GradinitHparams, device: torch.device,
-             seed: int, channels_last: bool = True) -> GradinitResult:
+def gradinit(
+    model: nn.Module,
+    data: Data,
+    mask: Mask | None,
+    hparams: GradinitHparams,
+    device: torch.device,
+    seed: int,
+    channels_last: bool = True,
+) -> GradinitResult:
     """Rescale `model`'s weights in place and return the learned alphas. `mask` enters as
     `hparams.weights` says: the ticket is rescaled masked, the dense weights unmasked (the caller
     applies the mask afterwards)."""
@@ -199,8 +218,15 @@ def gradinit(model: nn.Module, data: Data, mask: Mask | None, hparams: GradinitH
             scale_grads = dict(zip(names, torch.autograd.grad(target, params, allow_unused=True)))
             with torch.no_grad():
                 _step_alphas(scales, [scale_grads[scale.name] for scale in scales], kind, hparams)
-            history.append({"iteration": iteration, "step": kind, "gnorm": gnorm_value, "loss": loss.item(),
-                            "objective": objective_value})
+            history.append(
+                {
+                    "iteration": iteration,
+                    "step": kind,
+                    "gnorm": gnorm_value,
+                    "loss": loss.item(),
+                    "objective": objective_value,
+                }
+            )
             if iteration % LOG_EVERY == 0 or iteration == hparams.iterations:
                 _log_progress(history, hparams, scales)
     finally:
@@ -210,10 +236,15 @@ def gradinit(model: nn.Module, data: Data, mask: Mask | None, hparams: GradinitH
     result = GradinitResult({scale.name: scale.alpha for scale in scales}, skipped, history)
     counts = result.counts()
     if counts["objective_steps"] == 0:
-        log.warning("gradinit took no objective step: the gradient norm stayed above gamma %g in all %d "
-                    "iterations (%.4g at the first, %.4g at the last), so only the norm was reduced and the "
-                    "look-ahead loss was never optimised", hparams.gamma, hparams.iterations,
-                    counts["first_gnorm"], counts["last_gnorm"])
+        log.warning(
+            "gradinit took no objective step: the gradient norm stayed above gamma %g in all %d "
+            "iterations (%.4g at the first, %.4g at the last), so only the norm was reduced and the "
+            "look-ahead loss was never optimised",
+            hparams.gamma,
+            hparams.iterations,
+            counts["first_gnorm"],
+            counts["last_gnorm"],
+        )
     return result
 
 
@@ -222,7 +253,17 @@ def _log_progress(history: list[dict[str, Any]], hparams: GradinitHparams, scale
     constraint_steps = sum(1 for r in history if r["step"] == "constraint")
     objective = "-" if row["objective"] is None else f"{row['objective']:.4f}"
     weights = [s.alpha for s in scales if not s.name.endswith("bias")] or [float("nan")]
-    log.info("gradinit %d/%d | %s step | gnorm %.4g | loss %.4f | objective %s | constraint steps %d | "
-             "weight scales min %.3f mean %.3f max %.3f", row["iteration"], hparams.iterations, row["step"],
-             row["gnorm"], row["loss"], objective, constraint_steps, min(weights), sum(weights) / len(weights),
-             max(weights))
+    log.info(
+        "gradinit %d/%d | %s step | gnorm %.4g | loss %.4f | objective %s | constraint steps %d | "
+        "weight scales min %.3f mean %.3f max %.3f",
+        row["iteration"],
+        hparams.iterations,
+        row["step"],
+        row["gnorm"],
+        row["loss"],
+        objective,
+        constraint_steps,
+        min(weights),
+        sum(weights) / len(weights),
+        max(weights),
+    )

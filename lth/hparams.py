@@ -215,8 +215,11 @@ class ModelHparams(Hparams):
     name: str = hp("resnet18", "architecture", choices=MODELS)
     width: int = hp(64, "base channel count (64 is the paper's)", minimum=1)
     activation: str = hp("relu", "activation at every call site", choices=ACTIVATIONS)
-    skip: str = hp("none", "jump branches for re-training: none, conv1x1 (the official 1x1 conv + BN) or "
-                   "identity (parameter-free)", choices=SKIP_FORMS)
+    skip: str = hp(
+        "none",
+        "jump branches for re-training: none, conv1x1 (the official 1x1 conv + BN) or identity (parameter-free)",
+        choices=SKIP_FORMS,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,8 +230,9 @@ class DataHparams(Hparams):
     root: str | None = hp(None, "folder holding (or receiving) the dataset; not needed for digits")
     download: bool = hp(False, "download the dataset into root when it is missing")
     subset_per_class: int | None = hp(None, "class-balanced training subset: images per class", minimum=1)
-    val_fraction: float = hp(0.1, "share of the training set held out for validation",
-                             exclusive_minimum=0.0, exclusive_maximum=1.0)
+    val_fraction: float = hp(
+        0.1, "share of the training set held out for validation", exclusive_minimum=0.0, exclusive_maximum=1.0
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,25 +252,44 @@ class TrainHparams(Hparams):
     momentum: float = hp(0.9, "SGD momentum", minimum=0.0, exclusive_maximum=1.0)
     nesterov: bool = hp(False, "Nesterov momentum")
     weight_decay: float = hp(2e-4, "L2 weight decay", minimum=0.0)
-    milestones: tuple[float, ...] = hp((0.5, 0.75), "learning-rate drops, as fractions of the epochs: each "
-                                       "before 0-based epoch round(fraction * epochs) (Python's rounding), at "
-                                       "least 1, so the first epoch always runs at train.lr",
-                                       exclusive_minimum=0.0, exclusive_maximum=1.0)
+    milestones: tuple[float, ...] = hp(
+        (0.5, 0.75),
+        "learning-rate drops, as fractions of the epochs: each "
+        "before 0-based epoch round(fraction * epochs) (Python's rounding), at "
+        "least 1, so the first epoch always runs at train.lr",
+        exclusive_minimum=0.0,
+        exclusive_maximum=1.0,
+    )
     gamma: float = hp(0.1, "learning-rate factor at each milestone", exclusive_minimum=0.0, maximum=1.0)
     precision: str = hp("fp32", "fp32, or bf16 autocast (CUDA only)", choices=("fp32", "bf16"))
-    compile: bool = hp(False, "torch.compile the model for training steps; not part of a run's hash. Off by "
-                       "default: measured on the CPU, the compile takes 40 s or more and the compiled step is no "
-                       "faster at width 64 (BENCHMARKS.md)")
-    label_smoothing: float = hp(0.0, "label smoothing: probability mass moved off the true class (0 = off)",
-                                minimum=0.0, exclusive_maximum=1.0)
-    label_smoothing_form: str = hp("official", "official: a/(C-1) on each other class (the ToST code); "
-                                   "pytorch: a/C on every class (CrossEntropyLoss(label_smoothing=a))",
-                                   choices=("official", "pytorch"))
-    kd_alpha: float = hp(0.0, "knowledge distillation: weight of the teacher term, the label term gets "
-                         "1 - kd_alpha (0 = off; > 0 needs a teacher)", minimum=0.0, maximum=1.0)
+    compile: bool = hp(
+        False,
+        "torch.compile the model for training steps; not part of a run's hash. Off by "
+        "default: measured on the CPU, the compile takes 40 s or more and the compiled step is no "
+        "faster at width 64 (BENCHMARKS.md)",
+    )
+    label_smoothing: float = hp(
+        0.0, "label smoothing: probability mass moved off the true class (0 = off)", minimum=0.0, exclusive_maximum=1.0
+    )
+    label_smoothing_form: str = hp(
+        "official",
+        "official: a/(C-1) on each other class (the ToST code); "
+        "pytorch: a/C on every class (CrossEntropyLoss(label_smoothing=a))",
+        choices=("official", "pytorch"),
+    )
+    kd_alpha: float = hp(
+        0.0,
+        "knowledge distillation: weight of the teacher term, the label term gets "
+        "1 - kd_alpha (0 = off; > 0 needs a teacher)",
+        minimum=0.0,
+        maximum=1.0,
+    )
     kd_temperature: float = hp(5.0, "distillation temperature T", exclusive_minimum=0.0)
-    kd_reduction: str = hp("batchmean", "batchmean: the KL per sample; mean: also divided by the number of "
-                           "classes, as in the KD-ticket code", choices=("batchmean", "mean"))
+    kd_reduction: str = hp(
+        "batchmean",
+        "batchmean: the KL per sample; mean: also divided by the number of classes, as in the KD-ticket code",
+        choices=("batchmean", "mean"),
+    )
 
     def milestone_epochs(self) -> list[int]:
         """The 0-based epochs from which each drop applies: round(fraction * epochs) with Python's
@@ -284,10 +307,12 @@ class TrainHparams(Hparams):
 class PruneHparams(Hparams):
     section: ClassVar[str] = "prune"
 
-    rate: float = hp(0.2, "fraction of the remaining weights removed per round",
-                     exclusive_minimum=0.0, exclusive_maximum=1.0)
-    scope: str = hp("global", "rank magnitudes across all layers, or within each layer",
-                    choices=("global", "layerwise"))
+    rate: float = hp(
+        0.2, "fraction of the remaining weights removed per round", exclusive_minimum=0.0, exclusive_maximum=1.0
+    )
+    scope: str = hp(
+        "global", "rank magnitudes across all layers, or within each layer", choices=("global", "layerwise")
+    )
     include_linear: bool = hp(False, "also prune Linear weights (Conv2d weights always are)")
 
 
@@ -298,8 +323,11 @@ class GradinitHparams(Hparams):
     section: ClassVar[str] = "gradinit"
 
     enabled: bool = hp(False, "learn one scale per weight and bias tensor before training")
-    algorithm: str = hp("sgd", "the optimizer whose first step is simulated: sgd (L2 gradient norm) or adam "
-                        "(sign step, L1 norm)", choices=("sgd", "adam"))
+    algorithm: str = hp(
+        "sgd",
+        "the optimizer whose first step is simulated: sgd (L2 gradient norm) or adam (sign step, L1 norm)",
+        choices=("sgd", "adam"),
+    )
     normalize_grad: bool = hp(True, "sgd: step along g/||g|| rather than g")
     eta: float = hp(0.1, "look-ahead step size", exclusive_minimum=0.0)
     gamma: float = hp(1.0, "gradient-norm bound: above it a step only shrinks the norm", exclusive_minimum=0.0)
@@ -307,11 +335,19 @@ class GradinitHparams(Hparams):
     min_scale: float = hp(0.01, "lower bound of weight scales (bias scales are bounded by 0)", minimum=0.0)
     iterations: int = hp(180, "GradInit iterations", minimum=1)
     grad_clip: float = hp(1.0, "clip each scale's gradient to +-this (0 = off)", minimum=0.0)
-    batch_size: int = hp(256, "images per gradient batch S0 u S1, drawn as two halves (the ToST code's two "
-                         "loader batches of 128; GradInit's own CIFAR code uses 128)", minimum=2)
-    weights: str = hp("dense", "what GradInit rescales: dense (the unpruned starting weights; the mask is "
-                      "applied after it, as in the ToST code) or ticket (the masked weights: the gradient "
-                      "norm and the look-ahead step ignore pruned weights)", choices=("dense", "ticket"))
+    batch_size: int = hp(
+        256,
+        "images per gradient batch S0 u S1, drawn as two halves (the ToST code's two "
+        "loader batches of 128; GradInit's own CIFAR code uses 128)",
+        minimum=2,
+    )
+    weights: str = hp(
+        "dense",
+        "what GradInit rescales: dense (the unpruned starting weights; the mask is "
+        "applied after it, as in the ToST code) or ticket (the masked weights: the gradient "
+        "norm and the look-ahead step ignore pruned weights)",
+        choices=("dense", "ticket"),
+    )
 
 
 SECTIONS: tuple[type[Hparams], ...] = (ModelHparams, DataHparams, TrainHparams, PruneHparams, GradinitHparams)

@@ -50,8 +50,9 @@ def describe_file(path: Path) -> dict[str, Any]:
     from lth.masks import FORMAT as MASK
     from lth.masks import describe, mask_from_payload
 
-    payload = load_verified(path, (CHECKPOINT, MASK), "an lth checkpoint or an lth mask",
-                            "rerun the command that wrote it")
+    payload = load_verified(
+        path, (CHECKPOINT, MASK), "an lth checkpoint or an lth mask", "rerun the command that wrote it"
+    )
     if payload["format"] == MASK:
         return {"kind": "mask", **describe(mask_from_payload(path, payload))}
     return describe_checkpoint(payload)
@@ -76,16 +77,16 @@ def describe_folder(path: Path) -> dict[str, Any]:
         except DuplicateKeyError:
             raise  # its message already names the file, the key and both lines
         except (OSError, ValueError, yaml.YAMLError) as error:
-            raise LthError(f"{path / 'hparams.yaml'} cannot be read ({type(error).__name__}); retrain the run "
-                           "with --force") from None
+            raise LthError(
+                f"{path / 'hparams.yaml'} cannot be read ({type(error).__name__}); retrain the run with --force"
+            ) from None
     if (path / "mask.json").exists():
         load_mask(path / "mask.pt")  # the mask and its sidecar checked against each other
         mask = read_sidecar(path / "mask.pt")
         info["mask"] = {key: mask[key] for key in ("sparsity", "kept", "total", "sha256", "collapsed_layers")}
     levels = sorted((p for p in path.glob("level*") if p.is_dir()), key=lambda p: int(p.name[5:]))
     if levels:
-        info["levels"] = {p.name: read_sidecar(p / "mask.pt")["sparsity"] for p in levels
-                          if (p / "mask.json").exists()}
+        info["levels"] = {p.name: read_sidecar(p / "mask.pt")["sparsity"] for p in levels if (p / "mask.json").exists()}
     info["files"] = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
     return info
 

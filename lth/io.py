@@ -27,7 +27,6 @@ import yaml
 
 from lth.errors import LthError
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 DIGEST_KEY = "content_sha256"  # in a .pt payload or a sealed JSON: sha256_content of everything else
@@ -237,8 +236,10 @@ def load_verified(path: str | os.PathLike, formats: Collection[str], what: str, 
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load fails on bad bytes with any of a dozen exception types
         # torch's own message is long and about pickling; its exception type is enough for a bug report
-        raise IntegrityError(f"{path} cannot be read as {what}: it is truncated, corrupt or another kind of "
-                             f"file (torch.load: {type(error).__name__}); {fix}") from None
+        raise IntegrityError(
+            f"{path} cannot be read as {what}: it is truncated, corrupt or another kind of "
+            f"file (torch.load: {type(error).__name__}); {fix}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") not in formats:
         raise WrongKindError(path, what, fix)
     return _unsealed(path, payload, fix)
@@ -248,11 +249,14 @@ def _unsealed(path: Path, content: dict[str, Any], fix: str) -> dict[str, Any]:
     """`content` without its embedded digest, once the digest is checked against the rest."""
     stored = content.pop(DIGEST_KEY, None)
     if stored is None:
-        raise IntegrityError(f"{path} has no embedded sha256 (it was written by an lth before files were "
-                             f"verified, or by hand); {fix}")
+        raise IntegrityError(
+            f"{path} has no embedded sha256 (it was written by an lth before files were verified, or by hand); {fix}"
+        )
     if stored != sha256_content(content):
-        raise IntegrityError(f"{path} does not match the sha256 it was written with: its bytes were changed or "
-                             f"damaged after it was written; {fix}")
+        raise IntegrityError(
+            f"{path} does not match the sha256 it was written with: its bytes were changed or "
+            f"damaged after it was written; {fix}"
+        )
     return content
 
 
@@ -271,8 +275,9 @@ def read_sealed_json(path: str | os.PathLike, what: str, fix: str) -> dict[str, 
     except FileNotFoundError:
         raise IntegrityError(f"{path} does not exist; {fix}") from None
     except (OSError, ValueError) as error:  # ValueError: bad JSON or bad UTF-8, i.e. cut or flipped bytes
-        raise IntegrityError(f"{path} cannot be read as {what}: it is truncated, corrupt or not JSON "
-                             f"({error}); {fix}") from None
+        raise IntegrityError(
+            f"{path} cannot be read as {what}: it is truncated, corrupt or not JSON ({error}); {fix}"
+        ) from None
     if not isinstance(data, dict):
         raise IntegrityError(f"{path} is not {what}; {fix}")
     return _unsealed(path, data, fix)
@@ -328,18 +333,24 @@ def check_sealed(path: str | os.PathLike, writer: str) -> None:
     that writes it, e.g. "lth aggregate") sealed: edited by hand, damaged, or written without a
     seal (by an older lth). The message says how to regenerate it."""
     path, seal = Path(path), seal_path(path)
-    fix = (f"regenerate it: delete it and rerun snakemake with the same --configfile (outside the workflow: "
-           f"rerun `{writer} ... --force`)")
+    fix = (
+        f"regenerate it: delete it and rerun snakemake with the same --configfile (outside the workflow: "
+        f"rerun `{writer} ... --force`)"
+    )
     if not path.is_file():  # a mistyped path, most likely: nothing to regenerate
         raise IntegrityError(f"{path} does not exist or is not a file: give the path of a table `{writer}` wrote")
     if not seal.is_file():
-        raise IntegrityError(f"{path} has no seal ({seal.name}): it was written by hand or by an lth before "
-                             f"tables were sealed, so it is not trusted; {fix}")
+        raise IntegrityError(
+            f"{path} has no seal ({seal.name}): it was written by hand or by an lth before "
+            f"tables were sealed, so it is not trusted; {fix}"
+        )
     try:
         recorded = seal.read_text().split()[:1]
         actual = sha256_file(path)
     except (OSError, UnicodeDecodeError) as error:
         raise IntegrityError(f"{path} or its seal {seal.name} cannot be read ({error}); {fix}") from None
     if recorded != [actual]:
-        raise IntegrityError(f"{path} does not match the sha256 in its seal {seal.name}: it was edited or damaged "
-                             f"after `{writer}` wrote it, so it is not trusted; {fix}")
+        raise IntegrityError(
+            f"{path} does not match the sha256 in its seal {seal.name}: it was edited or damaged "
+            f"after `{writer}` wrote it, so it is not trusted; {fix}"
+        )

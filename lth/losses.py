@@ -42,8 +42,7 @@ def label_smoothing_loss(outputs: torch.Tensor, targets: torch.Tensor, smoothing
     return -(F.log_softmax(outputs, dim=1) * distribution).sum(1).mean()
 
 
-def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float,
-                      reduction: str) -> torch.Tensor:
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float, reduction: str) -> torch.Tensor:
     """T^2 * KL(softmax(teacher/T) || softmax(student/T)).
 
     batchmean divides the summed KL by the batch size (the KL per sample); mean divides it by

@@ -46,8 +46,10 @@ def verify_run(folder: str | Path, *, files: bool) -> dict[str, Any]:
     summary = read_sealed_json(path, "an lth run summary (written by `lth train`)", fix)
     bad = [key for key, value in summary.items() if isinstance(value, float) and not math.isfinite(value)]
     if bad:
-        raise IntegrityError(f"{path} records non-finite {', '.join(f'{key}={summary[key]}' for key in bad)}: "
-                             f"the run diverged; {fix} with a lower train.lr")
+        raise IntegrityError(
+            f"{path} records non-finite {', '.join(f'{key}={summary[key]}' for key in bad)}: "
+            f"the run diverged; {fix} with a lower train.lr"
+        )
     listed = summary.get("files")
     if not isinstance(listed, dict):
         raise IntegrityError(f"{path} lists no files (written by an lth before runs had manifests); {fix}")
@@ -56,6 +58,8 @@ def verify_run(folder: str | Path, *, files: bool) -> dict[str, Any]:
         if not file.is_file():
             raise IntegrityError(f"{file} is missing, but {path} lists it as part of the run; {fix}")
         if sha256_file(file) != digest:
-            raise IntegrityError(f"{file} does not match the sha256 recorded in {path}: it was changed or damaged "
-                                 f"after the run finished; {fix}")
+            raise IntegrityError(
+                f"{file} does not match the sha256 recorded in {path}: it was changed or damaged "
+                f"after the run finished; {fix}"
+            )
     return summary

@@ -62,8 +62,10 @@ def parse_masks(entries: list[Any]) -> list[MaskSpec]:
             raise MaskConfigError(f"{key}: source {source!r} is not allowed; choose one of {', '.join(MASK_SOURCES)}")
         label = entry.pop("label", source)
         if not isinstance(label, str) or not LABEL.fullmatch(label) or label in MISSING:
-            raise MaskConfigError(f"{key}.label: {label!r} is not allowed; use lower-case letters, digits and '_' "
-                                  f"(not {', '.join(MISSING)}, which tables read as empty)")
+            raise MaskConfigError(
+                f"{key}.label: {label!r} is not allowed; use lower-case letters, digits and '_' "
+                f"(not {', '.join(MISSING)}, which tables read as empty)"
+            )
         unknown = [name for name in entry if name not in SETTINGS[source]]
         if unknown:
             allowed = ", ".join(SETTINGS[source]) or "none"
@@ -101,8 +103,9 @@ def check_pattern(key: str, pattern: str) -> None:
     try:
         names = {level: level_file(pattern, level, seed=0) for level in (1, 2)}
     except (KeyError, IndexError, ValueError) as error:
-        raise MaskConfigError(f"{key}: {pattern!r} is not allowed ({error!r}); the only fields are {{level}} and "
-                              "{seed}") from None
+        raise MaskConfigError(
+            f"{key}: {pattern!r} is not allowed ({error!r}); the only fields are {{level}} and {{seed}}"
+        ) from None
     if names[1] == names[2]:
         raise MaskConfigError(f"{key}: {pattern!r} has no {{level}}; one file per level, e.g. masks/level{{level}}.npz")
 

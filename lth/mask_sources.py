@@ -61,11 +61,11 @@ def keep_top(scores: Mapping[str, torch.Tensor], count: int, mask: Mask | None =
         threshold = torch.kthvalue(flat, flat.numel() - count + 1).values
         keep = flat > threshold
         ties = (flat == threshold).nonzero().squeeze(1)
-        keep[ties[:count - int(keep.sum())]] = True
+        keep[ties[: count - int(keep.sum())]] = True
     result, offset = {}, 0
     for name in names:
         size = scores[name].numel()
-        result[name] = keep[offset:offset + size].reshape(scores[name].shape)
+        result[name] = keep[offset : offset + size].reshape(scores[name].shape)
         offset += size
     return result
 
@@ -88,7 +88,7 @@ def random_mask(shapes: Mapping[str, torch.Size], count: int, seed: int, like: M
         flat_scores, offset = {}, 0
         for name, shape in shapes.items():
             size = math.prod(shape)
-            flat_scores[name] = scores[offset:offset + size].reshape(shape)
+            flat_scores[name] = scores[offset : offset + size].reshape(shape)
             offset += size
         return keep_top(flat_scores, count)
     mask = {}
@@ -151,8 +151,9 @@ def synflow_scores(model: nn.Module, names: list[str], input_shape: tuple[int, .
     return {name: (grad * p.detach()).abs() for (name, p), grad in zip(params.items(), grads)}
 
 
-def synflow_mask(model: nn.Module, names: list[str], count: int, input_shape: tuple[int, ...],
-                 rounds: int = 100) -> Mask:
+def synflow_mask(
+    model: nn.Module, names: list[str], count: int, input_shape: tuple[int, ...], rounds: int = 100
+) -> Mask:
     """SynFlow's iterative pruning to `count` kept weights on a float64 copy of `model`."""
     linear = _linearised(model)
     params = _parameters(linear, names)
@@ -187,7 +188,9 @@ SCORES: dict[str, Callable[..., dict[str, torch.Tensor]]] = {"snip": snip_scores
 # --- the user's own masks -------------------------------------------------------------------
 
 
-def load_user_mask(path: Path, prunable: Mapping[str, torch.Size], all_names: Iterable[str]) -> tuple[Mask, dict[str, Any]]:
+def load_user_mask(
+    path: Path, prunable: Mapping[str, torch.Size], all_names: Iterable[str]
+) -> tuple[Mask, dict[str, Any]]:
     """A mask from the user's file (`.pt`: a mapping name -> bool tensor; `.npz`: name -> bool array),
     checked against the model: every name a prunable tensor of it, each of its shape, boolean. Returns
     the mask and its record (sha256 of the file). Errors name the file and the tensor."""
@@ -208,8 +211,9 @@ def load_user_mask(path: Path, prunable: Mapping[str, torch.Size], all_names: It
     except LthError:
         raise
     except Exception as error:  # torch and numpy raise many kinds for a file that is not theirs
-        raise LthError(f"mask file {path} could not be read ({error}); expected a mapping of parameter names "
-                       "to boolean arrays") from None
+        raise LthError(
+            f"mask file {path} could not be read ({error}); expected a mapping of parameter names to boolean arrays"
+        ) from None
     if not isinstance(raw, Mapping) or not raw:
         raise LthError(f"mask file {path}: expected a non-empty mapping of parameter names to boolean arrays")
     known = set(all_names)
@@ -218,13 +222,16 @@ def load_user_mask(path: Path, prunable: Mapping[str, torch.Size], all_names: It
         if name not in known:
             raise LthError(f"mask file {path}: {name!r} is not a parameter of this model")
         if name not in prunable:
-            raise LthError(f"mask file {path}: {name!r} is not a prunable tensor (prunable: the Conv2d weights, and "
-                           "the Linear weights with prune.include_linear)")
+            raise LthError(
+                f"mask file {path}: {name!r} is not a prunable tensor (prunable: the Conv2d weights, and "
+                "the Linear weights with prune.include_linear)"
+            )
         if not isinstance(value, torch.Tensor) or value.dtype != torch.bool:
             kind = value.dtype if isinstance(value, torch.Tensor) else type(value).__name__
             raise LthError(f"mask file {path}: {name!r} holds {kind}, not booleans")
         if value.shape != prunable[name]:
-            raise LthError(f"mask file {path}: {name!r} has shape {tuple(value.shape)}, the model's is "
-                           f"{tuple(prunable[name])}")
+            raise LthError(
+                f"mask file {path}: {name!r} has shape {tuple(value.shape)}, the model's is {tuple(prunable[name])}"
+            )
         mask[name] = value.clone()
     return mask, {"file": str(path), "sha256": sha256_file(path)}

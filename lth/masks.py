@@ -33,8 +33,11 @@ def prunable_names(model: nn.Module, include_linear: bool = False) -> list[str]:
     tweak's jump branches, which are dense additions for re-training, not part of the ticket."""
     kinds: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Linear) if include_linear else (nn.Conv2d,)
     jumps = tuple(f"{name}." for name in jump_branches(model))
-    return [f"{name}.weight" if name else "weight" for name, module in model.named_modules()
-            if isinstance(module, kinds) and not f"{name}.".startswith(jumps)]
+    return [
+        f"{name}.weight" if name else "weight"
+        for name, module in model.named_modules()
+        if isinstance(module, kinds) and not f"{name}.".startswith(jumps)
+    ]
 
 
 def dense_mask(weights: Mapping[str, torch.Tensor], names: list[str]) -> Mask:
@@ -68,15 +71,18 @@ def prune(
     misshapen = [name for name in mask if mask[name].shape != weights[name].shape]
     if misshapen:  # a mask of another model: indexing with it would fail or pick the wrong weights
         name = misshapen[0]
-        raise LthError(f"mask {name!r} has shape {tuple(mask[name].shape)}, the weights' "
-                       f"{tuple(weights[name].shape)}: the mask belongs to another model")
+        raise LthError(
+            f"mask {name!r} has shape {tuple(mask[name].shape)}, the weights' "
+            f"{tuple(weights[name].shape)}: the mask belongs to another model"
+        )
     names = list(mask)
     groups = [names] if hparams.scope == "global" else [[name] for name in names]
     new_mask: Mask = {}
     for group in groups:
         kept = [mask[name].reshape(-1) for name in group]
-        magnitudes = torch.cat([weights[name].detach().abs().reshape(-1).float().cpu()[keep.cpu()]
-                                for name, keep in zip(group, kept)])
+        magnitudes = torch.cat(
+            [weights[name].detach().abs().reshape(-1).float().cpu()[keep.cpu()] for name, keep in zip(group, kept)]
+        )
         remaining = magnitudes.numel()
         n_prune = remaining - remaining_after(remaining, hparams.rate, rounds)
         prune_flags = torch.zeros(remaining, dtype=torch.bool)
@@ -85,7 +91,7 @@ def prune(
         for name, keep in zip(group, kept):
             keep = keep.cpu().clone()
             positions = keep.nonzero().squeeze(1)
-            keep[positions[prune_flags[offset:offset + positions.numel()]]] = False
+            keep[positions[prune_flags[offset : offset + positions.numel()]]] = False
             offset += positions.numel()
             new_mask[name] = keep.reshape(mask[name].shape)
     return new_mask
@@ -157,8 +163,10 @@ def mask_from_payload(path: str | Path, payload: dict[str, Any]) -> Mask:
     actual = {"sha256": mask_hash(mask), "kept": kept, "total": total}
     differ = [f"{key} {recorded.get(key)} vs {value}" for key, value in actual.items() if recorded.get(key) != value]
     if differ:
-        raise IntegrityError(f"{path} does not match its sidecar {sidecar} (sidecar vs mask: {'; '.join(differ)}): "
-                             f"one of them was changed, or they come from different runs of `lth prune`; {FIX}")
+        raise IntegrityError(
+            f"{path} does not match its sidecar {sidecar} (sidecar vs mask: {'; '.join(differ)}): "
+            f"one of them was changed, or they come from different runs of `lth prune`; {FIX}"
+        )
     return mask
 
 
@@ -182,8 +190,9 @@ class MaskEnforcer:
             raise LthError(f"mask names {unknown[0]!r}, which the model does not have")
         for name, keep in mask.items():
             if keep.shape != params[name].shape:
-                raise LthError(f"mask {name!r} has shape {tuple(keep.shape)}, "
-                                 f"the model's weight {tuple(params[name].shape)}")
+                raise LthError(
+                    f"mask {name!r} has shape {tuple(keep.shape)}, the model's weight {tuple(params[name].shape)}"
+                )
         self.params = [params[name] for name in mask]
         # Same dtype, device and memory format as each weight, so the multiply is one fast kernel.
         self.factors = [torch.empty_like(p).copy_(keep) for p, keep in zip(self.params, mask.values())]

@@ -50,8 +50,12 @@ def resolve_data_root(config: dict[str, Any], config_files: list[Path]) -> None:
     entries = config.get("masks") or []
     if any(isinstance(entry, dict) and "path" in entry for entry in entries):
         base = _setting_folder(config, config_files, lambda section: "masks" in section)
-        config["masks"] = [{**entry, "path": str(base / Path(entry["path"]).expanduser())}
-                           if isinstance(entry, dict) and "path" in entry else entry for entry in entries]
+        config["masks"] = [
+            {**entry, "path": str(base / Path(entry["path"]).expanduser())}
+            if isinstance(entry, dict) and "path" in entry
+            else entry
+            for entry in entries
+        ]
 
 
 def _setting_folder(config: dict[str, Any], config_files: list[Path], sets: Callable[[dict[str, Any]], bool]) -> Path:
@@ -75,9 +79,11 @@ def check_results_path(results: str) -> None:
     command (workflow/rules/common.smk)."""
     bad = sorted({char for char in results if char in "{}" or unicodedata.category(char) == "Cc"})
     if bad:
-        raise PlanError(f"results: {results!r} holds {', '.join(map(repr, bad))}, which a results folder cannot: "
-                        "Snakemake reads braces as wildcards, and logs cannot show control characters; choose a "
-                        "folder name without them (spaces, unicode, quotes, $ and ; are fine)")
+        raise PlanError(
+            f"results: {results!r} holds {', '.join(map(repr, bad))}, which a results folder cannot: "
+            "Snakemake reads braces as wildcards, and logs cannot show control characters; choose a "
+            "folder name without them (spaces, unicode, quotes, $ and ; are fine)"
+        )
 
 
 def check_base_sections(config: dict[str, Any]) -> None:
@@ -93,22 +99,31 @@ def check_base_sections(config: dict[str, Any]) -> None:
             value = (config.get(section) or {}).get(name)
             default = getattr(sections[section](), name)
             if value is not None and value != default:
-                raise PlanError(f"{key}: {value!r} is not allowed in the config's `{section}` section: it would train "
-                                f"the dense network and draw the ticket with a tweak, and tweaks apply only in "
-                                f"re-training; leave it at {default!r} and add the `{part}` part to a variant")
+                raise PlanError(
+                    f"{key}: {value!r} is not allowed in the config's `{section}` section: it would train "
+                    f"the dense network and draw the ticket with a tweak, and tweaks apply only in "
+                    f"re-training; leave it at {default!r} and add the `{part}` part to a variant"
+                )
 
 
 def dense_variant(name: str) -> Variant:
     """A `dense_variants` entry: tweaks the dense network is trained with from theta0, as a baseline
     for the tweak's effect on sparse networks (the paper's Figure 1 dashed lines)."""
     variant = resolve(name, source="dense_variants")
-    why = ("it has no tweak: it is the dense network itself" if not variant.parts else
-           f"the dense network trains from theta0, not from a {variant.start} start" if variant.start != "theta0" else
-           "distillation's teacher is the dense network itself" if variant.section("train").get("kd_alpha") else None)
+    why = (
+        "it has no tweak: it is the dense network itself"
+        if not variant.parts
+        else f"the dense network trains from theta0, not from a {variant.start} start"
+        if variant.start != "theta0"
+        else "distillation's teacher is the dense network itself"
+        if variant.section("train").get("kd_alpha")
+        else None
+    )
     if why:
         allowed = ", ".join(part for part in PARTS if part not in ("rewind", "reinit", "kd"))
-        raise PlanError(f"dense_variants: {name!r} is not allowed; {why}. Parts allowed here: {allowed} "
-                        "(and the aliases at, trt)")
+        raise PlanError(
+            f"dense_variants: {name!r} is not allowed; {why}. Parts allowed here: {allowed} (and the aliases at, trt)"
+        )
     return variant
 
 
@@ -256,8 +271,12 @@ class Plan:
                     for level in range(1, max(plan.levels)):
                         plan.chain_run(chain, level)
             for index, spec in enumerate(plan.masks):
-                sources = {level: chain if spec.source == "magnitude" else
-                           plan._add_source(index, spec, dense, prune, chain, level) for level in plan.levels}
+                sources = {
+                    level: chain
+                    if spec.source == "magnitude"
+                    else plan._add_source(index, spec, dense, prune, chain, level)
+                    for level in plan.levels
+                }
                 for variant in variants:
                     for level in plan.levels:
                         run = plan._add_sparse(sources[level], level, variant)
@@ -272,13 +291,16 @@ class Plan:
         if prune.scope == "layerwise":
             ranked = [spec.label for spec in self.masks if ranks_across_layers(spec.source, spec.settings.get("like"))]
             if ranked:
-                raise PlanError(f"prune.scope: 'layerwise' is not allowed with the mask sources {', '.join(ranked)}, "
-                                "which rank weights across layers as their papers do; use scope global, or "
-                                "{source: random, like: magnitude} for a random mask with the magnitude mask's "
-                                "per-layer counts")
+                raise PlanError(
+                    f"prune.scope: 'layerwise' is not allowed with the mask sources {', '.join(ranked)}, "
+                    "which rank weights across layers as their papers do; use scope global, or "
+                    "{source: random, like: magnitude} for a random mask with the magnitude mask's "
+                    "per-layer counts"
+                )
 
-    def _check_epochs(self, train: TrainHparams, chain: dict[str, Any], variants: list[Variant],
-                      magnitude: bool) -> set[int]:
+    def _check_epochs(
+        self, train: TrainHparams, chain: dict[str, Any], variants: list[Variant], magnitude: bool
+    ) -> set[int]:
         """The dense epochs (> 0) this experiment keeps as rewind points."""
         needed = {f"save_epochs[{i}]": epoch for i, epoch in enumerate(self.config["save_epochs"])}
         if magnitude and chain["method"] == "imp":
@@ -294,10 +316,12 @@ class Plan:
         """What a hash covers: `content` and the cache version."""
         return {"cache_version": self.config["cache_version"], **content}
 
-    def _add_dense(self, seed: int, model: ModelHparams, data: DataHparams, data_record: dict[str, Any],
-                   train: TrainHparams) -> DenseRun:
-        record = self.record(stage="dense", seed=seed, model=model.to_dict(), data=data_record,
-                              train=train_identity(train))
+    def _add_dense(
+        self, seed: int, model: ModelHparams, data: DataHparams, data_record: dict[str, Any], train: TrainHparams
+    ) -> DenseRun:
+        record = self.record(
+            stage="dense", seed=seed, model=model.to_dict(), data=data_record, train=train_identity(train)
+        )
         key = f"dense-{short_hash(record)}"
         return self.dense.setdefault(key, DenseRun(key, seed, model, data, train, self.gradinit, key))
 
@@ -307,8 +331,15 @@ class Plan:
         train = dense.train.replace(**variant.section("train"))
         gradinit = self.gradinit.replace(**variant.section("gradinit"))
         gradinit_record = {"gradinit": gradinit.to_dict()} if gradinit.enabled else {}
-        record = self.record(stage="dense", seed=dense.seed, model=model.to_dict(), data=data_record,
-                              train=train_identity(train), init=dense.key, **gradinit_record)
+        record = self.record(
+            stage="dense",
+            seed=dense.seed,
+            model=model.to_dict(),
+            data=data_record,
+            train=train_identity(train),
+            init=dense.key,
+            **gradinit_record,
+        )
         key = f"dense-{short_hash(record)}"
         return self.dense.setdefault(key, DenseRun(key, dense.seed, model, dense.data, train, gradinit, dense.key))
 
@@ -318,8 +349,9 @@ class Plan:
         chain = Chain(f"{method}-{short_hash(record)}", method, dense, prune, rewind_epoch)
         return self.chains.setdefault(chain.key, chain)
 
-    def _add_source(self, index: int, spec: MaskSpec, dense: DenseRun, prune: PruneHparams,
-                    magnitude: Chain | None, level: int) -> Chain:
+    def _add_source(
+        self, index: int, spec: MaskSpec, dense: DenseRun, prune: PruneHparams, magnitude: Chain | None, level: int
+    ) -> Chain:
         """The chain of mask source `spec` (`masks[index]`) other than magnitude for `dense`'s seed, which
         holds its mask of `level`. Its hash holds the source's settings. A user's file is a chain of its
         own per level, hashed by its content (never its path) and which tensors are prunable: a changed
@@ -344,22 +376,37 @@ class Plan:
         gradinit = self.gradinit.replace(**variant.section("gradinit"))
         return self._sparse_run(chain, level, start, model, train, gradinit, reinit_seed)
 
-    def _sparse_run(self, chain: Chain, level: int, start_epoch: int, model: ModelHparams,
-                    train: TrainHparams, gradinit: GradinitHparams, reinit_seed: int | None = None) -> SparseRun:
+    def _sparse_run(
+        self,
+        chain: Chain,
+        level: int,
+        start_epoch: int,
+        model: ModelHparams,
+        train: TrainHparams,
+        gradinit: GradinitHparams,
+        reinit_seed: int | None = None,
+    ) -> SparseRun:
         # GradInit's settings change nothing while it is off, so only then do they split the cache.
         gradinit_record = {"gradinit": gradinit.to_dict()} if gradinit.enabled else {}
         reinit_record = {"reinit_seed": reinit_seed} if reinit_seed is not None else {}
-        record = self.record(stage="sparse", dense=chain.dense.key, mask=f"{chain.key}/level{level}",
-                              start_epoch=start_epoch, model=model.to_dict(), train=train_identity(train),
-                              **gradinit_record, **reinit_record)
-        run = SparseRun(f"sparse-{short_hash(record)}", chain.dense, chain, level, start_epoch, model, train,
-                        gradinit, reinit_seed)
+        record = self.record(
+            stage="sparse",
+            dense=chain.dense.key,
+            mask=f"{chain.key}/level{level}",
+            start_epoch=start_epoch,
+            model=model.to_dict(),
+            train=train_identity(train),
+            **gradinit_record,
+            **reinit_record,
+        )
+        run = SparseRun(
+            f"sparse-{short_hash(record)}", chain.dense, chain, level, start_epoch, model, train, gradinit, reinit_seed
+        )
         return self.sparse.setdefault(run.key, run)
 
     def chain_run(self, chain: Chain, level: int) -> SparseRun:
         """The IMP chain's own training at `level`, whose weights the next level prunes."""
-        return self._sparse_run(chain, level, chain.rewind_epoch, chain.dense.model, chain.dense.train,
-                                self.gradinit)
+        return self._sparse_run(chain, level, chain.rewind_epoch, chain.dense.model, chain.dense.train, self.gradinit)
 
     # ---- paths the workflow rules ask for -------------------------------------------------
     def folder(self, key: str) -> str:
@@ -384,8 +431,13 @@ class Plan:
         return [self.rewind_point(key, epoch) for key, epochs in self.rewind.items() for epoch in sorted(epochs)]
 
     def reinit_points(self) -> list[str]:
-        return sorted({self.reinit_weights(run.dense.key, run.reinit_seed) for run in self.sparse.values()
-                       if run.reinit_seed is not None})
+        return sorted(
+            {
+                self.reinit_weights(run.dense.key, run.reinit_seed)
+                for run in self.sparse.values()
+                if run.reinit_seed is not None
+            }
+        )
 
     def mask_paths(self) -> list[str]:
         """Every mask a run of the plan trains with (an IMP chain's levels below the last included), and
@@ -433,8 +485,10 @@ class Plan:
 
     def sparse_inputs(self, key: str) -> dict[str, str]:
         run = self.sparse[key]
-        inputs = {"init": self.start_weights(run.dense, run.start_epoch, run.reinit_seed),
-                  "mask": self.mask_path(run.chain, run.level)}
+        inputs = {
+            "init": self.start_weights(run.dense, run.start_epoch, run.reinit_seed),
+            "mask": self.mask_path(run.chain, run.level),
+        }
         if run.train.kd_alpha > 0:
             inputs["teacher"] = f"{self.folder(run.dense.key)}/final.pt"  # the dense network of the same seed
         return inputs
@@ -466,8 +520,13 @@ class Plan:
         return f"{self.folder(sparse_key)}/snapshots/epoch{epoch}.pt"
 
     def snapshots(self) -> list[str]:
-        return sorted({self.weights(job.run, job.epoch) for job in self.analyses.values()
-                       if job.run in self.sparse and job.epoch < self.epoch_range(job.run)[1]})
+        return sorted(
+            {
+                self.weights(job.run, job.epoch)
+                for job in self.analyses.values()
+                if job.run in self.sparse and job.epoch < self.epoch_range(job.run)[1]
+            }
+        )
 
     def training_inputs(self, key: str) -> dict[str, str]:
         """The files run `key`'s training reads (init weights, mask, teacher)."""
@@ -488,8 +547,11 @@ class Plan:
 
     def analysis_rows(self, name: str) -> str:
         """`lth analyze collect` rows of analysis `name`: SEED:VARIANT:LEVEL:EPOCH:RUN_FOLDER:FILE."""
-        rows = [f"{s.seed}:{s.variant}:{s.level}:{s.epoch}:{self.folder(job.run)}:"
-                f"{job.collected_file}" for job in self.analysis_jobs(name) for s in job.subjects]
+        rows = [
+            f"{s.seed}:{s.variant}:{s.level}:{s.epoch}:{self.folder(job.run)}:{job.collected_file}"
+            for job in self.analysis_jobs(name)
+            for s in job.subjects
+        ]
         return shlex.join(dict.fromkeys(rows))
 
     def analysis_jobs(self, name: str) -> list[AnalysisJob]:
@@ -518,8 +580,14 @@ class Plan:
     def job_count(self) -> dict[str, int]:
         """Jobs the full DAG holds per rule, for checks and the README."""
         theta0 = [run for run in self.dense.values() if not run.baseline]
-        return {"init": len(theta0), "train_dense": len(self.dense), "rewind_point": len(self.rewind_points()),
-                "reinit": len(self.reinit_points()), "prune": len(self.mask_paths()), "train_sparse": len(self.sparse)}
+        return {
+            "init": len(theta0),
+            "train_dense": len(self.dense),
+            "rewind_point": len(self.rewind_points()),
+            "reinit": len(self.reinit_points()),
+            "prune": len(self.mask_paths()),
+            "train_sparse": len(self.sparse),
+        }
 
     @classmethod
     def merge(cls, plans: list[Plan]) -> Plan:
@@ -543,7 +611,9 @@ def _digest(path: str, mtime_ns: int, size: int) -> str:
 def file_digest(key: str, path: str, level: int) -> str:
     """sha256 of a user's mask file (read once per version of the file in a process)."""
     if not Path(path).is_file():
-        raise PlanError(f"{key}: {path} does not exist: the mask of level {level} (prune.levels asks for levels "
-                        "whose files must all exist)")
+        raise PlanError(
+            f"{key}: {path} does not exist: the mask of level {level} (prune.levels asks for levels "
+            "whose files must all exist)"
+        )
     stat = Path(path).stat()
     return _digest(path, stat.st_mtime_ns, stat.st_size)

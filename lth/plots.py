@@ -60,13 +60,38 @@ SOURCE_STYLES = ("-", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 4)), (0, (8, 2
 # Keyed by what a variant resolves to (parts_of), so `at+trt` and `skip+swish+gradinit+ls` share a
 # colour; the paper's variants each have their own (tab20: a tweak's rewound form is its light shade).
 NAMED_COLORS = {
-    "lth": "#1f77b4", "at": "#ff7f0e", "trt": "#2ca02c", "at+trt": "#d62728", "rewind": "#9467bd",
-    "skip": "#8c564b", "swish": "#e377c2", "mish": "#bcbd22", "ls": "#17becf", "gradinit": "#7f7f7f",
-    "at+rewind": "#ffbb78", "trt+rewind": "#98df8a", "at+trt+rewind": "#ff9896", "skip+swish+gradinit+kd": "#c5b0d5",
-    "reinit": "#c49c94", "kd": "#9edae5", "skip_identity": "#f7b6d2",
+    "lth": "#1f77b4",
+    "at": "#ff7f0e",
+    "trt": "#2ca02c",
+    "at+trt": "#d62728",
+    "rewind": "#9467bd",
+    "skip": "#8c564b",
+    "swish": "#e377c2",
+    "mish": "#bcbd22",
+    "ls": "#17becf",
+    "gradinit": "#7f7f7f",
+    "at+rewind": "#ffbb78",
+    "trt+rewind": "#98df8a",
+    "at+trt+rewind": "#ff9896",
+    "skip+swish+gradinit+kd": "#c5b0d5",
+    "reinit": "#c49c94",
+    "kd": "#9edae5",
+    "skip_identity": "#f7b6d2",
 }
-SPARE_COLORS = ("#aec7e8", "#dbdb8d", "#c7c7c7", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173",
-                "#3182bd", "#e6550d", "#31a354", "#756bb1")  # for other variants: never one of the named
+SPARE_COLORS = (
+    "#aec7e8",
+    "#dbdb8d",
+    "#c7c7c7",
+    "#393b79",
+    "#637939",
+    "#8c6d31",
+    "#843c39",
+    "#7b4173",
+    "#3182bd",
+    "#e6550d",
+    "#31a354",
+    "#756bb1",
+)  # for other variants: never one of the named
 DENSE_COLOR = "black"
 
 
@@ -122,8 +147,10 @@ def describe_runs(rows: pd.DataFrame, model: bool = True) -> str:
     epochs = rows["train_epochs"] if "train_epochs" in rows else rows["epochs_trained"] + rows["rewind_epoch"]
     values = sorted(pd.to_numeric(epochs).astype(int).unique())
     seeds = rows["seed"].nunique()
-    text = (f"{', '.join(map(str, values))} epoch{'s' if values != [1] else ''}, "
-            f"{seeds} seed{'s (mean ± std)' if seeds > 1 else ''}")
+    text = (
+        f"{', '.join(map(str, values))} epoch{'s' if values != [1] else ''}, "
+        f"{seeds} seed{'s (mean ± std)' if seeds > 1 else ''}"
+    )
     return f"{model_text(rows)} on {_values(rows['dataset'])}, {text}" if model else text
 
 
@@ -173,8 +200,10 @@ def check_outputs(what: str, outputs: Sequence[str | Path]) -> list[Path]:
         raise LthError(f"{what}: give at least one output file ({', '.join(FIGURE_SUFFIXES)})")
     for output in outputs:
         if Path(output).suffix.lower() not in FIGURE_SUFFIXES:
-            raise LthError(f"{output}: the suffix {Path(output).suffix or '(none)'!r} is not allowed for {what}; "
-                           f"give one of {', '.join(FIGURE_SUFFIXES)}")
+            raise LthError(
+                f"{output}: the suffix {Path(output).suffix or '(none)'!r} is not allowed for {what}; "
+                f"give one of {', '.join(FIGURE_SUFFIXES)}"
+            )
     return [Path(output) for output in outputs]
 
 
@@ -192,8 +221,10 @@ def read_summary(csv: str | Path, columns: Sequence[str] = SUMMARY_COLUMNS) -> p
     table = upgrade_summary(table, str(csv))
     missing = [column for column in dict.fromkeys(columns) if column not in table]
     if missing:
-        raise LthError(f"{csv} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; "
-                       "give a summary.csv written by `lth aggregate`")
+        raise LthError(
+            f"{csv} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; "
+            "give a summary.csv written by `lth aggregate`"
+        )
     if table.empty:
         raise LthError(f"{csv} has no rows; give a summary.csv of finished runs")
     return table
@@ -202,9 +233,11 @@ def read_summary(csv: str | Path, columns: Sequence[str] = SUMMARY_COLUMNS) -> p
 def check_one_experiment(table: pd.DataFrame, where: str) -> None:
     """An LthError when `table` (a summary) holds rows of several experiments (results/summary.csv)."""
     if "experiment" in table and table["experiment"].nunique() > 1:
-        raise LthError(f"{where} holds {table['experiment'].nunique()} experiments "
-                       f"({', '.join(map(str, table['experiment'].unique()))}); give one experiment's "
-                       "summary.csv (results/<experiment>/summary.csv)")
+        raise LthError(
+            f"{where} holds {table['experiment'].nunique()} experiments "
+            f"({', '.join(map(str, table['experiment'].unique()))}); give one experiment's "
+            "summary.csv (results/<experiment>/summary.csv)"
+        )
 
 
 def level_means(rows: pd.DataFrame, x: str = "sparsity") -> pd.DataFrame:
@@ -212,9 +245,17 @@ def level_means(rows: pd.DataFrame, x: str = "sparsity") -> pd.DataFrame:
     (the mean of x axis `x`'s column), mean and std (ddof 1; NaN with one seed) of test_acc_pct, and
     seeds (distinct seeds, or rows where there is no seed column)."""
     counted = ("seed", "nunique") if "seed" in rows else ("acc", "size")
-    stats = rows.assign(acc=rows["test_acc_pct"], x=rows[x_column(x)]).groupby("level").agg(
-        sparsity_pct=("sparsity_pct", "mean"), x=("x", "mean"), mean=("acc", "mean"), std=("acc", "std"),
-        seeds=counted)
+    stats = (
+        rows.assign(acc=rows["test_acc_pct"], x=rows[x_column(x)])
+        .groupby("level")
+        .agg(
+            sparsity_pct=("sparsity_pct", "mean"),
+            x=("x", "mean"),
+            mean=("acc", "mean"),
+            std=("acc", "std"),
+            seeds=counted,
+        )
+    )
     return stats.reset_index()[STATS_COLUMNS]
 
 
@@ -239,13 +280,20 @@ def draw_curve(ax: Any, stats: pd.DataFrame, x: str, label: str, color: Any = No
     at = position(stats, x)
     (line,) = ax.plot(at, stats["mean"], marker="o", markersize=3, label=label, color=color, **style)
     if stats["seeds"].max() > 1:
-        ax.fill_between(at, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=line.get_color(),
-                        alpha=0.2, linewidth=0)
+        ax.fill_between(
+            at,
+            stats["mean"] - stats["std"],
+            stats["mean"] + stats["std"],
+            color=line.get_color(),
+            alpha=0.2,
+            linewidth=0,
+        )
     return line.get_color()
 
 
-def draw_dense(ax: Any, rows: pd.DataFrame, label: str, color: Any = DENSE_COLOR, x: str = "sparsity",
-               band: bool = True) -> pd.DataFrame:
+def draw_dense(
+    ax: Any, rows: pd.DataFrame, label: str, color: Any = DENSE_COLOR, x: str = "sparsity", band: bool = True
+) -> pd.DataFrame:
     """A dense network's rows (one variant, level 0) as a dashed horizontal line at its mean accuracy,
     labelled with its test accuracy, mean +- std in %, and (`band`) a +-std band only when more than
     one seed exists.
@@ -253,8 +301,13 @@ def draw_dense(ax: Any, rows: pd.DataFrame, label: str, color: Any = DENSE_COLOR
     stats = level_means(rows.assign(level=0), x)
     mean, std, seeds = stats["mean"].item(), stats["std"].item(), stats["seeds"].item()
     several = seeds > 1
-    ax.axhline(mean, color=color, linestyle="--", linewidth=1,
-               label=f"{label} ({mean:.2f}%" + (f" ± {std:.2f})" if several else ")"))
+    ax.axhline(
+        mean,
+        color=color,
+        linestyle="--",
+        linewidth=1,
+        label=f"{label} ({mean:.2f}%" + (f" ± {std:.2f})" if several else ")"),
+    )
     if band and several:
         ax.axhspan(mean - std, mean + std, color=color, alpha=0.08, linewidth=0)
     return stats
@@ -322,9 +375,11 @@ def sources_of(table: pd.DataFrame, where: str = "the summary") -> list[str | No
         return [None]
     unlabelled = sparse[sparse[MASK_SOURCE].isna()]
     if not unlabelled.empty:
-        raise LthError(f"{where}: {len(unlabelled)} sparse rows (variants "
-                       f"{', '.join(map(str, dict.fromkeys(unlabelled['variant'])))}) have no {MASK_SOURCE} while "
-                       f"others have one; every ticket's row needs its mask source (rerun `lth aggregate`)")
+        raise LthError(
+            f"{where}: {len(unlabelled)} sparse rows (variants "
+            f"{', '.join(map(str, dict.fromkeys(unlabelled['variant'])))}) have no {MASK_SOURCE} while "
+            f"others have one; every ticket's row needs its mask source (rerun `lth aggregate`)"
+        )
     return [str(source) for source in dict.fromkeys(sparse[MASK_SOURCE])]
 
 
@@ -354,8 +409,13 @@ def check_mask_source_layout(layout: str) -> None:
         raise LthError(f"--mask-sources: {layout!r} is not allowed; choose one of: {', '.join(MASK_SOURCE_LAYOUTS)}")
 
 
-def plot_accuracy_vs_sparsity(summary_csv: Path, outputs: Sequence[Path], x: str = "sparsity",
-                              title: str | None = None, mask_sources: str = "panels") -> dict[str, pd.DataFrame]:
+def plot_accuracy_vs_sparsity(
+    summary_csv: Path,
+    outputs: Sequence[Path],
+    x: str = "sparsity",
+    title: str | None = None,
+    mask_sources: str = "panels",
+) -> dict[str, pd.DataFrame]:
     """Test accuracy (at the best-validation epoch) against sparsity, one line per variant, in the
     variant's colour (variant_colors); titled `<title>: <what>` and describe_runs' line.
 
@@ -386,8 +446,14 @@ def plot_accuracy_vs_sparsity(summary_csv: Path, outputs: Sequence[Path], x: str
     colors = variant_colors([*sparse["variant"], *baselines])  # the same in every panel and every figure
 
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(sources) if panels else 1, figsize=(4.2 * len(sources) + 1, 4.2) if panels
-                             else (6.4, 4.2), layout="constrained", sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(sources) if panels else 1,
+        figsize=(4.2 * len(sources) + 1, 4.2) if panels else (6.4, 4.2),
+        layout="constrained",
+        sharey=True,
+        squeeze=False,
+    )
     axes = list(axes[0])
     plotted: dict[str, pd.DataFrame] = {}
     for index, source in enumerate(sources):

@@ -33,9 +33,11 @@ def source_digest() -> str:
 def git_commit() -> str:
     """The commit of the lth code that ran, marked `-dirty` when it had uncommitted changes;
     `unknown` outside a git checkout."""
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=PACKAGE, capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=PACKAGE, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
 
     try:
         return git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")

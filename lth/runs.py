@@ -42,9 +42,16 @@ class RunFolder:
 
     def row(self) -> dict[str, str]:
         accuracy = "" if self.test_acc_pct is None else f"{self.test_acc_pct:.2f}"
-        return {"kind": self.kind, "hash": self.hash, "status": self.status, "variant": self.variant,
-                "settings": self.settings, "test_acc_pct": accuracy, "age": _age(self.age_seconds),
-                "size": human_size(self.size_bytes)}
+        return {
+            "kind": self.kind,
+            "hash": self.hash,
+            "status": self.status,
+            "variant": self.variant,
+            "settings": self.settings,
+            "test_acc_pct": accuracy,
+            "age": _age(self.age_seconds),
+            "size": human_size(self.size_bytes),
+        }
 
 
 def scan(results: Path) -> list[RunFolder]:
@@ -52,8 +59,11 @@ def scan(results: Path) -> list[RunFolder]:
     runs = Path(results) / "runs"
     if not runs.is_dir():
         raise LthError(f"{runs} does not exist: give the results folder of a workflow (default: results)")
-    return [describe(path) for path in sorted(runs.iterdir())
-            if path.is_dir() and "-" in path.name and not path.name.startswith(".")]
+    return [
+        describe(path)
+        for path in sorted(runs.iterdir())
+        if path.is_dir() and "-" in path.name and not path.name.startswith(".")
+    ]
 
 
 def describe(path: Path) -> RunFolder:
@@ -76,12 +86,25 @@ def describe(path: Path) -> RunFolder:
         settings = _settings(record)
         variant = trained_as(record) if record is not None else ""
     else:
-        levels = sorted(int(level.name[5:]) for level in path.glob("level*")
-                        if level.name[5:].isdigit() and (level / "mask.json").is_file())
+        levels = sorted(
+            int(level.name[5:])
+            for level in path.glob("level*")
+            if level.name[5:].isdigit() and (level / "mask.json").is_file()
+        )
         status = f"{len(levels)} levels" if levels else "empty"
         settings = f"levels {levels[0]}-{levels[-1]}" if levels else ""
-    return RunFolder(str(path), kind, digest, status, variant, settings, accuracy["test_acc_at_best_val"],
-                     accuracy["final_test_acc"], time.time() - newest, size)
+    return RunFolder(
+        str(path),
+        kind,
+        digest,
+        status,
+        variant,
+        settings,
+        accuracy["test_acc_at_best_val"],
+        accuracy["final_test_acc"],
+        time.time() - newest,
+        size,
+    )
 
 
 def _percent(fraction: Any) -> float | None:
@@ -147,9 +170,11 @@ def trained_as(record: dict[str, Any]) -> str:
 
     parts = [part for part, settings in PARTS.items() if all(value(k) == v for k, v in settings.items())]
     matched = {key for part in parts for key in PARTS[part]}
-    others = [f"{key.partition('.')[2]}={value(key)}"
-              for key in dict.fromkeys(key for settings in PARTS.values() for key in settings if key != "start")
-              if key not in matched and value(key) != getattr(defaults[key.partition(".")[0]], key.partition(".")[2])]
+    others = [
+        f"{key.partition('.')[2]}={value(key)}"
+        for key in dict.fromkeys(key for settings in PARTS.values() for key in settings if key != "start")
+        if key not in matched and value(key) != getattr(defaults[key.partition(".")[0]], key.partition(".")[2])
+    ]
     names = []
     for alias, alias_parts in ALIASES.items():
         if alias_parts and set(alias_parts) <= set(parts):
@@ -176,9 +201,10 @@ def human_size(count: int) -> str:
 def table(folders: list[RunFolder], why: dict[str, str] | None = None) -> str:
     """`lth ls`'s table; with `why` (folder name -> text), a last column saying it (`lth gc`)."""
     columns = (*COLUMNS, "why") if why is not None else COLUMNS
-    rows = [dict(zip(columns, columns)),
-            *({**folder.row(), **({"why": why[Path(folder.path).name]} if why is not None else {})}
-              for folder in folders)]
+    rows = [
+        dict(zip(columns, columns)),
+        *({**folder.row(), **({"why": why[Path(folder.path).name]} if why is not None else {})} for folder in folders),
+    ]
     widths = {column: max(len(row[column]) for row in rows) for column in columns}
     return "\n".join("  ".join(row[column].ljust(widths[column]) for column in columns).rstrip() for row in rows)
 
@@ -218,8 +244,9 @@ def referenced(config_paths: list[Path]) -> tuple[Path, set[str]]:
             results.add(str(plan.results))
             names.update([*plan.dense, *plan.chains, *plan.sparse])
     if len(results) != 1:
-        raise LthError(f"the configs write to different results folders ({', '.join(sorted(results))}); "
-                       "collect one at a time")
+        raise LthError(
+            f"the configs write to different results folders ({', '.join(sorted(results))}); collect one at a time"
+        )
     return Path(results.pop()), names
 
 
@@ -240,12 +267,12 @@ class Collection:
         lines = [f"kept: {count} run folders used by {who}" for who, count in self.kept_by.items()]
         if not self.unused:
             return "\n".join([*lines, f"nothing to delete under {self.results / 'runs'}"])
-        return "\n".join([*lines, f"unused: {len(self.unused)} run folders ({human_size(self.size)})",
-                          table(self.unused, self.why)])
+        return "\n".join(
+            [*lines, f"unused: {len(self.unused)} run folders ({human_size(self.size)})", table(self.unused, self.why)]
+        )
 
 
-def collection(results: Path, planned: set[str], recorded: dict[str, dict[str, Any]],
-               forget: list[str]) -> Collection:
+def collection(results: Path, planned: set[str], recorded: dict[str, dict[str, Any]], forget: list[str]) -> Collection:
     """The run folders of `results` that no config plans (`planned`) and no recorded experiment uses,
     the experiments in `forget` left out."""
     users: dict[str, list[str]] = {}
@@ -265,8 +292,11 @@ def collection(results: Path, planned: set[str], recorded: dict[str, dict[str, A
             continue
         unused.append(folder)
         forgotten = [e for e in users.get(name, []) if e in forget]
-        why[name] = (f"used only by {', '.join(forgotten)} (forgotten)" if forgotten
-                     else "no recorded experiment uses it" + (", no config given plans it" if planned else ""))
+        why[name] = (
+            f"used only by {', '.join(forgotten)} (forgotten)"
+            if forgotten
+            else "no recorded experiment uses it" + (", no config given plans it" if planned else "")
+        )
     return Collection(results, unused, why, dict(sorted(kept_by.items())))
 
 

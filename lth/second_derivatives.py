@@ -36,19 +36,40 @@ class _ConvGradients(torch.autograd.Function):
     weight term as a convolution over the batch dimension, several times slower on the CPU."""
 
     @staticmethod
-    def forward(ctx: Any, grad_out: torch.Tensor, inputs: torch.Tensor, weight: torch.Tensor, has_bias: bool,
-                geometry: tuple[list[int], list[int], list[int], int], input_grad: bool) -> tuple[Any, ...]:
+    def forward(
+        ctx: Any,
+        grad_out: torch.Tensor,
+        inputs: torch.Tensor,
+        weight: torch.Tensor,
+        has_bias: bool,
+        geometry: tuple[list[int], list[int], list[int], int],
+        input_grad: bool,
+    ) -> tuple[Any, ...]:
         ctx.save_for_backward(grad_out, inputs, weight)
         ctx.geometry = geometry
         stride, padding, dilation, groups = geometry
-        return torch.ops.aten.convolution_backward(grad_out, inputs, weight, [weight.shape[0]] if has_bias else None,
-                                                   stride, padding, dilation, False, [0, 0], groups,
-                                                   [input_grad, True, has_bias])
+        return torch.ops.aten.convolution_backward(
+            grad_out,
+            inputs,
+            weight,
+            [weight.shape[0]] if has_bias else None,
+            stride,
+            padding,
+            dilation,
+            False,
+            [0, 0],
+            groups,
+            [input_grad, True, has_bias],
+        )
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad_grad_input: torch.Tensor | None, grad_grad_weight: torch.Tensor | None,
-                 grad_grad_bias: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    def backward(
+        ctx: Any,
+        grad_grad_input: torch.Tensor | None,
+        grad_grad_weight: torch.Tensor | None,
+        grad_grad_bias: torch.Tensor | None,
+    ) -> tuple[torch.Tensor | None, ...]:
         grad_out, inputs, weight = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.geometry
         terms = []  # d/d grad_out of <grad_grad_input, gI> + <grad_grad_weight, gW> + <grad_grad_bias, gB>
@@ -61,11 +82,33 @@ class _ConvGradients(torch.autograd.Function):
         d_grad_out = sum(terms[1:], terms[0]) if terms else None
         d_inputs = d_weight = None
         if ctx.needs_input_grad[1] and grad_grad_weight is not None:
-            d_inputs = torch.ops.aten.convolution_backward(grad_out, inputs, grad_grad_weight, None, stride, padding,
-                                                           dilation, False, [0, 0], groups, [True, False, False])[0]
+            d_inputs = torch.ops.aten.convolution_backward(
+                grad_out,
+                inputs,
+                grad_grad_weight,
+                None,
+                stride,
+                padding,
+                dilation,
+                False,
+                [0, 0],
+                groups,
+                [True, False, False],
+            )[0]
         if ctx.needs_input_grad[2] and grad_grad_input is not None:
-            d_weight = torch.ops.aten.convolution_backward(grad_out, grad_grad_input, weight, None, stride, padding,
-                                                           dilation, False, [0, 0], groups, [False, True, False])[1]
+            d_weight = torch.ops.aten.convolution_backward(
+                grad_out,
+                grad_grad_input,
+                weight,
+                None,
+                stride,
+                padding,
+                dilation,
+                False,
+                [0, 0],
+                groups,
+                [False, True, False],
+            )[1]
         return d_grad_out, d_inputs, d_weight, None, None, None
 
 
@@ -73,8 +116,13 @@ class _Conv2d(torch.autograd.Function):
     """F.conv2d (the same forward kernel) whose backward is `_ConvGradients`."""
 
     @staticmethod
-    def forward(ctx: Any, inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                geometry: tuple[list[int], list[int], list[int], int]) -> torch.Tensor:
+    def forward(
+        ctx: Any,
+        inputs: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        geometry: tuple[list[int], list[int], list[int], int],
+    ) -> torch.Tensor:
         ctx.save_for_backward(inputs, weight)
         ctx.geometry, ctx.has_bias = geometry, bias is not None
         return F.conv2d(inputs, weight, bias, *geometry)

@@ -51,8 +51,9 @@ def lock_file(target: str | os.PathLike, folder: bool) -> Path:
 
 
 def _holder() -> str:
-    return f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}: " + \
-        " ".join(["lth", *sys.argv[1:2]])
+    return f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}: " + " ".join(
+        ["lth", *sys.argv[1:2]]
+    )
 
 
 def _open_lock(path: Path) -> IO[str]:
@@ -71,8 +72,10 @@ def _flock(handle: IO[str], mode: int) -> None:
     except BlockingIOError:
         raise
     except OSError as error:
-        raise LthError(f"cannot lock {handle.name}: {error.strerror or error}; the results folder's filesystem "
-                       "must support flock (NFS without nolock, Lustre mounted with -o flock)") from None
+        raise LthError(
+            f"cannot lock {handle.name}: {error.strerror or error}; the results folder's filesystem "
+            "must support flock (NFS without nolock, Lustre mounted with -o flock)"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -120,8 +123,11 @@ def attempt_log(path: str | os.PathLike) -> Iterator[None]:
     try:
         yield
     except BaseException as error:  # why it ended, into the run's log only: the console gets it from the caller
-        handler.handle(logging.LogRecord("lth", logging.ERROR, __file__, 0, "attempt failed: %s",
-                                         (str(error) or type(error).__name__,), None))
+        handler.handle(
+            logging.LogRecord(
+                "lth", logging.ERROR, __file__, 0, "attempt failed: %s", (str(error) or type(error).__name__,), None
+            )
+        )
         raise
     finally:
         logging.getLogger().removeHandler(handler)
@@ -193,8 +199,12 @@ def lock_experiment(results: str | os.PathLike, experiment: str) -> IO[str]:
         _flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.seek(0)
-        print(f"lth: experiment {experiment} is being run by another workflow ({handle.read().strip()}); "
-              "waiting for it to finish", file=sys.stderr, flush=True)
+        print(
+            f"lth: experiment {experiment} is being run by another workflow ({handle.read().strip()}); "
+            "waiting for it to finish",
+            file=sys.stderr,
+            flush=True,
+        )
         _flock(handle, fcntl.LOCK_EX)
     handle.seek(0)
     handle.truncate()
@@ -207,14 +217,21 @@ def references_file(results: str | os.PathLike, experiment: str) -> Path:
     return Path(results) / "runs" / REFERENCES / f"{experiment}.json"
 
 
-def record_references(results: str | os.PathLike, experiment: str, runs: Iterable[str],
-                      configs: Iterable[str | os.PathLike]) -> None:
+def record_references(
+    results: str | os.PathLike, experiment: str, runs: Iterable[str], configs: Iterable[str | os.PathLike]
+) -> None:
     """Record (atomically) that `experiment` uses these run folders (names under runs/); it replaces
     the experiment's earlier record, so runs of settings it no longer has become collectable."""
-    write_json(references_file(results, experiment), {
-        "experiment": experiment, "runs": sorted(set(runs)),
-        "configs": [str(Path(path).resolve()) for path in configs],
-        "recorded": time.strftime("%Y-%m-%d %H:%M:%S"), "host": socket.gethostname()})
+    write_json(
+        references_file(results, experiment),
+        {
+            "experiment": experiment,
+            "runs": sorted(set(runs)),
+            "configs": [str(Path(path).resolve()) for path in configs],
+            "recorded": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "host": socket.gethostname(),
+        },
+    )
 
 
 def references(results: str | os.PathLike) -> dict[str, dict[str, Any]]:
@@ -225,8 +242,10 @@ def references(results: str | os.PathLike) -> dict[str, dict[str, Any]]:
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError) as error:
-            raise LthError(f"{path} cannot be read ({error}); it records which runs an experiment uses: "
-                           f"restore it, or delete it to forget that experiment") from None
+            raise LthError(
+                f"{path} cannot be read ({error}); it records which runs an experiment uses: "
+                f"restore it, or delete it to forget that experiment"
+            ) from None
         if not isinstance(record, dict) or not isinstance(record.get("runs"), list):
             raise LthError(f"{path} is not a record of an experiment's runs; delete it to forget that experiment")
         found[path.stem] = record

@@ -48,8 +48,17 @@ from typing import TYPE_CHECKING, Any
 
 from lth.errors import LthError
 from lth.io import write_sealed_csv
-from lth.plots import (SUMMARY_COLUMNS, check_one_experiment, find_variant, level_means, parts_of, read_summary,
-                       sources_of, sparse_rows, with_source)
+from lth.plots import (
+    SUMMARY_COLUMNS,
+    check_one_experiment,
+    find_variant,
+    level_means,
+    parts_of,
+    read_summary,
+    sources_of,
+    sparse_rows,
+    with_source,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,16 +71,18 @@ def _checked_curves(sparsity_pct: Sequence[float], *curves: Sequence[float]) -> 
     """log(remaining fraction) per level, after checking the inputs (same lengths, sparsities in % in
     [0, 100), increasing)."""
     if any(len(curve) != len(sparsity_pct) for curve in curves):
-        raise LthError(f"critical sparsity: {len(sparsity_pct)} sparsities but curves of "
-                       f"{[len(c) for c in curves]} points; give one accuracy per sparsity")
+        raise LthError(
+            f"critical sparsity: {len(sparsity_pct)} sparsities but curves of "
+            f"{[len(c) for c in curves]} points; give one accuracy per sparsity"
+        )
     if any(not 0 <= s < 100 for s in sparsity_pct) or any(p >= q for p, q in zip(sparsity_pct, sparsity_pct[1:])):
-        raise LthError(f"critical sparsity: sparsities {list(sparsity_pct)} must be percentages in [0, 100), "
-                       "strictly increasing")
+        raise LthError(
+            f"critical sparsity: sparsities {list(sparsity_pct)} must be percentages in [0, 100), strictly increasing"
+        )
     return [math.log(1 - s / 100) for s in sparsity_pct]
 
 
-def critical_point(sparsity_pct: Sequence[float], a: Sequence[float],
-                   b: Sequence[float]) -> tuple[float, float] | None:
+def critical_point(sparsity_pct: Sequence[float], a: Sequence[float], b: Sequence[float]) -> tuple[float, float] | None:
     """(sparsity in %, a's accuracy) at the last crossing of curves `a` and `b` (module docstring), or
     None when they never cross. `sparsity_pct` strictly increasing, one value of `a` and `b` per sparsity."""
     xs = _checked_curves(sparsity_pct, a, b)
@@ -117,8 +128,9 @@ def curves_crossing(a: pd.DataFrame, b: pd.DataFrame) -> tuple[float, float] | N
     return critical_point(joined["sparsity_pct"].tolist(), joined["mean_a"].tolist(), joined["mean_b"].tolist())
 
 
-def _source_statistics(sparse: pd.DataFrame, dense: pd.DataFrame, pairs: Sequence[tuple[str, str]],
-                       source: str | None) -> list[dict[str, Any]]:
+def _source_statistics(
+    sparse: pd.DataFrame, dense: pd.DataFrame, pairs: Sequence[tuple[str, str]], source: str | None
+) -> list[dict[str, Any]]:
     """tickets.csv's rows of one mask source: its tickets `sparse`, against the `dense` rows."""
     names = list(dict.fromkeys(sparse["variant"]))
     curves = {name: level_means(sparse[sparse["variant"] == name]).sort_values("level") for name in names}
@@ -142,8 +154,15 @@ def _source_statistics(sparse: pd.DataFrame, dense: pd.DataFrame, pairs: Sequenc
                 row("winning_ticket", name, "dense", NAN, NAN, NAN, min(dense_seeds, curve["seeds"].min()))
             else:
                 best = curve[curve["level"] == level].iloc[0]
-                row("winning_ticket", name, "dense", level, best["sparsity_pct"], best["mean"],
-                    min(dense_seeds, best["seeds"]))
+                row(
+                    "winning_ticket",
+                    name,
+                    "dense",
+                    level,
+                    best["sparsity_pct"],
+                    best["mean"],
+                    min(dense_seeds, best["seeds"]),
+                )
     for first, second in pairs:
         a, b = find_variant(first, names), find_variant(second, names)
         if a is None or b is None or a == b:
@@ -155,8 +174,9 @@ def _source_statistics(sparse: pd.DataFrame, dense: pd.DataFrame, pairs: Sequenc
     return rows
 
 
-def ticket_statistics(summary: pd.DataFrame, pairs: Sequence[tuple[str, str]] = (),
-                      where: str = "the summary") -> pd.DataFrame:
+def ticket_statistics(
+    summary: pd.DataFrame, pairs: Sequence[tuple[str, str]] = (), where: str = "the summary"
+) -> pd.DataFrame:
     """tickets.csv's rows (module docstring) from one experiment's summary.csv rows (`where` names
     them in errors), mask source by mask source (`mask_source` None for a summary without the column)."""
     import pandas as pd
@@ -166,8 +186,11 @@ def ticket_statistics(summary: pd.DataFrame, pairs: Sequence[tuple[str, str]] = 
         raise LthError(f"{where} lacks the column {missing[0]!r}; give a summary.csv written by `lth aggregate`")
     check_one_experiment(summary, where)
     dense = summary[summary["variant"] == "dense"]  # dense+<tweak> baselines enter no statistic
-    rows = [row for source in sources_of(summary, where)
-            for row in _source_statistics(sparse_rows(with_source(summary, source)), dense, pairs, source)]
+    rows = [
+        row
+        for source in sources_of(summary, where)
+        for row in _source_statistics(sparse_rows(with_source(summary, source)), dense, pairs, source)
+    ]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -175,8 +198,10 @@ def parse_pair(text: str) -> tuple[str, str]:
     """`A:B` (two variant expressions, e.g. at+trt:rewind) as a pair, or an LthError."""
     first, sep, second = text.partition(":")
     if not sep or parts_of(first) is None or parts_of(second) is None:
-        raise LthError(f"--pair: {text!r} is not allowed; give two variants as A:B, e.g. at+trt:rewind "
-                       "(each a `+`-joined list of parts or aliases)")
+        raise LthError(
+            f"--pair: {text!r} is not allowed; give two variants as A:B, e.g. at+trt:rewind "
+            "(each a `+`-joined list of parts or aliases)"
+        )
     if parts_of(first) == parts_of(second):
         raise LthError(f"--pair: {text!r} names one variant twice; give two different variants")
     return first, second

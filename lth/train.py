@@ -36,8 +36,16 @@ from lth.errors import LthError
 from lth.flops import forward_flops
 from lth.gradinit import gradinit, step_counts
 from lth.hparams import GradinitHparams, ModelHparams, TrainHparams
-from lth.io import atomic_link, atomic_write_text, check_output, load_verified, read_json, save_verified, write_json
-from lth.io import write_yaml
+from lth.io import (
+    atomic_link,
+    atomic_write_text,
+    check_output,
+    load_verified,
+    read_json,
+    save_verified,
+    write_json,
+    write_yaml,
+)
 from lth.losses import LossFn, loss_summary, make_loss
 from lth.manifest import run_files, write_summary
 from lth.masks import Mask, MaskEnforcer, sparsity
@@ -46,8 +54,18 @@ from lth.provenance import provenance
 
 log = logging.getLogger(__name__)
 
-METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
-                  "seconds", "images_per_s"]
+METRIC_COLUMNS = [
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "test_loss",
+    "test_acc",
+    "seconds",
+    "images_per_s",
+]
 RESUME_DIR = ".resume"
 RESUME_FORMAT = "lth-resume"
 
@@ -108,8 +126,14 @@ def is_finished(out_dir: str | Path) -> bool:
 Autocast = Callable[[], AbstractContextManager[Any]]
 
 
-def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer, enforcer: MaskEnforcer,
-                loss_fn: LossFn, autocast: Autocast = nullcontext) -> tuple[float, float]:
+def train_epoch(
+    model: nn.Module,
+    batches: Batches,
+    optimizer: torch.optim.Optimizer,
+    enforcer: MaskEnforcer,
+    loss_fn: LossFn,
+    autocast: Autocast = nullcontext,
+) -> tuple[float, float]:
     """One pass over `batches` (data path, forward, backward, masked step): mean loss and accuracy.
 
     The mask is enforced on the gradients before the step and on the weights after it, so pruned
@@ -120,8 +144,14 @@ def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optim
     return _means(loss_sum, correct, batches.num_images)
 
 
-def train_epoch_sums(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer, enforcer: MaskEnforcer,
-                     loss_fn: LossFn, autocast: Autocast = nullcontext) -> tuple[torch.Tensor, torch.Tensor]:
+def train_epoch_sums(
+    model: nn.Module,
+    batches: Batches,
+    optimizer: torch.optim.Optimizer,
+    enforcer: MaskEnforcer,
+    loss_fn: LossFn,
+    autocast: Autocast = nullcontext,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """`train_epoch` without reading its result: the summed loss and the count of correct
     predictions stay on the device, so on a GPU the epoch queues work without ever waiting for it."""
     model.train()
@@ -179,9 +209,14 @@ def _format_eta(seconds: float) -> str:
 def channels_last_risks(model: nn.Module) -> list[str]:
     """The convolutions whose channels-last backward kills the process on the CPU in torch 2.14
     (see `channels_last_is_safe`)."""
-    return [name for name, module in model.named_modules()
-            if isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.stride != (1, 1)
-            and module.in_channels < 8]
+    return [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Conv2d)
+        and module.kernel_size == (1, 1)
+        and module.stride != (1, 1)
+        and module.in_channels < 8
+    ]
 
 
 def channels_last_is_safe(model: nn.Module, device: torch.device) -> bool:
@@ -190,8 +225,10 @@ def channels_last_is_safe(model: nn.Module, device: torch.device) -> bool:
     in NCHW on the CPU instead."""
     risky = channels_last_risks(model)
     if device.type == "cpu" and risky:
-        log.warning("channels_last off: torch's CPU backward crashes on 1x1 strided convs with < 8 input "
-                    "channels (%s)", risky[0])
+        log.warning(
+            "channels_last off: torch's CPU backward crashes on 1x1 strided convs with < 8 input channels (%s)",
+            risky[0],
+        )
         return False
     return True
 
@@ -199,12 +236,14 @@ def channels_last_is_safe(model: nn.Module, device: torch.device) -> bool:
 def load_resume_state(out_dir: Path) -> dict[str, Any]:
     """The resume state of the run in `out_dir`, its embedded digest checked."""
     resume_dir = Path(out_dir) / RESUME_DIR
-    return load_verified(resume_dir / "state.pt", (RESUME_FORMAT,), "an lth resume state",
-                         f"delete {resume_dir} to start the run over")
+    return load_verified(
+        resume_dir / "state.pt", (RESUME_FORMAT,), "an lth resume state", f"delete {resume_dir} to start the run over"
+    )
 
 
-def check_run(out_dir: Path, hparams: TrainHparams, start_epoch: int, save_epochs: Sequence[int],
-              options: RunOptions) -> torch.device:
+def check_run(
+    out_dir: Path, hparams: TrainHparams, start_epoch: int, save_epochs: Sequence[int], options: RunOptions
+) -> torch.device:
     """Every check that needs no data, so that bad input fails before the slow steps."""
     check_output(out_dir, folder=True)
     if is_finished(out_dir) and not options.force:
@@ -214,13 +253,16 @@ def check_run(out_dir: Path, hparams: TrainHparams, start_epoch: int, save_epoch
         load_resume_state(out_dir)  # a damaged state fails here, before the data is loaded
     stale = [] if resuming or options.force else run_files(out_dir)
     if stale:  # a new run beside them would leave a folder mixing two runs' files
-        raise RunFinishedError(f"{out_dir} holds files of an earlier run ({', '.join(p.name for p in stale)}); "
-                               "pass --force to remove them and train, or choose another folder")
+        raise RunFinishedError(
+            f"{out_dir} holds files of an earlier run ({', '.join(p.name for p in stale)}); "
+            "pass --force to remove them and train, or choose another folder"
+        )
     return check_settings(hparams, start_epoch, save_epochs, options)
 
 
-def check_settings(hparams: TrainHparams, start_epoch: int, save_epochs: Sequence[int],
-                   options: RunOptions) -> torch.device:
+def check_settings(
+    hparams: TrainHparams, start_epoch: int, save_epochs: Sequence[int], options: RunOptions
+) -> torch.device:
     """The checks of `check_run` that need no folder either: the device the run trains on."""
     if not 0 <= start_epoch < hparams.epochs:
         raise LthError(f"start epoch {start_epoch} is not allowed; must be in [0, train.epochs={hparams.epochs})")
@@ -277,8 +319,13 @@ def train(
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format)
     enforcer = MaskEnforcer(model, mask or {})
-    optimizer = torch.optim.SGD(model.parameters(), lr=hparams.lr, momentum=hparams.momentum,
-                                weight_decay=hparams.weight_decay, nesterov=hparams.nesterov)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=hparams.lr,
+        momentum=hparams.momentum,
+        weight_decay=hparams.weight_decay,
+        nesterov=hparams.nesterov,
+    )
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
 
@@ -298,8 +345,9 @@ def train(
     if state_path.exists():
         state = load_resume_state(out_dir)
         if state["fingerprint"] != run_id:
-            raise LthError(f"{state_path} was written by a run with other settings or inputs; "
-                               f"delete {resume_dir} to start over")
+            raise LthError(
+                f"{state_path} was written by a run with other settings or inputs; delete {resume_dir} to start over"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
@@ -307,8 +355,12 @@ def train(
         rows, epoch, thread_changes = state["rows"], state["epoch"], state["thread_changes"]
         log.info("resuming %s from epoch %d of %d", out_dir, epoch, hparams.epochs)
         if state["threads"] != threads:  # CPU results depend on it; warn, as a moved cluster job must go on
-            log.warning("resuming with %d threads after %d: on the CPU the result may differ from an "
-                        "uninterrupted run; summary.json records the change", threads, state["threads"])
+            log.warning(
+                "resuming with %d threads after %d: on the CPU the result may differ from an "
+                "uninterrupted run; summary.json records the change",
+                threads,
+                state["threads"],
+            )
             thread_changes = [*thread_changes, {"epoch": epoch, "from": state["threads"], "to": threads}]
     else:
         if options.force:  # the new run replaces the old one whole: none of its files may outlive it
@@ -317,8 +369,15 @@ def train(
                 stale.unlink(missing_ok=True)  # summary.json first: the folder stops looking finished
         if gradinit_hparams:  # on a fresh start only: a resumed run's weights are already rescaled
             result = gradinit(model, data, mask, gradinit_hparams, device, seed, channels_last)
-            write_json(resume_dir / "gradinit.json", {"hparams": gradinit_hparams.to_dict(), "alphas": result.alphas,
-                                                      "skipped": result.skipped, "history": result.history})
+            write_json(
+                resume_dir / "gradinit.json",
+                {
+                    "hparams": gradinit_hparams.to_dict(),
+                    "alphas": result.alphas,
+                    "skipped": result.skipped,
+                    "history": result.history,
+                },
+            )
     enforcer.apply_to_weights()  # after GradInit, which may rescale the dense weights (gradinit.weights: dense)
 
     end_epoch = hparams.epochs if stop_epoch is None else stop_epoch
@@ -330,11 +389,21 @@ def train(
     if epoch == start_epoch and start_epoch in pending:
         save_checkpoint(pending[start_epoch], model, model_hparams, data.num_classes, start_epoch)
 
-    train_batches = Batches(data.train, hparams.batch_size, data.mean, data.std, device, generator=generator,
-                            flip=data.flip, crop_padding=data.crop_padding, channels_last=channels_last)
+    train_batches = Batches(
+        data.train,
+        hparams.batch_size,
+        data.mean,
+        data.std,
+        device,
+        generator=generator,
+        flip=data.flip,
+        crop_padding=data.crop_padding,
+        channels_last=channels_last,
+    )
     eval_batches = {
-        split: Batches(getattr(data, split), options.eval_batch_size, data.mean, data.std, device,
-                       channels_last=channels_last)
+        split: Batches(
+            getattr(data, split), options.eval_batch_size, data.mean, data.std, device, channels_last=channels_last
+        )
         for split in ("val", "test")
     }
     # Only training steps are compiled: evaluation runs the eager model, which holds the same
@@ -352,28 +421,65 @@ def train(
         train_seconds = time.perf_counter() - started
         val_loss, val_acc = evaluate(model, eval_batches["val"], autocast)
         test_loss, test_acc = evaluate(model, eval_batches["test"], autocast)
-        _check_finite(out_dir, epoch + 1, lr, model, state_path,
-                      {"training loss": train_loss, "validation loss": val_loss, "test loss": test_loss})
+        _check_finite(
+            out_dir,
+            epoch + 1,
+            lr,
+            model,
+            state_path,
+            {"training loss": train_loss, "validation loss": val_loss, "test loss": test_loss},
+        )
         epoch += 1
-        row = {"epoch": epoch, "lr": lr, "train_loss": train_loss,
-               "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc,
-               "test_loss": test_loss, "test_acc": test_acc, "seconds": time.perf_counter() - started,
-               "images_per_s": train_batches.num_images / train_seconds}
+        row = {
+            "epoch": epoch,
+            "lr": lr,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            "seconds": time.perf_counter() - started,
+            "images_per_s": train_batches.num_images / train_seconds,
+        }
         for callback in options.callbacks:
             row.update(callback(EpochContext(epoch, model, data, device, row)) or {})
         rows.append(row)
         if epoch in pending:
             save_checkpoint(pending[epoch], model, model_hparams, data.num_classes, epoch)
-        save_verified(state_path, {"format": RESUME_FORMAT, "fingerprint": run_id, "model": model.state_dict(),
-                                   "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-                                   "torch_rng": torch.get_rng_state(), "rows": rows, "epoch": epoch,
-                                   "threads": threads, "thread_changes": thread_changes})
+        save_verified(
+            state_path,
+            {
+                "format": RESUME_FORMAT,
+                "fingerprint": run_id,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "rows": rows,
+                "epoch": epoch,
+                "threads": threads,
+                "thread_changes": thread_changes,
+            },
+        )
         atomic_write_text(resume_dir / "metrics.csv", _metrics_csv(rows))
         session_epochs += 1
         eta = (time.perf_counter() - session_start) / session_epochs * (end_epoch - epoch)
-        log.info("epoch %d/%d lr %.4g | train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%% | test acc %.2f%% | "
-                 "%.0f img/s | %.1fs | ETA %s", epoch, hparams.epochs, lr, train_loss, 100 * row["train_acc"],
-                 val_loss, 100 * val_acc, 100 * test_acc, row["images_per_s"], row["seconds"], _format_eta(eta))
+        log.info(
+            "epoch %d/%d lr %.4g | train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%% | test acc %.2f%% | "
+            "%.0f img/s | %.1fs | ETA %s",
+            epoch,
+            hparams.epochs,
+            lr,
+            train_loss,
+            100 * row["train_acc"],
+            val_loss,
+            100 * val_acc,
+            100 * test_acc,
+            row["images_per_s"],
+            row["seconds"],
+            _format_eta(eta),
+        )
 
     if end_epoch < hparams.epochs:  # stopped early for a rewind point: the saved epochs are the result
         for path in pending.values():
@@ -383,8 +489,12 @@ def train(
         return {}
     summary = _summary(rows, model, mask, hparams, device, channels_last, start_epoch, data.train.images.shape[1:])
     gradinit_steps = step_counts(read_json(resume_dir / "gradinit.json")["history"]) if gradinit_hparams else None
-    summary.update(loss_summary(hparams), gradinit=gradinit_hparams is not None, gradinit_steps=gradinit_steps,
-                   thread_changes=thread_changes)
+    summary.update(
+        loss_summary(hparams),
+        gradinit=gradinit_hparams is not None,
+        gradinit_steps=gradinit_steps,
+        thread_changes=thread_changes,
+    )
     save_checkpoint(out_dir / "final.pt", model, model_hparams, data.num_classes, hparams.epochs)
     published = ["final.pt"]
     for path in pending.values():
@@ -397,30 +507,48 @@ def train(
     write_yaml(out_dir / "hparams.yaml", record)
     summary = write_summary(out_dir, summary, [*published, "metrics.csv", "hparams.yaml"])  # last: marks it finished
     shutil.rmtree(resume_dir, ignore_errors=True)
-    log.info("finished %s: test acc %.2f%% at best val (epoch %d), final %.2f%%", out_dir,
-             100 * summary["test_acc_at_best_val"], summary["best_val_epoch"], 100 * summary["final_test_acc"])
+    log.info(
+        "finished %s: test acc %.2f%% at best val (epoch %d), final %.2f%%",
+        out_dir,
+        100 * summary["test_acc_at_best_val"],
+        summary["best_val_epoch"],
+        100 * summary["final_test_acc"],
+    )
     return summary
 
 
-def _check_finite(out_dir: Path, epoch: int, lr: float, model: nn.Module, state_path: Path,
-                  losses: dict[str, float]) -> None:
+def _check_finite(
+    out_dir: Path, epoch: int, lr: float, model: nn.Module, state_path: Path, losses: dict[str, float]
+) -> None:
     """Stop a diverged run before it publishes anything: NaN or infinite losses or weights."""
     problems = [f"{name} {value}" for name, value in losses.items() if not math.isfinite(value)]
     bad = nonfinite(model.state_dict())
     if bad:
         problems.append(f"non-finite values in {', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}")
     if problems:
-        kept = (f"the resume state after epoch {epoch - 1} is kept in {state_path.parent} for inspection "
-                "(delete that folder to start over)" if state_path.exists() else
-                "no epoch finished, so there is no resume state")
-        raise DivergedError(f"training diverged in epoch {epoch} of {out_dir}: {'; '.join(problems)}. The likely "
-                            f"cause is a learning rate too high for this model and batch size (lr {lr:g} in this "
-                            f"epoch): lower train.lr. Nothing was published; {kept}")
+        kept = (
+            f"the resume state after epoch {epoch - 1} is kept in {state_path.parent} for inspection "
+            "(delete that folder to start over)"
+            if state_path.exists()
+            else "no epoch finished, so there is no resume state"
+        )
+        raise DivergedError(
+            f"training diverged in epoch {epoch} of {out_dir}: {'; '.join(problems)}. The likely "
+            f"cause is a learning rate too high for this model and batch size (lr {lr:g} in this "
+            f"epoch): lower train.lr. Nothing was published; {kept}"
+        )
 
 
-def _summary(rows: list[dict[str, float]], model: nn.Module, mask: Mask | None, hparams: TrainHparams,
-             device: torch.device, channels_last: bool, start_epoch: int,
-             input_shape: Sequence[int]) -> dict[str, Any]:
+def _summary(
+    rows: list[dict[str, float]],
+    model: nn.Module,
+    mask: Mask | None,
+    hparams: TrainHparams,
+    device: torch.device,
+    channels_last: bool,
+    start_epoch: int,
+    input_shape: Sequence[int],
+) -> dict[str, Any]:
     """`sparsity` is the mask's nominal one; the parameter and FLOP counts are those of the network
     actually trained, jump branches included, so tweaks that add weights are compared fairly."""
     best = max(rows, key=lambda row: row["val_acc"])  # max() keeps the first of equal values

@@ -51,7 +51,7 @@ class Variant:
     def section(self, section: str) -> dict[str, Any]:
         """Overrides for one hparams section, e.g. {'activation': 'swish'} for 'model'."""
         prefix = f"{section}."
-        return {key[len(prefix):]: value for key, value in self.settings.items() if key.startswith(prefix)}
+        return {key[len(prefix) :]: value for key, value in self.settings.items() if key.startswith(prefix)}
 
 
 def resolve(name: str, source: str = "variants") -> Variant:

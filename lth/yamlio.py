@@ -53,7 +53,8 @@ class StrictLoader(yaml.SafeLoader):
                     if key in seen:
                         raise DuplicateKeyError(
                             f"{key_node.start_mark.name}: key {name!r} is given twice, at {_place(seen[key])} and "
-                            f"at {_place(key_node)}; keep one (YAML would silently use the last)")
+                            f"at {_place(key_node)}; keep one (YAML would silently use the last)"
+                        )
                     seen[key] = key_node
                 self._check_keys(value_node, name, visited)
 

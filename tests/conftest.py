@@ -45,21 +45,28 @@ def write_digits_npz(root: Path, seed: int = 0) -> Path:
     table = np.loadtxt(_digits_file(), delimiter=",")
     target = table[:, 64].astype(np.int64)
     rng = np.random.default_rng(seed)
-    strokes = torch.nn.functional.interpolate(torch.from_numpy(table[:, :64] / 16).float().view(-1, 1, 8, 8),
-                                              size=(32, 32), mode="bilinear", align_corners=False)
+    strokes = torch.nn.functional.interpolate(
+        torch.from_numpy(table[:, :64] / 16).float().view(-1, 1, 8, 8),
+        size=(32, 32),
+        mode="bilinear",
+        align_corners=False,
+    )
     strokes = strokes[:, 0].clamp(0, 1).numpy()
     root.mkdir(parents=True, exist_ok=True)
     picks = [np.flatnonzero(target == c) for c in range(10)]
-    for split, chosen in (("train", [p[:TRAIN_PER_CLASS] for p in picks]),
-                          ("test", [p[TRAIN_PER_CLASS:TRAIN_PER_CLASS + TEST_PER_CLASS] for p in picks])):
+    for split, chosen in (
+        ("train", [p[:TRAIN_PER_CLASS] for p in picks]),
+        ("test", [p[TRAIN_PER_CLASS : TRAIN_PER_CLASS + TEST_PER_CLASS] for p in picks]),
+    ):
         index = rng.permutation(np.concatenate(chosen))
         # Channel ranges differ, so every channel has its own mean and std (about 0.32, 0.37, 0.43).
         stroke = rng.uniform((180, 100, 20), (255, 200, 100), (len(index), 1, 1, 3))
         background = rng.uniform((0, 40, 100), (40, 100, 160), (len(index), 1, 1, 3))
         weight = strokes[index][..., None]
         images = np.rint(background + weight * (stroke - background)).astype(np.uint8)
-        np.savez(root / f"{split}.npz", images=images, labels=target[index],
-                 classes=np.array([str(c) for c in range(10)]))
+        np.savez(
+            root / f"{split}.npz", images=images, labels=target[index], classes=np.array([str(c) for c in range(10)])
+        )
     return root
 
 
@@ -102,8 +109,10 @@ SLURM_SETUP = REPO / "tests" / "slurm" / "localhost.sh"
 # The SLURM test changes the system (apt-get installs SLURM and munge, daemons start), so it runs only
 # when asked: `make test-slurm`, or this variable set to 1 (.ci/run sets it).
 SLURM_OPT_IN = "LTH_TEST_SLURM"
-SLURM_NOT_ASKED = (f"the SLURM test installs SLURM and munge with apt-get and starts a local cluster as root, "
-                   f"so it runs only when asked: set {SLURM_OPT_IN}=1 or run `make test-slurm`")
+SLURM_NOT_ASKED = (
+    f"the SLURM test installs SLURM and munge with apt-get and starts a local cluster as root, "
+    f"so it runs only when asked: set {SLURM_OPT_IN}=1 or run `make test-slurm`"
+)
 
 
 def slurm_asked() -> bool:
@@ -150,8 +159,7 @@ def local_slurm(request, tmp_path_factory):
 def _start_local_slurm(tmp_path_factory):
     folder = tmp_path_factory.mktemp("slurm")
     env = {**os.environ, "LTH_SLURM_DIR": str(folder)}
-    started = subprocess.run(["bash", str(SLURM_SETUP), "start"], env=env, capture_output=True, text=True,
-                             timeout=900)
+    started = subprocess.run(["bash", str(SLURM_SETUP), "start"], env=env, capture_output=True, text=True, timeout=900)
     if started.returncode != 0:
         subprocess.run(["bash", str(SLURM_SETUP), "stop"], env=env, timeout=60)
         yield f"the local SLURM cluster did not start:\n{started.stdout[-2000:]}\n{started.stderr[-2000:]}"

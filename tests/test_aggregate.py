@@ -30,8 +30,11 @@ OLD_NAMES = {new: old for old, new in FRACTION_COLUMNS.items()}
 def test_a_summary_written_before_mask_sources_merges_with_an_empty_source(tmp_path):
     # Then accuracies and sparsities were fractions named sparsity, test_acc, final_test_acc.
     legacy_columns = [OLD_NAMES.get(column, column) for column in COLUMNS if column != "mask_source"]
-    old = write(tmp_path / "old.csv", legacy_columns, [row(legacy_columns, variant="lth", sparsity="0.36",
-                                                           test_acc="0.9123", final_test_acc="")])
+    old = write(
+        tmp_path / "old.csv",
+        legacy_columns,
+        [row(legacy_columns, variant="lth", sparsity="0.36", test_acc="0.9123", final_test_acc="")],
+    )
     new = write(tmp_path / "new.csv", COLUMNS, [row(COLUMNS, variant="lth", mask_source="snip")])
     merge_summaries([f"old={old}", f"new={new}"], tmp_path / "all.csv")
     with open(tmp_path / "all.csv", newline="") as handle:
@@ -40,7 +43,10 @@ def test_a_summary_written_before_mask_sources_merges_with_an_empty_source(tmp_p
     assert list(merged[0]) == ["experiment", *COLUMNS]
     # The old fractions in %, under the names this lth writes; an empty cell stays empty.
     assert (merged[0]["sparsity_pct"], merged[0]["test_acc_pct"], merged[0]["final_test_acc_pct"]) == (
-        "36.0", "91.23", "")
+        "36.0",
+        "91.23",
+        "",
+    )
     assert merged[1]["sparsity_pct"] == "1"  # a new summary's text as written
 
 

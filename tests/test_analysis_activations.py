@@ -60,8 +60,9 @@ def test_crafted_input_gives_exact_counts():
     assert (result.stage("only").near_zero, result.stage("only").total) == (3 * 4, 3 * 7)
     assert result.fraction == 4 / 7
     # SiLU(relu(x) - 0.5): near zero only where relu(x) - 0.5 is, i.e. x = 0.5 (SiLU(0) = 0).
-    (result,) = activation_sparsity(TwoStages(), batches_of(VALUES[None]), [0.01],
-                                    groups={"a": ["first"], "b": ["second"]})
+    (result,) = activation_sparsity(
+        TwoStages(), batches_of(VALUES[None]), [0.01], groups={"a": ["first"], "b": ["second"]}
+    )
     assert [(s.stage, s.near_zero, s.total) for s in result.stages] == [("a", 4, 7), ("b", 1, 7)]
     assert (result.near_zero, result.total) == (5, 14)
     assert result.rows()[-1] == {"stage": "all", "near_zero": 5, "total": 14, "fraction": 5 / 14, "threshold": 0.01}
@@ -76,8 +77,9 @@ def test_every_threshold_is_counted_in_one_pass_and_0_counts_exact_zeros():
     # relu(VALUES) = 0, 0, 0, 0.005, 0.02, 0.5, 3: three exact zeros, 0.005 within 0.01, 0.02 within 0.1.
     assert [(r.threshold, r.near_zero, r.total) for r in results] == [(0.0, 3, 7), (0.01, 4, 7), (0.1, 5, 7)]
     rows = [row for result in results for row in result.rows()]
-    assert [(row["threshold"], row["stage"]) for row in rows] == [(t, s) for t in (0.0, 0.01, 0.1)
-                                                                  for s in ("only", "all")]
+    assert [(row["threshold"], row["stage"]) for row in rows] == [
+        (t, s) for t in (0.0, 0.01, 0.1) for s in ("only", "all")
+    ]
 
 
 @pytest.mark.parametrize("activation", ["relu", "swish"])
@@ -124,13 +126,15 @@ def test_stage_grouping_covers_every_activation_once(name: str, skip: str):
 def test_resnet_totals_match_every_activation_output(digits_data):
     model = models.build("resnet18", num_classes=10, width=4)
     model.train()
-    batches = Batches(digits_data.test, 100, digits_data.mean, digits_data.std, torch.device("cpu"),
-                      channels_last=False)
+    batches = Batches(
+        digits_data.test, 100, digits_data.mean, digits_data.std, torch.device("cpu"), channels_last=False
+    )
     seen: dict[str, int] = {}
     for name in activation_modules(model):
         module = model.get_submodule(name)
-        module.register_forward_hook(lambda _m, _i, out, name=name: seen.__setitem__(name, seen.get(name, 0)
-                                                                                    + out.numel()))
+        module.register_forward_hook(
+            lambda _m, _i, out, name=name: seen.__setitem__(name, seen.get(name, 0) + out.numel())
+        )
     (result,) = activation_sparsity(model, batches, [0.01])
     assert model.training  # restored
     groups = stage_groups(model)
@@ -153,17 +157,20 @@ def test_user_errors_name_the_value():
         activation_sparsity(nn.Sequential(nn.ReLU()), [], groups={"a": ["0", "nope"]})
 
 
-@pytest.mark.parametrize("values, message", [
-    ([], "thresholds: an empty list is not allowed; give at least one threshold, each a finite number >= 0"),
-    ([0.01, -0.5], r"thresholds\[1\]: -0.5 is not allowed; each threshold must be a finite number >= 0"),
-    ([math.nan], r"thresholds\[0\]: nan is not allowed"),
-    ([math.inf], r"thresholds\[0\]: inf is not allowed"),
-    (["0.01"], r"thresholds\[0\]: '0.01' is not allowed"),
-    ([True], r"thresholds\[0\]: True is not allowed"),
-    ([0, 0.01, 0.0], r"thresholds\[2\]: 0.0 is not allowed; it repeats thresholds\[0\] \(0\)"),
-    (0.01, r"thresholds: 0.01 is not allowed; give a list of thresholds.*e.g. \[0, 0.001, 0.01\]"),
-    ("0.01", r"thresholds: '0.01' is not allowed; give a list"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ([], "thresholds: an empty list is not allowed; give at least one threshold, each a finite number >= 0"),
+        ([0.01, -0.5], r"thresholds\[1\]: -0.5 is not allowed; each threshold must be a finite number >= 0"),
+        ([math.nan], r"thresholds\[0\]: nan is not allowed"),
+        ([math.inf], r"thresholds\[0\]: inf is not allowed"),
+        (["0.01"], r"thresholds\[0\]: '0.01' is not allowed"),
+        ([True], r"thresholds\[0\]: True is not allowed"),
+        ([0, 0.01, 0.0], r"thresholds\[2\]: 0.0 is not allowed; it repeats thresholds\[0\] \(0\)"),
+        (0.01, r"thresholds: 0.01 is not allowed; give a list of thresholds.*e.g. \[0, 0.001, 0.01\]"),
+        ("0.01", r"thresholds: '0.01' is not allowed; give a list"),
+    ],
+)
 def test_bad_thresholds_are_refused_naming_the_value_and_what_is_allowed(values, message):
     with pytest.raises(ActivationSparsityError, match=message):
         check_thresholds(values)

@@ -20,15 +20,37 @@ def ticket(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("analyze")
     model = ["--model.width", "4", "--data.name", "digits", "--data.subset_per_class", "10"]
     assert main(["-q", "init", "--out", str(root / "init.pt"), "--seed", "0", *model]) == 0
-    assert main(["-q", "train", "--init", str(root / "init.pt"), "--out-dir", str(root / "dense"), "--seed", "0",
-                 "--threads", "1", "--train.epochs", "1", "--train.batch_size", "32", *model]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "train",
+                "--init",
+                str(root / "init.pt"),
+                "--out-dir",
+                str(root / "dense"),
+                "--seed",
+                "0",
+                "--threads",
+                "1",
+                "--train.epochs",
+                "1",
+                "--train.batch_size",
+                "32",
+                *model,
+            ]
+        )
+        == 0
+    )
     assert main(["-q", "prune", "--weights", str(root / "dense" / "final.pt"), "--out", str(root / "mask.pt")]) == 0
     return root / "dense" / "final.pt", root / "mask.pt"
 
 
 def analyze(what: str, weights: Path, mask: Path, out: Path, *extra: str) -> pd.DataFrame:
-    assert main(["-q", "analyze", what, "--weights", str(weights), "--mask", str(mask), "--out", str(out),
-                 *DATA, *extra]) == 0
+    assert (
+        main(["-q", "analyze", what, "--weights", str(weights), "--mask", str(mask), "--out", str(out), *DATA, *extra])
+        == 0
+    )
     return pd.read_csv(out)
 
 
@@ -51,8 +73,9 @@ def test_activation_sparsity_per_threshold_and_stage_and_in_total(ticket, tmp_pa
 def test_a_grid_split_into_parts_equals_the_whole(ticket, tmp_path, what):
     grid = ["--points", "3", "--sample", "40"]
     whole = analyze(what, *ticket, tmp_path / "whole.csv", *grid)
-    parts = [analyze(what, *ticket, tmp_path / f"part{k}.csv", *grid, "--part", str(k), "--parts", "2")
-             for k in range(2)]
+    parts = [
+        analyze(what, *ticket, tmp_path / f"part{k}.csv", *grid, "--part", str(k), "--parts", "2") for k in range(2)
+    ]
     merged = pd.concat(parts).sort_values("index").reset_index(drop=True)
     assert len(whole) == 9 and merged.equals(whole)
 
@@ -60,8 +83,25 @@ def test_a_grid_split_into_parts_equals_the_whole(ticket, tmp_path, what):
 def test_hessian_records_the_sample_and_perturbation_follows_its_eigenvector(ticket, tmp_path):
     import json
 
-    assert main(["-q", "analyze", "hessian", "--weights", str(ticket[0]), "--mask", str(ticket[1]), "--out",
-                 str(tmp_path / "h.json"), "--sample", "30", *DATA]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "analyze",
+                "hessian",
+                "--weights",
+                str(ticket[0]),
+                "--mask",
+                str(ticket[1]),
+                "--out",
+                str(tmp_path / "h.json"),
+                "--sample",
+                "30",
+                *DATA,
+            ]
+        )
+        == 0
+    )
     record = json.loads((tmp_path / "h.json").read_text())
     assert len(record["indices"]) == 30 and record["converged"] == [True] and record["eigenvalues"][0] > 0
     table = analyze("perturb", *ticket, tmp_path / "p.csv", "--sample", "30", "--points", "3", "--test-sample", "50")
@@ -69,19 +109,25 @@ def test_hessian_records_the_sample_and_perturbation_follows_its_eigenvector(tic
     assert table["eigenvalue"].unique().tolist() == pytest.approx(record["eigenvalues"])
 
 
-@pytest.mark.parametrize("what, flags, message", [
-    ("landscape", ["--points", "0"], "grid points"),
-    ("landscape", ["--part", "2", "--parts", "2"], "part"),
-    ("input-landscape", ["--sample", "0"], "--sample"),
-    ("hessian", ["--k", "6"], "--k"),
-    ("perturb", ["--tol", "0"], "--tol"),
-    ("activations", ["--thresholds", "0", "-1"], ("--thresholds[1]: -1.0 is not allowed; each threshold must be "
-                                                  "a finite number >= 0")),
-    ("activations", ["--thresholds", "nan"], "--thresholds[0]: nan is not allowed"),
-    ("activations", ["--thresholds", "0.01", "1e-2"], "--thresholds[1]: 0.01 is not allowed; it repeats"),
-    ("activations", ["--thresholds", "small"], "'small' is not allowed; each threshold must be a finite number"),
-    ("activations", ["--thresholds"], "--thresholds: expected at least one argument"),
-])
+@pytest.mark.parametrize(
+    "what, flags, message",
+    [
+        ("landscape", ["--points", "0"], "grid points"),
+        ("landscape", ["--part", "2", "--parts", "2"], "part"),
+        ("input-landscape", ["--sample", "0"], "--sample"),
+        ("hessian", ["--k", "6"], "--k"),
+        ("perturb", ["--tol", "0"], "--tol"),
+        (
+            "activations",
+            ["--thresholds", "0", "-1"],
+            ("--thresholds[1]: -1.0 is not allowed; each threshold must be a finite number >= 0"),
+        ),
+        ("activations", ["--thresholds", "nan"], "--thresholds[0]: nan is not allowed"),
+        ("activations", ["--thresholds", "0.01", "1e-2"], "--thresholds[1]: 0.01 is not allowed; it repeats"),
+        ("activations", ["--thresholds", "small"], "'small' is not allowed; each threshold must be a finite number"),
+        ("activations", ["--thresholds"], "--thresholds: expected at least one argument"),
+    ],
+)
 def test_bad_settings_fail_before_the_data_loads(ticket, tmp_path, monkeypatch, capsys, what, flags, message):
     monkeypatch.setattr(lth.data, "load", lambda *a, **k: pytest.fail("loaded data before rejecting the input"))
     try:

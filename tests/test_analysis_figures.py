@@ -29,20 +29,33 @@ def subjects() -> list[dict]:
     """The id columns of every (seed, variant, level): the dense run, then each variant's levels."""
     rows = []
     for seed in SEEDS:
-        rows.append({"seed": seed, "variant": "dense", "level": 0, "sparsity_pct": 0.0, "run": f"dense-{seed}",
-                     **TRAINED})
+        rows.append(
+            {"seed": seed, "variant": "dense", "level": 0, "sparsity_pct": 0.0, "run": f"dense-{seed}", **TRAINED}
+        )
         for variant in VARIANTS:
             for level in LEVELS:
-                rows.append({"seed": seed, "variant": variant, "level": level,
-                             "sparsity_pct": 100 * (1 - 0.8 ** level), "run": f"sparse-{variant}-{seed}-{level}",
-                             **TRAINED})
+                rows.append(
+                    {
+                        "seed": seed,
+                        "variant": variant,
+                        "level": level,
+                        "sparsity_pct": 100 * (1 - 0.8**level),
+                        "run": f"sparse-{variant}-{seed}-{level}",
+                        **TRAINED,
+                    }
+                )
     return rows
 
 
 def fraction(stage: str, seed: int, variant: str, level: int) -> float:
     """A known activation-sparsity fraction, so the table's means can be computed by hand."""
-    return 0.1 + 0.05 * level + 0.01 * seed + 0.02 * (STAGES.index(stage) if stage in STAGES else 5) \
+    return (
+        0.1
+        + 0.05 * level
+        + 0.01 * seed
+        + 0.02 * (STAGES.index(stage) if stage in STAGES else 5)
         + (0.1 if variant == "at+trt" else 0.0)
+    )
 
 
 def eigenvalue(seed: int, level: int) -> float:
@@ -55,9 +68,20 @@ def grid_rows(ids: dict, epoch: int) -> list[dict]:
     for index in range(POINTS * POINTS):
         i, j = divmod(index, POINTS)
         alpha, beta = coordinates[i], coordinates[j]
-        loss = 0.05 + (1 + ids["level"]) * (alpha ** 2 + 0.5 * beta ** 2) * epoch / FINAL
-        rows.append({**ids, "epoch": epoch, "index": index, "i": i, "j": j, "alpha": alpha, "beta": beta,
-                     "loss": loss, "accuracy_pct": max(0.0, 100 - 10 * loss)})
+        loss = 0.05 + (1 + ids["level"]) * (alpha**2 + 0.5 * beta**2) * epoch / FINAL
+        rows.append(
+            {
+                **ids,
+                "epoch": epoch,
+                "index": index,
+                "i": i,
+                "j": j,
+                "alpha": alpha,
+                "beta": beta,
+                "loss": loss,
+                "accuracy_pct": max(0.0, 100 - 10 * loss),
+            }
+        )
     return rows
 
 
@@ -78,29 +102,68 @@ def csvs(tmp_path_factory) -> dict[str, Path]:
         for stage in (*STAGES, "all"):
             total = 1000
             near = round(total * fraction(stage, seed, variant, level))
-            activations.append({**ids, "epoch": FINAL, "stage": stage, "near_zero": near, "total": total,
-                                "near_zero_pct": 100 * near / total, "threshold": 0.01})
+            activations.append(
+                {
+                    **ids,
+                    "epoch": FINAL,
+                    "stage": stage,
+                    "near_zero": near,
+                    "total": total,
+                    "near_zero_pct": 100 * near / total,
+                    "threshold": 0.01,
+                }
+            )
         for rank in (1, 2):
-            hessian.append({**ids, "epoch": FINAL, "rank": rank, "eigenvalue": eigenvalue(seed, level) / rank,
-                            "iterations": 20, "converged": not (variant == "lth" and level == 3 and seed == 1),
-                            "residual": 1e-3, "seconds": 1.5, "sample": 200})
+            hessian.append(
+                {
+                    **ids,
+                    "epoch": FINAL,
+                    "rank": rank,
+                    "eigenvalue": eigenvalue(seed, level) / rank,
+                    "iterations": 20,
+                    "converged": not (variant == "lth" and level == 3 and seed == 1),
+                    "residual": 1e-3,
+                    "seconds": 1.5,
+                    "sample": 200,
+                }
+            )
         for epoch in range(1, FINAL + 1):
-            per_epoch.append({**ids, "epoch": epoch, "eigenvalue": eigenvalue(seed, level) * epoch,
-                              "iterations": 10, "converged": epoch != 2, "residual": 1e-3, "seconds": 0.5})
+            per_epoch.append(
+                {
+                    **ids,
+                    "epoch": epoch,
+                    "eigenvalue": eigenvalue(seed, level) * epoch,
+                    "iterations": 10,
+                    "converged": epoch != 2,
+                    "residual": 1e-3,
+                    "seconds": 0.5,
+                }
+            )
         for epoch in (2, FINAL):
             landscape += grid_rows(ids, epoch)
         inputs += grid_rows(ids, FINAL)
         for index, epsilon in enumerate(np.linspace(-0.5, 0.5, 5)):
             value = eigenvalue(seed, level)
-            perturbation.append({**ids, "epoch": FINAL, "index": index, "epsilon": epsilon,
-                                 "loss": 0.1 + value * epsilon ** 2, "accuracy_pct": 90.0, "eigenvalue": value,
-                                 "converged": True})
-    return {"tableA1_activation_sparsity": write(root / "activation_sparsity.csv", activations),
-            "fig2_hessian": write(root / "hessian.csv", hessian),
-            "figA12_hessian_per_epoch": write(root / "hessian_per_epoch.csv", per_epoch),
-            "fig_landscape": write(root / "landscape.csv", landscape),
-            "fig11_input_landscape": write(root / "input_landscape.csv", inputs),
-            "fig10_perturbation": write(root / "perturbation.csv", perturbation)}
+            perturbation.append(
+                {
+                    **ids,
+                    "epoch": FINAL,
+                    "index": index,
+                    "epsilon": epsilon,
+                    "loss": 0.1 + value * epsilon**2,
+                    "accuracy_pct": 90.0,
+                    "eigenvalue": value,
+                    "converged": True,
+                }
+            )
+    return {
+        "tableA1_activation_sparsity": write(root / "activation_sparsity.csv", activations),
+        "fig2_hessian": write(root / "hessian.csv", hessian),
+        "figA12_hessian_per_epoch": write(root / "hessian_per_epoch.csv", per_epoch),
+        "fig_landscape": write(root / "landscape.csv", landscape),
+        "fig11_input_landscape": write(root / "input_landscape.csv", inputs),
+        "fig10_perturbation": write(root / "perturbation.csv", perturbation),
+    }
 
 
 def check_images(*paths: Path) -> None:
@@ -115,15 +178,18 @@ def check_images(*paths: Path) -> None:
             assert path.read_bytes().startswith(b"%PDF")
 
 
-@pytest.mark.parametrize(("name", "stem", "extra"), [
-    ("tableA1_activation_sparsity", "tableA1_activation_sparsity", []),
-    ("fig2_hessian", "fig2_hessian", []),
-    ("figA12_hessian_per_epoch", "figA12_hessian_per_epoch", []),
-    ("fig_landscape", "fig5_landscape_epoch2", ["--epoch", "2"]),
-    ("fig_landscape", "fig11_landscape_final", ["--epoch", "final"]),
-    ("fig11_input_landscape", "fig11_input_landscape", ["--epoch", "final", "--title", "input space"]),
-    ("fig10_perturbation", "fig10_perturbation", []),
-])
+@pytest.mark.parametrize(
+    ("name", "stem", "extra"),
+    [
+        ("tableA1_activation_sparsity", "tableA1_activation_sparsity", []),
+        ("fig2_hessian", "fig2_hessian", []),
+        ("figA12_hessian_per_epoch", "figA12_hessian_per_epoch", []),
+        ("fig_landscape", "fig5_landscape_epoch2", ["--epoch", "2"]),
+        ("fig_landscape", "fig11_landscape_final", ["--epoch", "final"]),
+        ("fig11_input_landscape", "fig11_input_landscape", ["--epoch", "final", "--title", "input space"]),
+        ("fig10_perturbation", "fig10_perturbation", []),
+    ],
+)
 def test_every_figure_renders_png_and_pdf(csvs, tmp_path, name, stem, extra):
     outputs = [tmp_path / "figures" / f"{stem}.png", tmp_path / "figures" / f"{stem}.pdf"]
     assert main(["figure", name, "--csv", str(csvs[name]), "--out", *map(str, outputs), *extra]) == 0
@@ -134,16 +200,38 @@ def test_every_figure_renders_png_and_pdf(csvs, tmp_path, name, stem, extra):
 def test_every_registered_figure_is_covered(csvs):
     assert set(FIGURES) == set(csvs)
     for function, columns, description in FIGURES.values():
-        assert callable(function) and columns[:10] == ("seed", "variant", "level", "sparsity_pct", "epoch", "run",
-                                                       "model", "width", "dataset", "train_epochs")
+        assert callable(function) and columns[:10] == (
+            "seed",
+            "variant",
+            "level",
+            "sparsity_pct",
+            "epoch",
+            "run",
+            "model",
+            "width",
+            "dataset",
+            "train_epochs",
+        )
         assert description
 
 
 def test_table_csv_holds_the_hand_computed_means(csvs, tmp_path):
     out = tmp_path / "tableA1.csv"
     png = tmp_path / "tableA1.png"
-    assert main(["figure", "tableA1_activation_sparsity", "--csv", str(csvs["tableA1_activation_sparsity"]),
-                 "--out", str(png), str(out)]) == 0
+    assert (
+        main(
+            [
+                "figure",
+                "tableA1_activation_sparsity",
+                "--csv",
+                str(csvs["tableA1_activation_sparsity"]),
+                "--out",
+                str(png),
+                str(out),
+            ]
+        )
+        == 0
+    )
     check_images(png)
     table = pd.read_csv(out)
     assert list(table.columns[:5]) == ["threshold", "variant", "level", "sparsity_pct", "seeds"]
@@ -153,8 +241,9 @@ def test_table_csv_holds_the_hand_computed_means(csvs, tmp_path):
     assert (table["seeds"] == 2).all()
     for _, row in table.iterrows():
         for stage in ("all", *STAGES):
-            per_seed = [100 * round(1000 * fraction(stage, seed, row["variant"], row["level"])) / 1000
-                        for seed in SEEDS]
+            per_seed = [
+                100 * round(1000 * fraction(stage, seed, row["variant"], row["level"])) / 1000 for seed in SEEDS
+            ]
             assert row[f"{stage}_mean_pct"] == pytest.approx(sum(per_seed) / 2)
             assert row[f"{stage}_std_pct"] == pytest.approx(np.std(per_seed, ddof=1), abs=1e-9)
         assert row["sparsity_pct"] == pytest.approx(100 * (1 - 0.8 ** row["level"]))
@@ -209,28 +298,35 @@ def put(frame: pd.DataFrame, column: str, value) -> pd.DataFrame:
     return frame
 
 
-@pytest.mark.parametrize(("name", "change", "extra", "words"), [
-    ("fig2_hessian", lambda f: f.drop(columns="eigenvalue"), [], ["'eigenvalue'", "rank, eigenvalue, converged"]),
-    ("tableA1_activation_sparsity", lambda f: f.drop(columns="stage"), [], ["'stage'"]),
-    ("fig10_perturbation", lambda f: "", [], ["is empty"]),
-    ("fig10_perturbation", lambda f: f.iloc[:0], [], ["no rows"]),
-    ("fig_landscape", lambda f: f, ["--epoch", "7"], ["epoch 7", "'epoch'", "2, 4", "final"]),
-    ("fig11_input_landscape", lambda f: f, ["--epoch", "2"], ["epoch 2", "4"]),
-    ("fig_landscape", drop_one_grid_point, [], ["24 of its 5 x 5 points", "sparse-lth-0-2", "merge"]),
-    ("fig2_hessian", lambda f: put(f, "eigenvalue", "big"), [], ["'eigenvalue'", "'big'", "line 7", "a number"]),
-    ("fig2_hessian", lambda f: put(f, "converged", "maybe"), [], ["'converged'", "'maybe'", "True or False"]),
-    ("fig2_hessian", lambda f: put(f, "sparsity_pct", 148.8), [], ["'sparsity_pct'", "148.8", "[0, 100)"]),
-    ("fig2_hessian", lambda f: f.drop(columns="model"), [], ["'model'"]),
-    ("tableA1_activation_sparsity", lambda f: put(f, "seed", ""), [], ["'seed'", "set in every row"]),
-    ("fig2_hessian", lambda f: f[f["variant"] == "dense"], [], ["only dense rows", "'variant'"]),
-    ("fig2_hessian", lambda f: pd.concat([f, f.iloc[[0]]]), [], ["more than one row", "seed 0"]),
-    ("tableA1_activation_sparsity", lambda f: f[f["stage"] != "all"], [], ["stage 'all'"]),
-    ("tableA1_activation_sparsity", lambda f: put(f, "threshold", ""), [], ["'threshold'", "set in every row"]),
-    ("tableA1_activation_sparsity", lambda f: pd.concat([f, f.assign(threshold=0.0)[f["stage"] != "all"]]), [],
-     ["no rows with stage 'all' at threshold 0"]),
-    ("figA12_hessian_per_epoch", lambda f: f, ["--epoch", "3"], ["--epoch", "no epoch filter"]),
-    ("fig_landscape", lambda f: f, ["--epoch", "last"], ["--epoch", "'last'", "final"]),
-])
+@pytest.mark.parametrize(
+    ("name", "change", "extra", "words"),
+    [
+        ("fig2_hessian", lambda f: f.drop(columns="eigenvalue"), [], ["'eigenvalue'", "rank, eigenvalue, converged"]),
+        ("tableA1_activation_sparsity", lambda f: f.drop(columns="stage"), [], ["'stage'"]),
+        ("fig10_perturbation", lambda f: "", [], ["is empty"]),
+        ("fig10_perturbation", lambda f: f.iloc[:0], [], ["no rows"]),
+        ("fig_landscape", lambda f: f, ["--epoch", "7"], ["epoch 7", "'epoch'", "2, 4", "final"]),
+        ("fig11_input_landscape", lambda f: f, ["--epoch", "2"], ["epoch 2", "4"]),
+        ("fig_landscape", drop_one_grid_point, [], ["24 of its 5 x 5 points", "sparse-lth-0-2", "merge"]),
+        ("fig2_hessian", lambda f: put(f, "eigenvalue", "big"), [], ["'eigenvalue'", "'big'", "line 7", "a number"]),
+        ("fig2_hessian", lambda f: put(f, "converged", "maybe"), [], ["'converged'", "'maybe'", "True or False"]),
+        ("fig2_hessian", lambda f: put(f, "sparsity_pct", 148.8), [], ["'sparsity_pct'", "148.8", "[0, 100)"]),
+        ("fig2_hessian", lambda f: f.drop(columns="model"), [], ["'model'"]),
+        ("tableA1_activation_sparsity", lambda f: put(f, "seed", ""), [], ["'seed'", "set in every row"]),
+        ("fig2_hessian", lambda f: f[f["variant"] == "dense"], [], ["only dense rows", "'variant'"]),
+        ("fig2_hessian", lambda f: pd.concat([f, f.iloc[[0]]]), [], ["more than one row", "seed 0"]),
+        ("tableA1_activation_sparsity", lambda f: f[f["stage"] != "all"], [], ["stage 'all'"]),
+        ("tableA1_activation_sparsity", lambda f: put(f, "threshold", ""), [], ["'threshold'", "set in every row"]),
+        (
+            "tableA1_activation_sparsity",
+            lambda f: pd.concat([f, f.assign(threshold=0.0)[f["stage"] != "all"]]),
+            [],
+            ["no rows with stage 'all' at threshold 0"],
+        ),
+        ("figA12_hessian_per_epoch", lambda f: f, ["--epoch", "3"], ["--epoch", "no epoch filter"]),
+        ("fig_landscape", lambda f: f, ["--epoch", "last"], ["--epoch", "'last'", "final"]),
+    ],
+)
 def test_bad_input_exits_2_naming_the_problem(csvs, tmp_path, capsys, name, change, extra, words):
     csv = bad(tmp_path, csvs, name, change)
     out = tmp_path / "out" / "figure.png"
@@ -246,8 +342,9 @@ def test_bad_input_exits_2_naming_the_problem(csvs, tmp_path, capsys, name, chan
 
 def test_bad_paths_exit_2_before_reading(csvs, tmp_path, capsys):
     csv = str(csvs["fig2_hessian"])
-    assert main(["figure", "fig2_hessian", "--csv", str(tmp_path / "missing.csv"), "--out",
-                 str(tmp_path / "f.png")]) == 2
+    assert (
+        main(["figure", "fig2_hessian", "--csv", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "f.png")]) == 2
+    )
     assert "--csv" in (err := capsys.readouterr().err) and "missing.csv" in err
     assert main(["figure", "fig2_hessian", "--csv", csv, "--out", str(tmp_path / "f.jpg")]) == 2
     assert "'.jpg'" in (err := capsys.readouterr().err) and ".png" in err
@@ -273,11 +370,19 @@ def drawn(monkeypatch):
     def keep(fig, outputs, table=None, crop=None):
         ax = fig.axes[0]
         legend = ax.get_legend()
-        seen.update(legend=[t.get_text() for t in legend.get_texts()] if legend else [], title=ax.get_title(),
-                     yscale=ax.get_yscale(), ylabel=ax.get_ylabel(), suptitle=fig.get_suptitle(),
-                     titles=[a.get_title() for a in fig.axes],
-                     cells=[[cell.get_text().get_text() for cell in table.get_celld().values()]
-                            for a in fig.axes for table in a.tables])
+        seen.update(
+            legend=[t.get_text() for t in legend.get_texts()] if legend else [],
+            title=ax.get_title(),
+            yscale=ax.get_yscale(),
+            ylabel=ax.get_ylabel(),
+            suptitle=fig.get_suptitle(),
+            titles=[a.get_title() for a in fig.axes],
+            cells=[
+                [cell.get_text().get_text() for cell in table.get_celld().values()]
+                for a in fig.axes
+                for table in a.tables
+            ],
+        )
         figures.pyplot().close(fig)
 
     monkeypatch.setattr(figures, "_save", keep)
@@ -293,8 +398,10 @@ def test_fig2_marks_non_convergence_and_uses_a_log_axis(csvs, tmp_path, drawn):
     # The dense line's number is its eigenvalue, and says so (not "dense (97.6)", read as an accuracy).
     dense = [text for text in drawn["legend"] if text.startswith("dense")]
     assert len(dense) == 1 and re.fullmatch(r"dense \(λ1 = [0-9.]+ ± [0-9.]+\)", dense[0]), dense
-    assert drawn["title"] == ("Fig. 2: top Hessian eigenvalue vs sparsity\nResNet-18 (width 4) on digits, 4 epochs, "
-                              "2 seeds (mean ± std); weights after the final epoch (4)")
+    assert drawn["title"] == (
+        "Fig. 2: top Hessian eigenvalue vs sparsity\nResNet-18 (width 4) on digits, 4 epochs, "
+        "2 seeds (mean ± std); weights after the final epoch (4)"
+    )
 
 
 def test_negative_eigenvalue_switches_to_symlog_and_says_so(csvs, tmp_path, drawn):
@@ -324,17 +431,20 @@ def test_table_a1_has_one_table_per_threshold_each_titled_with_it(csvs, tmp_path
     table = tableA1_activation_sparsity(csv, [tmp_path / "t.png"], title="x")
     pairs = [("dense", 0)] + [(v, lv) for v in VARIANTS for lv in LEVELS]
     assert list(zip(table["threshold"], table["variant"], table["level"])) == [
-        (t, *pair) for t in (0.001, 0.01) for pair in pairs]  # never averaged across thresholds
+        (t, *pair) for t in (0.001, 0.01) for pair in pairs
+    ]  # never averaged across thresholds
     per_threshold = table.set_index(["threshold", "variant", "level"])["all_mean_pct"]
     assert per_threshold[0.001].tolist() == pytest.approx((per_threshold[0.01] / 100).tolist())
     first, second = drawn["titles"]
-    assert first.startswith("x: Table A1: % of activation outputs with |a| <= t, one table per threshold t "
-                            "(0.001, 0.01)") and first.endswith("|a| <= 0.001")
+    assert first.startswith(
+        "x: Table A1: % of activation outputs with |a| <= t, one table per threshold t (0.001, 0.01)"
+    ) and first.endswith("|a| <= 0.001")
     assert second == "|a| <= 0.01"
     # Below 1%, two significant digits (the paper's Swish column reads 0.16-0.39%), not 0.2 for all.
     dense = table[(table["threshold"] == 0.001) & (table["variant"] == "dense")].iloc[0]
-    assert dense["all_mean_pct"] < 1 and f"{dense['all_mean_pct']:.2g} ± {dense['all_std_pct']:.2g}" in \
-        drawn["cells"][0]
+    assert (
+        dense["all_mean_pct"] < 1 and f"{dense['all_mean_pct']:.2g} ± {dense['all_std_pct']:.2g}" in drawn["cells"][0]
+    )
 
 
 def test_one_threshold_is_named_in_the_title(csvs, tmp_path, drawn):
@@ -342,7 +452,8 @@ def test_one_threshold_is_named_in_the_title(csvs, tmp_path, drawn):
 
     tableA1_activation_sparsity(csvs["tableA1_activation_sparsity"], [tmp_path / "t.png"])
     assert drawn["titles"] == [drawn["title"]] and drawn["title"].startswith(
-        "Table A1: % of activation outputs with |a| <= 0.01\nResNet-18")
+        "Table A1: % of activation outputs with |a| <= 0.01\nResNet-18"
+    )
 
 
 def test_one_seed_table_has_no_std(csvs, tmp_path):
@@ -363,8 +474,11 @@ def run_folder(root: Path, name: str, sparsity: float, **model) -> Path:
 
     folder = root / name
     folder.mkdir(parents=True)
-    (folder / "hparams.yaml").write_text(yaml.safe_dump({"model": {"name": "vgg16", "width": 8, **model},
-                                                         "data": {"name": "cifar10"}, "train": {"epochs": 30}}))
+    (folder / "hparams.yaml").write_text(
+        yaml.safe_dump(
+            {"model": {"name": "vgg16", "width": 8, **model}, "data": {"name": "cifar10"}, "train": {"epochs": 30}}
+        )
+    )
     write_summary(folder, {"sparsity": sparsity}, ["hparams.yaml"])
     return folder
 
@@ -375,15 +489,27 @@ def test_collected_csvs_hold_percentages_and_what_each_run_trained(tmp_path):
     dense, ticket = run_folder(tmp_path, "dense-a", 0.0), run_folder(tmp_path, "sparse-b", 0.36)
     for folder, fraction in ((dense, 0.25), (ticket, 0.5)):  # the runs' own files keep fractions
         pd.DataFrame([{"stage": "all", "near_zero": 1, "total": 4, "fraction": fraction, "threshold": 0.01}]).to_csv(
-            folder / "activation_sparsity.csv", index=False)
-        pd.DataFrame([{"index": 0, "epsilon": 0.0, "loss": 0.1, "accuracy": 0.875, "eigenvalue": 3.0,
-                       "converged": True}]).to_csv(folder / "perturbation.csv", index=False)
+            folder / "activation_sparsity.csv", index=False
+        )
+        pd.DataFrame(
+            [{"index": 0, "epsilon": 0.0, "loss": 0.1, "accuracy": 0.875, "eigenvalue": 3.0, "converged": True}]
+        ).to_csv(folder / "perturbation.csv", index=False)
     out = tmp_path / "activation_sparsity.csv"
-    collect("activations", [f"0:dense:0:30:{dense}:activation_sparsity.csv",
-                            f"0:lth:2:30:{ticket}:activation_sparsity.csv"], out)
+    collect(
+        "activations",
+        [f"0:dense:0:30:{dense}:activation_sparsity.csv", f"0:lth:2:30:{ticket}:activation_sparsity.csv"],
+        out,
+    )
     table = pd.read_csv(out)
-    assert list(table.columns) == [*ID_COLUMNS, *RUN_COLUMNS, "stage", "near_zero", "total", "near_zero_pct",
-                                   "threshold"]
+    assert list(table.columns) == [
+        *ID_COLUMNS,
+        *RUN_COLUMNS,
+        "stage",
+        "near_zero",
+        "total",
+        "near_zero_pct",
+        "threshold",
+    ]
     assert table["sparsity_pct"].tolist() == [0.0, 36.0] and table["near_zero_pct"].tolist() == [25.0, 50.0]
     assert table[list(RUN_COLUMNS)].values.tolist() == [["vgg16", 8, "cifar10", 30]] * 2
     collect("perturbation", [f"0:lth:2:30:{ticket}:perturbation.csv"], tmp_path / "perturbation.csv")

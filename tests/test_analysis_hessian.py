@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, hessian
 
-from lth.analysis.hessian import (HessianError, hessian_batches, hessian_eigen, sample_indices, top_eigen)
+from lth.analysis.hessian import HessianError, hessian_batches, hessian_eigen, sample_indices, top_eigen
 from lth.errors import LthError
 from lth.masks import MaskEnforcer
 
@@ -22,8 +22,10 @@ def exact_hessian(model: nn.Module, batches, names: list[str]) -> torch.Tensor:
 
     def loss(flat: torch.Tensor) -> torch.Tensor:
         pieces = dict(zip(names, (x.view(s) for x, s in zip(flat.split(sizes), shapes))))
-        return sum(F.cross_entropy(functional_call(model, pieces, (inputs,)), labels) * len(labels) / total
-                   for inputs, labels in batches)
+        return sum(
+            F.cross_entropy(functional_call(model, pieces, (inputs,)), labels) * len(labels) / total
+            for inputs, labels in batches
+        )
 
     flat = torch.cat([params[name].detach().reshape(-1) for name in names])
     model.eval()
@@ -36,8 +38,14 @@ def largest_magnitude(matrix: torch.Tensor, count: int = 1) -> list[float]:
 
 
 def tiny_cnn() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 10))
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, stride=2, bias=False),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 10),
+    )
 
 
 @pytest.fixture
@@ -49,8 +57,11 @@ def masked_cnn(digits_data):
         for inputs, _ in hessian_batches(digits_data, list(range(180)), batch_size=90):
             model(inputs)
     generator = torch.Generator().manual_seed(1)
-    mask = {name: torch.rand(p.shape, generator=generator) < 0.5
-            for name, p in model.named_parameters() if name in ("0.weight", "5.weight")}
+    mask = {
+        name: torch.rand(p.shape, generator=generator) < 0.5
+        for name, p in model.named_parameters()
+        if name in ("0.weight", "5.weight")
+    }
     MaskEnforcer(model, mask).apply_to_weights()
     return model, mask
 
@@ -81,8 +92,12 @@ def test_masked_cnn_matches_principal_submatrix(digits_data, masked_cnn, one_thr
     assert result.all_converged and result.seconds > 0
     batches = hessian_batches(digits_data, result.indices)
     names = [name for name, _ in model.named_parameters()]
-    keep = torch.cat([mask[name].reshape(-1) if name in mask else torch.ones(p.numel(), dtype=torch.bool)
-                      for name, p in model.named_parameters()])
+    keep = torch.cat(
+        [
+            mask[name].reshape(-1) if name in mask else torch.ones(p.numel(), dtype=torch.bool)
+            for name, p in model.named_parameters()
+        ]
+    )
     full = exact_hessian(model, batches, names)
     assert 150 < full.shape[0] < 500 and 0 < int((~keep).sum())
     sub = full[keep][:, keep]
@@ -168,16 +183,26 @@ def test_native_second_derivatives_match_autograd(memory_format, sizes, one_thre
 
     torch.manual_seed(0)
     # 8 channels into the strided 1x1 conv: fewer crash torch's channels-last CPU backward.
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=True), nn.BatchNorm2d(8), nn.ReLU(),
-                          nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=2), nn.BatchNorm2d(8, affine=False),
-                          nn.SiLU(), nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), nn.Conv2d(8, 6, 1, stride=2),
-                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 10))
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=True),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=2),
+        nn.BatchNorm2d(8, affine=False),
+        nn.SiLU(),
+        nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False),
+        nn.Conv2d(8, 6, 1, stride=2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(6, 10),
+    )
     with torch.no_grad():  # non-trivial running statistics
         model.train()
         model(torch.randn(32, 3, 8, 8))
     model = model.to(memory_format=memory_format).eval()
-    batches = [(torch.randn(n, 3, 8, 8).contiguous(memory_format=memory_format), torch.randint(0, 10, (n,)))
-               for n in sizes]
+    batches = [
+        (torch.randn(n, 3, 8, 8).contiguous(memory_format=memory_format), torch.randint(0, 10, (n,))) for n in sizes
+    ]
     params = list(model.parameters())
     generator = torch.Generator().manual_seed(2)
     hvp = _hvp_fn(model, params, batches, [None] * len(params))

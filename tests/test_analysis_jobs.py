@@ -9,6 +9,7 @@ import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+from workflow_helpers import REPO
 
 from lth.analysis.activations import (
     DEFAULT_THRESHOLDS,
@@ -20,15 +21,22 @@ from lth.analysis.jobs import ANALYSES, AnalysisConfigError, resolve_levels
 from lth.analysis.landscape import DEFAULT_EIGEN_EXTENT, DEFAULT_EXTENT, DEFAULT_POINTS
 from lth.analysis.landscape import DEFAULT_SAMPLE as LANDSCAPE_SAMPLE
 from lth.plan import Plan
-from workflow_helpers import REPO
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
 
 def plan(analysis: dict, **changes) -> Plan:
-    config = {"experiment": "x", "data": {"name": "digits"}, "train": {"epochs": 10},
-              "prune": {"levels": 12, "rate": 0.2}, "variants": ["lth", "swish", "rewind"], "rewind_epoch": 3,
-              "seeds": [0, 1], "analysis": analysis, **changes}
+    config = {
+        "experiment": "x",
+        "data": {"name": "digits"},
+        "train": {"epochs": 10},
+        "prune": {"levels": 12, "rate": 0.2},
+        "variants": ["lth", "swish", "rewind"],
+        "rewind_epoch": 3,
+        "seeds": [0, 1],
+        "analysis": analysis,
+        **changes,
+    }
     config = yaml.safe_load(yaml.safe_dump(config))
     validate(config, SCHEMA)
     return Plan.from_config(config)
@@ -59,8 +67,13 @@ def test_a_target_sparsity_picks_among_the_listed_levels_only():
 
 
 def test_variants_levels_and_epochs_select_the_runs():
-    result = plan({"activations": {"variants": ["lth", "swish"]}, "hessian": {},
-                   "landscape": {"variants": ["swish"], "levels": [0.91], "epochs": [5, "final"], "sample": 100}})
+    result = plan(
+        {
+            "activations": {"variants": ["lth", "swish"]},
+            "hessian": {},
+            "landscape": {"variants": ["swish"], "levels": [0.91], "epochs": [5, "final"], "sample": 100},
+        }
+    )
     activations = selected(result, "activations")
     assert {variant for _, variant, _, _ in activations} == {"dense", "lth", "swish"}
     assert len(activations) == 2 * (1 + 2 * 12)  # two seeds: the dense run and every level of two variants
@@ -86,34 +99,64 @@ def test_the_dense_run_of_every_variant_is_analysed_once():
     assert selected(result, "hessian") == {(0, "dense", 0, 10), (1, "dense", 0, 10)}
 
 
-@pytest.mark.parametrize("analysis, message", [
-    ({"hessian": {"variants": ["mish"]}}, r"analysis.hessian.variants\[0\]: 'mish' is not allowed.*lth, swish"),
-    ({"hessian": {"levels": [14]}}, r"analysis.hessian.levels\[0\]: level 14"),
-    ({"landscape": {"variants": ["rewind"], "epochs": [2], "sample": 100}}, r"landscape.epochs\[0\]: epoch 2 is not allowed for "
-                                                             r"variant 'rewind', which trains epochs 4 to 10"),
-    ({"landscape": {"levels": [0], "epochs": [11], "sample": 100}}, r"epoch 11 is not allowed for the dense run"),
-    ({"hessian": {"sample": 5000}}, r"analysis.hessian.sample: 5000 is not allowed; the train split has \d+"),
-    ({"input_landscape": {"sample": 400}}, r"input_landscape.sample: 400 is not allowed; the test split has 364"),
-    ({"landscape": {"points": 3, "jobs": 10, "sample": 100}}, r"landscape.jobs: 10 is not allowed; the grid has 9"),
-    ({"activations": {"thresholds": [0, math.nan]}}, (r"analysis.activations.thresholds\[1\]: nan is not allowed; "
-                                                      r"each threshold must be a finite number >= 0")),
-    ({"activations": {"thresholds": [math.inf]}}, r"activations.thresholds\[0\]: inf is not allowed"),
-    ({"activations": {"thresholds": []}}, r"activations.thresholds: an empty list is not allowed"),
-    ({"activations": {"thresholds": [0.01, 0, 1e-2]}}, (r"activations.thresholds\[2\]: 0.01 is not allowed; it "
-                                                        r"repeats analysis.activations.thresholds\[0\]")),
-    ({"activations": {"threshold": 0.001}}, (r"analysis.activations.threshold: 0.001 is not allowed; the key is "
-                                             r"now `thresholds`, a list .*`thresholds: \[0.001\]`.*\[0, 0.001, 0.01\]")),
-])
+@pytest.mark.parametrize(
+    "analysis, message",
+    [
+        ({"hessian": {"variants": ["mish"]}}, r"analysis.hessian.variants\[0\]: 'mish' is not allowed.*lth, swish"),
+        ({"hessian": {"levels": [14]}}, r"analysis.hessian.levels\[0\]: level 14"),
+        (
+            {"landscape": {"variants": ["rewind"], "epochs": [2], "sample": 100}},
+            r"landscape.epochs\[0\]: epoch 2 is not allowed for "
+            r"variant 'rewind', which trains epochs 4 to 10",
+        ),
+        ({"landscape": {"levels": [0], "epochs": [11], "sample": 100}}, r"epoch 11 is not allowed for the dense run"),
+        ({"hessian": {"sample": 5000}}, r"analysis.hessian.sample: 5000 is not allowed; the train split has \d+"),
+        ({"input_landscape": {"sample": 400}}, r"input_landscape.sample: 400 is not allowed; the test split has 364"),
+        ({"landscape": {"points": 3, "jobs": 10, "sample": 100}}, r"landscape.jobs: 10 is not allowed; the grid has 9"),
+        (
+            {"activations": {"thresholds": [0, math.nan]}},
+            (
+                r"analysis.activations.thresholds\[1\]: nan is not allowed; "
+                r"each threshold must be a finite number >= 0"
+            ),
+        ),
+        ({"activations": {"thresholds": [math.inf]}}, r"activations.thresholds\[0\]: inf is not allowed"),
+        ({"activations": {"thresholds": []}}, r"activations.thresholds: an empty list is not allowed"),
+        (
+            {"activations": {"thresholds": [0.01, 0, 1e-2]}},
+            (
+                r"activations.thresholds\[2\]: 0.01 is not allowed; it "
+                r"repeats analysis.activations.thresholds\[0\]"
+            ),
+        ),
+        (
+            {"activations": {"threshold": 0.001}},
+            (
+                r"analysis.activations.threshold: 0.001 is not allowed; the key is "
+                r"now `thresholds`, a list .*`thresholds: \[0.001\]`.*\[0, 0.001, 0.01\]"
+            ),
+        ),
+    ],
+)
 def test_bad_analysis_settings_name_the_key_the_value_and_what_is_allowed(analysis, message):
     with pytest.raises(AnalysisConfigError, match=message):
         plan(analysis)
 
 
 def test_the_schema_defaults_are_the_analysis_modules_defaults():
-    section = plan({"hessian": {}, "perturbation": {"test_sample": 100}, "landscape": {"sample": 100},
-                    "input_landscape": {"sample": 100}}).config["analysis"]
+    section = plan(
+        {
+            "hessian": {},
+            "perturbation": {"test_sample": 100},
+            "landscape": {"sample": 100},
+            "input_landscape": {"sample": 100},
+        }
+    ).config["analysis"]
     assert (section["hessian"]["sample"], section["hessian"]["tol"], section["hessian"]["max_iter"]) == (
-        DEFAULT_SAMPLE, DEFAULT_TOL, DEFAULT_MAX_ITER)
+        DEFAULT_SAMPLE,
+        DEFAULT_TOL,
+        DEFAULT_MAX_ITER,
+    )
     assert section["perturbation"]["extent"] == DEFAULT_EIGEN_EXTENT
     assert (section["landscape"]["points"], section["landscape"]["extent"]) == (DEFAULT_POINTS, DEFAULT_EXTENT)
     schema = yaml.safe_load(open(SCHEMA))["properties"]["analysis"]
@@ -121,11 +164,14 @@ def test_the_schema_defaults_are_the_analysis_modules_defaults():
     assert schema["propertyNames"]["enum"] == list(schema["properties"]) == list(ANALYSES)
 
 
-@pytest.mark.parametrize("thresholds, words", [
-    ([0.01, -1], ["-1 is less than the minimum of 0", "thresholds"]),
-    (["0.01"], ["'0.01' is not of type 'number'"]),
-    (0.01, ["0.01 is not of type 'array'"]),
-])
+@pytest.mark.parametrize(
+    "thresholds, words",
+    [
+        ([0.01, -1], ["-1 is less than the minimum of 0", "thresholds"]),
+        (["0.01"], ["'0.01' is not of type 'number'"]),
+        (0.01, ["0.01 is not of type 'array'"]),
+    ],
+)
 def test_the_schema_refuses_what_it_can_naming_the_value(thresholds, words):
     with pytest.raises(WorkflowError) as error:
         plan({"activations": {"thresholds": thresholds}})

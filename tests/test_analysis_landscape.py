@@ -38,8 +38,9 @@ def ticket():
         for _ in range(3):
             model(torch.randn(16, 3, 32, 32))
     generator = torch.Generator().manual_seed(1)
-    mask = {name: torch.rand(model.get_parameter(name).shape, generator=generator) < 0.5
-            for name in prunable_names(model)}
+    mask = {
+        name: torch.rand(model.get_parameter(name).shape, generator=generator) < 0.5 for name in prunable_names(model)
+    }
     mask["layer1.0.conv1.weight"][0] = False
     with torch.no_grad():
         for name, keep in mask.items():
@@ -74,8 +75,9 @@ def test_directions_are_filter_normalised_masked_and_seeded(ticket):
 def test_centre_is_the_checkpoint_loss_parts_merge_and_weights_are_restored(ticket, digits_data):
     model, mask = ticket
     batches = landscape_batches(digits_data, size=SAMPLE, seed=5, batch_size=25)
-    plain = Batches(sample_split(digits_data.train, SAMPLE, seed=5), 25, digits_data.mean, digits_data.std,
-                    torch.device("cpu"))
+    plain = Batches(
+        sample_split(digits_data.train, SAMPLE, seed=5), 25, digits_data.mean, digits_data.std, torch.device("cpu")
+    )
     plain_loss, plain_acc = evaluate(model, plain)
     directions = landscape_directions(model, mask, seed=0)
     before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
@@ -84,6 +86,7 @@ def test_centre_is_the_checkpoint_loss_parts_merge_and_weights_are_restored(tick
     # Pruned weights must be zero at every point the network is evaluated at.
     def check_pruned(module, _inputs):
         assert not module.weight[~mask["layer2.0.conv1.weight"]].any()
+
     handle = model.layer2[0].conv1.register_forward_pre_hook(check_pruned)
     try:
         whole = weight_landscape(model, batches, directions, points=3)

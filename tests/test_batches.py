@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import TEST_PER_CLASS, TRAIN_PER_CLASS
+
 from lth import data
 from lth.data import DataError, Split
 from lth.data.batches import Batches
@@ -40,8 +40,7 @@ def one_pass(batches: Batches) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_augmented_batches_keep_shape_and_dtype():
     split = synthetic_split(50)
-    batches = Batches(split, 16, MEAN, STD, CPU, generator=torch.Generator().manual_seed(0), flip=True,
-                      crop_padding=4)
+    batches = Batches(split, 16, MEAN, STD, CPU, generator=torch.Generator().manual_seed(0), flip=True, crop_padding=4)
     shapes = [(x.shape, x.dtype, y.shape, y.dtype) for x, y in batches]
     assert len(batches) == len(shapes) == 4
     assert shapes[0] == ((16, 3, 32, 32), torch.float32, (16,), torch.int64)
@@ -58,7 +57,7 @@ def per_batch_reference(batches: Batches) -> list[tuple[torch.Tensor, torch.Tens
     order = torch.randperm(n, generator=generator)
     out = []
     for start in range(0, n, size):
-        index = order[start:start + size]
+        index = order[start : start + size]
         images, labels = batches.images[index], batches.labels[index]
         batch, channels, height, width = images.shape
         if batches.crop_padding:
@@ -67,8 +66,9 @@ def per_batch_reference(batches: Batches) -> list[tuple[torch.Tensor, torch.Tens
             padded = F.pad(images, (pad, pad, pad, pad))
             rows = (offsets[:, 0:1] + torch.arange(height)).view(batch, 1, height, 1)
             cols = (offsets[:, 1:2] + torch.arange(width)).view(batch, 1, 1, width)
-            images = padded[torch.arange(batch).view(batch, 1, 1, 1), torch.arange(channels).view(1, -1, 1, 1),
-                            rows, cols]
+            images = padded[
+                torch.arange(batch).view(batch, 1, 1, 1), torch.arange(channels).view(1, -1, 1, 1), rows, cols
+            ]
         if batches.flip:
             flips = torch.rand(batch, generator=generator) < 0.5
             images = torch.where(flips.view(batch, 1, 1, 1), images.flip(3), images)
@@ -82,10 +82,12 @@ def test_epoch_draws_up_front_are_bit_identical_to_per_batch_draws(flip, crop_pa
     batches, bit for bit (50 images in 16s: a last partial batch), and the same generator state
     after each epoch, so resumed and earlier runs agree with new ones."""
     split = synthetic_split(50)
-    ours = Batches(split, 16, MEAN, STD, CPU, generator=torch.Generator().manual_seed(11), flip=flip,
-                   crop_padding=crop_padding)
-    reference = Batches(split, 16, MEAN, STD, CPU, generator=torch.Generator().manual_seed(11), flip=flip,
-                        crop_padding=crop_padding)
+    ours = Batches(
+        split, 16, MEAN, STD, CPU, generator=torch.Generator().manual_seed(11), flip=flip, crop_padding=crop_padding
+    )
+    reference = Batches(
+        split, 16, MEAN, STD, CPU, generator=torch.Generator().manual_seed(11), flip=flip, crop_padding=crop_padding
+    )
     for _ in range(2):
         got, expected = list(ours), per_batch_reference(reference)
         assert [len(y) for _, y in got] == [16, 16, 16, 2]
@@ -104,8 +106,12 @@ def test_crops_are_windows_of_the_zero_padded_image():
     offsets_seen = set()
     for i in range(0, 64, 7):
         source = padded[labels[i]]
-        matches = [(dy, dx) for dy in range(9) for dx in range(9)
-                   if torch.equal(inputs[i], normalise(source[None, :, dy:dy + 32, dx:dx + 32], batches)[0])]
+        matches = [
+            (dy, dx)
+            for dy in range(9)
+            for dx in range(9)
+            if torch.equal(inputs[i], normalise(source[None, :, dy : dy + 32, dx : dx + 32], batches)[0])
+        ]
         assert matches, f"sample {i} is not a 32x32 window of the padded image {int(labels[i])}"
         offsets_seen.update(matches)
     assert len(offsets_seen) > 1, "every crop used the same offset"
@@ -132,8 +138,9 @@ def test_same_seed_same_batches_and_new_draw_each_pass():
     split = synthetic_split(40)
 
     def passes(seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        batches = Batches(split, 16, MEAN, STD, CPU, generator=torch.Generator().manual_seed(seed), flip=True,
-                          crop_padding=4)
+        batches = Batches(
+            split, 16, MEAN, STD, CPU, generator=torch.Generator().manual_seed(seed), flip=True, crop_padding=4
+        )
         return [one_pass(batches) for _ in range(2)]
 
     a, b, c = passes(7), passes(7), passes(8)
@@ -145,8 +152,9 @@ def test_same_seed_same_batches_and_new_draw_each_pass():
 @pytest.mark.parametrize("batch_size", [1, 10, 64, 100])
 def test_a_pass_yields_every_image_exactly_once(batch_size):
     split = synthetic_split(64)
-    shuffled = Batches(split, batch_size, MEAN, STD, CPU, generator=torch.Generator().manual_seed(3), flip=True,
-                       crop_padding=4)
+    shuffled = Batches(
+        split, batch_size, MEAN, STD, CPU, generator=torch.Generator().manual_seed(3), flip=True, crop_padding=4
+    )
     _, labels = one_pass(shuffled)
     assert sorted(labels.tolist()) == list(range(64))
     assert len(shuffled) == -(-64 // batch_size) and shuffled.num_images == 64
@@ -156,9 +164,16 @@ def test_a_pass_yields_every_image_exactly_once(batch_size):
 
 
 def test_real_labels_multiset_preserved(digits_data):
-    batches = Batches(digits_data.train, 32, digits_data.mean, digits_data.std, CPU,
-                      generator=torch.Generator().manual_seed(0), flip=digits_data.flip,
-                      crop_padding=digits_data.crop_padding)
+    batches = Batches(
+        digits_data.train,
+        32,
+        digits_data.mean,
+        digits_data.std,
+        CPU,
+        generator=torch.Generator().manual_seed(0),
+        flip=digits_data.flip,
+        crop_padding=digits_data.crop_padding,
+    )
     _, labels = one_pass(batches)
     assert torch.equal(torch.bincount(labels, minlength=10), torch.bincount(digits_data.train.labels, minlength=10))
 

@@ -25,8 +25,11 @@ def write_npz(root: Path, seed: int = 0, n: int = 8) -> Path:
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     for split in ("train", "test"):
-        np.savez(root / f"{split}.npz", images=rng.integers(0, 256, (n, 4, 4, 3), dtype=np.uint8),
-                 labels=rng.integers(0, 2, n))
+        np.savez(
+            root / f"{split}.npz",
+            images=rng.integers(0, 256, (n, 4, 4, 3), dtype=np.uint8),
+            labels=rng.integers(0, 2, n),
+        )
     return root
 
 
@@ -70,8 +73,7 @@ def test_same_content_elsewhere_same_identity_different_content_differs(tmp_path
     first = ident(name, a, cache)
     assert first == ident(name, moved, cache)
     assert first["fingerprint"] != ident(name, other, cache)["fingerprint"]
-    assert first == {"name": name, "subset_per_class": None, "val_fraction": 0.1,
-                     "fingerprint": first["fingerprint"]}
+    assert first == {"name": name, "subset_per_class": None, "val_fraction": 0.1, "fingerprint": first["fingerprint"]}
     json.dumps(first)  # goes into a content hash
 
 
@@ -158,7 +160,10 @@ def test_stale_entries_are_dropped(tmp_path, cache):
 def test_canonical_sources_touch_no_files(tmp_path, cache, count_hashes):
     missing = tmp_path / "not-downloaded-yet"
     assert ident("cifar100", missing, cache, download=True) == {
-        "name": "cifar100", "subset_per_class": None, "val_fraction": 0.1}
+        "name": "cifar100",
+        "subset_per_class": None,
+        "val_fraction": 0.1,
+    }
     # Where a canonical dataset is stored does not change what it is.
     assert ident("cifar10", missing, cache) == ident("cifar10", tmp_path / "x", cache)
     assert ident("tinyimagenet", missing, cache)["name"] == "tinyimagenet"
@@ -222,5 +227,4 @@ from lth.hparams import DataHparams
 print(data_identity(DataHparams(name="cifar100", root="/nonexistent")))
 assert "torch" not in sys.modules, "torch imported"
 """
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path,
-                   env={**os.environ, "PYTHONPATH": str(REPO)})
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -37,10 +37,18 @@ def test_a_job_waits_for_a_free_slot(tmp_path):
 
 
 def test_a_killed_job_frees_its_slot(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from lth.devices import claim_slot; claim_slot(1, lock_dir=Path(sys.argv[1])); "
-                               "print('held', flush=True); time.sleep(60)", str(tmp_path)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; "
+            "from lth.devices import claim_slot; claim_slot(1, lock_dir=Path(sys.argv[1])); "
+            "print('held', flush=True); time.sleep(60)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     holder.kill()
     holder.wait()

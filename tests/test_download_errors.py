@@ -20,11 +20,11 @@ import threading
 import pytest
 import torchvision.datasets
 import yaml
+from workflow_helpers import REPO, SNAKEFILE, write_config
 
 from lth.cli import main
 from lth.data import sources
 from lth.data.sources import DataError, get_source
-from workflow_helpers import REPO, SNAKEFILE, write_config
 
 REFUSED = "http://127.0.0.1:9"  # the discard port on loopback: nothing listens, connecting is refused at once
 
@@ -49,8 +49,7 @@ def error_lines(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("name", sorted(DOWNLOADS))
-def test_lth_data_without_a_server_fails_in_one_line_saying_how_to_install_by_hand(name, tmp_path, monkeypatch,
-                                                                                     capsys):
+def test_lth_data_without_a_server_fails_in_one_line_saying_how_to_install_by_hand(name, tmp_path, monkeypatch, capsys):
     url = point_download_at(monkeypatch, name, REFUSED)
     root, out = tmp_path / "data", tmp_path / "data.json"
     code = main(["data", "--out", str(out), "--data.name", name, "--data.root", str(root), "--data.download", "true"])
@@ -61,7 +60,8 @@ def test_lth_data_without_a_server_fails_in_one_line_saying_how_to_install_by_ha
     assert error_lines(stderr) == [
         f"lth data: error: cannot download {name} from {url} (Connection refused); to install it by hand, extract "
         f"{archive} from that URL into {root} (the folder data.root names) so that {root / folder} exists, and set "
-        "data.download: false"]
+        "data.download: false"
+    ]
 
 
 @pytest.fixture
@@ -106,8 +106,9 @@ def test_a_data_root_that_cannot_be_written_is_a_local_error_not_a_network_one(n
     with pytest.raises(DataError) as error:
         get_source(name).load(root, True)
     message = str(error.value)
-    assert message.startswith(f"cannot save the {name} download from {url} in {root} (File exists: {root}); "
-                              "make data.root a writable folder")
+    assert message.startswith(
+        f"cannot save the {name} download from {url} in {root} (File exists: {root}); make data.root a writable folder"
+    )
     assert "\n" not in message
 
 
@@ -121,23 +122,54 @@ def test_every_shipped_profile_shows_a_failed_jobs_log_on_the_console():
 def test_snakemake_offline_stops_in_the_data_job_and_prints_its_one_line_error(tmp_path):
     """The real URL, through a proxy on loopback that refuses every connection (urllib honours
     http(s)_proxy; the target host is never even resolved): as a machine without network sees it."""
-    config = write_config(tmp_path, "offline", {
-        "experiment": "offline", "seeds": [0], "device": "cpu", "model": {"name": "resnet18", "width": 4},
-        "data": {"name": "cifar10", "root": str(tmp_path / "data"), "download": True},
-        "train": {"epochs": 1, "batch_size": 32}, "prune": {"method": "imp", "levels": 1}, "variants": ["lth"]})
-    env = {key: value for key, value in os.environ.items()
-           if key.lower() not in {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}}
+    config = write_config(
+        tmp_path,
+        "offline",
+        {
+            "experiment": "offline",
+            "seeds": [0],
+            "device": "cpu",
+            "model": {"name": "resnet18", "width": 4},
+            "data": {"name": "cifar10", "root": str(tmp_path / "data"), "download": True},
+            "train": {"epochs": 1, "batch_size": 32},
+            "prune": {"method": "imp", "levels": 1},
+            "variants": ["lth"],
+        },
+    )
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key.lower() not in {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+    }
     env.update(http_proxy=REFUSED, https_proxy=REFUSED)
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path),
-                             "--configfile", str(config), "--cores", "2"],
-                            capture_output=True, text=True, timeout=300, env=env)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(SNAKEFILE),
+            "-d",
+            str(tmp_path),
+            "--configfile",
+            str(config),
+            "--cores",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     console = result.stdout + result.stderr
     url = torchvision.datasets.CIFAR10.url
     assert result.returncode != 0
     assert "Traceback" not in console
-    assert (f"lth data: error: cannot download cifar10 from {url} (Connection refused); to install it by hand, "
-            f"extract cifar-10-python.tar.gz from that URL into {tmp_path / 'data'} (the folder data.root names) so "
-            f"that {tmp_path / 'data' / 'cifar-10-batches-py'} exists, and set data.download: false") in console
+    assert (
+        f"lth data: error: cannot download cifar10 from {url} (Connection refused); to install it by hand, "
+        f"extract cifar-10-python.tar.gz from that URL into {tmp_path / 'data'} (the folder data.root names) so "
+        f"that {tmp_path / 'data' / 'cifar-10-batches-py'} exists, and set data.download: false"
+    ) in console
     log = (tmp_path / "results" / "logs" / "data" / "cifar10.log").read_text()
     assert "Traceback" not in log and len(error_lines(log)) == 1
     assert not list((tmp_path / "results" / "runs").glob("[!.]*"))  # nothing trained

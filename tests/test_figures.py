@@ -17,18 +17,25 @@ import lth.figures as figures
 import lth.plots as plots
 from lth.cli import main
 from lth.errors import LthError
+from lth.figures import GRID_FIGURES, SUMMARY_FIGURES, draw_grid_figure, draw_summary_figure, figure_status, grid_status
 from lth.io import seal_file
-from lth.figures import (GRID_FIGURES, SUMMARY_FIGURES, draw_grid_figure, draw_summary_figure, figure_status,
-                         grid_status)
 from lth.plots import plot_accuracy_vs_sparsity, sources_of
 
 SPARSITY = {1: 20.0, 2: 36.0, 3: 48.8}  # IMP at 20% per level, in %
 TOTAL = 1000  # parameters of the dense network
 
 
-def summary(curves: dict[str, list[float]], seeds: int, dense: float = 90.0, baselines: dict[str, float] | None = None,
-            method: str = "imp", experiment: str | None = None, model: str = "resnet18",
-            dataset: str = "cifar10", epochs: int = 30) -> pd.DataFrame:
+def summary(
+    curves: dict[str, list[float]],
+    seeds: int,
+    dense: float = 90.0,
+    baselines: dict[str, float] | None = None,
+    method: str = "imp",
+    experiment: str | None = None,
+    model: str = "resnet18",
+    dataset: str = "cifar10",
+    epochs: int = 30,
+) -> pd.DataFrame:
     """summary.csv rows: each variant's nominal accuracy (%) per level, seed k at nominal + k - (seeds-1)/2;
     `dense` at level 0 and `dense+<tweak>` baselines; a skip variant has 10 more nonzero parameters;
     `rewind` variants trained from epoch 3 of `epochs`, the others from 0."""
@@ -37,18 +44,40 @@ def summary(curves: dict[str, list[float]], seeds: int, dense: float = 90.0, bas
         offset = seed - (seeds - 1) / 2
         level0 = {"dense": dense, **{f"dense+{tweak}": acc for tweak, acc in (baselines or {}).items()}}
         for variant, acc in level0.items():
-            rows.append({"seed": seed, "variant": variant, "level": 0, "sparsity_pct": 0.0, "nonzero_params": TOTAL,
-                         "test_acc_pct": acc + offset, "rewind_epoch": 0})
+            rows.append(
+                {
+                    "seed": seed,
+                    "variant": variant,
+                    "level": 0,
+                    "sparsity_pct": 0.0,
+                    "nonzero_params": TOTAL,
+                    "test_acc_pct": acc + offset,
+                    "rewind_epoch": 0,
+                }
+            )
         for variant, accuracy in curves.items():
             extra = 10 if "skip" in variant or "at" in variant.split("+") else 0
             rewind = 3 if "rewind" in variant.split("+") else 0
             for (level, sparsity), acc in zip(SPARSITY.items(), accuracy):
-                rows.append({"seed": seed, "variant": variant, "level": level, "sparsity_pct": sparsity,
-                             "nonzero_params": round(TOTAL * (1 - sparsity / 100)) + extra,
-                             "test_acc_pct": acc + offset, "rewind_epoch": rewind})
-    frame = pd.DataFrame(rows).assign(forward_flops_effective=lambda f: 5 * f["nonzero_params"], model=model,
-                                      width=4, dataset=dataset, prune_method=method,
-                                      epochs_trained=lambda f: epochs - f["rewind_epoch"])
+                rows.append(
+                    {
+                        "seed": seed,
+                        "variant": variant,
+                        "level": level,
+                        "sparsity_pct": sparsity,
+                        "nonzero_params": round(TOTAL * (1 - sparsity / 100)) + extra,
+                        "test_acc_pct": acc + offset,
+                        "rewind_epoch": rewind,
+                    }
+                )
+    frame = pd.DataFrame(rows).assign(
+        forward_flops_effective=lambda f: 5 * f["nonzero_params"],
+        model=model,
+        width=4,
+        dataset=dataset,
+        prune_method=method,
+        epochs_trained=lambda f: epochs - f["rewind_epoch"],
+    )
     return frame if experiment is None else frame.assign(experiment=experiment)[["experiment", *frame.columns]]
 
 
@@ -63,7 +92,7 @@ def sourced(curves: dict[str, dict[str, list[float]]], seeds: int, **options) ->
         frames.append(frame if index == 0 else frame[frame["level"] > 0])  # the dense rows once
     table = pd.concat(frames, ignore_index=True)
     columns = [column for column in table if column != "mask_source"]
-    return table[[*columns[:columns.index("level") + 1], "mask_source", *columns[columns.index("level") + 1:]]]
+    return table[[*columns[: columns.index("level") + 1], "mask_source", *columns[columns.index("level") + 1 :]]]
 
 
 def write(frame: pd.DataFrame, path):
@@ -94,42 +123,80 @@ def bands(ax) -> int:
 # Which figures a config allows
 
 
-@pytest.mark.parametrize(("name", "variants", "method", "reason"), [
-    ("fig1a_skip", ["lth", "skip"], "imp", None),
-    ("fig1a_skip", ["lth", "rewind"], "imp", "fig1a_skip: needs variants lth and skip; the config has lth, rewind, "
-                                             "not skip"),
-    ("fig1b_activations", ["lth", "mish"], "imp", None),  # lth plus either activation
-    ("fig1b_activations", ["lth"], "imp", "fig1b_activations: needs variants lth plus 1 of swish, mish; the config "
-                                          "has lth, not swish or mish"),
-    ("fig4a_at_trt", ["at", "trt"], "imp", "not lth"),
-    ("fig4b_rewinding", ["rewind+at+trt"], "imp", "not at+trt, rewind"),  # at+trt+rewind is neither
-    ("fig9_ls_vs_kd", ["at+trt", "swish+skip+kd+gradinit"], "imp", None),  # by parts, in any order
-    ("figA13_omp", ["lth", "skip+swish+gradinit+ls"], "omp", None),  # at+trt spelt out
-    ("figA13_omp", ["lth", "at+trt"], "imp", "figA13_omp: drawn for experiments with prune.method omp; "
-                                             "this one uses imp"),
-])
+@pytest.mark.parametrize(
+    ("name", "variants", "method", "reason"),
+    [
+        ("fig1a_skip", ["lth", "skip"], "imp", None),
+        (
+            "fig1a_skip",
+            ["lth", "rewind"],
+            "imp",
+            "fig1a_skip: needs variants lth and skip; the config has lth, rewind, not skip",
+        ),
+        ("fig1b_activations", ["lth", "mish"], "imp", None),  # lth plus either activation
+        (
+            "fig1b_activations",
+            ["lth"],
+            "imp",
+            "fig1b_activations: needs variants lth plus 1 of swish, mish; the config has lth, not swish or mish",
+        ),
+        ("fig4a_at_trt", ["at", "trt"], "imp", "not lth"),
+        ("fig4b_rewinding", ["rewind+at+trt"], "imp", "not at+trt, rewind"),  # at+trt+rewind is neither
+        ("fig9_ls_vs_kd", ["at+trt", "swish+skip+kd+gradinit"], "imp", None),  # by parts, in any order
+        ("figA13_omp", ["lth", "skip+swish+gradinit+ls"], "omp", None),  # at+trt spelt out
+        (
+            "figA13_omp",
+            ["lth", "at+trt"],
+            "imp",
+            "figA13_omp: drawn for experiments with prune.method omp; this one uses imp",
+        ),
+    ],
+)
 def test_a_figure_is_planned_only_when_its_series_exist(name, variants, method, reason):
     status = figure_status(name, variants, [], method)
     assert status is None if reason is None else reason in status
 
 
 def test_figure_status_of_every_figure_and_unknown_names():
-    everything = ["lth", "skip", "swish", "mish", "ls", "gradinit", "at", "trt", "at+trt", "rewind", "at+rewind",
-                  "trt+rewind", "at+trt+rewind", "skip+swish+gradinit+kd"]
-    assert [figure_status(name, everything, ["skip"], "imp", mask_sources=["magnitude", "random"])
-            for name in SUMMARY_FIGURES if name != "figA13_omp"] == [None] * (len(SUMMARY_FIGURES) - 1)
+    everything = [
+        "lth",
+        "skip",
+        "swish",
+        "mish",
+        "ls",
+        "gradinit",
+        "at",
+        "trt",
+        "at+trt",
+        "rewind",
+        "at+rewind",
+        "trt+rewind",
+        "at+trt+rewind",
+        "skip+swish+gradinit+kd",
+    ]
+    assert [
+        figure_status(name, everything, ["skip"], "imp", mask_sources=["magnitude", "random"])
+        for name in SUMMARY_FIGURES
+        if name != "figA13_omp"
+    ] == [None] * (len(SUMMARY_FIGURES) - 1)
     with pytest.raises(LthError, match="figure 'fig3' does not exist; choose one of fig1a_skip, .*figA13_omp"):
         figure_status("fig3", everything, [], "imp")
 
 
-@pytest.mark.parametrize(("variants", "sources", "reason"), [
-    (["lth", "at+trt", "rewind"], ["magnitude", "random"], None),
-    (["lth", "skip+swish+gradinit+ls"], ["magnitude", "snip", "my_masks"], None),  # at+trt by its parts
-    (["lth", "at+trt"], ["magnitude"], "any_mask: needs at least 2 mask sources; the config has magnitude"),
-    (["lth", "at+trt"], [], "needs at least 2 mask sources; the config has one, without a label"),
-    (["lth", "rewind"], ["magnitude", "random"], "any_mask: needs variants lth and at+trt; the config has lth, "
-                                                 "rewind, not at+trt"),
-])
+@pytest.mark.parametrize(
+    ("variants", "sources", "reason"),
+    [
+        (["lth", "at+trt", "rewind"], ["magnitude", "random"], None),
+        (["lth", "skip+swish+gradinit+ls"], ["magnitude", "snip", "my_masks"], None),  # at+trt by its parts
+        (["lth", "at+trt"], ["magnitude"], "any_mask: needs at least 2 mask sources; the config has magnitude"),
+        (["lth", "at+trt"], [], "needs at least 2 mask sources; the config has one, without a label"),
+        (
+            ["lth", "rewind"],
+            ["magnitude", "random"],
+            "any_mask: needs variants lth and at+trt; the config has lth, rewind, not at+trt",
+        ),
+    ],
+)
 def test_any_mask_is_planned_with_two_mask_sources_and_both_variants(variants, sources, reason):
     status = figure_status("any_mask", variants, [], "imp", mask_sources=sources)
     assert status is None if reason is None else reason in status
@@ -139,8 +206,12 @@ def test_any_mask_is_planned_with_two_mask_sources_and_both_variants(variants, s
 
 
 def test_grids_need_one_experiment_with_both_series():
-    assert grid_status([("a", "resnet18", "cifar10", ["lth", "skip+swish+gradinit+ls"]),
-                        ("b", "vgg16", "cifar10", ["lth"])]) is None
+    assert (
+        grid_status(
+            [("a", "resnet18", "cifar10", ["lth", "skip+swish+gradinit+ls"]), ("b", "vgg16", "cifar10", ["lth"])]
+        )
+        is None
+    )
     reason = grid_status([("a", "m", "d", ["lth", "at"]), ("b", "m", "d", ["at+trt"])])
     assert reason == "needs an experiment with variants lth and at+trt; none of the 2 experiments (a, b) has both"
 
@@ -151,8 +222,12 @@ def test_grids_need_one_experiment_with_both_series():
 
 @pytest.mark.parametrize("seeds", [1, 3])
 def test_series_dense_lines_and_bands_follow_the_seeds(tmp_path, saved, seeds):
-    csv = write(summary({"lth": [91, 88, 80], "skip": [90, 89, 85], "rewind": [1, 1, 1]}, seeds,
-                        baselines={"skip": 89, "ls": 70}), tmp_path / "summary.csv")
+    csv = write(
+        summary(
+            {"lth": [91, 88, 80], "skip": [90, 89, 85], "rewind": [1, 1, 1]}, seeds, baselines={"skip": 89, "ls": 70}
+        ),
+        tmp_path / "summary.csv",
+    )
     outputs = [tmp_path / "fig1a.png", tmp_path / "fig1a.pdf"]
     plotted = draw_summary_figure("fig1a_skip", csv, outputs)
     assert all(path.stat().st_size > 0 for path in outputs)
@@ -195,15 +270,18 @@ def test_critical_sparsity_is_marked_where_the_curves_cross_last(tmp_path, saved
     assert marker[0].get_label() == f"critical sparsity {sparsity:.1f}%"
     # On parameters, the marker sits at the same place: log x interpolated with the same t.
     plotted = draw_summary_figure("fig4b_rewinding", csv, [tmp_path / "g.png"], x="nonzero_params")
-    assert plotted["critical"]["x"].item() == pytest.approx(math.exp(math.log(810) + t * (math.log(650) - math.log(810))))
+    assert plotted["critical"]["x"].item() == pytest.approx(
+        math.exp(math.log(810) + t * (math.log(650) - math.log(810)))
+    )
     # Curves that never cross: no marker.
     write(summary({"at+trt": [92, 90, 88], "rewind": [91, 89, 80]}, 1), csv)
     assert "critical" not in draw_summary_figure("fig4b_rewinding", csv, [tmp_path / "h.png"])
 
 
 def test_rewinding_combinations_with_three_seeds_and_other_x_axes(tmp_path):
-    csv = write(summary({"rewind": [91, 88, 80], "rewind+trt+at": [92, 90, 86], "lth": [1, 1, 1]}, 3),
-                tmp_path / "summary.csv")
+    csv = write(
+        summary({"rewind": [91, 88, 80], "rewind+trt+at": [92, 90, 86], "lth": [1, 1, 1]}, 3), tmp_path / "summary.csv"
+    )
     plotted = draw_summary_figure("fig8_rewinding_combos", csv, [tmp_path / "f.svg"], x="nonzero_params")
     assert list(plotted) == ["rewind", "rewind+trt+at", "dense"]  # the CSV's spelling, the figure's order
     assert plotted["rewind+trt+at"]["x"].tolist() == [810, 650, 522]  # 800, 640, 512 + the skip branches' 10
@@ -213,8 +291,10 @@ def test_rewinding_combinations_with_three_seeds_and_other_x_axes(tmp_path):
 
 
 def test_at_trt_is_found_by_its_parts_in_an_omp_experiment(tmp_path):
-    csv = write(summary({"lth": [90, 85, 70], "skip+swish+gradinit+ls": [91, 88, 80]}, 1, method="omp"),
-                tmp_path / "summary.csv")
+    csv = write(
+        summary({"lth": [90, 85, 70], "skip+swish+gradinit+ls": [91, 88, 80]}, 1, method="omp"),
+        tmp_path / "summary.csv",
+    )
     plotted = draw_summary_figure("figA13_omp", csv, [tmp_path / "f.png"], title="omp")
     assert list(plotted) == ["lth", "skip+swish+gradinit+ls", "dense"]
     assert plotted["skip+swish+gradinit+ls"]["mean"].tolist() == pytest.approx([91, 88, 80])
@@ -244,8 +324,9 @@ def test_a_figure_names_what_is_wrong(tmp_path):
 
 
 def test_lth_plot_keeps_every_variant_and_draws_dense_baselines(tmp_path):
-    csv = write(summary({"lth": [91, 88, 80], "skip": [90, 89, 85]}, 3, baselines={"skip": 89}),
-                tmp_path / "summary.csv")
+    csv = write(
+        summary({"lth": [91, 88, 80], "skip": [90, 89, 85]}, 3, baselines={"skip": 89}), tmp_path / "summary.csv"
+    )
     plotted = plot_accuracy_vs_sparsity(csv, [tmp_path / "all.png"])
     assert list(plotted) == ["lth", "skip", "dense", "dense+skip"]
     assert plotted["skip"]["mean"].tolist() == pytest.approx([90, 89, 85])
@@ -264,8 +345,16 @@ def test_lth_plot_draws_a_panel_per_mask_source(tmp_path, saved):
     csv = write(sourced({"magnitude": MAGNITUDE, "random": RANDOM}, 3, baselines={"skip": 89}), tmp_path / "s.csv")
     assert sources_of(pd.read_csv(csv)) == ["magnitude", "random"]
     plotted = plot_accuracy_vs_sparsity(csv, [tmp_path / "all.png"], title="exp")
-    assert list(plotted) == ["lth (magnitude)", "skip (magnitude)", "at+trt (magnitude)", "lth (random)",
-                             "skip (random)", "at+trt (random)", "dense", "dense+skip"]
+    assert list(plotted) == [
+        "lth (magnitude)",
+        "skip (magnitude)",
+        "at+trt (magnitude)",
+        "lth (random)",
+        "skip (random)",
+        "at+trt (random)",
+        "dense",
+        "dense+skip",
+    ]
     for source, curves in (("magnitude", MAGNITUDE), ("random", RANDOM)):
         for variant, nominal in curves.items():
             frame = plotted[f"{variant} ({source})"]
@@ -274,8 +363,9 @@ def test_lth_plot_draws_a_panel_per_mask_source(tmp_path, saved):
     assert plotted["dense"]["mean"].item() == pytest.approx(90)
     fig = saved[0]
     assert [ax.get_title() for ax in fig.axes] == ["magnitude", "random"]
-    assert fig.get_suptitle() == ("exp: test accuracy vs sparsity, every variant\n"
-                                  "ResNet-18 (width 4) on cifar10, 30 epochs, 3 seeds (mean ± std)")
+    assert fig.get_suptitle() == (
+        "exp: test accuracy vs sparsity, every variant\nResNet-18 (width 4) on cifar10, 30 epochs, 3 seeds (mean ± std)"
+    )
     assert fig.axes[0].get_shared_y_axes().joined(fig.axes[0], fig.axes[1])
     colors = [{line.get_label(): line.get_color() for line in ax.get_lines()} for ax in fig.axes]
     assert colors[0]["lth"] == colors[1]["lth"] != colors[0]["skip"] == colors[1]["skip"]  # a colour per variant
@@ -297,8 +387,11 @@ def test_lth_plot_draws_a_curve_per_variant_and_mask_source(tmp_path, saved):
     assert lines["lth (magnitude)"].get_color() != lines["skip (magnitude)"].get_color()
     assert lines["lth (magnitude)"].get_linestyle() != lines["lth (random)"].get_linestyle()  # style by source
     assert lines["lth (random)"].get_linestyle() == lines["skip (random)"].get_linestyle()
-    assert all(lines[f"{variant} ({source})"].get_linestyle() != "--"  # dashed: the dense lines only
-               for variant in MAGNITUDE for source in ("magnitude", "random"))
+    assert all(
+        lines[f"{variant} ({source})"].get_linestyle() != "--"  # dashed: the dense lines only
+        for variant in MAGNITUDE
+        for source in ("magnitude", "random")
+    )
     with pytest.raises(LthError, match="--mask-sources: 'grid' is not allowed; choose one of: panels, curves"):
         plot_accuracy_vs_sparsity(csv, [tmp_path / "x.png"], mask_sources="grid")
 
@@ -312,8 +405,10 @@ def test_lth_plot_of_one_mask_source_is_unchanged(tmp_path, saved, column):
         assert list(plotted) == ["lth", "skip", "at+trt", "dense", "dense+skip"]
         assert plotted["skip"]["mean"].tolist() == pytest.approx(MAGNITUDE["skip"])
     assert [len(fig.axes) for fig in saved] == [1, 1]
-    assert saved[0].axes[0].get_title() == "t: test accuracy vs sparsity, every variant\nResNet-18 (width 4) on " \
+    assert (
+        saved[0].axes[0].get_title() == "t: test accuracy vs sparsity, every variant\nResNet-18 (width 4) on "
         "cifar10, 30 epochs, 1 seed"
+    )
 
 
 def test_lth_plot_mask_sources_on_the_command_line(tmp_path, capsys):
@@ -330,16 +425,25 @@ def test_any_mask_draws_vanilla_and_at_trt_per_mask_source(tmp_path, saved):
     snip = {"lth": [80, 75, 70], "skip+swish+gradinit+ls": [85, 84, 83]}  # at+trt spelt out
     csv = write(sourced({"magnitude": MAGNITUDE, "random": RANDOM, "snip": snip}, 3), tmp_path / "s.csv")
     plotted = draw_summary_figure("any_mask", csv, [tmp_path / "any.png", tmp_path / "any.pdf"], title="exp")
-    assert list(plotted) == ["lth (magnitude)", "at+trt (magnitude)", "dense", "lth (random)", "at+trt (random)",
-                             "lth (snip)", "skip+swish+gradinit+ls (snip)"]  # not skip
+    assert list(plotted) == [
+        "lth (magnitude)",
+        "at+trt (magnitude)",
+        "dense",
+        "lth (random)",
+        "at+trt (random)",
+        "lth (snip)",
+        "skip+swish+gradinit+ls (snip)",
+    ]  # not skip
     for source, curves in (("magnitude", MAGNITUDE), ("random", RANDOM), ("snip", snip)):
         for variant in ("lth", "skip+swish+gradinit+ls" if source == "snip" else "at+trt"):
             assert plotted[f"{variant} ({source})"]["mean"].tolist() == pytest.approx(curves[variant])
     assert plotted["dense"]["mean"].item() == pytest.approx(90)
     fig = saved[0]
     assert [ax.get_title() for ax in fig.axes] == ["magnitude", "random", "snip"]
-    assert fig.get_suptitle() == ("exp: AT+TRT vs vanilla on the masks of each mask source\n"
-                                  "ResNet-18 (width 4) on cifar10, 30 epochs, 3 seeds (mean ± std)")
+    assert fig.get_suptitle() == (
+        "exp: AT+TRT vs vanilla on the masks of each mask source\n"
+        "ResNet-18 (width 4) on cifar10, 30 epochs, 3 seeds (mean ± std)"
+    )
     for ax in fig.axes:  # two curves and the dense line in each panel, the same colours
         labels = [line.get_label() for line in ax.get_lines()]
         assert len(labels) == 3 and labels[2].startswith("dense (90.00% ± 1.00)")
@@ -352,12 +456,18 @@ def test_any_mask_names_what_is_missing(tmp_path):
     one = sourced({"magnitude": MAGNITUDE}, 1)
     with pytest.raises(LthError, match="any_mask: needs at least 2 mask sources; the CSV has magnitude$"):
         draw_summary_figure("any_mask", write(one, tmp_path / "one.csv"), out)
-    with pytest.raises(LthError, match=re.escape("needs at least 2 mask sources; the CSV has one, without a label "
-                                                 "(no column 'mask_source')")):
+    with pytest.raises(
+        LthError,
+        match=re.escape("needs at least 2 mask sources; the CSV has one, without a label (no column 'mask_source')"),
+    ):
         draw_summary_figure("any_mask", write(one.drop(columns="mask_source"), tmp_path / "old.csv"), out)
     lacking = sourced({"magnitude": MAGNITUDE, "random": {"lth": RANDOM["lth"], "skip": RANDOM["skip"]}}, 1)
-    with pytest.raises(LthError, match=re.escape("any_mask: needs variants lth and at+trt; the mask source random "
-                                                 "of the CSV has lth, skip, not at+trt")):
+    with pytest.raises(
+        LthError,
+        match=re.escape(
+            "any_mask: needs variants lth and at+trt; the mask source random of the CSV has lth, skip, not at+trt"
+        ),
+    ):
         draw_summary_figure("any_mask", write(lacking, tmp_path / "lacking.csv"), out)
     mixed = sourced({"magnitude": MAGNITUDE, "random": RANDOM}, 1)
     mixed.loc[mixed["variant"].eq("skip") & mixed["mask_source"].eq("random"), "mask_source"] = None
@@ -377,10 +487,15 @@ def test_paper_figures_and_grids_draw_the_primary_mask_source_only(tmp_path):
             pd.testing.assert_frame_equal(drawn[label], alone[label])
     # The primary source is the first among the sparse rows, whatever its name.
     first_random = write(sourced({"random": RANDOM, "magnitude": MAGNITUDE}, 1), tmp_path / "r.csv")
-    assert draw_summary_figure("fig4a_at_trt", first_random, [tmp_path / "c.png"])["lth"]["mean"].tolist() == \
-        pytest.approx(RANDOM["lth"])
-    grid = pd.concat([sourced({"magnitude": MAGNITUDE, "random": RANDOM}, 1, experiment="a"),
-                      sourced({"snip": RANDOM, "magnitude": MAGNITUDE}, 1, experiment="b", model="vgg16")])
+    assert draw_summary_figure("fig4a_at_trt", first_random, [tmp_path / "c.png"])["lth"][
+        "mean"
+    ].tolist() == pytest.approx(RANDOM["lth"])
+    grid = pd.concat(
+        [
+            sourced({"magnitude": MAGNITUDE, "random": RANDOM}, 1, experiment="a"),
+            sourced({"snip": RANDOM, "magnitude": MAGNITUDE}, 1, experiment="b", model="vgg16"),
+        ]
+    )
     plotted = draw_grid_figure("fig6_grid", write(grid, tmp_path / "all.csv"), [tmp_path / "g.png"])
     assert plotted["resnet18", "cifar10"]["at+trt"]["mean"].tolist() == pytest.approx(MAGNITUDE["at+trt"])
     assert plotted["vgg16", "cifar10"]["at+trt"]["mean"].tolist() == pytest.approx(RANDOM["at+trt"])  # b's primary
@@ -395,8 +510,14 @@ def grid_table() -> pd.DataFrame:
     a = summary({"lth": [91, 88, 80], "at+trt": [92, 90, 86]}, 3, experiment="r18-c10")
     # Seed-dependent gains in a: at+trt's seed k gets k more points, so the gains are 1+k, 2+k, 6+k.
     a.loc[a["variant"] == "at+trt", "test_acc_pct"] += a.loc[a["variant"] == "at+trt", "seed"]
-    b = summary({"lth": [71, 68, 60], "skip+swish+gradinit+ls": [70, 69, 65]}, 1, dense=75, experiment="vgg-c100",
-                model="vgg16", dataset="cifar100")
+    b = summary(
+        {"lth": [71, 68, 60], "skip+swish+gradinit+ls": [70, 69, 65]},
+        1,
+        dense=75,
+        experiment="vgg-c100",
+        model="vgg16",
+        dataset="cifar100",
+    )
     c = summary({"lth": [1, 1, 1]}, 1, experiment="lth-only", model="mobilenet")
     return pd.concat([a, b, c])
 
@@ -413,10 +534,13 @@ def test_grid_panels_per_experiment(tmp_path, saved):
     assert plotted["vgg16", "cifar100"]["dense"]["mean"].item() == pytest.approx(75)
     axes = saved[0].axes  # rows cifar10, cifar100; columns resnet18, vgg16: two panels, two hidden
     visible = [ax for ax in axes if ax.get_visible()]
-    assert len(axes) == 4 and [ax.get_title() for ax in visible] == ["ResNet-18 (width 4) on cifar10",
-                                                                     "VGG-16 (width 4) on cifar100"]
-    assert saved[0].get_suptitle() == ("Fig. 6: AT+TRT vs vanilla per architecture and dataset\n"
-                                       "30 epochs, 3 seeds (mean ± std)")
+    assert len(axes) == 4 and [ax.get_title() for ax in visible] == [
+        "ResNet-18 (width 4) on cifar10",
+        "VGG-16 (width 4) on cifar100",
+    ]
+    assert saved[0].get_suptitle() == (
+        "Fig. 6: AT+TRT vs vanilla per architecture and dataset\n30 epochs, 3 seeds (mean ± std)"
+    )
     assert [bands(ax) for ax in visible] == [2 + 1, 0]  # bands only in the 3-seed experiment
 
 
@@ -432,13 +556,20 @@ def test_the_gain_grid_averages_per_seed_differences(tmp_path):
 
 
 def test_grid_experiments_sharing_a_model_and_dataset_get_a_row_each(tmp_path):
-    table = pd.concat([summary({"lth": [91, 88, 80], "at+trt": [92, 90, 86]}, 1, experiment=name, method=name)
-                       for name in ("imp", "omp")])
+    table = pd.concat(
+        [
+            summary({"lth": [91, 88, 80], "at+trt": [92, 90, 86]}, 1, experiment=name, method=name)
+            for name in ("imp", "omp")
+        ]
+    )
     plotted = draw_grid_figure("fig6_grid", write(table, tmp_path / "summary.csv"), [tmp_path / "g.png"])
     assert list(plotted) == [("resnet18", "cifar10 (imp)"), ("resnet18", "cifar10 (omp)")]
-    with pytest.raises(LthError, match=re.escape("needs an experiment with variants lth and at+trt; none of a has both")):
-        draw_grid_figure("fig7_grid", write(summary({"lth": [1, 1, 1]}, 1, experiment="a"), tmp_path / "x.csv"),
-                         [tmp_path / "h.png"])
+    with pytest.raises(
+        LthError, match=re.escape("needs an experiment with variants lth and at+trt; none of a has both")
+    ):
+        draw_grid_figure(
+            "fig7_grid", write(summary({"lth": [1, 1, 1]}, 1, experiment="a"), tmp_path / "x.csv"), [tmp_path / "h.png"]
+        )
     with pytest.raises(LthError, match="lacks the column 'experiment'"):
         draw_grid_figure("fig7_grid", write(summary({"lth": [1, 1, 1]}, 1), tmp_path / "y.csv"), [tmp_path / "h.png"])
 
@@ -485,8 +616,12 @@ def line_colors(fig) -> dict[str, str]:
     """Each labelled line's colour (as hex) in every axes of `fig`, by label."""
     from matplotlib.colors import to_hex
 
-    return {line.get_label(): to_hex(line.get_color()) for ax in fig.axes for line in ax.get_lines()
-            if not line.get_label().startswith("_")}
+    return {
+        line.get_label(): to_hex(line.get_color())
+        for ax in fig.axes
+        for line in ax.get_lines()
+        if not line.get_label().startswith("_")
+    }
 
 
 def test_a_variant_has_one_colour_in_every_figure(tmp_path, saved):
@@ -502,8 +637,13 @@ def test_a_variant_has_one_colour_in_every_figure(tmp_path, saved):
     every, fig4a, fig4b, fig6 = (line_colors(fig) for fig in saved)
     red = to_hex(plots.NAMED_COLORS["at+trt"])
     # at+trt is red whatever its spelling and whichever figure, not the next colour of a cycle
-    assert every["skip+swish+gradinit+ls"] == fig4a["skip+swish+gradinit+ls"] == fig4b["skip+swish+gradinit+ls"] \
-        == fig6["at+trt"] == red
+    assert (
+        every["skip+swish+gradinit+ls"]
+        == fig4a["skip+swish+gradinit+ls"]
+        == fig4b["skip+swish+gradinit+ls"]
+        == fig6["at+trt"]
+        == red
+    )
     assert every["lth"] == fig4a["lth"] == fig6["lth"] == to_hex(plots.NAMED_COLORS["lth"])
     assert every["rewind"] == fig4b["rewind"] != red
     assert len(set(every.values())) == len(every)  # three variants and dense: four colours
@@ -520,14 +660,24 @@ def test_variant_colors_are_keyed_by_what_a_variant_resolves_to():
 
 
 def test_titles_say_model_data_epochs_and_seeds_not_the_file_name(tmp_path, saved):
-    csv = write(summary({"lth": [91, 88, 80], "at+trt": [92, 90, 86], "rewind": [90, 89, 85]}, 3, model="vgg16",
-                        dataset="cifar100", epochs=12), tmp_path / "summary.csv")
+    csv = write(
+        summary(
+            {"lth": [91, 88, 80], "at+trt": [92, 90, 86], "rewind": [90, 89, 85]},
+            3,
+            model="vgg16",
+            dataset="cifar100",
+            epochs=12,
+        ),
+        tmp_path / "summary.csv",
+    )
     draw_summary_figure("fig4a_at_trt", csv, [tmp_path / "a.png"], title="exp")
     draw_summary_figure("fig4b_rewinding", csv, [tmp_path / "b.png"])
     (a,), (b,) = (fig.axes for fig in saved)
     # Rewound rows trained 9 of the 12 epochs, from epoch 3: the schedule is 12 epochs for every row.
-    assert a.get_title() == ("exp: Fig. 4a: architecture (AT) and training-recipe (TRT) tweaks vs vanilla\n"
-                             "VGG-16 (width 4) on cifar100, 12 epochs, 3 seeds (mean ± std)")
+    assert a.get_title() == (
+        "exp: Fig. 4a: architecture (AT) and training-recipe (TRT) tweaks vs vanilla\n"
+        "VGG-16 (width 4) on cifar100, 12 epochs, 3 seeds (mean ± std)"
+    )
     assert b.get_title().startswith("Fig. 4b: AT+TRT vs weight rewinding\nVGG-16 (width 4) on cifar100")
     assert "fig4a_at_trt" not in a.get_title() and all(spec.heading for spec in SUMMARY_FIGURES.values())
 

@@ -11,8 +11,8 @@ from contextlib import nullcontext
 
 import pytest
 import torch
-
 from conftest import REPO
+
 from lth.checkpoints import init_model
 from lth.data import Split
 from lth.data.batches import Batches
@@ -30,22 +30,26 @@ MODEL = ModelHparams(name="resnet18", width=8)  # >= 8 channels: channels_last i
 
 def cifar_like(n: int, seed: int = 0) -> Split:
     generator = torch.Generator().manual_seed(seed)
-    return Split(torch.randint(0, 256, (n, 3, 32, 32), generator=generator, dtype=torch.uint8),
-                 torch.randint(0, 10, (n,), generator=generator))
+    return Split(
+        torch.randint(0, 256, (n, 3, 32, 32), generator=generator, dtype=torch.uint8),
+        torch.randint(0, 10, (n,), generator=generator),
+    )
 
 
 def masked_model() -> tuple[torch.nn.Module, Mask]:
     model = init_model(MODEL, 10, seed=0)
-    return model, prune(model.state_dict(), dense_mask(model.state_dict(), prunable_names(model)),
-                        PruneHparams(rate=0.5))
+    return model, prune(
+        model.state_dict(), dense_mask(model.state_dict(), prunable_names(model)), PruneHparams(rate=0.5)
+    )
 
 
 def bf16() -> torch.autocast:
     return torch.autocast("cuda", dtype=torch.bfloat16)
 
 
-def one_masked_step(model: torch.nn.Module, mask: Mask, device: torch.device, autocast: Callable,
-                    split: Split) -> tuple[float, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def one_masked_step(
+    model: torch.nn.Module, mask: Mask, device: torch.device, autocast: Callable, split: Split
+) -> tuple[float, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """One step of `train_epoch` (a single batch, augmented) on a copy of `model`: its loss, and the
     weights before and after it, on the CPU."""
     model = copy.deepcopy(model).to(device=device, memory_format=torch.channels_last)
@@ -53,8 +57,16 @@ def one_masked_step(model: torch.nn.Module, mask: Mask, device: torch.device, au
     enforcer.apply_to_weights()
     before = {name: p.detach().cpu().clone() for name, p in model.named_parameters()}
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    batches = Batches(split, len(split.labels), MEAN, STD, device, generator=torch.Generator().manual_seed(0),
-                      flip=True, crop_padding=4)
+    batches = Batches(
+        split,
+        len(split.labels),
+        MEAN,
+        STD,
+        device,
+        generator=torch.Generator().manual_seed(0),
+        flip=True,
+        crop_padding=4,
+    )
     loss, _ = train_epoch(model, batches, optimizer, enforcer, make_loss(TrainHparams()), autocast)
     return loss, before, {name: p.detach().cpu() for name, p in model.named_parameters()}
 
@@ -112,8 +124,9 @@ def test_a_gpu_epoch_never_waits_for_the_host():
     enforcer = MaskEnforcer(model, mask)
     enforcer.apply_to_weights()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-    batches = Batches(cifar_like(300), 64, MEAN, STD, device, generator=torch.Generator().manual_seed(0),
-                      flip=True, crop_padding=4)
+    batches = Batches(
+        cifar_like(300), 64, MEAN, STD, device, generator=torch.Generator().manual_seed(0), flip=True, crop_padding=4
+    )
     loss_fn = make_loss(TrainHparams())
     benchmark = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = True  # as lth.train.train sets it on a GPU
@@ -139,8 +152,9 @@ def test_gpu_batches_are_the_cpu_batches():
     split = cifar_like(100)
 
     def passes(device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        batches = Batches(split, 32, MEAN, STD, device, generator=torch.Generator().manual_seed(4), flip=True,
-                          crop_padding=4)
+        batches = Batches(
+            split, 32, MEAN, STD, device, generator=torch.Generator().manual_seed(4), flip=True, crop_padding=4
+        )
         return [(x.cpu(), y.cpu()) for _ in range(2) for x, y in batches]
 
     for (x, y), (x_cpu, y_cpu) in zip(passes(torch.device("cuda")), passes(CPU), strict=True):
@@ -152,8 +166,20 @@ def test_gpu_benchmark_runs():
     """bench/gpu.py measures on CUDA (tiny sizes here), and without CUDA says so and exits cleanly;
     its code also runs on the CPU (`--device cpu`), so it is checked on machines without a GPU."""
     script = [sys.executable, str(REPO / "bench" / "gpu.py")]
-    tiny = ["--width", "8", "--images", "100", "--batch-sizes", "64", "--peer-workers", "0", "--repeats", "1",
-            "--threads", "1"]
+    tiny = [
+        "--width",
+        "8",
+        "--images",
+        "100",
+        "--batch-sizes",
+        "64",
+        "--peer-workers",
+        "0",
+        "--repeats",
+        "1",
+        "--threads",
+        "1",
+    ]
     if not CUDA:
         result = subprocess.run(script, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr

@@ -40,9 +40,17 @@ def tiny_net(seed: int = 2, conv_bias: bool = True) -> nn.Module:
     has a gradient of rounding noise only, which Adam turns into unit steps: `conv_bias=False` (as
     in the ResNets) leaves no such scale, for comparisons to a tolerance."""
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
-                         nn.Conv2d(8, 8, 3, padding=1, bias=conv_bias), nn.BatchNorm2d(8), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, NUM_CLASSES))
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1, bias=conv_bias),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, NUM_CLASSES),
+    )
 
 
 def run(model: nn.Module, mask: dict[str, torch.Tensor] | None = None, **changes) -> GradinitResult:
@@ -109,8 +117,10 @@ def test_batchnorm_running_statistics_are_left_alone_and_modes_restored():
 def test_pruned_weights_are_zero_in_the_look_ahead_and_after_rescaling(algorithm: str, monkeypatch):
     model = tiny_net()
     generator = torch.Generator().manual_seed(3)
-    mask = {name: torch.rand(model.get_parameter(name).shape, generator=generator) < 0.5
-            for name in ("0.weight", "3.weight", "8.weight")}
+    mask = {
+        name: torch.rand(model.get_parameter(name).shape, generator=generator) < 0.5
+        for name in ("0.weight", "3.weight", "8.weight")
+    }
     looks: list[dict[str, torch.Tensor]] = []
 
     def recording_call(module: nn.Module, params: dict[str, torch.Tensor], args: tuple) -> torch.Tensor:
@@ -157,10 +167,20 @@ def official_gradinit(model: nn.Module, batches, hparams: GradinitHparams) -> di
     and RescaleAdam, which the ToST code copies), SGD direction: parameters are swapped for their
     look-ahead tensors inside the modules, as the official take_opt_step does, and RescaleAdam's
     state is kept per parameter. Returns the alpha of each parameter that has one."""
-    params = [p for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d))
-              for p in (m.weight, m.bias) if p is not None]
-    modules = [(m, name) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d))
-               for name in ("weight", "bias") if getattr(m, name) is not None]
+    params = [
+        p
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d))
+        for p in (m.weight, m.bias)
+        if p is not None
+    ]
+    modules = [
+        (m, name)
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d))
+        for name in ("weight", "bias")
+        if getattr(m, name) is not None
+    ]
     state: dict[nn.Parameter, dict] = {}
     model.eval()
     for m in model.modules():
@@ -171,8 +191,18 @@ def official_gradinit(model: nn.Module, batches, hparams: GradinitHparams) -> di
         for (module, name), p in zip(modules, params):
             if p.grad is None:
                 continue
-            st = state.setdefault(p, {"alpha": 1.0, "init_norm": p.norm().item(), "step": 0, "cons_step": 0,
-                                      "exp_avg": 0.0, "exp_avg_sq": 0.0, "cons_exp_avg": 0.0})
+            st = state.setdefault(
+                p,
+                {
+                    "alpha": 1.0,
+                    "init_norm": p.norm().item(),
+                    "step": 0,
+                    "cons_step": 0,
+                    "exp_avg": 0.0,
+                    "exp_avg_sq": 0.0,
+                    "cons_exp_avg": 0.0,
+                },
+            )
             curr_norm = p.data.norm().item()
             if st["init_norm"] == 0 or curr_norm == 0:
                 continue
@@ -236,8 +266,12 @@ def test_alphas_and_weights_follow_the_official_update_step_by_step():
 
 def test_step_counts_and_gradient_norms_are_reported_and_no_objective_step_is_warned(caplog):
     result = run(tiny_net(), gamma=1e-6, iterations=3)
-    assert result.counts() == {"objective_steps": 0, "constraint_steps": 3,
-                               "first_gnorm": result.history[0]["gnorm"], "last_gnorm": result.history[-1]["gnorm"]}
+    assert result.counts() == {
+        "objective_steps": 0,
+        "constraint_steps": 3,
+        "first_gnorm": result.history[0]["gnorm"],
+        "last_gnorm": result.history[-1]["gnorm"],
+    }
     assert "gradinit took no objective step" in caplog.text and "gamma 1e-06" in caplog.text
     caplog.clear()
     assert run(tiny_net(), gamma=math.inf, iterations=2).counts()["objective_steps"] == 2
@@ -263,14 +297,25 @@ def test_training_rescales_the_dense_weights_then_applies_the_mask(tmp_path: Pat
         return original(net, *args, **kwargs)
 
     monkeypatch.setattr(lth.train, "gradinit", spy)
-    summary = train(model, tiny_data(64), TrainHparams(epochs=1, batch_size=32, milestones=()), tmp_path, seed=0,
-                    model_hparams=ModelHparams(), record={"test": "order"}, mask=mask,
-                    gradinit_hparams=GradinitHparams(enabled=True, batch_size=32, iterations=2, gamma=math.inf))
+    summary = train(
+        model,
+        tiny_data(64),
+        TrainHparams(epochs=1, batch_size=32, milestones=()),
+        tmp_path,
+        seed=0,
+        model_hparams=ModelHparams(),
+        record={"test": "order"},
+        mask=mask,
+        gradinit_hparams=GradinitHparams(enabled=True, batch_size=32, iterations=2, gamma=math.inf),
+    )
     assert torch.count_nonzero(seen["start"]) == seen["start"].numel()  # unpruned when GradInit ran
     assert torch.all(model[3].weight[~mask["3.weight"]] == 0)
-    assert summary["gradinit_steps"] == {"objective_steps": 2, "constraint_steps": 0,
-                                         "first_gnorm": pytest.approx(summary["gradinit_steps"]["first_gnorm"]),
-                                         "last_gnorm": pytest.approx(summary["gradinit_steps"]["last_gnorm"])}
+    assert summary["gradinit_steps"] == {
+        "objective_steps": 2,
+        "constraint_steps": 0,
+        "first_gnorm": pytest.approx(summary["gradinit_steps"]["first_gnorm"]),
+        "last_gnorm": pytest.approx(summary["gradinit_steps"]["last_gnorm"]),
+    }
     assert summary["gradinit_steps"]["first_gnorm"] > 0
 
 
@@ -284,6 +329,5 @@ def test_batch_size_256_draws_the_official_halves_of_128(monkeypatch):
         return original(data, size, *args, **kwargs)
 
     monkeypatch.setattr(lth.gradinit, "_half_batches", spy)
-    gradinit(tiny_net(), tiny_data(512), None, GradinitHparams(enabled=True, batch_size=256, iterations=1), CPU,
-             seed=0)
+    gradinit(tiny_net(), tiny_data(512), None, GradinitHparams(enabled=True, batch_size=256, iterations=1), CPU, seed=0)
     assert sizes == [128]

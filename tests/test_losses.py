@@ -50,8 +50,14 @@ def _softmax(row: list[float]) -> list[float]:
     return [e / sum(exps) for e in exps]
 
 
-def _hand_kd(student: list[list[float]], teacher: list[list[float]], labels: list[int], alpha: float,
-             temperature: float, per_class: bool) -> float:
+def _hand_kd(
+    student: list[list[float]],
+    teacher: list[list[float]],
+    labels: list[int],
+    alpha: float,
+    temperature: float,
+    per_class: bool,
+) -> float:
     """a * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - a) * CE(s, y), written out in plain Python."""
     kl, ce = 0.0, 0.0
     for s, t, y in zip(student, teacher, labels):
@@ -90,8 +96,12 @@ def test_mean_reduction_is_the_per_sample_kl_divided_by_the_classes():
     generator = torch.Generator().manual_seed(1)
     student, teacher = torch.randn(4, 100, generator=generator), torch.randn(4, 100, generator=generator)
     labels = torch.zeros(4, dtype=torch.long)
-    losses = {reduction: make_loss(TrainHparams(kd_alpha=1.0, kd_reduction=reduction), Identity())(
-        student, labels, teacher).item() for reduction in ("batchmean", "mean")}
+    losses = {
+        reduction: make_loss(TrainHparams(kd_alpha=1.0, kd_reduction=reduction), Identity())(
+            student, labels, teacher
+        ).item()
+        for reduction in ("batchmean", "mean")
+    }
     assert losses["mean"] == pytest.approx(losses["batchmean"] / 100, rel=1e-5)
 
 
@@ -118,9 +128,17 @@ def test_a_teacher_is_needed_exactly_with_distillation():
 
 def test_the_summary_names_only_the_forms_in_use():
     assert loss_summary(TrainHparams(kd_reduction="mean")) == {
-        "label_smoothing": 0.0, "label_smoothing_form": None, "kd_alpha": 0.0, "kd_temperature": None,
-        "kd_reduction": None}
-    summary = loss_summary(TrainHparams(label_smoothing=0.1, label_smoothing_form="pytorch", kd_alpha=0.9,
-                                        kd_reduction="mean"))
+        "label_smoothing": 0.0,
+        "label_smoothing_form": None,
+        "kd_alpha": 0.0,
+        "kd_temperature": None,
+        "kd_reduction": None,
+    }
+    summary = loss_summary(
+        TrainHparams(label_smoothing=0.1, label_smoothing_form="pytorch", kd_alpha=0.9, kd_reduction="mean")
+    )
     assert (summary["label_smoothing_form"], summary["kd_reduction"], summary["kd_temperature"]) == (
-        "pytorch", "mean", 5.0)
+        "pytorch",
+        "mean",
+        5.0,
+    )

@@ -18,14 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 TORCH = "torch==2.14.1 torchvision==0.29.1"
 # Variables the Makefile reads from the environment, and make's own, which a `make test` running
 # these tests would pass on (MAKEFLAGS carries its command-line variables).
-MAKE_INPUTS = ("VIRTUAL_ENV", "CONDA_PREFIX", "VENV", "PYTHON", "TORCH", "PYTEST_ARGS", "LTH_TEST_SLURM",
-               "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+MAKE_INPUTS = (
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "VENV",
+    "PYTHON",
+    "TORCH",
+    "PYTEST_ARGS",
+    "LTH_TEST_SLURM",
+    "MAKEFLAGS",
+    "MFLAGS",
+    "MAKELEVEL",
+)
 
 # One stand-in interpreter. @LABEL@ names it in the log ("system", or its environment's absolute folder).
 FAKE_PYTHON = r"""#!/bin/sh
@@ -82,11 +91,18 @@ class Machine:
         (site / "sitecustomize.py").unlink(missing_ok=True)
         if version:  # a real Python that reports another version to every Python-level query
             numbers = tuple(int(part) for part in version.split("."))
-            (site / "sitecustomize.py").write_text(f"import sys\nsys.version_info = {(*numbers, 'final', 0)!r}\n"
-                                                   f"sys.version = {version + ' (stand-in)'!r}\n")
+            (site / "sitecustomize.py").write_text(
+                f"import sys\nsys.version_info = {(*numbers, 'final', 0)!r}\n"
+                f"sys.version = {version + ' (stand-in)'!r}\n"
+            )
         text = FAKE_PYTHON.replace("@VENV@", venv).replace("@PIP@", pip)
-        for key, value in {"@LABEL@": label, "@LOG@": self.log, "@SITE@": site, "@REAL@": sys.executable,
-                           "@TEMPLATE@": getattr(self, "env_template", "")}.items():
+        for key, value in {
+            "@LABEL@": label,
+            "@LOG@": self.log,
+            "@SITE@": site,
+            "@REAL@": sys.executable,
+            "@TEMPLATE@": getattr(self, "env_template", ""),
+        }.items():
             text = text.replace(key, str(value))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -97,8 +113,13 @@ class Machine:
         """Make the system's `python3` (and `python`) externally managed, as Debian's, Ubuntu's and
         Homebrew's are; `version`: the version it reports; `venv_fails`: without the venv module."""
         for name in ("python3", "python"):
-            self._script(self.root / "system" / name, "system", pip=EXTERNALLY_MANAGED,
-                         venv=VENV_FAILS if venv_fails else MAKE_VENV, version=version)
+            self._script(
+                self.root / "system" / name,
+                "system",
+                pip=EXTERNALLY_MANAGED,
+                venv=VENV_FAILS if venv_fails else MAKE_VENV,
+                version=version,
+            )
 
     def environment(self, name: str, version: str | None = None) -> Path:
         """An environment the user made and activated (its folder), with a python that installs."""
@@ -109,8 +130,14 @@ class Machine:
     def make(self, *args: str, **env: str) -> subprocess.CompletedProcess:
         base = {key: value for key, value in os.environ.items() if key not in MAKE_INPUTS}
         path = f"{self.root / 'system'}{os.pathsep}{base['PATH']}"
-        return subprocess.run(["make", *args], cwd=self.project, env={**base, "PATH": path, **env},
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            ["make", *args],
+            cwd=self.project,
+            env={**base, "PATH": path, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def calls(self) -> list[Call]:
         """The calls logged since the last `calls()`."""
@@ -124,7 +151,7 @@ def installs(calls: list[Call], python: str) -> list[str]:
 
 
 def expected_installs(torch: str = TORCH) -> list[str]:
-    return [f"-m pip install --quiet {torch}", "-m pip install --quiet -e .[test]"]
+    return [f"-m pip install --quiet {torch}", "-m pip install --quiet -e .[test,lint]"]
 
 
 @pytest.fixture
@@ -137,14 +164,12 @@ def test_without_an_active_environment_make_creates_dot_venv_and_installs_there(
     assert result.returncode == 0, result.stderr
     calls, venv = machine.calls(), str(machine.project / ".venv")
     # The system's python3 only makes the venv: it is never asked to install.
-    assert [call.args for call in calls if call.python == "system" and call.args.startswith("-m")] == \
-        ["-m venv .venv"]
+    assert [call.args for call in calls if call.python == "system" and call.args.startswith("-m")] == ["-m venv .venv"]
     assert installs(calls, venv) == expected_installs()
     assert calls[-1] == Call(venv, "-m pytest", "")
 
 
-def test_a_second_call_installs_nothing_and_an_edited_pyproject_or_another_torch_reinstalls(
-        machine: Machine) -> None:
+def test_a_second_call_installs_nothing_and_an_edited_pyproject_or_another_torch_reinstalls(machine: Machine) -> None:
     assert machine.make("install").returncode == 0
     machine.calls()
     result = machine.make("quickstart")
@@ -224,18 +249,25 @@ def test_ci_runs_readmes_test_command_with_the_system_tests_asked_for(tmp_path: 
     bin_dir.mkdir()
     log = tmp_path / "make.log"
     make = bin_dir / "make"
-    make.write_text(f"#!/bin/sh\necho \"$(pwd) $* LTH_TEST_SLURM=${{LTH_TEST_SLURM:-}} "
-                    f"LTH_TEST_TMPFS=${{LTH_TEST_TMPFS:-}}\" >> '{log}'\n")
+    make.write_text(
+        f'#!/bin/sh\necho "$(pwd) $* LTH_TEST_SLURM=${{LTH_TEST_SLURM:-}} '
+        f"LTH_TEST_TMPFS=${{LTH_TEST_TMPFS:-}}\" >> '{log}'\n"
+    )
     make.chmod(0o755)
     env = {key: value for key, value in os.environ.items() if key not in ("LTH_TEST_SLURM", "LTH_TEST_TMPFS")}
-    result = subprocess.run([str(REPO / ".ci" / "run")], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                            env={**env, "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}"})
+    result = subprocess.run(
+        [str(REPO / ".ci" / "run")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}"},
+    )
     assert result.returncode == 0, result.stderr
     assert log.read_text().splitlines() == [f"{REPO} test LTH_TEST_SLURM=1 LTH_TEST_TMPFS=1"]
 
 
-def test_without_lth_test_slurm_the_slurm_test_is_skipped_and_nothing_is_installed_or_started(
-        tmp_path: Path) -> None:
+def test_without_lth_test_slurm_the_slurm_test_is_skipped_and_nothing_is_installed_or_started(tmp_path: Path) -> None:
     # SLURM "installed" (stand-ins on PATH), where the session used to start a cluster even unasked;
     # every tool the set-up would reach for logs its call.
     bin_dir = tmp_path / "bin"
@@ -245,9 +277,14 @@ def test_without_lth_test_slurm_the_slurm_test_is_skipped_and_nothing_is_install
         (bin_dir / tool).write_text(f"#!/bin/sh\necho \"{tool} $*\" >> '{log}'\nexit 1\n")
         (bin_dir / tool).chmod(0o755)
     env = {key: value for key, value in os.environ.items() if key != "LTH_TEST_SLURM"}
-    result = subprocess.run([sys.executable, "-m", "pytest", "tests/test_slurm.py", "-rs", "-p", "no:cacheprovider"],
-                            cwd=REPO, capture_output=True, text=True, timeout=300,
-                            env={**env, "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}"})
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/test_slurm.py", "-rs", "-p", "no:cacheprovider"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**env, "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}"},
+    )
     assert not log.exists(), log.read_text()
     assert result.returncode == 0, result.stdout[-3000:]
     assert "1 skipped" in result.stdout, result.stdout[-3000:]

@@ -9,8 +9,15 @@ import torch
 from torch import nn
 
 from lth.errors import LthError
-from lth.mask_sources import (grasp_scores, keep_top, load_user_mask, random_mask, snip_scores, synflow_mask,
-                              synflow_scores)
+from lth.mask_sources import (
+    grasp_scores,
+    keep_top,
+    load_user_mask,
+    random_mask,
+    snip_scores,
+    synflow_mask,
+    synflow_scores,
+)
 
 NAMES = ["0.weight", "1.weight"]
 
@@ -99,8 +106,10 @@ def test_keep_top_keeps_exactly_the_highest_scores_and_breaks_ties_by_position()
 
 def test_keep_top_equals_a_stable_descending_sort_with_many_ties():
     generator = torch.Generator().manual_seed(0)
-    scores = {"a": torch.randint(0, 5, (7, 9), generator=generator).double(),
-              "b": torch.randint(0, 5, (40,), generator=generator).double()}
+    scores = {
+        "a": torch.randint(0, 5, (7, 9), generator=generator).double(),
+        "b": torch.randint(0, 5, (40,), generator=generator).double(),
+    }
     flat = torch.cat([scores["a"].reshape(-1), scores["b"]])
     for count in (0, 1, 17, 50, 103):
         expected = torch.zeros(flat.numel(), dtype=torch.bool)
@@ -121,8 +130,10 @@ def test_random_masks_keep_exact_counts_and_follow_their_seed():
 
 
 def test_random_like_keeps_each_layers_count_of_the_reference():
-    reference = {"conv1.weight": torch.zeros(SHAPES["conv1.weight"], dtype=torch.bool),
-                 "conv2.weight": torch.zeros(SHAPES["conv2.weight"], dtype=torch.bool)}
+    reference = {
+        "conv1.weight": torch.zeros(SHAPES["conv1.weight"], dtype=torch.bool),
+        "conv2.weight": torch.zeros(SHAPES["conv2.weight"], dtype=torch.bool),
+    }
     reference["conv1.weight"].view(-1)[:200] = True
     reference["conv2.weight"].view(-1)[:17] = True
     mask = random_mask(SHAPES, 217, seed=0, like=reference)
@@ -148,13 +159,16 @@ def test_a_users_mask_file_loads_from_pt_and_npz(tmp_path):
         assert record["file"] == str(path) and len(record["sha256"]) == 64
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda m: {**m, "2.weight": m["0.weight"]}, "'2.weight' is not a parameter of this model"),
-    (lambda m: {**m, "0.weight": m["0.weight"][:2]}, r"'0.weight' has shape \(2, 3\), the model's is \(4, 3\)"),
-    (lambda m: {**m, "1.weight": m["1.weight"].float()}, "'1.weight' holds torch.float32, not booleans"),
-    (lambda m: {**m, "0.bias": torch.ones(4, dtype=torch.bool)}, "'0.bias' is not a prunable tensor"),
-    (lambda m: {}, "non-empty mapping"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: {**m, "2.weight": m["0.weight"]}, "'2.weight' is not a parameter of this model"),
+        (lambda m: {**m, "0.weight": m["0.weight"][:2]}, r"'0.weight' has shape \(2, 3\), the model's is \(4, 3\)"),
+        (lambda m: {**m, "1.weight": m["1.weight"].float()}, "'1.weight' holds torch.float32, not booleans"),
+        (lambda m: {**m, "0.bias": torch.ones(4, dtype=torch.bool)}, "'0.bias' is not a prunable tensor"),
+        (lambda m: {}, "non-empty mapping"),
+    ],
+)
 def test_every_malformed_mask_file_names_the_file_and_the_tensor(tmp_path, change, message):
     path = tmp_path / "bad.pt"
     torch.save(change(good_mask()), path)
@@ -182,22 +196,70 @@ def theta0(tmp_path_factory):
     from lth.cli import main
 
     folder = tmp_path_factory.mktemp("sources")
-    assert main(["-q", "init", "--out", str(folder / "init.pt"), "--seed", "0", "--model.width", "4",
-                 "--data.name", "digits"]) == 0
-    assert main(["-q", "prune", "--weights", str(folder / "init.pt"), "--out", str(folder / "magnitude.pt"),
-                 "--rounds", "3"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "init",
+                "--out",
+                str(folder / "init.pt"),
+                "--seed",
+                "0",
+                "--model.width",
+                "4",
+                "--data.name",
+                "digits",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "-q",
+                "prune",
+                "--weights",
+                str(folder / "init.pt"),
+                "--out",
+                str(folder / "magnitude.pt"),
+                "--rounds",
+                "3",
+            ]
+        )
+        == 0
+    )
     return folder
 
 
 def draw(folder, name, *flags) -> int:
     from lth.cli import main
 
-    return main(["-q", "prune", "--weights", str(folder / "init.pt"), "--out", str(folder / f"{name}.pt"),
-                 "--rounds", "3", "--data.name", "digits", *flags])
+    return main(
+        [
+            "-q",
+            "prune",
+            "--weights",
+            str(folder / "init.pt"),
+            "--out",
+            str(folder / f"{name}.pt"),
+            "--rounds",
+            "3",
+            "--data.name",
+            "digits",
+            *flags,
+        ]
+    )
 
 
-@pytest.mark.parametrize("method, flags", [("random", []), ("snip", ["--batch-size", "32"]),
-                                           ("grasp", ["--batch-size", "32"]), ("synflow", ["--synflow-rounds", "5"])])
+@pytest.mark.parametrize(
+    "method, flags",
+    [
+        ("random", []),
+        ("snip", ["--batch-size", "32"]),
+        ("grasp", ["--batch-size", "32"]),
+        ("synflow", ["--synflow-rounds", "5"]),
+    ],
+)
 def test_every_source_keeps_the_levels_count_and_records_how(theta0, method, flags):
     from lth.masks import read_sidecar
 
@@ -232,13 +294,16 @@ def test_a_users_file_becomes_the_same_mask(theta0):
     assert record["provenance"]["file"] == str(theta0 / "mine.npz") and len(record["provenance"]["sha256"]) == 64
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--method", "snip", "--mask", "{folder}/magnitude.pt"], "only --method magnitude prunes an existing mask"),
-    (["--method", "file"], "--file: the user's mask file"),
-    (["--method", "random", "--file", "x.pt"], "--file: only read with --method file"),
-    (["--method", "snip", "--like", "{folder}/magnitude.pt"], "--like: only read with --method random"),
-    (["--method", "file", "--file", "{folder}/missing/level3.pt"], "missing/level3.pt not found"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--method", "snip", "--mask", "{folder}/magnitude.pt"], "only --method magnitude prunes an existing mask"),
+        (["--method", "file"], "--file: the user's mask file"),
+        (["--method", "random", "--file", "x.pt"], "--file: only read with --method file"),
+        (["--method", "snip", "--like", "{folder}/magnitude.pt"], "--like: only read with --method random"),
+        (["--method", "file", "--file", "{folder}/missing/level3.pt"], "missing/level3.pt not found"),
+    ],
+)
 def test_bad_source_options_are_refused_before_any_work(theta0, capsys, flags, message):
     assert draw(theta0, "bad", *[flag.format(folder=theta0) for flag in flags]) == 2
     assert message in capsys.readouterr().err

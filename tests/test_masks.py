@@ -65,8 +65,10 @@ def test_imp_16_rounds_exact_counts_per_round(resnet8):
     generator = torch.Generator().manual_seed(1)
     for level in range(1, 17):
         # New magnitudes each round, as training would give; pruned positions hold zeros.
-        weights = {name: torch.randn(t.shape, generator=generator) * mask.get(name, 1) if t.is_floating_point()
-                   else t for name, t in weights.items()}
+        weights = {
+            name: torch.randn(t.shape, generator=generator) * mask.get(name, 1) if t.is_floating_point() else t
+            for name, t in weights.items()
+        }
         new = prune(weights, mask, IMP, rounds=1)
         assert kept(new) == remaining_after(total, 0.2, level), level
         assert all(not (new[n] & ~mask[n]).any() for n in mask), "a pruned weight came back"
@@ -97,8 +99,10 @@ def test_layerwise_prunes_each_layer_by_its_own_count(resnet8):
 
 def test_global_prunes_small_magnitude_layer_more():
     generator = torch.Generator().manual_seed(0)
-    weights = {"tiny.weight": torch.randn(400, generator=generator) * 1e-3,
-               "big.weight": torch.randn(20, 20, generator=generator) + torch.sign(torch.randn(20, 20))}
+    weights = {
+        "tiny.weight": torch.randn(400, generator=generator) * 1e-3,
+        "big.weight": torch.randn(20, 20, generator=generator) + torch.sign(torch.randn(20, 20)),
+    }
     weights["big.weight"][weights["big.weight"].abs() < 0.1] = 1.0  # every big weight outranks every tiny one
     dense = dense_mask(weights, list(weights))
     stats = layer_stats(prune(weights, dense, PruneHparams(rate=0.2, scope="global")))

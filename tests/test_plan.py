@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import yaml
 from snakemake.utils import validate
+from workflow_helpers import REPO
 
 from lth.errors import LthError
 from lth.experiments import experiment_configs
 from lth.plan import Plan, PlanError, resolve_data_root
-from workflow_helpers import REPO
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
@@ -30,14 +30,20 @@ def npz_folder(folder: Path, seed: int) -> Path:
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
     for split, n in (("train", 20), ("test", 10)):
-        np.savez(folder / f"{split}.npz", images=rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8),
-                 labels=np.arange(n) % 2)
+        np.savez(
+            folder / f"{split}.npz", images=rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8), labels=np.arange(n) % 2
+        )
     return folder
 
 
 def npz_config(root: Path, **changes) -> dict:
-    return {"experiment": "x", "data": {"name": "npz", "root": str(root)}, "train": {"epochs": 3},
-            "prune": {"levels": 2}, **changes}
+    return {
+        "experiment": "x",
+        "data": {"name": "npz", "root": str(root)},
+        "train": {"epochs": 3},
+        "prune": {"levels": 2},
+        **changes,
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -79,8 +85,14 @@ def test_relative_data_root_is_relative_to_the_config_file(tmp_path, monkeypatch
 def test_an_experiments_relative_data_root_is_relative_to_its_config_file(tmp_path, monkeypatch):
     config_file = tmp_path / "configs" / "grid.yaml"
     config_file.parent.mkdir()
-    config_file.write_text(yaml.safe_dump({"data": {"name": "npz"}, "experiments": {
-        "a": {"data": {"root": "../data/a"}}, "b": {"data": {"root": "/elsewhere/b"}}}}))
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"name": "npz"},
+                "experiments": {"a": {"data": {"root": "../data/a"}}, "b": {"data": {"root": "/elsewhere/b"}}},
+            }
+        )
+    )
     monkeypatch.chdir(REPO)
     configs = experiment_configs(yaml.safe_load(config_file.read_text()))
     for config in configs.values():
@@ -88,13 +100,16 @@ def test_an_experiments_relative_data_root_is_relative_to_its_config_file(tmp_pa
     assert [c["data"]["root"] for c in configs.values()] == [str(tmp_path / "data" / "a"), "/elsewhere/b"]
 
 
-@pytest.mark.parametrize("section, key, value, part", [
-    ("gradinit", "enabled", True, "gradinit"),
-    ("train", "label_smoothing", 0.1, "ls"),
-    ("train", "kd_alpha", 0.5, "kd"),
-    ("model", "activation", "swish", "swish"),
-    ("model", "skip", "conv1x1", "skip"),
-])
+@pytest.mark.parametrize(
+    "section, key, value, part",
+    [
+        ("gradinit", "enabled", True, "gradinit"),
+        ("train", "label_smoothing", 0.1, "ls"),
+        ("train", "kd_alpha", 0.5, "kd"),
+        ("model", "activation", "swish", "swish"),
+        ("model", "skip", "conv1x1", "skip"),
+    ],
+)
 def test_a_tweak_in_a_base_section_is_rejected(section, key, value, part):
     """Base sections train the dense network and draw the ticket: a tweak there would leak into both."""
     config = {"experiment": "x", "data": {"name": "digits"}, section: {key: value}}
@@ -103,8 +118,13 @@ def test_a_tweak_in_a_base_section_is_rejected(section, key, value, part):
 
 
 def test_settings_of_a_tweak_stay_configurable():
-    config = {"experiment": "x", "data": {"name": "digits"}, "gradinit": {"iterations": 5, "batch_size": 256},
-              "train": {"label_smoothing_form": "pytorch", "kd_reduction": "mean"}, "variants": ["trt", "kd"]}
+    config = {
+        "experiment": "x",
+        "data": {"name": "digits"},
+        "gradinit": {"iterations": 5, "batch_size": 256},
+        "train": {"label_smoothing_form": "pytorch", "kd_reduction": "mean"},
+        "variants": ["trt", "kd"],
+    }
     assert plan(config).sparse
 
 
@@ -121,16 +141,31 @@ def test_rewind_points_come_from_the_variants_and_the_chain():
 
 
 def test_rewind_points_do_not_change_any_run_key():
-    base = {"experiment": "x", "data": {"name": "digits"}, "train": {"epochs": 10}, "prune": {"levels": 2},
-            "variants": ["lth", "rewind"], "rewind_epoch": 3}
+    base = {
+        "experiment": "x",
+        "data": {"name": "digits"},
+        "train": {"epochs": 10},
+        "prune": {"levels": 2},
+        "variants": ["lth", "rewind"],
+        "rewind_epoch": 3,
+    }
     first, later = plan(base), plan({**base, "save_epochs": [4, 6]})
     assert (set(first.dense), set(first.chains), set(first.sparse)) == (
-        set(later.dense), set(later.chains), set(later.sparse))
+        set(later.dense),
+        set(later.chains),
+        set(later.sparse),
+    )
 
 
 def digits_config(**changes) -> dict:
-    return {"experiment": "x", "data": {"name": "digits"}, "train": {"epochs": 3}, "prune": {"levels": 3},
-            "variants": ["lth"], **changes}
+    return {
+        "experiment": "x",
+        "data": {"name": "digits"},
+        "train": {"epochs": 3},
+        "prune": {"levels": 3},
+        "variants": ["lth"],
+        **changes,
+    }
 
 
 def test_explicit_levels_skip_rows_but_not_the_chain():
@@ -150,8 +185,11 @@ def test_dense_variants_train_from_theta0_and_never_feed_a_mask():
     assert set(base.dense) < set(with_baselines.dense)
     assert set(base.chains) == set(with_baselines.chains) and set(base.sparse) == set(with_baselines.sparse)
     (dense,) = base.dense
-    baselines = {row.variant: row.run.rsplit("/", 1)[1] for row in with_baselines.rows if row.variant != "dense"
-                 and row.level == 0}
+    baselines = {
+        row.variant: row.run.rsplit("/", 1)[1]
+        for row in with_baselines.rows
+        if row.variant != "dense" and row.level == 0
+    }
     assert set(baselines) == {"dense+skip", "dense+trt"}
     skip, trt = (with_baselines.dense[baselines[name]] for name in ("dense+skip", "dense+trt"))
     assert skip.model.skip == "conv1x1" and trt.gradinit.enabled and trt.train.label_smoothing == 0.1
@@ -159,17 +197,24 @@ def test_dense_variants_train_from_theta0_and_never_feed_a_mask():
     assert with_baselines.kept_epochs(skip.key) == [] and with_baselines.job_count()["init"] == 1
 
 
-@pytest.mark.parametrize(("name", "message"), [
-    ("lth", "no tweak"), ("rewind+skip", "theta0"), ("kd", "teacher"), ("skip+bogus", "unknown part 'bogus'")])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("lth", "no tweak"), ("rewind+skip", "theta0"), ("kd", "teacher"), ("skip+bogus", "unknown part 'bogus'")],
+)
 def test_bad_dense_variants_are_named(name, message):
     with pytest.raises(LthError, match=rf"dense_variants: '{re.escape(name)}'.*{message}"):
         plan(digits_config(dense_variants=[name]))
 
 
 def test_experiments_share_the_runs_their_settings_agree_on():
-    config = {"seeds": [0], "data": {"name": "digits"}, "train": {"epochs": 3}, "prune": {"levels": 2},
-              "variants": ["lth"], "experiments": {"plain": None, "tweaked": {"variants": ["lth", "skip"]},
-                                                   "wider": {"model": {"width": 32}}}}
+    config = {
+        "seeds": [0],
+        "data": {"name": "digits"},
+        "train": {"epochs": 3},
+        "prune": {"levels": 2},
+        "variants": ["lth"],
+        "experiments": {"plain": None, "tweaked": {"variants": ["lth", "skip"]}, "wider": {"model": {"width": 32}}},
+    }
     configs = experiment_configs(config)
     assert list(configs) == ["plain", "tweaked", "wider"] and configs["tweaked"]["experiment"] == "tweaked"
     plans = {name: plan(experiment) for name, experiment in configs.items()}
@@ -180,14 +225,17 @@ def test_experiments_share_the_runs_their_settings_agree_on():
     assert len(merged.rewind) == 2
 
 
-@pytest.mark.parametrize(("config", "message"), [
-    ({"experiments": []}, "experiments: \\[\\] is not allowed"),
-    ({"experiments": {"a": {"threads": 4}}}, "experiments.a.threads: not allowed"),
-    ({"experiments": {"a b": {}}}, "the name 'a b' is not allowed"),
-    ({"experiments": {"runs": {}}}, "the name 'runs' is not allowed"),
-    ({"experiment": "x", "experiments": {"a": {}}}, "experiment: 'x' is not allowed beside"),
-    ({"experiments": {"a": [1]}}, "experiments.a: \\[1\\] is not allowed"),
-])
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"experiments": []}, "experiments: \\[\\] is not allowed"),
+        ({"experiments": {"a": {"threads": 4}}}, "experiments.a.threads: not allowed"),
+        ({"experiments": {"a b": {}}}, "the name 'a b' is not allowed"),
+        ({"experiments": {"runs": {}}}, "the name 'runs' is not allowed"),
+        ({"experiment": "x", "experiments": {"a": {}}}, "experiment: 'x' is not allowed beside"),
+        ({"experiments": {"a": [1]}}, "experiments.a: \\[1\\] is not allowed"),
+    ],
+)
 def test_bad_experiments_sections_are_named(config, message):
     with pytest.raises(LthError, match=message):
         experiment_configs(config)

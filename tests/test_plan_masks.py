@@ -8,16 +8,21 @@ import shlex
 import numpy as np
 import pytest
 import yaml
-
-from lth.errors import LthError
-from lth.mask_config import SETTINGS, parse_masks
-from lth.names import MASK_SOURCES
-from lth.experiments import experiment_configs
-from lth.plan import resolve_data_root
 from test_plan import digits_config, plan
 
-SOURCES = ["magnitude", {"source": "random", "like": "magnitude", "label": "random_like"}, "random", "snip",
-           {"source": "synflow", "rounds": 10}]
+from lth.errors import LthError
+from lth.experiments import experiment_configs
+from lth.mask_config import SETTINGS, parse_masks
+from lth.names import MASK_SOURCES
+from lth.plan import resolve_data_root
+
+SOURCES = [
+    "magnitude",
+    {"source": "random", "like": "magnitude", "label": "random_like"},
+    "random",
+    "snip",
+    {"source": "synflow", "rounds": 10},
+]
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +60,8 @@ def test_every_variant_is_spent_on_every_source(tmp_path):
         rows = [row for row in planned.rows if row.seed == seed and row.level]
         assert list(dict.fromkeys(row.mask_source for row in rows)) == labels  # the config's order
         assert {(row.mask_source, row.variant, row.level) for row in rows} == {
-            (label, variant, level) for label in labels for variant in ("lth", "at+trt") for level in (1, 2, 3)}
+            (label, variant, level) for label in labels for variant in ("lth", "at+trt") for level in (1, 2, 3)
+        }
     methods = sorted(chain.method for chain in planned.chains.values())
     # A chain per seed; a user's file one per level.
     assert methods == sorted(["imp", "random", "random", "snip", "synflow", "file", "file", "file"] * 2)
@@ -65,12 +71,17 @@ def test_every_variant_is_spent_on_every_source(tmp_path):
 def test_prune_jobs_read_theta0_and_pass_the_sources_settings(tmp_path):
     masks = [*SOURCES, {"source": "file", "path": str(user_masks(tmp_path / "m") / "level{level}.npz")}]
     planned = plan(digits_config(seeds=[3], masks=masks))
-    chains = {"random_like" if chain.like else f"file{level}" if chain.files else chain.method: chain
-              for chain in planned.chains.values() for level in chain.files or [0]}
+    chains = {
+        "random_like" if chain.like else f"file{level}" if chain.files else chain.method: chain
+        for chain in planned.chains.values()
+        for level in chain.files or [0]
+    }
     theta0 = f"{planned.folder(chains['imp'].dense.key)}/init.pt"
     assert planned.prune_inputs(chains["snip"].key, 2) == {"weights": theta0}
     assert planned.prune_inputs(chains["random_like"].key, 2) == {
-        "weights": theta0, "like": planned.mask_path(chains["imp"], 2)}  # the IMP mask of the same level and seed
+        "weights": theta0,
+        "like": planned.mask_path(chains["imp"], 2),
+    }  # the IMP mask of the same level and seed
     assert planned.prune_inputs(chains["file3"].key, 3) == {"weights": theta0}  # the file is no workflow input
     assert f"--file {tmp_path / 'm' / 'level3.npz'} " in planned.prune_options(chains["file3"].key, 3)
     assert planned.prune_inputs(chains["imp"].key, 2)["weights"].endswith("/final.pt")  # IMP is unchanged
@@ -134,18 +145,24 @@ def test_an_experiments_override_wins_over_a_later_files_base(tmp_path):
     assert config["masks"][0]["path"] == str(tmp_path / "a" / "m{level}.npz")
 
 
-@pytest.mark.parametrize(("masks", "message"), [
-    (["snip", {"source": "snip"}], "two entries are labelled 'snip'"),
-    (["snipp"], r"masks\[0\]: source 'snipp' is not allowed; choose one of magnitude, random, snip"),
-    ([{"source": "random", "like": "snip"}], r"masks\[0\].like: 'snip' is not allowed; choose one of magnitude"),
-    ([{"source": "snip", "label": "SNIP"}], r"masks\[0\].label: 'SNIP' is not allowed"),
-    ([{"source": "snip", "label": "nan"}], r"masks\[0\].label: 'nan' is not allowed.*tables read as empty"),
-    ([{"source": "grasp", "batch_size": 0}], r"masks\[0\].batch_size: 0 is not allowed; must be an integer >= 1"),
-    ([{"source": "synflow", "batches": 2}], r"masks\[0\].batches: not a setting of source 'synflow'; its settings: rounds"),
-    ([{"source": "file"}], r"masks\[0\]: source 'file' needs `path`"),
-    ([{"source": "file", "path": "masks.npz"}], r"masks\[0\].path: 'masks.npz' has no \{level\}"),
-    ([{"source": "file", "path": "m/{lvl}.npz"}], r"masks\[0\].path: 'm/\{lvl\}.npz' is not allowed"),
-])
+@pytest.mark.parametrize(
+    ("masks", "message"),
+    [
+        (["snip", {"source": "snip"}], "two entries are labelled 'snip'"),
+        (["snipp"], r"masks\[0\]: source 'snipp' is not allowed; choose one of magnitude, random, snip"),
+        ([{"source": "random", "like": "snip"}], r"masks\[0\].like: 'snip' is not allowed; choose one of magnitude"),
+        ([{"source": "snip", "label": "SNIP"}], r"masks\[0\].label: 'SNIP' is not allowed"),
+        ([{"source": "snip", "label": "nan"}], r"masks\[0\].label: 'nan' is not allowed.*tables read as empty"),
+        ([{"source": "grasp", "batch_size": 0}], r"masks\[0\].batch_size: 0 is not allowed; must be an integer >= 1"),
+        (
+            [{"source": "synflow", "batches": 2}],
+            r"masks\[0\].batches: not a setting of source 'synflow'; its settings: rounds",
+        ),
+        ([{"source": "file"}], r"masks\[0\]: source 'file' needs `path`"),
+        ([{"source": "file", "path": "masks.npz"}], r"masks\[0\].path: 'masks.npz' has no \{level\}"),
+        ([{"source": "file", "path": "m/{lvl}.npz"}], r"masks\[0\].path: 'm/\{lvl\}.npz' is not allowed"),
+    ],
+)
 def test_bad_mask_entries_are_named(masks, message):
     with pytest.raises(LthError, match=message):
         plan(digits_config(masks=masks))
@@ -165,8 +182,9 @@ def test_a_missing_level_file_fails_when_planning(tmp_path):
 def test_scored_sources_refuse_a_layerwise_scope():
     with pytest.raises(LthError, match="prune.scope: 'layerwise' is not allowed with the mask sources snip"):
         plan(digits_config(prune={"levels": 2, "scope": "layerwise"}, masks=["magnitude", "snip"]))
-    assert plan(digits_config(prune={"levels": 2, "scope": "layerwise"},
-                              masks=[{"source": "random", "like": "magnitude"}])).sparse
+    assert plan(
+        digits_config(prune={"levels": 2, "scope": "layerwise"}, masks=[{"source": "random", "like": "magnitude"}])
+    ).sparse
 
 
 def test_reinit_differs_from_lth_only_in_its_initial_weights():
@@ -176,17 +194,26 @@ def test_reinit_differs_from_lth_only_in_its_initial_weights():
     lth, reinit = runs["lth"], runs["reinit"]
     assert reinit.key != lth.key and reinit.reinit_seed == 502 and lth.reinit_seed is None
     assert (reinit.chain, reinit.level, reinit.start_epoch, reinit.model, reinit.train, reinit.gradinit) == (
-        lth.chain, lth.level, lth.start_epoch, lth.model, lth.train, lth.gradinit)
+        lth.chain,
+        lth.level,
+        lth.start_epoch,
+        lth.model,
+        lth.train,
+        lth.gradinit,
+    )
     lth_inputs, reinit_inputs = planned.sparse_inputs(lth.key), planned.sparse_inputs(reinit.key)
     assert reinit_inputs == {**lth_inputs, "init": f"{planned.folder(dense)}/reinit/seed502.pt"}
     assert planned.reinit_points() == [f"{planned.folder(dense)}/reinit/seed502.pt"]
     assert planned.job_count()["reinit"] == 1
 
 
-@pytest.mark.parametrize(("config", "message"), [
-    (digits_config(variants=["reinit+rewind"]), "combines 'reinit' and 'rewind'"),
-    (digits_config(dense_variants=["reinit+skip"]), "not from a reinit start"),
-])
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (digits_config(variants=["reinit+rewind"]), "combines 'reinit' and 'rewind'"),
+        (digits_config(dense_variants=["reinit+skip"]), "not from a reinit start"),
+    ],
+)
 def test_reinit_conflicts_are_named(config, message):
     with pytest.raises(LthError, match=message):
         plan(config)

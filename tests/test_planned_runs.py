@@ -46,8 +46,11 @@ def planned(config_file: str) -> dict[str, list[str]]:
         "reinit_points": merged.reinit_points(),
         "snapshots": merged.snapshots(),
         "analyses": sorted(merged.analyses),
-        "rows": [f"{name}:{row.seed}:{row.variant}:{row.level}:{row.mask_source}:{row.run}"
-                 for name, plan in plans.items() for row in plan.rows],
+        "rows": [
+            f"{name}:{row.seed}:{row.variant}:{row.level}:{row.mask_source}:{row.run}"
+            for name, plan in plans.items()
+            for row in plan.rows
+        ],
     }
 
 

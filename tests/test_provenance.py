@@ -17,8 +17,9 @@ PRINT = "import json; from lth.provenance import provenance; print(json.dumps(pr
 def provenance_of(tree: Path) -> dict[str, str]:
     """What lth imported from `tree` (a folder holding an `lth` package) records."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    result = subprocess.run([sys.executable, "-c", PRINT], cwd=tree, env=env, capture_output=True, text=True,
-                            timeout=120, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", PRINT], cwd=tree, env=env, capture_output=True, text=True, timeout=120, check=True
+    )
     return json.loads(result.stdout)
 
 

@@ -8,7 +8,6 @@ import re
 import shutil
 
 import pytest
-
 from conftest import REPO
 from workflow_helpers import dry_run_commands
 
@@ -58,11 +57,18 @@ def test_every_figure_the_readme_shows_is_committed():
 def test_the_paper_plan_the_readme_quotes_is_what_a_dry_run_plans():
     """`snakemake -n` from the repository root, as the README runs it: the total and the per-stage
     counts on the README's plan line."""
-    match = re.search(r"snakemake -n +# the plan: ([\d,]+) jobs \(([\d,]+) dense trainings, ([\d,]+) masks, "
-                      r"([\d,]+) re-trainings", README)
+    match = re.search(
+        r"snakemake -n +# the plan: ([\d,]+) jobs \(([\d,]+) dense trainings, ([\d,]+) masks, "
+        r"([\d,]+) re-trainings",
+        README,
+    )
     assert match, "README.md's plan line for config.yaml is missing"
     total, dense, masks, sparse = (int(group.replace(",", "")) for group in match.groups())
     _, output = dry_run_commands(REPO)
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", output.split("Job stats:", 1)[1], re.MULTILINE))
-    assert (int(stats["total"]), int(stats["train_dense"]), int(stats["prune"]), int(stats["train_sparse"])) == \
-        (total, dense, masks, sparse)
+    assert (int(stats["total"]), int(stats["train_dense"]), int(stats["prune"]), int(stats["train_sparse"])) == (
+        total,
+        dense,
+        masks,
+        sparse,
+    )

@@ -26,9 +26,13 @@ def test_the_reference_job_costs_its_calibrated_minutes():
 
 def test_estimates_grow_with_epochs_model_width_images_and_attempt():
     base = Work("resnet18", 64, 1024, 45_000, 100)
-    bigger = [Work("resnet18", 64, 1024, 45_000, 200), Work("resnet34", 64, 1024, 45_000, 100),
-              Work("resnet18", 128, 1024, 45_000, 100), Work("resnet18", 64, 4096, 45_000, 100),
-              Work("resnet18", 64, 1024, 90_000, 100)]
+    bigger = [
+        Work("resnet18", 64, 1024, 45_000, 200),
+        Work("resnet34", 64, 1024, 45_000, 100),
+        Work("resnet18", 128, 1024, 45_000, 100),
+        Work("resnet18", 64, 4096, 45_000, 100),
+        Work("resnet18", 64, 1024, 90_000, 100),
+    ]
     assert all(runtime_minutes(work, SETTINGS) > runtime_minutes(base, SETTINGS) for work in bigger)
     assert runtime_minutes(base, SETTINGS, attempt=2) == 2 * runtime_minutes(base, SETTINGS)
     assert memory_mb(base, SETTINGS, attempt=3) >= 3 * memory_mb(base, SETTINGS) - 2

@@ -6,11 +6,11 @@ import dataclasses
 
 import pytest
 import yaml
+from workflow_helpers import REPO
 
 from lth.experiments import experiment_configs
 from lth.hparams import SECTIONS, Hparams
 from lth.plan import CHAIN_KEYS, Plan, resolve_data_root
-from workflow_helpers import REPO
 
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
 

@@ -21,9 +21,17 @@ def gradient_of_gradient_norm(model: nn.Module, inputs: torch.Tensor, labels: to
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
 def test_batch_statistics_batchnorm_and_convolutions_match_autograd(memory_format, one_thread):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
-                          nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8, affine=False), nn.SiLU(),
-                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)).to(memory_format=memory_format)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.BatchNorm2d(8, affine=False),
+        nn.SiLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 10),
+    ).to(memory_format=memory_format)
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.track_running_stats = False  # as GradInit runs it: batch statistics, running ones untouched

@@ -87,8 +87,23 @@ def test_identity_form_is_option_a_where_shapes_differ() -> None:
 
 def test_identity_form_that_would_shrink_channels_is_a_clean_cli_error(tmp_path, capsys) -> None:
     # VGG's first conv maps 3 input channels to `width`: at width 2 option A cannot follow it.
-    code = main(["init", "--out", str(tmp_path / "init.pt"), "--seed", "0", "--model.name", "vgg16",
-                 "--model.width", "2", "--model.skip", "identity", "--data.name", "digits"])
+    code = main(
+        [
+            "init",
+            "--out",
+            str(tmp_path / "init.pt"),
+            "--seed",
+            "0",
+            "--model.name",
+            "vgg16",
+            "--model.width",
+            "2",
+            "--model.skip",
+            "identity",
+            "--data.name",
+            "digits",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "model.skip: 'identity' cannot map 3 channels to 2" in err and "Traceback" not in err
     assert not (tmp_path / "init.pt").exists()
@@ -166,8 +181,10 @@ def test_forward_flops_dense_and_effective() -> None:
     with torch.no_grad():
         plain.conv1.weight[: WIDTH // 2] = 0  # half the stem's filters
     stem = 2 * WIDTH * 32 * 32 * 3 * 9  # 2 FLOPs per multiply-add
-    assert forward_flops(plain, (3, 32, 32)) == {"forward_flops": counts["forward_flops"],
-                                                 "forward_flops_effective": counts["forward_flops"] - stem // 2}
+    assert forward_flops(plain, (3, 32, 32)) == {
+        "forward_flops": counts["forward_flops"],
+        "forward_flops_effective": counts["forward_flops"] - stem // 2,
+    }
     assert plain.training  # the probe leaves the mode as it found it
     tweaked = forward_flops(models.build("resnet18", 7, width=WIDTH, skip="conv1x1"), (3, 32, 32))
     identity = forward_flops(models.build("resnet18", 7, width=WIDTH, skip="identity"), (3, 32, 32))
@@ -176,8 +193,12 @@ def test_forward_flops_dense_and_effective() -> None:
 
 def test_old_checkpoints_without_skip_still_describe() -> None:
     model = models.build("vgg16", 7, width=WIDTH)
-    payload = {"model": {"name": "vgg16", "width": WIDTH, "activation": "relu"}, "num_classes": 7, "epoch": 0,
-               "state_dict": model.state_dict()}
+    payload = {
+        "model": {"name": "vgg16", "width": WIDTH, "activation": "relu"},
+        "num_classes": 7,
+        "epoch": 0,
+        "state_dict": model.state_dict(),
+    }
     assert ModelHparams.from_dict(payload["model"]).skip == "none"
     assert describe_checkpoint(payload)["jump_params"] == 0
 
@@ -192,8 +213,21 @@ def ticket(request, tmp_path_factory) -> tuple[str, Path, Path]:
     name, folder = request.param, tmp_path_factory.mktemp(request.param)
     common = ["--model.name", name, "--model.width", str(TRAIN_WIDTH), "--data.name", "digits"]
     assert main(["-q", "init", "--out", str(folder / "init.pt"), "--seed", "0", *common]) == 0
-    assert main(["-q", "prune", "--weights", str(folder / "init.pt"), "--out", str(folder / "mask.pt"),
-                 "--prune.rate", "0.5"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "prune",
+                "--weights",
+                str(folder / "init.pt"),
+                "--out",
+                str(folder / "mask.pt"),
+                "--prune.rate",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     return name, folder / "init.pt", folder / "mask.pt"
 
 
@@ -205,12 +239,40 @@ def test_retraining_a_tweaked_ticket(ticket, variant: str, tmp_path: Path) -> No
     before = {path: sha256(path) for path in (mask_path, mask_path.with_suffix(".json"))}
     mask = load_mask(mask_path)
     out = tmp_path / "run"
-    assert main(["-q", "train", "--init", str(init), "--mask", str(mask_path), "--out-dir", str(out), "--seed", "0",
-                 "--device", "cpu", "--threads", "1", "--data.name", "digits", "--data.subset_per_class", "6",
-                 "--train.epochs", "1", "--train.batch_size", "16", *flags,
-                 # 0.01: one epoch now runs at train.lr (no milestone before epoch 1), and 0.1 makes ResNet-34
-                 # with identity jumps diverge on 54 images (NaN validation loss, which stops the run)
-                 "--train.lr", "0.01"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "train",
+                "--init",
+                str(init),
+                "--mask",
+                str(mask_path),
+                "--out-dir",
+                str(out),
+                "--seed",
+                "0",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--data.name",
+                "digits",
+                "--data.subset_per_class",
+                "6",
+                "--train.epochs",
+                "1",
+                "--train.batch_size",
+                "16",
+                *flags,
+                # 0.01: one epoch now runs at train.lr (no milestone before epoch 1), and 0.1 makes ResNet-34
+                # with identity jumps diverge on 54 images (NaN validation loss, which stops the run)
+                "--train.lr",
+                "0.01",
+            ]
+        )
+        == 0
+    )
 
     assert {path: sha256(path) for path in before} == before  # the mask file is untouched
     final = load_checkpoint(out / "final.pt")
@@ -226,9 +288,13 @@ def test_retraining_a_tweaked_ticket(ticket, variant: str, tmp_path: Path) -> No
     assert summary["jump_params"] == added == jump_params(tweaked)
     assert (added > 0) == (overrides.get("skip") == "conv1x1")
     assert summary["total_params"] == num_params(tweaked)
-    assert summary["nonzero_params"] == sum(int(t.count_nonzero()) for k, t in final["state_dict"].items()
-                                            if k in dict(tweaked.named_parameters()))
+    assert summary["nonzero_params"] == sum(
+        int(t.count_nonzero()) for k, t in final["state_dict"].items() if k in dict(tweaked.named_parameters())
+    )
     assert 0 < summary["forward_flops_effective"] < summary["forward_flops"]
     info = describe_path(out / "final.pt")
     assert (info["params"], info["nonzero_params"], info["jump_params"]) == (
-        summary["total_params"], summary["nonzero_params"], summary["jump_params"])
+        summary["total_params"],
+        summary["nonzero_params"],
+        summary["jump_params"],
+    )

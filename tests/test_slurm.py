@@ -17,8 +17,7 @@ from test_workflow import tiny_config
 from workflow_helpers import REPO, SNAKEFILE, snakemake, write_config
 
 # A skip mark, not a skip in a fixture: it acts before any fixture (data, cluster) is set up.
-pytestmark = [pytest.mark.slurm, pytest.mark.workflow,
-              pytest.mark.skipif(not slurm_asked(), reason=SLURM_NOT_ASKED)]
+pytestmark = [pytest.mark.slurm, pytest.mark.workflow, pytest.mark.skipif(not slurm_asked(), reason=SLURM_NOT_ASKED)]
 
 # Settings of this test cluster that a real one does not need: no accounting database (so no
 # account, and squeue rather than sacct for job states), early status checks, and the logs of
@@ -26,8 +25,14 @@ pytestmark = [pytest.mark.slurm, pytest.mark.workflow,
 # initial interval, then waits 10 s longer after each check that finds nothing finished: from 5 s,
 # checks fall at 5, 20 and 45 s, so a job of this tiny workflow (12-16 s here) is seen at 20 s; from
 # 1 s they fall at 1, 12 and 33 s, and it waits until 33.
-TEST_CLUSTER = ["--slurm-no-account", "--slurm-status-command", "squeue",
-                "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs"]
+TEST_CLUSTER = [
+    "--slurm-no-account",
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "5",
+    "--slurm-keep-successful-logs",
+]
 TIMING = ("seconds", "images_per_s")
 
 
@@ -57,15 +62,46 @@ def test_the_slurm_profile_runs_the_workflow_as_a_local_run_does(tmp_path, npz_r
     local, on_slurm = tmp_path / "local", tmp_path / "slurm"
     snakemake(local, write_config(tmp_path, "local", {**config}))
     slurm_config = write_config(tmp_path, "slurm", {**config})
-    command = ["timeout", "-s", "KILL", "600", sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE),
-               "-d", str(on_slurm), "--workflow-profile", str(REPO / "profiles" / "slurm"),
-               "--configfile", str(slurm_config), "--jobs", "2", *TEST_CLUSTER]
+    command = [
+        "timeout",
+        "-s",
+        "KILL",
+        "600",
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(SNAKEFILE),
+        "-d",
+        str(on_slurm),
+        "--workflow-profile",
+        str(REPO / "profiles" / "slurm"),
+        "--configfile",
+        str(slurm_config),
+        "--jobs",
+        "2",
+        *TEST_CLUSTER,
+    ]
     # Snakemake ignores SIGTERM while jobs run: the timeout kills it, and the unlock below frees the folder.
     result = subprocess.run(command, cwd=tmp_path, env=cluster, capture_output=True, text=True)
     log = result.stdout[-6000:] + result.stderr[-6000:]
     if result.returncode != 0:
-        subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(on_slurm),
-                        "--configfile", str(slurm_config), "--unlock"], env=cluster, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "snakemake",
+                "-s",
+                str(SNAKEFILE),
+                "-d",
+                str(on_slurm),
+                "--configfile",
+                str(slurm_config),
+                "--unlock",
+            ],
+            env=cluster,
+            capture_output=True,
+        )
     assert result.returncode == 0, log
     # Training went to the cluster, one sbatch job per training; the light jobs ran here.
     submitted = {path.name for path in (on_slurm / ".snakemake" / "slurm_logs").glob("rule_*")}

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TEST_PER_CLASS, TRAIN_PER_CLASS
 from PIL import Image
 
-from conftest import TEST_PER_CLASS, TRAIN_PER_CLASS
 from lth import data as lth_data
 from lth.data.sources import SOURCES, DataError, get_source
 from lth.hparams import DataHparams
@@ -56,14 +56,17 @@ def test_npz_reads_cifar_shaped_archives_exactly(npz_root, monkeypatch):
     assert data.train.labels.dtype == torch.int64
     assert set(data.train.labels.tolist()) == set(range(10)) == set(data.test.labels.tolist())
     assert data.num_classes == 10 and source.flip and source.crop_padding == 4
-    for split, (images, labels) in ((data.train, read_npz(npz_root / "train.npz")),
-                                    (data.test, read_npz(npz_root / "test.npz"))):
+    for split, (images, labels) in (
+        (data.train, read_npz(npz_root / "train.npz")),
+        (data.test, read_npz(npz_root / "test.npz")),
+    ):
         assert torch.equal(split.images, torch.from_numpy(images).permute(0, 3, 1, 2))
         assert torch.equal(split.labels, torch.from_numpy(labels))
 
 
-def write_cifar(root: Path, name: str, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
-                monkeypatch) -> None:
+def write_cifar(
+    root: Path, name: str, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], monkeypatch
+) -> None:
     """CIFAR-10 or CIFAR-100 as torchvision keeps it on disk after its download (the python
     release's pickled batches: rows of 3072 bytes, the red, green and blue planes in turn), made of
     the given (NHWC images, labels); the class's md5 list is pointed at these files, so torchvision
@@ -79,8 +82,11 @@ def write_cifar(root: Path, name: str, train: tuple[np.ndarray, np.ndarray], tes
     for entries, (images, labels) in ((cls.train_list, train), (cls.test_list, test)):
         rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
         for (filename, _), part in zip(entries, np.array_split(np.arange(len(images)), len(entries))):
-            files[filename] = {"data": rows[part], label_key: labels[part].tolist(),
-                               "filenames": [f"{i}.png" for i in part]}
+            files[filename] = {
+                "data": rows[part],
+                label_key: labels[part].tolist(),
+                "filenames": [f"{i}.png" for i in part],
+            }
     files[cls.meta["filename"]] = {cls.meta["key"]: [f"class{i}" for i in range(10)]}
     md5 = {}
     for filename, content in files.items():

@@ -21,14 +21,26 @@ CURVES = {"lth": [92, 91, 89, 85], "skip+swish+gradinit+ls": [90, 91.5, 92, 90],
 def crafted(dense=(90.0, 92.0), curves=CURVES, source: str | None = None) -> pd.DataFrame:
     """Dense at 90 and 92 (mean 91); a dense+skip baseline far above it, which no statistic may use.
     With `source`, a column mask_source after level: `source` for the tickets, empty for dense rows."""
-    rows = [{"seed": seed, "variant": "dense", "level": 0, "sparsity_pct": 0.0, "test_acc_pct": acc}
-            for seed, acc in enumerate(dense)]
-    rows += [{"seed": seed, "variant": "dense+skip", "level": 0, "sparsity_pct": 0.0, "test_acc_pct": 99.0}
-             for seed in (0, 1)]
+    rows = [
+        {"seed": seed, "variant": "dense", "level": 0, "sparsity_pct": 0.0, "test_acc_pct": acc}
+        for seed, acc in enumerate(dense)
+    ]
+    rows += [
+        {"seed": seed, "variant": "dense+skip", "level": 0, "sparsity_pct": 0.0, "test_acc_pct": 99.0}
+        for seed in (0, 1)
+    ]
     for variant, means in curves.items():
         for level, mean in zip(SPARSITY, means):
-            rows += [{"seed": seed, "variant": variant, "level": level, "sparsity_pct": SPARSITY[level],
-                      "test_acc_pct": mean + offset} for seed, offset in ((0, -0.5), (1, 0.5))]
+            rows += [
+                {
+                    "seed": seed,
+                    "variant": variant,
+                    "level": level,
+                    "sparsity_pct": SPARSITY[level],
+                    "test_acc_pct": mean + offset,
+                }
+                for seed, offset in ((0, -0.5), (1, 0.5))
+            ]
     table = pd.DataFrame(rows)
     if source is not None:
         table.insert(3, "mask_source", table["level"].gt(0).map({True: source, False: None}))
@@ -71,7 +83,8 @@ def test_a_winning_ticket_is_the_sparsest_level_that_reaches_the_dense_mean():
     winning = statistic(ticket_statistics(crafted()), "winning_ticket")
     assert winning.loc["lth", ["level", "sparsity_pct", "value_pct", "seeds"]].tolist() == pytest.approx([2, 36, 91, 2])
     assert winning.loc["skip+swish+gradinit+ls", ["level", "sparsity_pct", "value_pct"]].tolist() == pytest.approx(
-        [3, 48.8, 92])
+        [3, 48.8, 92]
+    )
     assert winning.loc["rewind", "level"] == 2 and set(winning["reference"]) == {"dense"}
     nothing = statistic(ticket_statistics(crafted(dense=(99.0, 99.0))), "winning_ticket")
     assert len(nothing) == 3 and nothing[["level", "sparsity_pct", "value_pct"]].isna().all().all()
@@ -82,8 +95,7 @@ def test_a_winning_ticket_is_the_sparsest_level_that_reaches_the_dense_mean():
 
 
 def test_the_critical_sparsity_is_the_last_crossing_interpolated_on_log_remaining_weights():
-    critical = statistic(ticket_statistics(crafted(), [("at+trt", "rewind"), ("at+trt", "mish")]),
-                         "critical_sparsity")
+    critical = statistic(ticket_statistics(crafted(), [("at+trt", "rewind"), ("at+trt", "mish")]), "critical_sparsity")
     assert list(critical.index) == ["skip+swish+gradinit+ls"]  # the pair with mish is not in the table
     # d = at+trt - rewind = -3, -0.5, +2, +4: the sign changes between levels 2 and 3 only,
     # t = 0.5 / (0.5 + 2) = 0.2 of the way from log(1 - 0.36) to log(1 - 0.488).
@@ -93,8 +105,9 @@ def test_the_critical_sparsity_is_the_last_crossing_interpolated_on_log_remainin
     assert row["reference"] == "rewind" and math.isnan(row["level"]) and row["seeds"] == 2
     assert row["sparsity_pct"] == pytest.approx(100 * (1 - math.exp(x)))  # 38.38...
     assert row["value_pct"] == pytest.approx(91.5 + t * (92 - 91.5))  # at+trt's accuracy there (= rewind's)
-    assert critical_sparsity(list(SPARSITY.values()), CURVES["skip+swish+gradinit+ls"], CURVES["rewind"]) == \
-        pytest.approx(100 * (1 - math.exp(x)))
+    assert critical_sparsity(
+        list(SPARSITY.values()), CURVES["skip+swish+gradinit+ls"], CURVES["rewind"]
+    ) == pytest.approx(100 * (1 - math.exp(x)))
     # lth and rewind never cross: the row is there, without a sparsity.
     never = statistic(ticket_statistics(crafted(), [("lth", "rewind")]), "critical_sparsity").loc["lth"]
     assert math.isnan(never["sparsity_pct"]) and math.isnan(never["value_pct"])
@@ -104,7 +117,8 @@ def test_crossings_touches_and_none():
     s = [20, 36, 48.8]  # in %
     # d = 1, -1, 1 crosses twice; the last crossing (half-way from level 2 to 3) counts.
     assert critical_sparsity(s, [1, 0, 1], [0, 1, 0]) == pytest.approx(
-        100 * (1 - math.exp(0.5 * math.log(0.64) + 0.5 * math.log(0.512))))
+        100 * (1 - math.exp(0.5 * math.log(0.64) + 0.5 * math.log(0.512)))
+    )
     assert critical_point(s, [1, 2, 1], [0, 2, 0]) == pytest.approx((36, 2))  # touching at a level
     assert critical_sparsity(s, [1, 2, 3], [0, 1, 2]) is None
     with pytest.raises(LthError, match="strictly increasing"):
@@ -127,7 +141,8 @@ def test_every_statistic_per_mask_source():
     random = table[table["mask_source"] == "random"]
     gains = statistic(random, "gain")  # over random's own vanilla
     assert gains.loc["skip+swish+gradinit+ls"]["value_pct"].tolist() == pytest.approx(
-        [85 - 92, 80 - 85, 75 - 70, 72 - 50])
+        [85 - 92, 80 - 85, 75 - 70, 72 - 50]
+    )
     assert gains.loc["rewind"]["value_pct"].tolist() == pytest.approx([86 - 92, 82 - 85, 74 - 70, 60 - 50])
     assert set(gains["reference"]) == {"lth"}
     winning = statistic(random, "winning_ticket")  # against the same dense mean, 91
@@ -160,8 +175,10 @@ def test_lth_tickets_writes_the_table(tmp_path, capsys):
     crafted().to_csv(summary, index=False)
     seal_file(summary)
     out = tmp_path / "tickets.csv"
-    assert main(["tickets", "--summary", str(summary), "--out", str(out), "--pair", "at+trt:rewind",
-                 "--pair", "lth:mish"]) == 0
+    assert (
+        main(["tickets", "--summary", str(summary), "--out", str(out), "--pair", "at+trt:rewind", "--pair", "lth:mish"])
+        == 0
+    )
     written = pd.read_csv(out)
     assert list(written.columns) == COLUMNS
     assert written["statistic"].value_counts().to_dict() == {"gain": 8, "winning_ticket": 3, "critical_sparsity": 1}
@@ -171,7 +188,9 @@ def test_lth_tickets_writes_the_table(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     assert main(["tickets", "--summary", str(summary), "--out", str(bad), "--pair", "at+trt"]) == 2
     assert "--pair: 'at+trt' is not allowed; give two variants as A:B" in capsys.readouterr().err
-    assert main(["tickets", "--summary", str(summary), "--out", str(bad), "--pair", "at+trt:skip+swish+gradinit+ls"]) == 2
+    assert (
+        main(["tickets", "--summary", str(summary), "--out", str(bad), "--pair", "at+trt:skip+swish+gradinit+ls"]) == 2
+    )
     assert not bad.exists()
     two_sources().to_csv(summary, index=False)
     seal_file(summary)
@@ -193,5 +212,8 @@ def test_a_summary_in_fractions_from_an_older_lth_gives_the_same_table(tmp_path)
         assert main(["tickets", "--summary", str(csv), "--out", str(out), "--pair", "at+trt:rewind"]) == 0
     assert (tmp_path / "old.csv").read_text() == (tmp_path / "new.csv").read_text()
     # Differences of percentages are written to 8 decimals: no float noise (91.5 - 91 is 0.5, not 0.50000001).
-    assert all(len(cell.partition(".")[2]) <= 8 for line in (tmp_path / "new.csv").read_text().splitlines()[1:]
-               for cell in line.split(","))
+    assert all(
+        len(cell.partition(".")[2]) <= 8
+        for line in (tmp_path / "new.csv").read_text().splitlines()[1:]
+        for cell in line.split(",")
+    )

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO, read_metrics, state_dicts_equal
 
 import lth
-from conftest import REPO, read_metrics, state_dicts_equal
 from lth.checkpoints import build_model, init_model, load_checkpoint
 from lth.errors import LthError
 from lth.hparams import ModelHparams, PruneHparams, TrainHparams
@@ -28,9 +28,22 @@ DEFAULT = ModelHparams(name="resnet18", width=8)
 DECLARED = {"final.pt", "metrics.csv", "hparams.yaml", "summary.json"}
 
 
-def run(out: Path, data, *, epochs: int, model_hp: ModelHparams = SMALL, milestones=(0.5,), seed: int = 0,
-        init: Path | None = None, mask=None, start_epoch: int = 0, save_epochs=(), callbacks=(),
-        force: bool = False, record: dict | None = None) -> dict:
+def run(
+    out: Path,
+    data,
+    *,
+    epochs: int,
+    model_hp: ModelHparams = SMALL,
+    milestones=(0.5,),
+    seed: int = 0,
+    init: Path | None = None,
+    mask=None,
+    start_epoch: int = 0,
+    save_epochs=(),
+    callbacks=(),
+    force: bool = False,
+    record: dict | None = None,
+) -> dict:
     """Train a fresh theta0 (or `init`'s weights) on `data` with tiny settings; return the summary."""
     if init is None:
         model = init_model(model_hp, data.num_classes, seed=0)
@@ -38,12 +51,27 @@ def run(out: Path, data, *, epochs: int, model_hp: ModelHparams = SMALL, milesto
         model = build_model(model_hp, data.num_classes)
         model.load_state_dict(load_checkpoint(init)["state_dict"])
     hparams = TrainHparams(epochs=epochs, batch_size=32, lr=0.1, milestones=milestones)
-    record = record or {"test": "train", "model": model_hp.to_dict(), "train": hparams.to_dict(),
-                        "init": str(init), "mask": mask_hash(mask) if mask else None}
-    options = RunOptions(device="cpu", threads=1, force=force,
-                         callbacks=callbacks)
-    return train(model, data, hparams, out, seed=seed, model_hparams=model_hp, record=record, mask=mask,
-                 start_epoch=start_epoch, save_epochs=save_epochs, options=options)
+    record = record or {
+        "test": "train",
+        "model": model_hp.to_dict(),
+        "train": hparams.to_dict(),
+        "init": str(init),
+        "mask": mask_hash(mask) if mask else None,
+    }
+    options = RunOptions(device="cpu", threads=1, force=force, callbacks=callbacks)
+    return train(
+        model,
+        data,
+        hparams,
+        out,
+        seed=seed,
+        model_hparams=model_hp,
+        record=record,
+        mask=mask,
+        start_epoch=start_epoch,
+        save_epochs=save_epochs,
+        options=options,
+    )
 
 
 def final_state(out: Path) -> dict[str, torch.Tensor]:
@@ -88,11 +116,13 @@ def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, digits_data)
     summary = run(broken, digits_data, epochs=3, model_hp=DEFAULT, save_epochs=[1, 3])
     assert summary["epochs"] == 3 and (broken / "summary.json").is_file()
     assert not (broken / ".resume").exists()
-    assert read_metrics(broken / "metrics.csv", drop_timing=True) == read_metrics(whole / "metrics.csv",
-                                                                                  drop_timing=True)
+    assert read_metrics(broken / "metrics.csv", drop_timing=True) == read_metrics(
+        whole / "metrics.csv", drop_timing=True
+    )
     for name in ("final.pt", "epoch1.pt", "epoch3.pt"):
-        assert state_dicts_equal(load_checkpoint(broken / name)["state_dict"],
-                                 load_checkpoint(whole / name)["state_dict"]), name
+        assert state_dicts_equal(
+            load_checkpoint(broken / name)["state_dict"], load_checkpoint(whole / name)["state_dict"]
+        ), name
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +176,9 @@ def test_masked_run_keeps_pruned_weights_zero(rewind_runs):
     assert any(not torch.equal(state[n][mask[n]], start[n][mask[n]]) for n in mask), "kept weights did not train"
     summary = read_json(masked / "summary.json")
     assert summary["sparsity"] == pytest.approx(sparsity(mask)) and sparsity(mask) == pytest.approx(0.36, abs=1e-3)
-    assert summary["nonzero_params"] <= summary["total_params"] - (sum(m.numel() for m in mask.values())
-                                                                    - sum(int(m.sum()) for m in mask.values()))
+    assert summary["nonzero_params"] <= summary["total_params"] - (
+        sum(m.numel() for m in mask.values()) - sum(int(m.sum()) for m in mask.values())
+    )
 
 
 def test_callback_columns_in_metrics(rewind_runs):
@@ -236,8 +267,15 @@ def test_train_epoch_and_evaluate_report_what_they_did(digits_data):
     enforcer.apply_to_weights()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     # NCHW: width 4 in channels_last crashes torch's CPU backward (see channels_last_is_safe).
-    batches = Batches(digits_data.train, 64, digits_data.mean, digits_data.std, torch.device("cpu"),
-                      generator=torch.Generator().manual_seed(0), channels_last=False)
+    batches = Batches(
+        digits_data.train,
+        64,
+        digits_data.mean,
+        digits_data.std,
+        torch.device("cpu"),
+        generator=torch.Generator().manual_seed(0),
+        channels_last=False,
+    )
     seen = []
     loss_fn = make_loss(TrainHparams())
 
@@ -252,8 +290,9 @@ def test_train_epoch_and_evaluate_report_what_they_did(digits_data):
         assert loss == pytest.approx(sum(s for s, _ in seen) / batches.num_images, rel=1e-5)
         assert accuracy == sum(c for _, c in seen) / batches.num_images
     params = dict(model.named_parameters())
-    assert all(torch.equal(params[name][keep == 0], torch.zeros_like(params[name][keep == 0]))
-               for name, keep in mask.items())
+    assert all(
+        torch.equal(params[name][keep == 0], torch.zeros_like(params[name][keep == 0])) for name, keep in mask.items()
+    )
     assert any(not torch.equal(params[name].detach(), 0 * params[name].detach()) for name in mask)
 
     test = Batches(digits_data.test, 100, digits_data.mean, digits_data.std, torch.device("cpu"), channels_last=False)
@@ -293,9 +332,16 @@ def test_compile_wraps_the_training_steps_and_does_not_guard_the_resume_state(tm
     def go(out: Path, compile: bool, callbacks=()) -> dict:
         hparams = TrainHparams(epochs=2, batch_size=32, lr=0.1, milestones=(0.5,), compile=compile)
         record = {"model": SMALL.to_dict(), "train": hparams.to_dict()}
-        return train(init_model(SMALL, digits_data.num_classes, seed=0), digits_data, hparams, out, seed=0,
-                     model_hparams=SMALL, record=record, options=RunOptions(device="cpu", threads=1,
-                                                                            callbacks=callbacks))
+        return train(
+            init_model(SMALL, digits_data.num_classes, seed=0),
+            digits_data,
+            hparams,
+            out,
+            seed=0,
+            model_hparams=SMALL,
+            record=record,
+            options=RunOptions(device="cpu", threads=1, callbacks=callbacks),
+        )
 
     whole = go(tmp_path / "whole", compile=False)
     assert not wrappers and whole["compile"] is False
@@ -311,8 +357,9 @@ def test_compile_wraps_the_training_steps_and_does_not_guard_the_resume_state(tm
     steps = -(-len(digits_data.train.labels) // 32)
     assert wrapper.calls == steps, "the compiled module ran exactly the training steps of epoch 2"
     assert resumed["compile"] is True
-    assert read_metrics(tmp_path / "resumed" / "metrics.csv", drop_timing=True) == \
-        read_metrics(tmp_path / "whole" / "metrics.csv", drop_timing=True)
+    assert read_metrics(tmp_path / "resumed" / "metrics.csv", drop_timing=True) == read_metrics(
+        tmp_path / "whole" / "metrics.csv", drop_timing=True
+    )
     assert state_dicts_equal(final_state(tmp_path / "resumed"), final_state(tmp_path / "whole"))
 
 
@@ -322,9 +369,16 @@ def test_evaluation_batch_size_changes_only_the_summation_order(digits_data):
     from lth.train import evaluate
 
     model = init_model(SMALL, digits_data.num_classes, seed=0)
-    losses, accuracies = zip(*[
-        evaluate(model, Batches(digits_data.test, size, digits_data.mean, digits_data.std, torch.device("cpu"),
-                                channels_last=False))
-        for size in (50, RunOptions().eval_batch_size)])
+    losses, accuracies = zip(
+        *[
+            evaluate(
+                model,
+                Batches(
+                    digits_data.test, size, digits_data.mean, digits_data.std, torch.device("cpu"), channels_last=False
+                ),
+            )
+            for size in (50, RunOptions().eval_batch_size)
+        ]
+    )
     assert RunOptions().eval_batch_size > len(digits_data.test.labels) > 50  # one batch against eight
     assert accuracies[0] == accuracies[1] and losses[0] == pytest.approx(losses[1], rel=1e-6)

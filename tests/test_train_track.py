@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import TIMING_COLUMNS, read_metrics, state_dicts_equal
 
 import lth.data
-from conftest import TIMING_COLUMNS, read_metrics, state_dicts_equal
 from lth.analysis.hessian import HessianTracker
 from lth.checkpoints import init_model, load_checkpoint
 from lth.cli import main
@@ -24,8 +24,11 @@ DATA = ["--data.name", "digits", "--data.subset_per_class", "20"]  # 180 trainin
 COMMON = ["--model.width", "8", *DATA]  # width 8 trains channels_last on the CPU
 TRAIN = ["--seed", "0", "--threads", "1", "--device", "cpu", "--train.epochs", "2", "--train.batch_size", "32"]
 SETTINGS = {"sample": "64", "sample_seed": "3", "tol": "0.001", "max_iter": "100"}
-TRACK = ["--track", "hessian", *(f for key, value in SETTINGS.items()
-                                 for f in (f"--hessian-{key.replace('_', '-')}", value))]
+TRACK = [
+    "--track",
+    "hessian",
+    *(f for key, value in SETTINGS.items() for f in (f"--hessian-{key.replace('_', '-')}", value)),
+]
 COLUMNS = ["hessian_eigenvalue", "hessian_iterations", "hessian_converged", "hessian_residual", "hessian_seconds"]
 
 
@@ -37,8 +40,24 @@ def runs(tmp_path_factory) -> Path:
     assert main(["-q", "init", "--out", str(root / "init.pt"), "--seed", "0", *COMMON]) == 0
     assert main(["-q", "prune", "--weights", str(root / "init.pt"), "--out", str(root / "mask.pt")]) == 0
     for name, flags in (("tracked", TRACK), ("plain", [])):
-        assert main(["-q", "train", "--init", str(root / "init.pt"), "--mask", str(root / "mask.pt"),
-                     "--out-dir", str(root / name), *TRAIN, *COMMON, *flags]) == 0
+        assert (
+            main(
+                [
+                    "-q",
+                    "train",
+                    "--init",
+                    str(root / "init.pt"),
+                    "--mask",
+                    str(root / "mask.pt"),
+                    "--out-dir",
+                    str(root / name),
+                    *TRAIN,
+                    *COMMON,
+                    *flags,
+                ]
+            )
+            == 0
+        )
     return root
 
 
@@ -62,18 +81,47 @@ def test_tracked_run_writes_the_columns_every_epoch(runs):
 
 def test_tracking_does_not_change_the_trajectory(runs):
     tracked, plain = runs / "tracked", runs / "plain"
-    assert state_dicts_equal(load_checkpoint(tracked / "final.pt")["state_dict"],
-                             load_checkpoint(plain / "final.pt")["state_dict"])
-    assert (without(read_metrics(tracked / "metrics.csv"), [*TIMING_COLUMNS, *COLUMNS])
-            == without(read_metrics(plain / "metrics.csv"), TIMING_COLUMNS))
+    assert state_dicts_equal(
+        load_checkpoint(tracked / "final.pt")["state_dict"], load_checkpoint(plain / "final.pt")["state_dict"]
+    )
+    assert without(read_metrics(tracked / "metrics.csv"), [*TIMING_COLUMNS, *COLUMNS]) == without(
+        read_metrics(plain / "metrics.csv"), TIMING_COLUMNS
+    )
 
 
 def test_last_epoch_equals_lth_analyze_hessian(runs):
     out = runs / "final_hessian.json"
-    assert main(["-q", "analyze", "hessian", "--weights", str(runs / "tracked" / "final.pt"), "--mask",
-                 str(runs / "mask.pt"), "--out", str(out), "--seed", "0", "--threads", "1", "--device", "cpu",
-                 "--sample", SETTINGS["sample"], "--sample-seed", SETTINGS["sample_seed"], "--tol", SETTINGS["tol"],
-                 "--max-iter", SETTINGS["max_iter"], *DATA]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "analyze",
+                "hessian",
+                "--weights",
+                str(runs / "tracked" / "final.pt"),
+                "--mask",
+                str(runs / "mask.pt"),
+                "--out",
+                str(out),
+                "--seed",
+                "0",
+                "--threads",
+                "1",
+                "--device",
+                "cpu",
+                "--sample",
+                SETTINGS["sample"],
+                "--sample-seed",
+                SETTINGS["sample_seed"],
+                "--tol",
+                SETTINGS["tol"],
+                "--max-iter",
+                SETTINGS["max_iter"],
+                *DATA,
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     last = read_metrics(runs / "tracked" / "metrics.csv")[-1]
     # The same code on the same weights, sample and threads: equal to the last bit, not just close.
@@ -84,8 +132,18 @@ def test_last_epoch_equals_lth_analyze_hessian(runs):
 
 def test_resume_refuses_other_tracking_and_continues_its_own(runs, monkeypatch, capsys):
     out = runs / "resumed"
-    command = ["-q", "train", "--init", str(runs / "init.pt"), "--mask", str(runs / "mask.pt"), "--out-dir", str(out),
-               *TRAIN, *COMMON]
+    command = [
+        "-q",
+        "train",
+        "--init",
+        str(runs / "init.pt"),
+        "--mask",
+        str(runs / "mask.pt"),
+        "--out-dir",
+        str(out),
+        *TRAIN,
+        *COMMON,
+    ]
     tracker_call = HessianTracker.__call__
 
     def interrupted(self, context):  # killed at the end of epoch 2, after epoch 1's state was saved
@@ -103,8 +161,9 @@ def test_resume_refuses_other_tracking_and_continues_its_own(runs, monkeypatch, 
     assert main([*command, *TRACK[:-1], "99"]) == 2  # another budget
     assert main([*command, *TRACK]) == 0
     drop = [*TIMING_COLUMNS, "hessian_seconds"]
-    assert without(read_metrics(out / "metrics.csv"), drop) == without(read_metrics(runs / "tracked" / "metrics.csv"),
-                                                                       drop)
+    assert without(read_metrics(out / "metrics.csv"), drop) == without(
+        read_metrics(runs / "tracked" / "metrics.csv"), drop
+    )
 
 
 @pytest.fixture
@@ -115,26 +174,55 @@ def no_data_load(monkeypatch):
     monkeypatch.setattr(lth.data, "load", refuse)
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--track", "hessian", "--hessian-sample", "0"], "--hessian-sample: 0 is not allowed; must be >= 1"),
-    (["--track", "hessian", "--hessian-sample-seed", "-1"], "--hessian-sample-seed: -1 is not allowed; must be >= 0"),
-    (["--track", "hessian", "--hessian-tol", "0"], "--hessian-tol: 0.0 is not allowed; must be a finite number > 0"),
-    (["--track", "hessian", "--hessian-tol", "inf"], "--hessian-tol: inf is not allowed"),
-    (["--track", "hessian", "--hessian-max-iter", "0"], "--hessian-max-iter: 0 is not allowed; must be >= 1"),
-    (["--hessian-tol", "0.01"], "--hessian-tol: only used with --track hessian"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--track", "hessian", "--hessian-sample", "0"], "--hessian-sample: 0 is not allowed; must be >= 1"),
+        (
+            ["--track", "hessian", "--hessian-sample-seed", "-1"],
+            "--hessian-sample-seed: -1 is not allowed; must be >= 0",
+        ),
+        (
+            ["--track", "hessian", "--hessian-tol", "0"],
+            "--hessian-tol: 0.0 is not allowed; must be a finite number > 0",
+        ),
+        (["--track", "hessian", "--hessian-tol", "inf"], "--hessian-tol: inf is not allowed"),
+        (["--track", "hessian", "--hessian-max-iter", "0"], "--hessian-max-iter: 0 is not allowed; must be >= 1"),
+        (["--hessian-tol", "0.01"], "--hessian-tol: only used with --track hessian"),
+    ],
+)
 def test_bad_tracking_settings_exit_2_before_loading_data(runs, tmp_path, capsys, no_data_load, flags, message):
-    assert main(["train", "--init", str(runs / "init.pt"), "--out-dir", str(tmp_path / "run"), *TRAIN, *COMMON,
-                 *flags]) == 2
+    assert (
+        main(["train", "--init", str(runs / "init.pt"), "--out-dir", str(tmp_path / "run"), *TRAIN, *COMMON, *flags])
+        == 2
+    )
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
 def test_sample_larger_than_the_training_split_exits_2_before_training(runs, tmp_path, capsys):
-    assert main(["train", "--init", str(runs / "init.pt"), "--out-dir", str(tmp_path / "run"), *TRAIN, *COMMON,
-                 "--track", "hessian", "--hessian-sample", "181"]) == 2
-    assert ("--hessian-sample: 181 is not allowed; the training split has only 180 images (must be in [1, 180])"
-            in capsys.readouterr().err)
+    assert (
+        main(
+            [
+                "train",
+                "--init",
+                str(runs / "init.pt"),
+                "--out-dir",
+                str(tmp_path / "run"),
+                *TRAIN,
+                *COMMON,
+                "--track",
+                "hessian",
+                "--hessian-sample",
+                "181",
+            ]
+        )
+        == 2
+    )
+    assert (
+        "--hessian-sample: 181 is not allowed; the training split has only 180 images (must be in [1, 180])"
+        in capsys.readouterr().err
+    )
     # Checked once the data is loaded (it needs the split's size): the attempt's log says why, and no run is there.
     assert sorted(path.name for path in (tmp_path / "run").iterdir()) == [".lock", "train.log"]
     assert "--hessian-sample: 181 is not allowed" in (tmp_path / "run" / "train.log").read_text()
@@ -148,8 +236,25 @@ def test_unknown_tracker_is_a_usage_error(runs, tmp_path, capsys):
 
 def test_snapshot_shares_cmd_train_and_tracks_nothing(runs, tmp_path):
     out = tmp_path / "epoch1.pt"
-    assert main(["-q", "snapshot", "--epoch", "1", "--init", str(runs / "init.pt"), "--mask", str(runs / "mask.pt"),
-                 "--out", str(out), *TRAIN, *COMMON]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "snapshot",
+                "--epoch",
+                "1",
+                "--init",
+                str(runs / "init.pt"),
+                "--mask",
+                str(runs / "mask.pt"),
+                "--out",
+                str(out),
+                *TRAIN,
+                *COMMON,
+            ]
+        )
+        == 0
+    )
     assert load_checkpoint(out)["epoch"] == 1
 
 
@@ -158,8 +263,9 @@ def test_tracker_leaves_the_model_and_the_rng_alone(digits_data):
     memory format and the global RNG are as they were, and the value is that of an NCHW copy."""
     model = init_model(ModelHparams(name="resnet18", width=8), 10, seed=0).to(memory_format=torch.channels_last)
     mask = dense_mask(model.state_dict(), prunable_names(model))
-    mask = {name: torch.rand(keep.shape, generator=torch.Generator().manual_seed(1)) < 0.5
-            for name, keep in mask.items()}
+    mask = {
+        name: torch.rand(keep.shape, generator=torch.Generator().manual_seed(1)) < 0.5 for name, keep in mask.items()
+    }
     MaskEnforcer(model, mask).apply_to_weights()
     with torch.no_grad():  # BatchNorm statistics of the data, as after training
         model(torch.randn(16, 3, 32, 32).contiguous(memory_format=torch.channels_last))

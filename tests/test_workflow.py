@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-
 from test_sources import make_tiny
 from workflow_helpers import REPO, SNAKEFILE, dry_run_commands, mtimes, planned_jobs, snakemake, write_config
 
@@ -73,7 +72,12 @@ def test_every_rule_runs_and_the_figure_exists(tiny):
     workdir, _ = tiny
     table = pd.read_csv(workdir / "results" / "tiny" / "summary.csv")
     assert sorted(zip(table["variant"], table["level"])) == [
-        ("dense", 0), ("lth", 1), ("lth", 2), ("rewind", 1), ("rewind", 2)]
+        ("dense", 0),
+        ("lth", 1),
+        ("lth", 2),
+        ("rewind", 1),
+        ("rewind", 2),
+    ]
     sparsity = table.set_index(["variant", "level"])["sparsity_pct"]
     assert sparsity["lth", 1] == pytest.approx(20, abs=0.1)
     assert sparsity["rewind", 2] == pytest.approx(36, abs=0.1)
@@ -118,8 +122,9 @@ def test_deleting_one_retraining_folder_reruns_only_that_job(tiny):
 
 def test_experiment_differing_in_variants_reuses_dense_and_imp(tiny, npz_root):
     workdir, _ = tiny
-    config = write_config(workdir, "variants", tiny_config(npz_root, experiment="tiny-variants",
-                                                          variants=["rewind", "swish"]))
+    config = write_config(
+        workdir, "variants", tiny_config(npz_root, experiment="tiny-variants", variants=["rewind", "swish"])
+    )
     # Only the new variant trains (one run per level); dense, masks and rewind runs are cached.
     assert planned_jobs(workdir, config) == {"train_sparse": 2, **NEW_EXPERIMENT}
 
@@ -127,10 +132,18 @@ def test_experiment_differing_in_variants_reuses_dense_and_imp(tiny, npz_root):
 def test_changing_dense_epochs_writes_new_folders_and_keeps_old(tiny, npz_root):
     workdir, _ = tiny
     before = mtimes(summaries(workdir))
-    config = write_config(workdir, "epochs", tiny_config(npz_root, experiment="tiny-epochs", train__epochs=4,
-                                                        prune__levels=1, variants=["lth"]))
-    assert planned_jobs(workdir, config) == {"init": 1, "train_dense": 1, "prune": 1, "train_sparse": 1,
-                                             **NEW_EXPERIMENT}
+    config = write_config(
+        workdir,
+        "epochs",
+        tiny_config(npz_root, experiment="tiny-epochs", train__epochs=4, prune__levels=1, variants=["lth"]),
+    )
+    assert planned_jobs(workdir, config) == {
+        "init": 1,
+        "train_dense": 1,
+        "prune": 1,
+        "train_sparse": 1,
+        **NEW_EXPERIMENT,
+    }
     snakemake(workdir, config)
     after = mtimes(summaries(workdir))
     assert {path: after[path] for path in before} == before
@@ -141,8 +154,10 @@ def test_changing_dense_epochs_writes_new_folders_and_keeps_old(tiny, npz_root):
 
 def run_weights(workdir: Path) -> dict[str, dict]:
     """Every checkpoint's weights and every mask's tensors, by path."""
-    payloads = {path.relative_to(workdir).as_posix(): torch.load(path, weights_only=True)
-                for path in sorted((workdir / "results" / "runs").rglob("*.pt"))}
+    payloads = {
+        path.relative_to(workdir).as_posix(): torch.load(path, weights_only=True)
+        for path in sorted((workdir / "results" / "runs").rglob("*.pt"))
+    }
     return {name: payload.get("state_dict", payload.get("masks")) for name, payload in payloads.items()}
 
 
@@ -150,8 +165,19 @@ def kill_during(workdir: Path, config: Path, stage: str, graceful: bool = False)
     """Run the workflow until a `stage` run has saved a resume state, then stop it: SIGKILL its whole
     job tree (as a node failure would) and `--unlock`, or, `graceful`, SIGTERM snakemake alone, which
     lets the running jobs finish. The runs caught mid-training, and the files finished by then."""
-    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), "--configfile",
-               str(config), "--cores", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(SNAKEFILE),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "--cores",
+        "2",
+    ]
     output = workdir / f"snakemake-{stage.rstrip('-*')}.out"
     with output.open("w") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
@@ -181,8 +207,16 @@ def kill_during(workdir: Path, config: Path, stage: str, graceful: bool = False)
     else:  # two jobs run at once on 2 cores, so the kill may catch both mid-training
         interrupted = [path.parent.parent for path in runs.glob(f"{stage}/.resume/state.pt")]
         assert interrupted and not any((run / "summary.json").exists() for run in interrupted)
-    finished = mtimes([path for path in runs.rglob("*") if path.is_file() and ".resume" not in path.parts
-                       and ".references" not in path.parts and path.suffix in (".pt", ".json", ".csv", ".yaml")])
+    finished = mtimes(
+        [
+            path
+            for path in runs.rglob("*")
+            if path.is_file()
+            and ".resume" not in path.parts
+            and ".references" not in path.parts
+            and path.suffix in (".pt", ".json", ".csv", ".yaml")
+        ]
+    )
     if not graceful:
         snakemake(workdir, config, "--unlock")
     return interrupted, finished
@@ -204,8 +238,11 @@ def test_killed_workflow_resumes_to_the_uninterrupted_result(tmp_path, npz_root,
     assert interrupted and all("resuming" in (run / "train.log").read_text() for run in interrupted)
     reference, _ = tiny
     timing = ["seconds"]
-    assert pd.read_csv(tmp_path / "results" / "tiny" / "summary.csv").drop(columns=timing).equals(
-        pd.read_csv(reference / "results" / "tiny" / "summary.csv").drop(columns=timing))
+    assert (
+        pd.read_csv(tmp_path / "results" / "tiny" / "summary.csv")
+        .drop(columns=timing)
+        .equals(pd.read_csv(reference / "results" / "tiny" / "summary.csv").drop(columns=timing))
+    )
     # The tiny store also holds other tests' runs, and files they added to shared runs (rewind points).
     ours, theirs = run_weights(tmp_path), run_weights(reference)
     recorded = json.loads((reference / "results" / "runs" / ".references" / "tiny.json").read_text())["runs"]
@@ -219,9 +256,18 @@ def test_paper_config_builds_the_full_dag(tmp_path):
     seeds, levels, variants = len(config["seeds"]), config["prune"]["levels"], len(config["variants"])
     assert "lth" in config["variants"]  # then the chain's own runs are the lth runs: no extra jobs
     baselines = len(config["dense_variants"])
-    expected = {"init": seeds, "train_dense": seeds * (1 + baselines), "rewind_point": seeds, "prune": seeds * levels,
-                "train_sparse": seeds * levels * variants, "aggregate": 1, "tickets": 1, "figure_settings": 1,
-                "plot_accuracy_vs_sparsity": 1, "all": 1}
+    expected = {
+        "init": seeds,
+        "train_dense": seeds * (1 + baselines),
+        "rewind_point": seeds,
+        "prune": seeds * levels,
+        "train_sparse": seeds * levels * variants,
+        "aggregate": 1,
+        "tickets": 1,
+        "figure_settings": 1,
+        "plot_accuracy_vs_sparsity": 1,
+        "all": 1,
+    }
     expected["data"] = 1  # CIFAR-100, fetched once for every seed
     # Every accuracy figure but Figure A13 (OMP): 1a-d, 4a, 4b, 8, 9.
     expected["plot_paper_figure"] = 8
@@ -229,26 +275,42 @@ def test_paper_config_builds_the_full_dag(tmp_path):
     # perturbation of lth and at+trt at 91%, and their per-epoch Hessian, trained again with tracking;
     # landscapes of four variants at 91%, at epoch 5 (a snapshot each) and the end, in 4 parts each;
     # input landscapes of the same four at the end.
-    assert config["analysis"]["landscape"] == {"variants": ["lth", "skip", "ls", "gradinit"], "levels": [0.91],
-                                               "epochs": [5, "final"], "jobs": 4}
+    assert config["analysis"]["landscape"] == {
+        "variants": ["lth", "skip", "ls", "gradinit"],
+        "levels": [0.91],
+        "epochs": [5, "final"],
+        "jobs": 4,
+    }
     runs = seeds * (1 + levels * variants)
-    expected |= {"analyze": runs + seeds * (1 + 2 * levels) + seeds * 2, "track_hessian": seeds * 2,
-                 "snapshot": seeds * 4, "analyze_grid_part": seeds * 4 * 2 * 4 + seeds * 4,
-                 "merge_grid": seeds * 4 * 2 + seeds * 4, "collect_analysis": 6, "plot_analysis": 6,
-                 "tabulate_analysis": 1}
+    expected |= {
+        "analyze": runs + seeds * (1 + 2 * levels) + seeds * 2,
+        "track_hessian": seeds * 2,
+        "snapshot": seeds * 4,
+        "analyze_grid_part": seeds * 4 * 2 * 4 + seeds * 4,
+        "merge_grid": seeds * 4 * 2 + seeds * 4,
+        "collect_analysis": 6,
+        "plot_analysis": 6,
+        "tabulate_analysis": 1,
+    }
     assert planned_jobs(tmp_path, REPO / "config.yaml") == expected
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"model": {"name": "resnet18", "width": -1}}, "width"),
-    ({"train": {"lrr": 0.1}}, "lrr"),
-    ({"variants": ["swish+mish"]}, "swish"),
-    ({"variants": ["rewind"], "rewind_epoch": 3}, "rewind_epoch: 3"),
-    ({"gradinit": {"enabled": True}}, "gradinit.enabled"),
-    ({"analysis": {"hesian": {}}}, "'hesian' is not one of ['activations', 'hessian'"),
-    ({"analysis": {"landscape": {"points": 0}}}, "0 is less than the minimum of 1"),
-    ({"analysis": {"hessian": {"levels": [0.99], "sample": 20}}}, "hessian.levels[0]: sparsity 0.99 is not allowed"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"model": {"name": "resnet18", "width": -1}}, "width"),
+        ({"train": {"lrr": 0.1}}, "lrr"),
+        ({"variants": ["swish+mish"]}, "swish"),
+        ({"variants": ["rewind"], "rewind_epoch": 3}, "rewind_epoch: 3"),
+        ({"gradinit": {"enabled": True}}, "gradinit.enabled"),
+        ({"analysis": {"hesian": {}}}, "'hesian' is not one of ['activations', 'hessian'"),
+        ({"analysis": {"landscape": {"points": 0}}}, "0 is less than the minimum of 1"),
+        (
+            {"analysis": {"hessian": {"levels": [0.99], "sample": 20}}},
+            "hessian.levels[0]: sparsity 0.99 is not allowed",
+        ),
+    ],
+)
 def test_bad_config_stops_before_any_job(tmp_path, npz_root, change, message):
     config = write_config(tmp_path, "bad", {**tiny_config(npz_root), **change})
     result = snakemake(tmp_path, config, "-n", check=False)
@@ -260,10 +322,24 @@ def test_bad_config_stops_before_any_job(tmp_path, npz_root, change, message):
 def test_rules_call_lth_through_snakemakes_interpreter(tmp_path, npz_root):
     """A job finds lth without an activated environment: nothing of the install is on PATH here."""
     config = write_config(tmp_path, "tiny", tiny_config(npz_root))
-    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path), "--configfile",
-               str(config), "--cores", "1", "--until", "init"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PATH": "/usr/bin:/bin"})
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(SNAKEFILE),
+        "-d",
+        str(tmp_path),
+        "--configfile",
+        str(config),
+        "--cores",
+        "1",
+        "--until",
+        "init",
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "PATH": "/usr/bin:/bin"}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(list((tmp_path / "results" / "runs").glob("dense-*/init.pt"))) == 1
 
@@ -285,11 +361,21 @@ def test_a_downloaded_dataset_is_fetched_once_before_any_training(tmp_path, npz_
     """Tiny-ImageNet (a dataset lth downloads), two seeds: one `data` job, which both theta0s wait
     for; the other jobs never download; a newer data record, or fetching again, retrains nothing."""
     make_tiny(tmp_path / "data" / "tiny-imagenet-200")
-    config = write_config(tmp_path, "tiny-imagenet", tiny_config(
-        npz_root, seeds=[0, 1], data={"name": "tinyimagenet", "root": str(tmp_path / "data"), "download": True}))
+    config = write_config(
+        tmp_path,
+        "tiny-imagenet",
+        tiny_config(
+            npz_root, seeds=[0, 1], data={"name": "tinyimagenet", "root": str(tmp_path / "data"), "download": True}
+        ),
+    )
     commands, _ = dry_run_commands(tmp_path, "dense", "-s", str(SNAKEFILE), "--configfile", str(config))
-    assert planned_jobs(tmp_path, config, "dense") == {"data": 1, "init": 2, "train_dense": 2, "rewind_point": 2,
-                                                      "dense": 1}
+    assert planned_jobs(tmp_path, config, "dense") == {
+        "data": 1,
+        "init": 2,
+        "train_dense": 2,
+        "rewind_point": 2,
+        "dense": 1,
+    }
     assert [c for c in commands if " lth data " in c] == [c for c in commands if "--data.download true" in c]
     assert len([c for c in commands if "--data.download false" in c]) == 6  # init, training, rewind points
     record = tmp_path / "results" / "data" / "tinyimagenet.json"
@@ -305,29 +391,66 @@ def test_a_downloaded_dataset_is_fetched_once_before_any_training(tmp_path, npz_
 def test_a_gpu_the_machine_lacks_stops_the_workflow_before_any_job(tmp_path, npz_root):
     cuda = write_config(tmp_path, "cuda", tiny_config(npz_root, device="cuda"))
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # no GPU, also where the test machine has one
-    for config, extra, message in [(cuda, [], "device: 'cuda' but this machine has no NVIDIA GPU"),
-                                   (write_config(tmp_path, "cpu", tiny_config(npz_root)), ["--resources", "gpu=1"],
-                                    "--resources gpu=1 but this machine has 0 GPU")]:
-        result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path / "w"),
-                                 "--cores", "1", *extra, "--configfile", str(config)],
-                                capture_output=True, text=True, env=env, timeout=300)
+    for config, extra, message in [
+        (cuda, [], "device: 'cuda' but this machine has no NVIDIA GPU"),
+        (
+            write_config(tmp_path, "cpu", tiny_config(npz_root)),
+            ["--resources", "gpu=1"],
+            "--resources gpu=1 but this machine has 0 GPU",
+        ),
+    ]:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "snakemake",
+                "-s",
+                str(SNAKEFILE),
+                "-d",
+                str(tmp_path / "w"),
+                "--cores",
+                "1",
+                *extra,
+                "--configfile",
+                str(config),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
         assert result.returncode != 0 and message in result.stdout + result.stderr
         assert not (tmp_path / "w" / "results").exists()
 
 
 @pytest.mark.parametrize("profile", ["workstation", "slurm"])
 def test_shipped_profiles_plan_from_the_repository_root(profile):
-    commands, output = dry_run_commands(REPO, "--workflow-profile", f"profiles/{profile}",
-                                        "--configfile", "configs/quickstart.yaml")
+    commands, output = dry_run_commands(
+        REPO, "--workflow-profile", f"profiles/{profile}", "--configfile", "configs/quickstart.yaml"
+    )
     assert commands and "gpu=0" in output  # the quickstart trains on the CPU: it asks for no GPU
 
 
 def test_an_unknown_profile_key_is_an_error_naming_it(tmp_path):
     (tmp_path / "typo").mkdir()
-    (tmp_path / "typo" / "config.yaml").write_text((REPO / "profiles" / "workstation" / "config.yaml").read_text()
-                                                   + "keep-goin: true\n")
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--workflow-profile", str(tmp_path / "typo"),
-                             "--configfile", "configs/quickstart.yaml"], cwd=REPO, capture_output=True, text=True)
+    (tmp_path / "typo" / "config.yaml").write_text(
+        (REPO / "profiles" / "workstation" / "config.yaml").read_text() + "keep-goin: true\n"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--workflow-profile",
+            str(tmp_path / "typo"),
+            "--configfile",
+            "configs/quickstart.yaml",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0 and "--keep-goin" in result.stderr
 
 
@@ -353,9 +476,31 @@ def test_a_retrained_rewind_point_equals_the_one_the_dense_run_kept(tiny, tmp_pa
     settings = write_config(tmp_path, "settings", {key: record[key] for key in ("model", "data", "train")})
     out = tmp_path / "epoch1.pt"
     # `python -m lth`, as the rules call it: `lth` is on PATH only where its environment is activated.
-    result = subprocess.run([sys.executable, "-m", "lth", "snapshot", "--epoch", "1", "--init", str(dense / "init.pt"),
-                             "--out", str(out), "--seed", str(record["seed"]), "--threads", "1", "--device", "cpu",
-                             "--config", str(settings)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lth",
+            "snapshot",
+            "--epoch",
+            "1",
+            "--init",
+            str(dense / "init.pt"),
+            "--out",
+            str(out),
+            "--seed",
+            str(record["seed"]),
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--config",
+            str(settings),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     kept = torch.load(dense / "epoch1.pt", weights_only=True)["state_dict"]
     retrained = torch.load(out, weights_only=True)["state_dict"]
@@ -383,8 +528,11 @@ def test_deleting_an_experiments_outputs_keeps_the_shared_runs(tiny, npz_root):
     assert planned_jobs(workdir, other) == NEW_EXPERIMENT
     snakemake(workdir, other)
     store = workdir / "results" / "runs"
-    runs = [path for path in store.rglob("*") if path.is_file()
-            and not any(part.startswith(".") for part in path.relative_to(store).parts)]
+    runs = [
+        path
+        for path in store.rglob("*")
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(store).parts)
+    ]
 
     def state() -> dict[Path, tuple[int, int, bytes]]:
         return {path: (path.stat().st_ino, path.stat().st_mtime_ns, path.read_bytes()) for path in runs}
@@ -404,37 +552,73 @@ def test_deleting_an_experiments_outputs_keeps_the_shared_runs(tiny, npz_root):
     assert planned_jobs(workdir, config) == {}
 
 
-@pytest.mark.parametrize("target, rules", [
-    ("dense", {"init", "train_dense", "rewind_point"}),
-    ("masks", {"init", "train_dense", "prune", "train_sparse"}),  # level 2 prunes the chain's level-1 run
-    ("retrain", {"init", "train_dense", "rewind_point", "prune", "train_sparse"}),
-    ("tables", {"init", "train_dense", "rewind_point", "prune", "train_sparse", "aggregate", "figure_settings",
-                "tickets"}),
-    ("figures", {"init", "train_dense", "rewind_point", "prune", "train_sparse", "aggregate", "figure_settings",
-                 "plot_accuracy_vs_sparsity"}),
-    ("report", {"init", "train_dense", "rewind_point", "prune", "train_sparse", "aggregate", "figure_settings",
-                "tickets", "plot_accuracy_vs_sparsity"}),
-])
+@pytest.mark.parametrize(
+    "target, rules",
+    [
+        ("dense", {"init", "train_dense", "rewind_point"}),
+        ("masks", {"init", "train_dense", "prune", "train_sparse"}),  # level 2 prunes the chain's level-1 run
+        ("retrain", {"init", "train_dense", "rewind_point", "prune", "train_sparse"}),
+        (
+            "tables",
+            {"init", "train_dense", "rewind_point", "prune", "train_sparse", "aggregate", "figure_settings", "tickets"},
+        ),
+        (
+            "figures",
+            {
+                "init",
+                "train_dense",
+                "rewind_point",
+                "prune",
+                "train_sparse",
+                "aggregate",
+                "figure_settings",
+                "plot_accuracy_vs_sparsity",
+            },
+        ),
+        (
+            "report",
+            {
+                "init",
+                "train_dense",
+                "rewind_point",
+                "prune",
+                "train_sparse",
+                "aggregate",
+                "figure_settings",
+                "tickets",
+                "plot_accuracy_vs_sparsity",
+            },
+        ),
+    ],
+)
 def test_each_stage_can_be_asked_for_by_name(tmp_path, npz_root, target, rules):
     config = write_config(tmp_path, "tiny", tiny_config(npz_root))
     assert set(planned_jobs(tmp_path, config, target)) == rules | {target}
 
 
-@pytest.mark.parametrize("config", ["config.yaml", "configs/quickstart.yaml", "configs/cifar10-mini.yaml",
-                                    "configs/any-mask.yaml"])
+@pytest.mark.parametrize(
+    "config", ["config.yaml", "configs/quickstart.yaml", "configs/cifar10-mini.yaml", "configs/any-mask.yaml"]
+)
 def test_shipped_configs_plan_the_same_jobs_from_any_directory(tmp_path, config):
     """The README's way (from the repository root) against the tests' way (-d) and another directory
     (there without torch)."""
     readme_way = [] if config == "config.yaml" else ["--configfile", config]
     commands, output = dry_run_commands(REPO, *readme_way)
-    with_d, _ = dry_run_commands(REPO, "-s", str(SNAKEFILE), "-d", str(tmp_path / "work"),
-                                 "--configfile", str(REPO / config))
+    with_d, _ = dry_run_commands(
+        REPO, "-s", str(SNAKEFILE), "-d", str(tmp_path / "work"), "--configfile", str(REPO / config)
+    )
     # Every Snakemake start (and every cluster job) parses the Snakefile: planning must not import
     # torch, which here cannot be imported.
     (tmp_path / "torch").mkdir()
     (tmp_path / "torch" / "__init__.py").write_text("raise ImportError('torch imported while planning')\n")
-    elsewhere, _ = dry_run_commands(tmp_path, "-s", str(SNAKEFILE), "--configfile", str(REPO / config),
-                                    env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    elsewhere, _ = dry_run_commands(
+        tmp_path,
+        "-s",
+        str(SNAKEFILE),
+        "--configfile",
+        str(REPO / config),
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
     assert commands and commands == with_d == elsewhere
     assert "is extended by additional config" not in output  # no config is merged under another
     threads = yaml.safe_load((REPO / config).read_text())["threads"]
@@ -459,8 +643,10 @@ def test_cifar10_mini_configs_download_or_read_the_local_copy_their_header_names
     commands, _ = dry_run_commands(REPO, "--configfile", config, "--config", f"data={{name: npz, root: {npz_root}}}")
     assert not any(" lth data " in c for c in commands)
     reading = [c for c in commands if "--data.name" in c]
-    assert reading and all(f"--data.name npz --data.root {npz_root} --data.download false --data.subset_per_class 1000 "
-                           in c for c in reading)
+    assert reading and all(
+        f"--data.name npz --data.root {npz_root} --data.download false --data.subset_per_class 1000 " in c
+        for c in reading
+    )
 
 
 def test_gc_deletes_only_folders_no_config_plans(tiny, npz_root, tmp_path):
@@ -486,8 +672,13 @@ def test_gc_deletes_only_folders_no_config_plans(tiny, npz_root, tmp_path):
     assert deleted.returncode == 0 and "deleted" in deleted.stdout, deleted.stderr
     assert not (runs / "sparse-0123456789").exists() and not (runs / "imp-0123456789").exists()
     kept = mtimes([path for path in runs.rglob("*") if path.is_file()])
-    assert planned_jobs(tmp_path, config) == {"aggregate": 1, "tickets": 1, "figure_settings": 1,
-                                              "plot_accuracy_vs_sparsity": 1, "all": 1}  # tables only: no run
+    assert planned_jobs(tmp_path, config) == {
+        "aggregate": 1,
+        "tickets": 1,
+        "figure_settings": 1,
+        "plot_accuracy_vs_sparsity": 1,
+        "all": 1,
+    }  # tables only: no run
     assert "train" not in " ".join(planned_jobs(tmp_path, other))
     assert mtimes(list(kept)) == kept
 
@@ -497,14 +688,22 @@ def test_gc_keeps_what_any_recorded_experiment_uses_until_it_is_forgotten(tiny, 
     given only tiny's config deletes nothing tiny-epochs references; `--forget tiny-epochs --yes`
     deletes exactly the runs no one else uses. On a copy of the store (other tests read the original)."""
     workdir, _ = tiny
-    snakemake(workdir, write_config(workdir, "epochs", tiny_config(npz_root, experiment="tiny-epochs", train__epochs=4,
-                                                                   prune__levels=1, variants=["lth"])))
+    snakemake(
+        workdir,
+        write_config(
+            workdir,
+            "epochs",
+            tiny_config(npz_root, experiment="tiny-epochs", train__epochs=4, prune__levels=1, variants=["lth"]),
+        ),
+    )
     results = tmp_path / "results"
     shutil.copytree(workdir / "results" / "runs", results / "runs")
     shutil.copytree(workdir / "results" / "published", results / "published", symlinks=True)
     config = write_config(tmp_path, "tiny", tiny_config(npz_root, results=str(results)))
-    records = {path.stem: set(json.loads(path.read_text())["runs"])
-               for path in (results / "runs" / ".references").glob("*.json")}
+    records = {
+        path.stem: set(json.loads(path.read_text())["runs"])
+        for path in (results / "runs" / ".references").glob("*.json")
+    }
     assert {"tiny", "tiny-epochs"} <= set(records)
     folders = {path.name for path in (results / "runs").glob("[!.]*")}
     lth = [sys.executable, "-m", "lth", "gc", str(config)]
@@ -520,8 +719,13 @@ def test_gc_keeps_what_any_recorded_experiment_uses_until_it_is_forgotten(tiny, 
     assert forgotten.returncode == 0 and "forgot tiny-epochs" in forgotten.stdout, forgotten.stderr
     assert {path.name for path in (results / "runs").glob("[!.]*")} == folders - unrecorded - only_epochs
     assert not [name for name in only_epochs if (results / "published" / "runs" / name).exists()]
-    assert planned_jobs(tmp_path, config) == {"aggregate": 1, "tickets": 1, "figure_settings": 1,
-                                              "plot_accuracy_vs_sparsity": 1, "all": 1}  # tiny lost nothing
+    assert planned_jobs(tmp_path, config) == {
+        "aggregate": 1,
+        "tickets": 1,
+        "figure_settings": 1,
+        "plot_accuracy_vs_sparsity": 1,
+        "all": 1,
+    }  # tiny lost nothing
 
 
 def test_report_holds_the_table_and_the_figure(tiny):
@@ -547,8 +751,11 @@ def test_an_edited_summary_is_refused_and_deleting_it_regenerates_it(tiny):
     table.write_text("".join(lines[:-1]) + ",".join(cells))
     result = snakemake(workdir, config, check=False)
     assert result.returncode != 0, result.stdout + result.stderr
-    logs = " ".join(path.read_text() for path in (folder / "logs").glob("*.log")
-                    if path.name in ("tickets.log", "plot_accuracy_vs_sparsity.log"))
+    logs = " ".join(
+        path.read_text()
+        for path in (folder / "logs").glob("*.log")
+        if path.name in ("tickets.log", "plot_accuracy_vs_sparsity.log")
+    )
     assert f"{table.relative_to(workdir)} does not match the sha256 in its seal summary.csv.sha256" in logs
     assert "regenerate it: delete it and rerun snakemake" in logs
     # Snakemake removes a failed job's outputs; what is left is what lth wrote from the sealed table.

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from workflow_helpers import REPO, dry_run_commands, planned_jobs, snakemake, write_config
 
 from lth.checkpoints import load_checkpoint
 from lth.masks import load_mask
-from workflow_helpers import REPO, dry_run_commands, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -33,8 +33,12 @@ def any_mask_config(**changes) -> dict:
         "train": {"epochs": 2, "batch_size": 32},
         "gradinit": {"iterations": 3, "batch_size": 32},
         "prune": {"method": "imp", "levels": [1], "rate": 0.6},
-        "masks": ["magnitude", {"source": "random", "like": "magnitude", "label": "random_like"}, "snip",
-                  {"source": "file", "path": "masks/level{level}.npz"}],  # relative to the config file
+        "masks": [
+            "magnitude",
+            {"source": "random", "like": "magnitude", "label": "random_like"},
+            "snip",
+            {"source": "file", "path": "masks/level{level}.npz"},
+        ],  # relative to the config file
         "variants": VARIANTS,
         "resources": {"train": {"mem_mb": 1000}},
         **changes,
@@ -85,7 +89,8 @@ def test_every_variant_is_spent_on_every_source(spent):
     workdir, _, table, _ = spent
     sparse = table[table["variant"] != "dense"]
     assert sorted(zip(sparse["mask_source"], sparse["variant"])) == sorted(
-        (source, variant) for source in SOURCES for variant in VARIANTS)
+        (source, variant) for source in SOURCES for variant in VARIANTS
+    )
     assert table.loc[table["variant"] == "dense", "mask_source"].isna().all()
     for source in ("magnitude", "random_like", "snip"):  # IMP level 1's count, whatever drew the mask
         plain = sparse[(sparse["mask_source"] == source) & (sparse["variant"] != "at+trt")]
@@ -99,9 +104,11 @@ def test_the_masks_are_the_sources_own(spent):
     workdir, _, table, user = spent
     masks = {source: mask_of(workdir, run_of(workdir, table, source, "lth")) for source in SOURCES}
     assert {name: bool(keep.equal(torch.from_numpy(user[name]))) for name, keep in masks["file"].items()} == {
-        name: True for name in user}
+        name: True for name in user
+    }
     assert {name: int(keep.sum()) for name, keep in masks["random_like"].items()} == {
-        name: int(keep.sum()) for name, keep in masks["magnitude"].items()}  # the random-pruning control
+        name: int(keep.sum()) for name, keep in masks["magnitude"].items()
+    }  # the random-pruning control
     assert not all(masks["random_like"][name].equal(masks["magnitude"][name]) for name in masks["magnitude"])
     assert not all(masks["snip"][name].equal(masks["magnitude"][name]) for name in masks["magnitude"])
     for source in SOURCES:  # every variant trains with the same mask, and keeps it exactly
@@ -120,7 +127,8 @@ def test_reinit_starts_from_another_seeds_weights(spent):
     assert record(reinit)["init"]["path"] == f"{dense}/reinit/seed1000.pt"  # seed 0 + reinit_seed_offset
     assert record(lth)["init"]["path"] == f"{dense}/init.pt"
     assert {key: value for key, value in record(reinit).items() if key != "init"} == {
-        key: value for key, value in record(lth).items() if key != "init"}
+        key: value for key, value in record(lth).items() if key != "init"
+    }
     theta0 = load_checkpoint(workdir / dense / "init.pt")["state_dict"]
     fresh = load_checkpoint(workdir / dense / "reinit" / "seed1000.pt")["state_dict"]
     assert set(theta0) == set(fresh) and not theta0["conv1.weight"].equal(fresh["conv1.weight"])
@@ -131,17 +139,29 @@ def test_the_cache_reruns_only_the_source_that_changed(spent, tmp_path):
     os.utime(workdir / "masks" / "level1.npz")  # touched, same bytes: nothing to do
     assert planned_jobs(workdir, config) == {}
     shutil.copytree(workdir / "masks", workdir / "moved")  # the same bytes elsewhere: nothing to do either
-    moved = write_config(workdir, "moved", any_mask_config(masks=[*any_mask_config()["masks"][:3], {
-        "source": "file", "path": "moved/level{level}.npz"}]))
+    moved = write_config(
+        workdir,
+        "moved",
+        any_mask_config(masks=[*any_mask_config()["masks"][:3], {"source": "file", "path": "moved/level{level}.npz"}]),
+    )
     assert planned_jobs(workdir, moved) == {}
-    changed = {"masks": ["magnitude", {"source": "random", "like": "magnitude", "label": "random_like"},
-                         {"source": "snip", "batches": 2}, {"source": "file", "path": "masks/level{level}.npz"}]}
+    changed = {
+        "masks": [
+            "magnitude",
+            {"source": "random", "like": "magnitude", "label": "random_like"},
+            {"source": "snip", "batches": 2},
+            {"source": "file", "path": "masks/level{level}.npz"},
+        ]
+    }
     tables = {"aggregate": 1, "tickets": 1, "plot_accuracy_vs_sparsity": 1, "plot_paper_figure": 2, "all": 1}
     edited = write_config(workdir, "snip2", any_mask_config(**changed))
     assert planned_jobs(workdir, edited) == {"prune": 1, "train_sparse": len(VARIANTS), **tables}
     write_user_masks(workdir / "masks2", seed=1)  # another user's file: only its runs are new
-    other = write_config(workdir, "file2", any_mask_config(masks=[*any_mask_config()["masks"][:3], {
-        "source": "file", "path": "masks2/level{level}.npz"}]))
+    other = write_config(
+        workdir,
+        "file2",
+        any_mask_config(masks=[*any_mask_config()["masks"][:3], {"source": "file", "path": "masks2/level{level}.npz"}]),
+    )
     assert planned_jobs(workdir, other) == {"prune": 1, "train_sparse": len(VARIANTS), **tables}
 
 
@@ -156,4 +176,6 @@ def test_a_second_config_file_adds_your_masks_to_a_shipped_config(tmp_path):
     commands, _ = dry_run_commands(REPO, "--configfile", "configs/any-mask.yaml", str(mine))
     reads = sorted(command.split("--file ", 1)[1].split()[0] for command in commands if "--method file" in command)
     assert reads == [str(tmp_path / "my_masks" / f"level{level}.npz") for level in (1, 2)]
-    assert sum("lth train" in command and "--mask " in command for command in commands) == 2 * 3 * 2  # sources x variants x levels
+    assert (
+        sum("lth train" in command and "--mask " in command for command in commands) == 2 * 3 * 2
+    )  # sources x variants x levels

@@ -11,16 +11,26 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from workflow_helpers import planned_jobs, snakemake, write_config
 
 from lth.figures import draw_summary_figure
-from workflow_helpers import planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
 KD = "skip+swish+gradinit+kd"  # AT+TRT with distillation in place of label smoothing (Figure 9)
 VARIANTS = ["lth", "rewind", "skip", "swish", "ls", "gradinit", "at+trt", "at+trt+rewind", KD]
-IMP_FIGURES = ["accuracy_vs_sparsity", "fig1a_skip", "fig1b_activations", "fig1c_ls", "fig1d_gradinit",
-               "fig4a_at_trt", "fig4b_rewinding", "fig8_rewinding_combos", "fig9_ls_vs_kd", "fig2_hessian"]
+IMP_FIGURES = [
+    "accuracy_vs_sparsity",
+    "fig1a_skip",
+    "fig1b_activations",
+    "fig1c_ls",
+    "fig1d_gradinit",
+    "fig4a_at_trt",
+    "fig4b_rewinding",
+    "fig8_rewinding_combos",
+    "fig9_ls_vs_kd",
+    "fig2_hessian",
+]
 OMP_FIGURES = ["accuracy_vs_sparsity", "fig4a_at_trt", "figA13_omp"]
 CONFIG = {
     "seeds": [0, 1],
@@ -67,10 +77,16 @@ def test_every_figure_and_table_of_both_experiments_is_drawn(paper):
         assert drawn == sorted(f"{figure}.{ext}" for figure in figures for ext in ("png", "pdf")), experiment
         assert (results / experiment / "tickets.csv").stat().st_size > 0
     assert sorted(path.name for path in (results / "figures").iterdir()) == [
-        "fig6_grid.pdf", "fig6_grid.png", "fig7_grid.pdf", "fig7_grid.png"]
+        "fig6_grid.pdf",
+        "fig6_grid.png",
+        "fig7_grid.pdf",
+        "fig7_grid.png",
+    ]
     both = pd.read_csv(results / "summary.csv")
-    assert both.groupby("experiment").size().to_dict() == {"imp": len(table(workdir, "imp")),
-                                                           "omp": len(table(workdir, "omp"))}
+    assert both.groupby("experiment").size().to_dict() == {
+        "imp": len(table(workdir, "imp")),
+        "omp": len(table(workdir, "omp")),
+    }
 
 
 def test_the_plan_says_why_a_figure_is_not_drawn(paper):
@@ -89,7 +105,11 @@ def test_summary_rows_say_what_was_trained(paper):
     assert by_variant.loc[("at+trt+rewind", 2), "rewind_epoch"] == 1
     assert tuple(by_variant.loc[("dense+skip", 0), ["skip", "activation", "gradinit"]]) == ("conv1x1", "relu", False)
     assert tuple(by_variant.loc[("at+trt", 2), ["skip", "activation", "gradinit", "label_smoothing"]]) == (
-        "conv1x1", "swish", True, 0.1)
+        "conv1x1",
+        "swish",
+        True,
+        0.1,
+    )
     assert by_variant.loc[(KD, 2), "kd_alpha"] == 0.9 and by_variant.loc[(KD, 2), "kd_reduction"] == "batchmean"
     assert set(rows["model"]) == {"resnet18"} and set(rows["dataset"]) == {"digits"}
 
@@ -145,8 +165,9 @@ def test_skip_branches_add_weights_and_flops_that_the_figures_can_plot(paper, tm
     assert rows.loc["skip", "total_params"] > rows.loc["lth", "total_params"]
     assert rows.loc["skip", "forward_flops"] == rows.loc["at+trt", "forward_flops"] > rows.loc["lth", "forward_flops"]
     assert (rows["forward_flops_effective"] <= rows["forward_flops"]).all()
-    plotted = draw_summary_figure("fig1a_skip", workdir / "results" / "imp" / "summary.csv", [tmp_path / "f.png"],
-                                  x="forward_flops_effective")
+    plotted = draw_summary_figure(
+        "fig1a_skip", workdir / "results" / "imp" / "summary.csv", [tmp_path / "f.png"], x="forward_flops_effective"
+    )
     flops = table(workdir, "imp").query("variant == 'skip'")["forward_flops_effective"].mean()
     assert plotted["skip"]["x"].tolist() == pytest.approx([flops])
 
@@ -163,5 +184,11 @@ def test_a_figure_setting_redraws_only_figures_and_tickets(paper):
     changed = json.loads(json.dumps(CONFIG))
     changed["figures"] = {"x": "nonzero_params"}
     jobs = planned_jobs(workdir, write_config(workdir, "changed", changed))
-    assert set(jobs) == {"figure_settings", "plot_accuracy_vs_sparsity", "plot_paper_figure", "plot_grid",
-                         "tickets", "all"}, jobs
+    assert set(jobs) == {
+        "figure_settings",
+        "plot_accuracy_vs_sparsity",
+        "plot_paper_figure",
+        "plot_grid",
+        "tickets",
+        "all",
+    }, jobs

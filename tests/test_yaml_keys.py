@@ -7,24 +7,39 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from lth.cli import main
-from lth.yamlio import DuplicateKeyError, read_yaml
 from test_workflow import tiny_config
 from workflow_helpers import REPO, snakemake
 
+from lth.cli import main
+from lth.yamlio import DuplicateKeyError, read_yaml
+
 # (YAML text, the key as the message names it, its two places)
 TWICE = {
-    "a section twice": ("train: {epochs: 2}\nprune: {levels: 1}\ntrain: {epochs: 7}\n",
-                        "train", ["line 1, column 1", "line 3, column 1"]),
-    "a key twice in a flow mapping": ("train: {epochs: 2, epochs: 7}\n",
-                                      "train.epochs", ["line 1, column 9", "line 1, column 20"]),
-    "a key twice in a block mapping": ("train:\n  epochs: 2\n  lr: 0.1\n  epochs: 7\n",
-                                       "train.epochs", ["line 2, column 3", "line 4, column 3"]),
-    "inside an experiment": ("experiments:\n  a:\n    data: {name: npz}\n    data: {name: digits}\n",
-                             "experiments.a.data", ["line 3", "line 4"]),
-    "inside a list entry": ("masks:\n  - {source: file, path: a.pt, path: b.pt}\n",
-                            "masks[0].path", ["line 2, column 20", "line 2, column 32"]),
+    "a section twice": (
+        "train: {epochs: 2}\nprune: {levels: 1}\ntrain: {epochs: 7}\n",
+        "train",
+        ["line 1, column 1", "line 3, column 1"],
+    ),
+    "a key twice in a flow mapping": (
+        "train: {epochs: 2, epochs: 7}\n",
+        "train.epochs",
+        ["line 1, column 9", "line 1, column 20"],
+    ),
+    "a key twice in a block mapping": (
+        "train:\n  epochs: 2\n  lr: 0.1\n  epochs: 7\n",
+        "train.epochs",
+        ["line 2, column 3", "line 4, column 3"],
+    ),
+    "inside an experiment": (
+        "experiments:\n  a:\n    data: {name: npz}\n    data: {name: digits}\n",
+        "experiments.a.data",
+        ["line 3", "line 4"],
+    ),
+    "inside a list entry": (
+        "masks:\n  - {source: file, path: a.pt, path: b.pt}\n",
+        "masks[0].path",
+        ["line 2, column 20", "line 2, column 32"],
+    ),
     "one key spelt two ways": ("seeds: [0]\n1: a\n0x1: b\n", "1", ["line 2", "line 3"]),
 }
 
@@ -65,7 +80,7 @@ def insert_after(text: str, line: str, new: str) -> tuple[str, int, int]:
     """`text` with `new` inserted after its `line`; the 1-based numbers of `line` and `new`."""
     lines = text.splitlines(keepends=True)
     index = lines.index(line + "\n")
-    return "".join([*lines[:index + 1], new + "\n", *lines[index + 1:]]), index + 1, index + 2
+    return "".join([*lines[: index + 1], new + "\n", *lines[index + 1 :]]), index + 1, index + 2
 
 
 def twice_at_top_level(npz_root: Path) -> tuple[str, str, int, int]:

@@ -23,17 +23,40 @@ def write_config(folder: Path, name: str, config: dict[str, Any]) -> Path:
 
 # Root passes every write-permission check, so Snakemake's protected() files do not stop it; these
 # tests act as an ordinary user does by dropping the capabilities that let root ignore file modes.
-AS_USER = (["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner",
-             "--inh-caps=-dac_override,-dac_read_search,-fowner"] if os.geteuid() == 0 else [])
+AS_USER = (
+    [
+        "setpriv",
+        "--bounding-set=-dac_override,-dac_read_search,-fowner",
+        "--inh-caps=-dac_override,-dac_read_search,-fowner",
+    ]
+    if os.geteuid() == 0
+    else []
+)
 
 
-def snakemake(workdir: Path, config: Path, *extra: str, check: bool = True,
-              as_user: bool = False) -> subprocess.CompletedProcess:
-    command = [*(AS_USER if as_user else []), sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d",
-               str(workdir), "--configfile", str(config), "--cores", "2", *extra]
+def snakemake(
+    workdir: Path, config: Path, *extra: str, check: bool = True, as_user: bool = False
+) -> subprocess.CompletedProcess:
+    command = [
+        *(AS_USER if as_user else []),
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(SNAKEFILE),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "--cores",
+        "2",
+        *extra,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        raise AssertionError(
+            f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
     return result
 
 

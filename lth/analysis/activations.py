@@ -17,7 +17,8 @@ activations --thresholds` and the planner take theirs from here (tests/test_anal
 checks the schema's copy). The paper does not state its threshold, and it decides Table A1's Swish
 column: Swish is smooth through 0 (SiLU(x) ~ x/2 there), so its near-zero fraction grows in
 proportion to t (measured on Swish networks: about 0.016% at 1e-4, 0.16% at 1e-3, 1.6% at 1e-2,
-exactly 0 at 0; 1.2-2.6% per stage at 1e-2), while ReLU's is almost all exact zeros (about 44.6% at 0 against 45.0% at 1e-2).
+exactly 0 at 0; 1.2-2.6% per stage at 1e-2), while ReLU's is almost all exact zeros (about 44.6% at 0
+against 45.0% at 1e-2).
 The paper's Swish column, 0.16-0.39% per stage, matches t = 1e-3. The default is therefore
 [0, 1e-3, 1e-2]: 0 counts exact zeros only (ReLU's own sparsity, free of any choice of t), 1e-3 is
 the threshold the paper's numbers imply, and 1e-2 (this project's earlier single default) shows
@@ -80,23 +81,32 @@ def check_thresholds(values: Any, name: str = "thresholds") -> tuple[float, ...]
     """
     example = f"e.g. [{threshold_text(DEFAULT_THRESHOLDS)}] (the default)"
     if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
-        raise ActivationSparsityError(f"{name}: {values!r} is not allowed; give a list of thresholds, each "
-                                      f"{THRESHOLD_RULE}, {example}")
+        raise ActivationSparsityError(
+            f"{name}: {values!r} is not allowed; give a list of thresholds, each {THRESHOLD_RULE}, {example}"
+        )
     values = list(values)
     if not values:
-        raise ActivationSparsityError(f"{name}: an empty list is not allowed; give at least one threshold, each "
-                                      f"{THRESHOLD_RULE}, {example}")
+        raise ActivationSparsityError(
+            f"{name}: an empty list is not allowed; give at least one threshold, each {THRESHOLD_RULE}, {example}"
+        )
     seen: dict[float, int] = {}
     for index, value in enumerate(values):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-                or value < THRESHOLD_MINIMUM:
-            raise ActivationSparsityError(f"{name}[{index}]: {value!r} is not allowed; each threshold must be "
-                                          f"{THRESHOLD_RULE}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not math.isfinite(value)
+            or value < THRESHOLD_MINIMUM
+        ):
+            raise ActivationSparsityError(
+                f"{name}[{index}]: {value!r} is not allowed; each threshold must be {THRESHOLD_RULE}"
+            )
         number = float(value) + 0.0  # -0.0 is 0.0
         if number in seen:
             first = seen[number]
-            raise ActivationSparsityError(f"{name}[{index}]: {value!r} is not allowed; it repeats {name}[{first}] "
-                                          f"({values[first]!r}): give each threshold once")
+            raise ActivationSparsityError(
+                f"{name}[{index}]: {value!r} is not allowed; it repeats {name}[{first}] "
+                f"({values[first]!r}): give each threshold once"
+            )
         seen[number] = index
     return tuple(sorted(seen))
 
@@ -138,8 +148,16 @@ class ActivationSparsity:
     def rows(self) -> list[dict[str, Any]]:
         """Long-form rows: one per stage, then the whole network as stage `all`."""
         everything = [*self.stages, StageSparsity(TOTAL_STAGE, self.near_zero, self.total)]
-        return [{"stage": s.stage, "near_zero": s.near_zero, "total": s.total, "fraction": s.fraction,
-                 "threshold": self.threshold} for s in everything]
+        return [
+            {
+                "stage": s.stage,
+                "near_zero": s.near_zero,
+                "total": s.total,
+                "fraction": s.fraction,
+                "threshold": self.threshold,
+            }
+            for s in everything
+        ]
 
 
 def activation_modules(model: nn.Module) -> list[str]:
@@ -184,7 +202,8 @@ def stage_groups(model: nn.Module) -> dict[str, list[str]]:
         return groups
     raise ActivationSparsityError(
         f"model type {type(model).__name__!r} has no known stage grouping; allowed: ResNet (resnet18, "
-        "resnet34), VGG16 (vgg16), MobileNet (mobilenet), or pass groups={stage: [activation module names]}")
+        "resnet34), VGG16 (vgg16), MobileNet (mobilenet), or pass groups={stage: [activation module names]}"
+    )
 
 
 def _members(groups: Mapping[str, Sequence[str]]) -> list[str]:
@@ -197,16 +216,19 @@ def _check_groups(model: nn.Module, groups: Mapping[str, Sequence[str]]) -> None
     listed = _members(groups)
     unknown = sorted(set(listed) - set(names))
     if unknown:
-        raise ActivationSparsityError(f"groups name {unknown[0]!r}, which is not an activation module of the "
-                                      f"model; allowed: {names}")
+        raise ActivationSparsityError(
+            f"groups name {unknown[0]!r}, which is not an activation module of the model; allowed: {names}"
+        )
     repeated = sorted({name for name in listed if listed.count(name) > 1})
     if repeated:
-        raise ActivationSparsityError(f"groups list activation module {repeated[0]!r} more than once; "
-                                      "each must be in exactly one stage")
+        raise ActivationSparsityError(
+            f"groups list activation module {repeated[0]!r} more than once; each must be in exactly one stage"
+        )
     missing = [name for name in names if name not in set(listed)]
     if missing:
-        raise ActivationSparsityError(f"groups leave out activation module {missing[0]!r}; each must be in "
-                                      "exactly one stage")
+        raise ActivationSparsityError(
+            f"groups leave out activation module {missing[0]!r}; each must be in exactly one stage"
+        )
 
 
 def activation_sparsity(
@@ -240,6 +262,7 @@ def activation_sparsity(
             near = torch.stack([(magnitude <= bound).sum() for bound in bounds])
             near_zero[name] = near_zero[name] + near if name in near_zero else near
             totals[name] += output.numel()
+
         return hook
 
     handles = [modules[name].register_forward_hook(hook_for(name)) for name in _members(groups)]
@@ -256,7 +279,14 @@ def activation_sparsity(
     read = {name: [int(count) for count in counts.tolist()] for name, counts in near_zero.items()}
     unseen = [0] * len(bounds)  # a module the batches never reached
     return tuple(
-        ActivationSparsity(bound, tuple(StageSparsity(stage, sum(read.get(name, unseen)[k] for name in members),
-                                                      sum(totals[name] for name in members))
-                                        for stage, members in groups.items()))
-        for k, bound in enumerate(bounds))
+        ActivationSparsity(
+            bound,
+            tuple(
+                StageSparsity(
+                    stage, sum(read.get(name, unseen)[k] for name in members), sum(totals[name] for name in members)
+                )
+                for stage, members in groups.items()
+            ),
+        )
+        for k, bound in enumerate(bounds)
+    )

@@ -45,18 +45,33 @@ def _read_csv(path: Path) -> list[dict[str, Any]]:
 
 def _hessian(path: Path) -> list[dict[str, Any]]:
     result = json.loads(path.read_text())
-    return [{"rank": rank + 1, "eigenvalue": value, "iterations": result["iterations"][rank],
-             "converged": result["converged"][rank], "residual": result["residuals"][rank],
-             "seconds": result["seconds"], "sample": len(result["indices"])}
-            for rank, value in enumerate(result["eigenvalues"])]
+    return [
+        {
+            "rank": rank + 1,
+            "eigenvalue": value,
+            "iterations": result["iterations"][rank],
+            "converged": result["converged"][rank],
+            "residual": result["residuals"][rank],
+            "seconds": result["seconds"],
+            "sample": len(result["indices"]),
+        }
+        for rank, value in enumerate(result["eigenvalues"])
+    ]
 
 
 def _per_epoch(path: Path) -> list[dict[str, Any]]:
     rows = _read_csv(path)
     if not rows or f"{TRACKED_PREFIX}eigenvalue" not in rows[0]:
-        raise LthError(f"{path} has no {TRACKED_PREFIX}eigenvalue column; it must come from `lth train --track hessian`")
-    records = [{"epoch": row["epoch"], **{key.removeprefix(TRACKED_PREFIX): value for key, value in row.items()
-                                           if key.startswith(TRACKED_PREFIX)}} for row in rows]
+        raise LthError(
+            f"{path} has no {TRACKED_PREFIX}eigenvalue column; it must come from `lth train --track hessian`"
+        )
+    records = [
+        {
+            "epoch": row["epoch"],
+            **{key.removeprefix(TRACKED_PREFIX): value for key, value in row.items() if key.startswith(TRACKED_PREFIX)},
+        }
+        for row in rows
+    ]
     for record in records:  # metrics.csv holds numbers only: 1/0, here True/False as in hessian.csv
         record["converged"] = bool(float(record["converged"]))
     return records
@@ -106,9 +121,18 @@ def collect(analysis: str, rows: Sequence[str], out: Path) -> int:
         if not path.is_file():
             raise LthError(f"{path} does not exist; run the {analysis} analysis of {run} first")
         trained = run_record(run)
-        ids = {"seed": seed, "variant": variant, "level": level, "sparsity_pct": percent(summary["sparsity"]),
-               "epoch": epoch, "run": run.name, "model": trained["model"]["name"], "width": trained["model"]["width"],
-               "dataset": trained["data"]["name"], "train_epochs": trained["train"]["epochs"]}
+        ids = {
+            "seed": seed,
+            "variant": variant,
+            "level": level,
+            "sparsity_pct": percent(summary["sparsity"]),
+            "epoch": epoch,
+            "run": run.name,
+            "model": trained["model"]["name"],
+            "width": trained["model"]["width"],
+            "dataset": trained["data"]["name"],
+            "train_epochs": trained["train"]["epochs"],
+        }
         records += [{**ids, **_in_percent(record, path)} for record in READERS[analysis](path)]
     if not records:
         raise LthError(f"no {analysis} results to collect; give at least one row")
@@ -125,11 +149,16 @@ def merge_grid(parts: Sequence[Path], points: int, out: Path) -> int:
     tables = []
     for path in parts:
         try:
-            tables.append([LandscapePoint(**{key: (int if fields[key] == "int" else float)(row[key]) for key in fields})
-                           for row in _read_csv(path)])
+            tables.append(
+                [
+                    LandscapePoint(**{key: (int if fields[key] == "int" else float)(row[key]) for key in fields})
+                    for row in _read_csv(path)
+                ]
+            )
         except (OSError, KeyError, ValueError) as error:
-            raise LthError(f"{path} is not a landscape part written by `lth analyze landscape --part` ({error})") \
-                from None
+            raise LthError(
+                f"{path} is not a landscape part written by `lth analyze landscape --part` ({error})"
+            ) from None
     merged = merge_parts(tables, points)
     write_csv(out, [dataclasses.asdict(point) for point in merged], list(fields))
     return len(merged)

@@ -15,8 +15,18 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from lth.cli import (UsageError, _add_config, _add_device, _add_run_options, _add_store_flags, _load_config,
-                     _output_file, _produce, _read, _require_file)
+from lth.cli import (
+    UsageError,
+    _add_config,
+    _add_device,
+    _add_run_options,
+    _add_store_flags,
+    _load_config,
+    _output_file,
+    _produce,
+    _read,
+    _require_file,
+)
 from lth.errors import LthError
 from lth.hparams import DataHparams, ModelHparams
 
@@ -44,8 +54,8 @@ class Subject:
 def _subject(args: argparse.Namespace) -> Subject:
     """Every cheap check (paths, settings, mask fit); the data load waits for the analysis."""
     from lth.checkpoints import build_model, load_checkpoint
-    from lth.masks import MaskEnforcer, load_mask
     from lth.devices import assign_device
+    from lth.masks import MaskEnforcer, load_mask
     from lth.train import resolve_device
 
     config = _load_config(args.config)
@@ -113,8 +123,9 @@ def cmd_landscape(args: argparse.Namespace, subject: Subject) -> None:
     out = Path(args.out)
     batches = landscape_batches(subject.data, "train", args.sample, args.sample_seed, device=subject.device)
     directions = landscape_directions(subject.model, subject.mask, seed=args.sample_seed)
-    points = weight_landscape(subject.model, batches, directions, points=args.points, extent=args.extent,
-                              part=args.part, parts=args.parts)
+    points = weight_landscape(
+        subject.model, batches, directions, points=args.points, extent=args.extent, part=args.part, parts=args.parts
+    )
     _write_csv(out, (dataclasses.asdict(point) for point in points))
 
 
@@ -123,8 +134,15 @@ def cmd_input_landscape(args: argparse.Namespace, subject: Subject) -> None:
 
     out = Path(args.out)
     batches = landscape_batches(subject.data, "test", args.sample, args.sample_seed, device=subject.device)
-    points = input_landscape(subject.model, batches, points=args.points, extent=args.extent, seed=args.sample_seed,
-                             part=args.part, parts=args.parts)
+    points = input_landscape(
+        subject.model,
+        batches,
+        points=args.points,
+        extent=args.extent,
+        seed=args.sample_seed,
+        part=args.part,
+        parts=args.parts,
+    )
     _write_csv(out, (dataclasses.asdict(point) for point in points))
 
 
@@ -132,9 +150,12 @@ def _check_hessian(args: argparse.Namespace) -> None:
     """The power-iteration settings, before the data load."""
     from lth.analysis.hessian import MAX_K
 
-    checks = [("--sample", args.sample, args.sample >= 0, ">= 0"), ("--tol", args.tol, args.tol > 0, "> 0"),
-              ("--max-iter", args.max_iter, args.max_iter >= 1, ">= 1"),
-              ("--k", getattr(args, "k", 1), 1 <= getattr(args, "k", 1) <= MAX_K, f"in [1, {MAX_K}]")]
+    checks = [
+        ("--sample", args.sample, args.sample >= 0, ">= 0"),
+        ("--tol", args.tol, args.tol > 0, "> 0"),
+        ("--max-iter", args.max_iter, args.max_iter >= 1, ">= 1"),
+        ("--k", getattr(args, "k", 1), 1 <= getattr(args, "k", 1) <= MAX_K, f"in [1, {MAX_K}]"),
+    ]
     for flag, value, ok, allowed in checks:
         if not ok:
             raise UsageError(f"{flag}: {value} is not allowed; must be {allowed}")
@@ -143,9 +164,17 @@ def _check_hessian(args: argparse.Namespace) -> None:
 def _hessian(args: argparse.Namespace, subject: Subject) -> Any:
     from lth.analysis.hessian import hessian_eigen
 
-    return hessian_eigen(subject.model, subject.data, subject.mask, size=None if args.sample == 0 else args.sample,
-                         sample_seed=args.sample_seed, k=getattr(args, "k", 1), tol=args.tol,
-                         max_iter=args.max_iter, device=subject.device)
+    return hessian_eigen(
+        subject.model,
+        subject.data,
+        subject.mask,
+        size=None if args.sample == 0 else args.sample,
+        sample_seed=args.sample_seed,
+        k=getattr(args, "k", 1),
+        tol=args.tol,
+        max_iter=args.max_iter,
+        device=subject.device,
+    )
 
 
 def cmd_hessian(args: argparse.Namespace, subject: Subject) -> None:
@@ -154,8 +183,14 @@ def cmd_hessian(args: argparse.Namespace, subject: Subject) -> None:
     out = Path(args.out)
     result = _hessian(args, subject)
     write_json(out, result.to_dict())
-    log.info("top eigenvalue %.6g after %d iterations (converged: %s) in %.1fs; wrote %s", result.eigenvalue,
-             result.iterations[0], result.converged[0], result.seconds, out)
+    log.info(
+        "top eigenvalue %.6g after %d iterations (converged: %s) in %.1fs; wrote %s",
+        result.eigenvalue,
+        result.iterations[0],
+        result.converged[0],
+        result.seconds,
+        out,
+    )
 
 
 def _check_perturb(args: argparse.Namespace) -> None:
@@ -174,8 +209,13 @@ def cmd_perturb(args: argparse.Namespace, subject: Subject) -> None:
     result = _hessian(args, subject)
     batches = landscape_batches(subject.data, "test", args.test_sample, args.sample_seed, device=subject.device)
     points = eigen_perturbation(subject.model, batches, result.eigenvector, extent=args.extent, points=args.points)
-    _write_csv(out, ({**dataclasses.asdict(point), "eigenvalue": result.eigenvalue,
-                      "converged": result.converged[0]} for point in points))
+    _write_csv(
+        out,
+        (
+            {**dataclasses.asdict(point), "eigenvalue": result.eigenvalue, "converged": result.converged[0]}
+            for point in points
+        ),
+    )
 
 
 def cmd_collect(args: argparse.Namespace) -> None:
@@ -209,10 +249,12 @@ def _complete(path: Path) -> None:
         raise LthError(f"unreadable ({error})") from None
 
 
-def _stored(check: Callable[[argparse.Namespace], None] | None,
-            func: Callable[[argparse.Namespace, Subject], None]) -> Callable[[argparse.Namespace], None]:
+def _stored(
+    check: Callable[[argparse.Namespace], None] | None, func: Callable[[argparse.Namespace, Subject], None]
+) -> Callable[[argparse.Namespace], None]:
     """The analysis `func`, run only when --out is not already there (lth.cli._produce: --reuse,
     --force), after its own `check` and the subject's: a refused command writes nothing."""
+
     def run(args: argparse.Namespace) -> None:
         def prepare() -> Callable[[], None]:
             if check is not None:
@@ -226,8 +268,12 @@ def _stored(check: Callable[[argparse.Namespace], None] | None,
 
 
 def _hessian_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sample", type=int, default=200,
-                        help="training images in the fixed sample; 0 = the whole training split (default: 200)")
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=200,
+        help="training images in the fixed sample; 0 = the whole training split (default: 200)",
+    )
     parser.add_argument("--tol", type=float, default=1e-3, help="relative tolerance (default: 1e-3)")
     parser.add_argument("--max-iter", type=int, default=100, help="power-iteration budget (default: 100)")
 
@@ -245,8 +291,12 @@ def add_analyze(commands: Any, command: Callable[..., argparse.ArgumentParser]) 
     analyze = command("analyze", lambda args: args.analysis_func(args), "analyses of a trained (sparse) network")
     analyses = analyze.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
 
-    def analysis(name: str, func: Callable[[argparse.Namespace, Subject], None], help: str,
-                 check: Callable[[argparse.Namespace], None] | None = None) -> argparse.ArgumentParser:
+    def analysis(
+        name: str,
+        func: Callable[[argparse.Namespace, Subject], None],
+        help: str,
+        check: Callable[[argparse.Namespace], None] | None = None,
+    ) -> argparse.ArgumentParser:
         sub = analyses.add_parser(name, help=help, description=help)
         sub.set_defaults(analysis_func=_stored(check, func))
         sub.add_argument("--weights", required=True, help="checkpoint to analyse (.pt)")
@@ -271,39 +321,74 @@ def add_analyze(commands: Any, command: Callable[..., argparse.ArgumentParser]) 
         try:
             return float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not allowed; each threshold must be {THRESHOLD_RULE}") \
-                from None
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not allowed; each threshold must be {THRESHOLD_RULE}"
+            ) from None
 
-    sub = analysis("activations", cmd_activations, "activation sparsity per stage over the test set, at each "
-                   "threshold in one pass", _check_activations)
-    sub.add_argument("--thresholds", type=threshold, nargs="+", default=list(DEFAULT_THRESHOLDS), metavar="T",
-                     help=f"|a| <= T counts as zero; one row per (threshold, stage), all counted in one pass; "
-                          f"each {THRESHOLD_RULE}, no repeats (default: {threshold_text(DEFAULT_THRESHOLDS)})")
-    _grid_options(analysis("landscape", cmd_landscape, "weight-space loss landscape (Li et al. 2018) on a "
-                           "fixed sample of training images", _check_grid), 2000)
-    hessian = analysis("hessian", cmd_hessian, "top Hessian eigenvalue(s) of plain cross-entropy by power "
-                       "iteration over the kept coordinates (JSON out)", _check_hessian)
+    sub = analysis(
+        "activations",
+        cmd_activations,
+        "activation sparsity per stage over the test set, at each threshold in one pass",
+        _check_activations,
+    )
+    sub.add_argument(
+        "--thresholds",
+        type=threshold,
+        nargs="+",
+        default=list(DEFAULT_THRESHOLDS),
+        metavar="T",
+        help=f"|a| <= T counts as zero; one row per (threshold, stage), all counted in one pass; "
+        f"each {THRESHOLD_RULE}, no repeats (default: {threshold_text(DEFAULT_THRESHOLDS)})",
+    )
+    _grid_options(
+        analysis(
+            "landscape",
+            cmd_landscape,
+            "weight-space loss landscape (Li et al. 2018) on a fixed sample of training images",
+            _check_grid,
+        ),
+        2000,
+    )
+    hessian = analysis(
+        "hessian",
+        cmd_hessian,
+        "top Hessian eigenvalue(s) of plain cross-entropy by power iteration over the kept coordinates (JSON out)",
+        _check_hessian,
+    )
     _hessian_options(hessian)
     hessian.add_argument("--k", type=int, default=1, help="top-k eigenvalues by deflation, k <= 5 (default: 1)")
-    perturb = analysis("perturb", cmd_perturb, "test loss along the top Hessian eigenvector: theta + e v/||v||",
-                       _check_perturb)
+    perturb = analysis(
+        "perturb", cmd_perturb, "test loss along the top Hessian eigenvector: theta + e v/||v||", _check_perturb
+    )
     _hessian_options(perturb)
     perturb.add_argument("--points", type=int, default=21, help="values of e (default: 21)")
     perturb.add_argument("--extent", type=float, default=0.5, help="e over [-extent, extent] (default: 0.5)")
     perturb.add_argument("--test-sample", type=int, default=2000, help="test images evaluated (default: 2000)")
-    _grid_options(analysis("input-landscape", cmd_input_landscape, "loss around each image of a fixed test "
-                           "sample along two random input directions", _check_grid), 2000)
+    _grid_options(
+        analysis(
+            "input-landscape",
+            cmd_input_landscape,
+            "loss around each image of a fixed test sample along two random input directions",
+            _check_grid,
+        ),
+        2000,
+    )
 
     from lth.analysis.collect import READERS
 
-    collect = analyses.add_parser("collect", help="per-run analysis outputs into one long-form CSV "
-                                  "(lth/analysis/collect.py lists its columns)")
+    collect = analyses.add_parser(
+        "collect", help="per-run analysis outputs into one long-form CSV (lth/analysis/collect.py lists its columns)"
+    )
     collect.set_defaults(analysis_func=cmd_collect)
     collect.add_argument("--analysis", required=True, choices=tuple(READERS))
     collect.add_argument("--out", required=True, help="CSV to write")
     collect.add_argument("--force", action="store_true", help="replace --out if it exists")
-    collect.add_argument("rows", nargs="+", metavar="SEED:VARIANT:LEVEL:EPOCH:RUN_FOLDER:FILE",
-                         help="one per row; FILE is the analysis output, relative to the finished RUN_FOLDER")
+    collect.add_argument(
+        "rows",
+        nargs="+",
+        metavar="SEED:VARIANT:LEVEL:EPOCH:RUN_FOLDER:FILE",
+        help="one per row; FILE is the analysis output, relative to the finished RUN_FOLDER",
+    )
     merge = analyses.add_parser("merge", help="a landscape grid from the CSVs of its --part runs")
     merge.set_defaults(analysis_func=cmd_merge)
     merge.add_argument("--points", type=int, required=True, help="grid points per axis")

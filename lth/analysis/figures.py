@@ -49,8 +49,21 @@ EPOCH_AXIS = frozenset({"figA12_hessian_per_epoch"})  # the epoch is the x axis:
 Epoch = int | str | None  # a training epoch, "final", or None (= "final")
 
 # How each column is parsed; anything not listed is a float (NaN where empty).
-_INTEGER = {"seed", "level", "epoch", "rank", "index", "i", "j", "iterations", "sample", "near_zero", "total", "width",
-            "train_epochs"}
+_INTEGER = {
+    "seed",
+    "level",
+    "epoch",
+    "rank",
+    "index",
+    "i",
+    "j",
+    "iterations",
+    "sample",
+    "near_zero",
+    "total",
+    "width",
+    "train_epochs",
+}
 _TEXT = {"variant", "run", "stage", "model", "dataset"}
 _UNIT = {"sparsity_pct": "a percentage in [0, 100)", "near_zero_pct": "a percentage in [0, 100]"}
 # Never empty: they say what a row is (or where in a grid it lies, or what was trained).
@@ -91,15 +104,18 @@ def check_output_suffix(name: str, path: str | Path) -> None:
     """The format comes from the suffix: only those matplotlib (or, for the table, CSV) writes."""
     allowed = TABLE_SUFFIXES if name.startswith("table") else FIGURE_SUFFIXES
     if Path(path).suffix.lower() not in allowed:
-        raise LthError(f"{path}: the suffix {Path(path).suffix or '(none)'!r} is not allowed for {name}; "
-                       f"give one of {', '.join(allowed)}")
+        raise LthError(
+            f"{path}: the suffix {Path(path).suffix or '(none)'!r} is not allowed for {name}; "
+            f"give one of {', '.join(allowed)}"
+        )
 
 
 def _fail_value(csv: Path, column: str, frame: pd.DataFrame, bad: pd.Series, allowed: str) -> None:
     first = bad[bad].index[0]
     # pandas' index is the data row; +2 for the header line and 1-based numbering, as an editor shows it
-    raise LthError(f"{csv}: column {column!r} holds {frame.at[first, column]!r} at line {first + 2}; "
-                   f"it must be {allowed}")
+    raise LthError(
+        f"{csv}: column {column!r} holds {frame.at[first, column]!r} at line {first + 2}; it must be {allowed}"
+    )
 
 
 def _load(csv: Path, name: str) -> pd.DataFrame:
@@ -169,8 +185,10 @@ def _select_epoch(frame: pd.DataFrame, csv: Path, epoch: Epoch) -> pd.DataFrame:
     selected = frame[frame["epoch"] == epoch]
     if selected.empty:
         available = ", ".join(str(value) for value in sorted(frame["epoch"].unique()))
-        raise LthError(f"{csv} holds no rows of epoch {epoch} (column 'epoch'); its epochs are {available}: give "
-                       "one of them or `final`")
+        raise LthError(
+            f"{csv} holds no rows of epoch {epoch} (column 'epoch'); its epochs are {available}: give "
+            "one of them or `final`"
+        )
     return selected
 
 
@@ -203,8 +221,9 @@ def _epoch_note(frame: pd.DataFrame, epoch: Epoch) -> str:
     if isinstance(epoch, int):
         return f"weights after epoch {epoch}"
     epochs = sorted(frame["epoch"].unique())
-    return f"weights after the final epoch ({epochs[0]})" if len(epochs) == 1 else \
-        "weights after each run's final epoch"
+    return (
+        f"weights after the final epoch ({epochs[0]})" if len(epochs) == 1 else "weights after each run's final epoch"
+    )
 
 
 def _heading(what: str, frame: pd.DataFrame, title: str | None, epoch_note: str | None = None) -> str:
@@ -230,8 +249,12 @@ def _save(fig: Any, outputs: Sequence[Path], table: pd.DataFrame | None = None, 
                     table.to_csv(handle, index=False)
             else:
                 with atomic_open(output, "wb") as handle:
-                    fig.savefig(handle, format=suffix.lstrip("."), dpi=150,
-                                **({"bbox_inches": crop} if crop is not None else {}))
+                    fig.savefig(
+                        handle,
+                        format=suffix.lstrip("."),
+                        dpi=150,
+                        **({"bbox_inches": crop} if crop is not None else {}),
+                    )
     finally:
         if fig is not None:
             plt.close(fig)
@@ -267,8 +290,12 @@ def _pair_colors(pairs: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Any]
 def _mean_std(rows: pd.DataFrame, key: str, value: str) -> pd.DataFrame:
     """Per `key` (level, epoch or grid index): the mean and std of `value` over seeds, the mean
     sparsity and epsilon, the number of seeds, and whether every seed's power iteration converged."""
-    aggregations = {"mean": (value, "mean"), "std": (value, "std"), "seeds": ("seed", "nunique"),
-                    "sparsity_pct": ("sparsity_pct", "mean")}
+    aggregations = {
+        "mean": (value, "mean"),
+        "std": (value, "std"),
+        "seeds": ("seed", "nunique"),
+        "sparsity_pct": ("sparsity_pct", "mean"),
+    }
     for column in ("epsilon", "converged"):
         if column in rows:
             aggregations[column] = (column, "all" if column == "converged" else "mean")
@@ -277,16 +304,26 @@ def _mean_std(rows: pd.DataFrame, key: str, value: str) -> pd.DataFrame:
 
 def _band(ax: Any, x: Any, stats: pd.DataFrame, color: Any) -> None:
     if stats["seeds"].max() > 1:
-        ax.fill_between(x, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=color, alpha=0.2,
-                        linewidth=0)
+        ax.fill_between(
+            x, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=color, alpha=0.2, linewidth=0
+        )
 
 
 def _hollow(ax: Any, x: Any, stats: pd.DataFrame, color: Any) -> bool:
     """A hollow marker over each point where some seed's power iteration did not converge."""
     off = ~stats["converged"].to_numpy(dtype=bool)
     if off.any():
-        ax.plot(x[off], stats["mean"].to_numpy()[off], linestyle="none", marker="o", markersize=7,
-                markerfacecolor="white", markeredgecolor=color, markeredgewidth=1.3, zorder=3)
+        ax.plot(
+            x[off],
+            stats["mean"].to_numpy()[off],
+            linestyle="none",
+            marker="o",
+            markersize=7,
+            markerfacecolor="white",
+            markeredgecolor=color,
+            markeredgewidth=1.3,
+            zorder=3,
+        )
     return bool(off.any())
 
 
@@ -310,8 +347,9 @@ def _hollow_legend_entry(ax: Any) -> tuple[list[Any], list[str]]:
     from matplotlib.lines import Line2D
 
     handles, labels = ax.get_legend_handles_labels()
-    handles.append(Line2D([], [], linestyle="none", marker="o", markersize=7, markerfacecolor="white",
-                          markeredgecolor="gray"))
+    handles.append(
+        Line2D([], [], linestyle="none", marker="o", markersize=7, markerfacecolor="white", markeredgecolor="gray")
+    )
     labels.append("hollow: power iteration not converged\n(for at least one seed)")
     return handles, labels
 
@@ -321,8 +359,7 @@ def _legend(ax: Any, handles: Sequence[Any] | None = None, labels: Sequence[str]
     if handles is None:
         handles, labels = ax.get_legend_handles_labels()
     if len(handles) > 8:
-        ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1),
-                  ncol=1 + len(handles) // 24)
+        ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), ncol=1 + len(handles) // 24)
     else:
         ax.legend(handles, labels, fontsize=8)
 
@@ -352,8 +389,9 @@ def log_contour_levels(low: float, high: float, count: int = 15) -> np.ndarray:
 # The figures
 
 
-def tableA1_activation_sparsity(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None,
-                                title: str | None = None) -> pd.DataFrame:
+def tableA1_activation_sparsity(
+    csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, title: str | None = None
+) -> pd.DataFrame:
     """Table A1: the % of near-zero activation outputs, for the whole network (`all`) and per stage,
     one table per threshold (the CSV's `threshold` column, ascending).
 
@@ -376,15 +414,22 @@ def tableA1_activation_sparsity(csv: Path, outputs: Sequence[Path], *, epoch: Ep
     thresholds = sorted(frame["threshold"].unique())
     for threshold in thresholds:
         if not (frame.loc[frame["threshold"] == threshold, "stage"] == "all").any():
-            raise LthError(f"{csv} has no rows with stage 'all' at threshold {threshold:g} (columns 'stage', "
-                           "'threshold'); Table A1 needs the whole network's fraction, which `lth analyze "
-                           "activations` writes as stage `all` for each threshold")
+            raise LthError(
+                f"{csv} has no rows with stage 'all' at threshold {threshold:g} (columns 'stage', "
+                "'threshold'); Table A1 needs the whole network's fraction, which `lth analyze "
+                "activations` writes as stage `all` for each threshold"
+            )
     stages = ["all", *dict.fromkeys(stage for stage in frame["stage"] if stage != "all")]
     records = []
     for threshold in thresholds:
         for (variant, level), rows in _pairs(frame[frame["threshold"] == threshold]):
-            record: dict[str, Any] = {"threshold": threshold, "variant": variant, "level": level,
-                                      "sparsity_pct": rows["sparsity_pct"].mean(), "seeds": rows["seed"].nunique()}
+            record: dict[str, Any] = {
+                "threshold": threshold,
+                "variant": variant,
+                "level": level,
+                "sparsity_pct": rows["sparsity_pct"].mean(),
+                "seeds": rows["seed"].nunique(),
+            }
             for stage in stages:
                 values = rows.loc[rows["stage"] == stage, "near_zero_pct"]
                 record[f"{stage}_mean_pct"] = values.mean() if len(values) else float("nan")
@@ -407,9 +452,18 @@ def tableA1_activation_sparsity(csv: Path, outputs: Sequence[Path], *, epoch: Ep
             return f"{percent(mean)} ± {percent(std)}" if several and math.isfinite(std) else percent(mean)
 
         header = ["variant", "level", "sparsity (%)", *stages]
-        bodies = [[[row["variant"], str(row["level"]), f"{row['sparsity_pct']:.1f}",
-                    *(cell(row[f"{stage}_mean_pct"], row[f"{stage}_std_pct"]) for stage in stages)]
-                   for _, row in table[table["threshold"] == threshold].iterrows()] for threshold in thresholds]
+        bodies = [
+            [
+                [
+                    row["variant"],
+                    str(row["level"]),
+                    f"{row['sparsity_pct']:.1f}",
+                    *(cell(row[f"{stage}_mean_pct"], row[f"{stage}_std_pct"]) for stage in stages),
+                ]
+                for _, row in table[table["threshold"] == threshold].iterrows()
+            ]
+            for threshold in thresholds
+        ]
         width = 1.0 * (len(header) + 1) + (0.6 * len(stages) if several else 0)
         # Each table in its own axes, placed in inches: a cell is ~0.17 in high whatever the axes'
         # size, so the axes are as high as their table, with room above for the titles.
@@ -421,8 +475,11 @@ def tableA1_activation_sparsity(csv: Path, outputs: Sequence[Path], *, epoch: Ep
         for height in heights:
             axes.append(fig.add_axes((0.02, (y - height) / total, 0.96, height / total)))
             y -= height + gap
-        what = f"% of activation outputs with |a| <= {threshold_text(thresholds)}" if len(thresholds) == 1 else \
-            f"% of activation outputs with |a| <= t, one table per threshold t ({threshold_text(thresholds)})"
+        what = (
+            f"% of activation outputs with |a| <= {threshold_text(thresholds)}"
+            if len(thresholds) == 1
+            else f"% of activation outputs with |a| <= t, one table per threshold t ({threshold_text(thresholds)})"
+        )
         heading = _heading(f"Table A1: {what}", frame, title, _epoch_note(frame, epoch))
         drawn, titles = [], []
         for ax, threshold, body in zip(axes, thresholds, bodies):
@@ -435,8 +492,7 @@ def tableA1_activation_sparsity(csv: Path, outputs: Sequence[Path], *, epoch: Ep
             # carries it, and every table says its own threshold.
             own = f"|a| <= {threshold:g}"
             first = ax is axes[0]
-            ax.set_title(heading if len(thresholds) == 1 else (f"{heading}\n\n{own}" if first else own),
-                         fontsize=9)
+            ax.set_title(heading if len(thresholds) == 1 else (f"{heading}\n\n{own}" if first else own), fontsize=9)
             drawn.append(rendered)
             titles.append(ax.title)
         # bbox_inches="tight" would keep the whole (invisible) axes: crop to the cells and the titles.
@@ -445,8 +501,11 @@ def tableA1_activation_sparsity(csv: Path, outputs: Sequence[Path], *, epoch: Ep
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()
         extents = [cell_.get_window_extent(renderer) for rendered in drawn for cell_ in rendered.get_celld().values()]
-        crop = Bbox.union([*extents, *(text.get_window_extent(renderer) for text in titles)]).transformed(
-            fig.dpi_scale_trans.inverted()).padded(0.15)
+        crop = (
+            Bbox.union([*extents, *(text.get_window_extent(renderer) for text in titles)])
+            .transformed(fig.dpi_scale_trans.inverted())
+            .padded(0.15)
+        )
     _save(fig, outputs, table, crop=crop)
     return table
 
@@ -470,8 +529,10 @@ def fig2_hessian(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, tit
     _check_unique(frame, Path(csv), ["seed", "variant", "level", "epoch", "rank"])
     dense, sparse = frame[frame["variant"] == "dense"], frame[frame["variant"] != "dense"]
     if sparse.empty:
-        raise LthError(f"{csv} has only dense rows (column 'variant'); Figure 2 plots eigenvalue against sparsity, "
-                       "so it needs the rows of at least one pruned variant")
+        raise LthError(
+            f"{csv} has only dense rows (column 'variant'); Figure 2 plots eigenvalue against sparsity, "
+            "so it needs the rows of at least one pruned variant"
+        )
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     drawn: list[float] = []  # every y value on the axes, to choose its scale
@@ -492,12 +553,18 @@ def fig2_hessian(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, tit
         mark = "" if dense["converged"].all() else ", not converged"
         # The number is the eigenvalue, and says so: beside a network's name it would read as an accuracy.
         spread = f" ± {values.std():.2g}" if several else ""
-        ax.axhline(values.mean(), color=DENSE_COLOR, linestyle="--", linewidth=1,
-                   label=f"dense (λ1 = {values.mean():.3g}{spread}{mark})")
+        ax.axhline(
+            values.mean(),
+            color=DENSE_COLOR,
+            linestyle="--",
+            linewidth=1,
+            label=f"dense (λ1 = {values.mean():.3g}{spread}{mark})",
+        )
         drawn.append(values.mean())
         if several:
-            ax.axhspan(values.mean() - values.std(), values.mean() + values.std(), color=DENSE_COLOR, alpha=0.08,
-                       linewidth=0)
+            ax.axhspan(
+                values.mean() - values.std(), values.mean() + values.std(), color=DENSE_COLOR, alpha=0.08, linewidth=0
+            )
             drawn += [values.mean() - values.std(), values.mean() + values.std()]
     sparsity_axis(ax, sparse["sparsity_pct"])
     ax.set_xlabel(X_AXES["sparsity"])
@@ -505,13 +572,15 @@ def fig2_hessian(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, tit
     ax.grid(True, alpha=0.3)
     handles, labels = _hollow_legend_entry(ax) if hollow else ax.get_legend_handles_labels()
     _legend(ax, handles, labels)
-    ax.set_title(_heading("Fig. 2: top Hessian eigenvalue vs sparsity", frame, title, _epoch_note(frame, epoch)),
-                 fontsize=9)
+    ax.set_title(
+        _heading("Fig. 2: top Hessian eigenvalue vs sparsity", frame, title, _epoch_note(frame, epoch)), fontsize=9
+    )
     _save(fig, outputs)
 
 
-def figA12_hessian_per_epoch(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None,
-                             title: str | None = None) -> None:
+def figA12_hessian_per_epoch(
+    csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, title: str | None = None
+) -> None:
     """Figure A12: the top Hessian eigenvalue after every training epoch, one line per (variant,
     sparsity) pair, mean +- std over seeds; log y axis, hollow markers where a seed did not converge.
     Epochs without a value (empty `eigenvalue`) are left out of the line."""
@@ -536,8 +605,16 @@ def figA12_hessian_per_epoch(csv: Path, outputs: Sequence[Path], *, epoch: Epoch
         stats = _mean_std(rows, "epoch", "eigenvalue")
         x = stats["epoch"].to_numpy()
         color = colors[(variant, level)]
-        ax.plot(x, stats["mean"], color=color, marker="o", markersize=2.5, linewidth=1.2,
-                linestyle="--" if variant == "dense" else "-", label=_pair_label(variant, rows))
+        ax.plot(
+            x,
+            stats["mean"],
+            color=color,
+            marker="o",
+            markersize=2.5,
+            linewidth=1.2,
+            linestyle="--" if variant == "dense" else "-",
+            label=_pair_label(variant, rows),
+        )
         _band(ax, x, stats, color)
         hollow |= _hollow(ax, x, stats, color)
         drawn += list(stats["mean"])
@@ -553,8 +630,7 @@ def figA12_hessian_per_epoch(csv: Path, outputs: Sequence[Path], *, epoch: Epoch
     _save(fig, outputs)
 
 
-def fig10_perturbation(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None,
-                       title: str | None = None) -> None:
+def fig10_perturbation(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, title: str | None = None) -> None:
     """Figure 10: the loss on the test sample at theta + epsilon v / ||v|| (v the top Hessian
     eigenvector) against epsilon, one line per (variant, sparsity) pair, mean +- std over seeds. The
     legend gives each pair's mean eigenvalue and says when its power iteration did not converge."""
@@ -573,16 +649,23 @@ def fig10_perturbation(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = Non
         color = colors[(variant, level)]
         per_seed = rows.groupby("seed").agg(eigenvalue=("eigenvalue", "first"), converged=("converged", "all"))
         note = f"λ1 = {per_seed['eigenvalue'].mean():.3g}" + ("" if per_seed["converged"].all() else ", not converged")
-        ax.plot(x, stats["mean"], color=color, linewidth=1.4, linestyle="--" if variant == "dense" else "-",
-                label=f"{_pair_label(variant, rows)} ({note})")
+        ax.plot(
+            x,
+            stats["mean"],
+            color=color,
+            linewidth=1.4,
+            linestyle="--" if variant == "dense" else "-",
+            label=f"{_pair_label(variant, rows)} ({note})",
+        )
         _band(ax, x, stats, color)
     ax.axvline(0, color="gray", linewidth=0.8, linestyle=":")  # the unperturbed network
     ax.set_xlabel("ε: step along the top Hessian eigenvector (θ + ε v/‖v‖)")
     ax.set_ylabel("Loss on the test sample (cross-entropy)")
     ax.grid(True, alpha=0.3)
     _legend(ax)
-    ax.set_title(_heading("Fig. 10: loss along the top Hessian eigenvector", frame, title, _epoch_note(frame, epoch)),
-                 fontsize=9)
+    ax.set_title(
+        _heading("Fig. 10: loss along the top Hessian eigenvector", frame, title, _epoch_note(frame, epoch)), fontsize=9
+    )
     _save(fig, outputs)
 
 
@@ -592,23 +675,34 @@ def _grid(rows: pd.DataFrame, csv: Path, what: str) -> tuple[np.ndarray, np.ndar
     duplicated = rows.duplicated(["i", "j"], keep=False)
     if duplicated.any():
         point = rows[duplicated].iloc[0]
-        raise LthError(f"{csv} holds grid point (i={point['i']}, j={point['j']}) more than once for {what}; "
-                       "collect each run once")
+        raise LthError(
+            f"{csv} holds grid point (i={point['i']}, j={point['j']}) more than once for {what}; collect each run once"
+        )
     ni, nj = rows["i"].nunique(), rows["j"].nunique()
     if ni < 2 or nj < 2:
-        raise LthError(f"{csv}: the grid of {what} is {ni} x {nj} points (columns 'i', 'j'); a contour needs at least "
-                       "2 x 2")
+        raise LthError(
+            f"{csv}: the grid of {what} is {ni} x {nj} points (columns 'i', 'j'); a contour needs at least 2 x 2"
+        )
     if len(rows) != ni * nj:
-        raise LthError(f"{csv}: the grid of {what} has {len(rows)} of its {ni} x {nj} points (columns 'i', 'j'); "
-                       "merge every part of it (`lth analyze merge`) before collecting")
+        raise LthError(
+            f"{csv}: the grid of {what} has {len(rows)} of its {ni} x {nj} points (columns 'i', 'j'); "
+            "merge every part of it (`lth analyze merge`) before collecting"
+        )
     loss = rows.pivot(index="j", columns="i", values="loss").sort_index().sort_index(axis=1)
     alpha = rows.groupby("i")["alpha"].mean().sort_index().to_numpy()
     beta = rows.groupby("j")["beta"].mean().sort_index().to_numpy()
     return alpha, beta, loss.to_numpy(dtype=float)
 
 
-def _landscape(csv: Path, outputs: Sequence[Path], name: str, epoch: Epoch, title: str | None,
-               axis_labels: tuple[str, str], default_title: str) -> None:
+def _landscape(
+    csv: Path,
+    outputs: Sequence[Path],
+    name: str,
+    epoch: Epoch,
+    title: str | None,
+    axis_labels: tuple[str, str],
+    default_title: str,
+) -> None:
     """Contour panels, one per (variant, level): the first seed's grid, log-spaced levels (see
     `log_contour_levels`) between the smallest and largest finite loss over all panels, so that
     one colour means one loss in every panel, and a star at the unperturbed network."""
@@ -634,15 +728,22 @@ def _landscape(csv: Path, outputs: Sequence[Path], name: str, epoch: Epoch, titl
     if finite.size == 0:
         raise LthError(f"{csv}: every selected value of column 'loss' is NaN or infinite; nothing to draw")
     if finite.max() <= 0:
-        raise LthError(f"{csv}: column 'loss' is <= 0 everywhere selected (largest {finite.max()}); a cross-entropy "
-                       "is positive, so this is not a loss landscape")
+        raise LthError(
+            f"{csv}: column 'loss' is <= 0 everywhere selected (largest {finite.max()}); a cross-entropy "
+            "is positive, so this is not a loss landscape"
+        )
     levels = log_contour_levels(float(finite.min()), float(finite.max()))
     norm = LogNorm(vmin=levels[0], vmax=levels[-1])
     plt = pyplot()
     columns = min(len(panels), 4)
     rows_count = math.ceil(len(panels) / columns)
-    fig, axes = plt.subplots(rows_count, columns, figsize=(max(2.9 * columns + 1.2, 5.2), 3.2 * rows_count + 0.7),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        rows_count,
+        columns,
+        figsize=(max(2.9 * columns + 1.2, 5.2), 3.2 * rows_count + 0.7),
+        squeeze=False,
+        layout="constrained",
+    )
     contour = None
     below = "min" if finite.min() < levels[0] else "neither"  # only a clipped low end has values under the scale
     for ax, (label, alpha, beta, loss) in zip(axes.flat, panels):
@@ -657,56 +758,82 @@ def _landscape(csv: Path, outputs: Sequence[Path], name: str, epoch: Epoch, titl
         ax.xaxis.set_major_locator(MaxNLocator(5))  # 21 grid values would crowd the axis
         ax.yaxis.set_major_locator(MaxNLocator(5))
         ax.set_aspect("equal", adjustable="box")
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     colorbar = fig.colorbar(contour, ax=axes, label="loss (log-spaced levels, shared by all panels)", shrink=0.9)
     # A log colour bar within one decade gets no labelled ticks of its own: label every other level.
     colorbar.set_ticks(levels[::2], labels=[f"{value:.3g}" for value in levels[::2]])
     colorbar.minorticks_off()
-    fig.suptitle(_heading(f"{default_title} (★ = the trained network)", frame, title, _epoch_note(frame, epoch)),
-                 fontsize=10)
+    fig.suptitle(
+        _heading(f"{default_title} (★ = the trained network)", frame, title, _epoch_note(frame, epoch)), fontsize=10
+    )
     _save(fig, outputs)
 
 
 def fig_landscape(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, title: str | None = None) -> None:
     """Figures 5 and 11 (weight space): the loss at theta + alpha d1 + beta d2 (filter-normalised
     directions), one contour panel per (variant, sparsity), at `epoch` (an int) or `final`."""
-    _landscape(csv, outputs, "fig_landscape", epoch, title,
-               ("α (direction 1, filter-normalised)", "β (direction 2)"),
-               "Figs. 5/11: loss landscape in weight space")
+    _landscape(
+        csv,
+        outputs,
+        "fig_landscape",
+        epoch,
+        title,
+        ("α (direction 1, filter-normalised)", "β (direction 2)"),
+        "Figs. 5/11: loss landscape in weight space",
+    )
 
 
-def fig11_input_landscape(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None,
-                          title: str | None = None) -> None:
+def fig11_input_landscape(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, title: str | None = None) -> None:
     """Figure 11 (input space): the mean loss of model(x + alpha u + beta w), u and w scaled to each
     image's norm, one contour panel per (variant, sparsity), at `epoch` (an int) or `final`."""
-    _landscape(csv, outputs, "fig11_input_landscape", epoch, title,
-               ("α (along u, ‖u‖ = ‖x‖)", "β (along w, ‖w‖ = ‖x‖)"),
-               "Fig. 11: loss landscape in input space")
+    _landscape(
+        csv,
+        outputs,
+        "fig11_input_landscape",
+        epoch,
+        title,
+        ("α (along u, ‖u‖ = ‖x‖)", "β (along w, ‖w‖ = ‖x‖)"),
+        "Fig. 11: loss landscape in input space",
+    )
 
 
 FigureFunction = Callable[..., Any]
 _GRID_COLUMNS = (*ID_COLUMNS, *RUN_COLUMNS, "index", "i", "j", "alpha", "beta", "loss")
 FIGURES: dict[str, tuple[FigureFunction, tuple[str, ...], str]] = {
     "tableA1_activation_sparsity": (
-        tableA1_activation_sparsity, (*ID_COLUMNS, *RUN_COLUMNS, "stage", "near_zero_pct", "threshold"),
-        ("Table A1: % of near-zero activations, whole network and per stage, one table per threshold "
-         "(activation_sparsity.csv)")),
+        tableA1_activation_sparsity,
+        (*ID_COLUMNS, *RUN_COLUMNS, "stage", "near_zero_pct", "threshold"),
+        (
+            "Table A1: % of near-zero activations, whole network and per stage, one table per threshold "
+            "(activation_sparsity.csv)"
+        ),
+    ),
     "fig2_hessian": (
-        fig2_hessian, (*ID_COLUMNS, *RUN_COLUMNS, "rank", "eigenvalue", "converged"),
-        "Figure 2: top Hessian eigenvalue vs sparsity, one line per variant (hessian.csv)"),
+        fig2_hessian,
+        (*ID_COLUMNS, *RUN_COLUMNS, "rank", "eigenvalue", "converged"),
+        "Figure 2: top Hessian eigenvalue vs sparsity, one line per variant (hessian.csv)",
+    ),
     "figA12_hessian_per_epoch": (
-        figA12_hessian_per_epoch, (*ID_COLUMNS, *RUN_COLUMNS, "eigenvalue", "converged"),
-        "Figure A12: top Hessian eigenvalue vs training epoch per (variant, sparsity) (hessian_per_epoch.csv)"),
+        figA12_hessian_per_epoch,
+        (*ID_COLUMNS, *RUN_COLUMNS, "eigenvalue", "converged"),
+        "Figure A12: top Hessian eigenvalue vs training epoch per (variant, sparsity) (hessian_per_epoch.csv)",
+    ),
     "fig_landscape": (
-        fig_landscape, _GRID_COLUMNS,
-        "Figures 5/11: weight-space loss contours per (variant, sparsity) at an epoch (landscape.csv)"),
+        fig_landscape,
+        _GRID_COLUMNS,
+        "Figures 5/11: weight-space loss contours per (variant, sparsity) at an epoch (landscape.csv)",
+    ),
     "fig11_input_landscape": (
-        fig11_input_landscape, _GRID_COLUMNS,
-        "Figure 11: input-space loss contours per (variant, sparsity) (input_landscape.csv)"),
+        fig11_input_landscape,
+        _GRID_COLUMNS,
+        "Figure 11: input-space loss contours per (variant, sparsity) (input_landscape.csv)",
+    ),
     "fig10_perturbation": (
-        fig10_perturbation, (*ID_COLUMNS, *RUN_COLUMNS, "index", "epsilon", "loss", "eigenvalue", "converged"),
-        "Figure 10: test loss along the top Hessian eigenvector vs epsilon (perturbation.csv)"),
+        fig10_perturbation,
+        (*ID_COLUMNS, *RUN_COLUMNS, "index", "epsilon", "loss", "eigenvalue", "converged"),
+        "Figure 10: test loss along the top Hessian eigenvector vs epsilon (perturbation.csv)",
+    ),
 }
 
 

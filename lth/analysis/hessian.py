@@ -136,8 +136,7 @@ class HessianResult:
 
 
 def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
-    if (not isinstance(value, int) or isinstance(value, bool) or value < low
-            or (high is not None and value > high)):
+    if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
         allowed = f"an integer in [{low}, {high}]" if high is not None else f"an integer >= {low}"
         raise HessianError(f"{name}: {value!r} is not allowed; must be {allowed}")
     return value
@@ -149,14 +148,21 @@ def sample_indices(num_images: int, size: int, seed: int) -> list[int]:
     _check_int("number of images", num_images, 1)
     _check_int("sample size", size, 1)
     if size > num_images:
-        raise HessianError(f"sample size {size} is not allowed; the split has only {num_images} images "
-                           f"(must be in [1, {num_images}])")
+        raise HessianError(
+            f"sample size {size} is not allowed; the split has only {num_images} images (must be in [1, {num_images}])"
+        )
     order = torch.randperm(num_images, generator=torch.Generator().manual_seed(seed))
     return order[:size].sort().values.tolist()
 
 
-def hessian_batches(data: Data, indices: Sequence[int], *, batch_size: int = 500,
-                    device: torch.device | str = "cpu", channels_last: bool = False) -> list[Batch]:
+def hessian_batches(
+    data: Data,
+    indices: Sequence[int],
+    *,
+    batch_size: int = 500,
+    device: torch.device | str = "cpu",
+    channels_last: bool = False,
+) -> list[Batch]:
     """The training images at `indices`, normalised as in training (no augmentation), in that order."""
     _check_int("batch size", batch_size, 1)
     available = len(data.train.labels)
@@ -165,12 +171,13 @@ def hessian_batches(data: Data, indices: Sequence[int], *, batch_size: int = 500
         raise HessianError("the sample is empty; give at least one training image index")
     bad = [i for i in index if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < available]
     if bad:
-        raise HessianError(f"image index {bad[0]!r} is not allowed; must be an integer in [0, {available - 1}] "
-                           f"(the training split has {available} images)")
+        raise HessianError(
+            f"image index {bad[0]!r} is not allowed; must be an integer in [0, {available - 1}] "
+            f"(the training split has {available} images)"
+        )
     if len(set(index)) != len(index):
         repeated = next(i for i in index if index.count(i) > 1)
-        raise HessianError(f"image index {repeated} appears more than once; the sample is drawn without "
-                           "replacement")
+        raise HessianError(f"image index {repeated} appears more than once; the sample is drawn without replacement")
     positions = torch.tensor(index, dtype=torch.long)
     split = Split(data.train.images[positions], data.train.labels[positions])
     batches = Batches(split, batch_size, data.mean, data.std, torch.device(device), channels_last=channels_last)
@@ -205,8 +212,9 @@ def _trainable(model: nn.Module, mask: Mask | None) -> tuple[list[str], list[nn.
         raise HessianError(f"mask names {unknown[0]!r}, which is not a parameter of the model")
     frozen = sorted(set(mask) - set(names))
     if frozen:
-        raise HessianError(f"mask names {frozen[0]!r}, which does not require grad; only trainable "
-                           "parameters are in the Hessian")
+        raise HessianError(
+            f"mask names {frozen[0]!r}, which does not require grad; only trainable parameters are in the Hessian"
+        )
     keeps: list[torch.Tensor | None] = []
     for name in names:
         param = named[name]
@@ -215,24 +223,31 @@ def _trainable(model: nn.Module, mask: Mask | None) -> tuple[list[str], list[nn.
             continue
         keep = mask[name]
         if keep.shape != param.shape:
-            raise HessianError(f"mask {name!r} has shape {tuple(keep.shape)}, the model's parameter "
-                               f"{tuple(param.shape)}: the mask belongs to another model")
+            raise HessianError(
+                f"mask {name!r} has shape {tuple(keep.shape)}, the model's parameter "
+                f"{tuple(param.shape)}: the mask belongs to another model"
+            )
         keep = keep.to(device=param.device, dtype=torch.bool)
         if bool((param.detach()[~keep] != 0).any()):
-            raise HessianError(f"parameter {name!r} is nonzero where the mask prunes it; apply the mask to the "
-                               "weights first (lth.masks.MaskEnforcer(model, mask).apply_to_weights())")
+            raise HessianError(
+                f"parameter {name!r} is nonzero where the mask prunes it; apply the mask to the "
+                "weights first (lth.masks.MaskEnforcer(model, mask).apply_to_weights())"
+            )
         keeps.append(keep)
     return names, [named[name] for name in names], keeps
 
 
 def _masked(v: Vector, keeps: Sequence[torch.Tensor | None]) -> Vector:
     # torch.where, not a multiply: pruned coordinates are exactly 0 even if a product is not finite.
-    return [x if keep is None else torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
-            for x, keep in zip(v, keeps, strict=True)]
+    return [
+        x if keep is None else torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
+        for x, keep in zip(v, keeps, strict=True)
+    ]
 
 
-def _hvp_fn(model: nn.Module, params: Sequence[nn.Parameter], batches: Sequence[Batch],
-            keeps: Sequence[torch.Tensor | None]) -> Callable[[Vector], Vector]:
+def _hvp_fn(
+    model: nn.Module, params: Sequence[nn.Parameter], batches: Sequence[Batch], keeps: Sequence[torch.Tensor | None]
+) -> Callable[[Vector], Vector]:
     """v -> P H P v. Each product differentiates the batch gradients g once more: autograd.grad of
     g with grad_outputs v is v^T H = (H v)^T. The gradients and their graph depend only on the
     weights, which power iteration never changes: a sample of one batch (the default: 200 images,
@@ -260,8 +275,9 @@ def _hvp_fn(model: nn.Module, params: Sequence[nn.Parameter], batches: Sequence[
             pairs = [(g, x) for g, x in zip(grads, v, strict=True) if g is not None and g.requires_grad]
             if not pairs:
                 continue  # the loss does not depend on v's coordinates to second order: H_b v = 0
-            products = torch.autograd.grad([g for g, _ in pairs], params, [x for _, x in pairs], retain_graph=keep,
-                                           allow_unused=True)
+            products = torch.autograd.grad(
+                [g for g, _ in pairs], params, [x for _, x in pairs], retain_graph=keep, allow_unused=True
+            )
             weight = len(labels) / total
             for acc, product in zip(result, products, strict=True):
                 if product is not None:
@@ -271,9 +287,14 @@ def _hvp_fn(model: nn.Module, params: Sequence[nn.Parameter], batches: Sequence[
     return hvp
 
 
-def _power_iteration(hvp: Callable[[Vector], Vector], start: Vector, keeps: Sequence[torch.Tensor | None],
-                     basis: Sequence[Vector], tol: float,
-                     max_iter: int) -> tuple[float, Vector, int, bool, float]:
+def _power_iteration(
+    hvp: Callable[[Vector], Vector],
+    start: Vector,
+    keeps: Sequence[torch.Tensor | None],
+    basis: Sequence[Vector],
+    tol: float,
+    max_iter: int,
+) -> tuple[float, Vector, int, bool, float]:
     v = _project(_masked(start, keeps), basis)
     norm = _norm(v)
     if norm == 0:  # no kept coordinate left to move (all pruned, or k exceeds them)
@@ -285,8 +306,10 @@ def _power_iteration(hvp: Callable[[Vector], Vector], start: Vector, keeps: Sequ
         eigenvalue = _dot(v, w)
         norm = _norm(w)
         if not math.isfinite(norm) or not math.isfinite(eigenvalue):
-            raise HessianError(f"the Hessian-vector product is not finite (norm {norm}) at iteration {iteration}; "
-                               "the loss or the weights are not finite")
+            raise HessianError(
+                f"the Hessian-vector product is not finite (norm {norm}) at iteration {iteration}; "
+                "the loss or the weights are not finite"
+            )
         if norm == 0:  # v is in the null space: the operator is 0 on the span left
             return 0.0, v, iteration, True, 0.0
         residual = _norm([x - eigenvalue * y for x, y in zip(w, v, strict=True)]) / abs(eigenvalue)
@@ -328,8 +351,7 @@ def top_eigen(
     residuals: list[float] = []
     found: list[Vector] = []
     for _ in range(k):
-        start = [torch.randn(p.shape, generator=generator, dtype=torch.float32).to(p.device, p.dtype)
-                 for p in params]
+        start = [torch.randn(p.shape, generator=generator, dtype=torch.float32).to(p.device, p.dtype) for p in params]
         value, vector, used, done, residual = _power_iteration(hvp, start, keeps, found, tol, max_iter)
         eigenvalues.append(value)
         residuals.append(residual)
@@ -341,8 +363,9 @@ def top_eigen(
         trace, trace_error = _hutchinson(hvp, params, keeps, trace_samples, seed + 1)
     seconds = time.perf_counter() - started
     vectors = [{name: x.detach().contiguous() for name, x in zip(names, vector, strict=True)} for vector in found]
-    return HessianResult(eigenvalues, iterations, converged, residuals, vectors, seconds, None, trace, trace_error,
-                         trace_samples)
+    return HessianResult(
+        eigenvalues, iterations, converged, residuals, vectors, seconds, None, trace, trace_error, trace_samples
+    )
 
 
 def _working_copy(model: nn.Module, batches: Sequence[Batch]) -> tuple[nn.Module, list[Batch]]:
@@ -355,8 +378,10 @@ def _working_copy(model: nn.Module, batches: Sequence[Batch]) -> tuple[nn.Module
     device = next(copied.parameters(), torch.empty(0)).device
     if device.type != "cpu" or not channels_last_risks(copied):
         copied = copied.to(memory_format=torch.channels_last)  # touches 4-D tensors only
-        batches = [(inputs.contiguous(memory_format=torch.channels_last) if inputs.dim() == 4 else inputs, labels)
-                   for inputs, labels in batches]
+        batches = [
+            (inputs.contiguous(memory_format=torch.channels_last) if inputs.dim() == 4 else inputs, labels)
+            for inputs, labels in batches
+        ]
     return copied, list(batches)
 
 
@@ -368,8 +393,13 @@ def _check_settings(k: int, tol: float, max_iter: int, trace_samples: int = 0) -
         raise HessianError(f"tol: {tol!r} is not allowed; must be a finite number > 0")
 
 
-def _hutchinson(hvp: Callable[[Vector], Vector], params: Sequence[nn.Parameter],
-                keeps: Sequence[torch.Tensor | None], samples: int, seed: int) -> tuple[float, float | None]:
+def _hutchinson(
+    hvp: Callable[[Vector], Vector],
+    params: Sequence[nn.Parameter],
+    keeps: Sequence[torch.Tensor | None],
+    samples: int,
+    seed: int,
+) -> tuple[float, float | None]:
     generator = torch.Generator().manual_seed(seed)
     values = []
     for _ in range(samples):
@@ -414,8 +444,7 @@ def hessian_eigen(
     else:
         chosen = sample_indices(available, size, sample_seed)
     batches = hessian_batches(data, chosen, batch_size=batch_size, device=where)
-    result = top_eigen(model, batches, mask, k=k, tol=tol, max_iter=max_iter, seed=seed,
-                       trace_samples=trace_samples)
+    result = top_eigen(model, batches, mask, k=k, tol=tol, max_iter=max_iter, seed=seed, trace_samples=trace_samples)
     return replace(result, indices=chosen)
 
 
@@ -440,8 +469,17 @@ class HessianTracker:
     own `seconds` column does not include.
     """
 
-    def __init__(self, data: Data, mask: Mask | None = None, *, sample: int = DEFAULT_SAMPLE, sample_seed: int = 0,
-                 tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER, batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        data: Data,
+        mask: Mask | None = None,
+        *,
+        sample: int = DEFAULT_SAMPLE,
+        sample_seed: int = 0,
+        tol: float = DEFAULT_TOL,
+        max_iter: int = DEFAULT_MAX_ITER,
+        batch_size: int = 500,
+    ) -> None:
         _check_settings(1, tol, max_iter)
         _check_int("batch size", batch_size, 1)
         self.indices = sample_indices(len(data.train.labels), sample, sample_seed)
@@ -451,15 +489,24 @@ class HessianTracker:
     def __call__(self, context: EpochContext) -> dict[str, float]:
         started = time.perf_counter()
         if self._batches is None:
-            self._batches = hessian_batches(self.data, self.indices, batch_size=self.batch_size,
-                                            device=context.device)
+            self._batches = hessian_batches(self.data, self.indices, batch_size=self.batch_size, device=context.device)
         result = top_eigen(context.model, self._batches, self.mask, tol=self.tol, max_iter=self.max_iter)
         seconds = time.perf_counter() - started
         epoch_seconds = context.row.get("seconds")
         share = f", {100 * seconds / epoch_seconds:.0f}% of the epoch's {epoch_seconds:.1f}s" if epoch_seconds else ""
-        log.info("epoch %d: top Hessian eigenvalue %.6g (%d iterations, %s) in %.1fs%s", context.epoch,
-                 result.eigenvalue, result.iterations[0],
-                 "converged" if result.converged[0] else f"not converged within {self.max_iter}", seconds, share)
-        return {"hessian_eigenvalue": result.eigenvalue, "hessian_iterations": result.iterations[0],
-                "hessian_converged": int(result.converged[0]), "hessian_residual": result.residuals[0],
-                "hessian_seconds": seconds}
+        log.info(
+            "epoch %d: top Hessian eigenvalue %.6g (%d iterations, %s) in %.1fs%s",
+            context.epoch,
+            result.eigenvalue,
+            result.iterations[0],
+            "converged" if result.converged[0] else f"not converged within {self.max_iter}",
+            seconds,
+            share,
+        )
+        return {
+            "hessian_eigenvalue": result.eigenvalue,
+            "hessian_iterations": result.iterations[0],
+            "hessian_converged": int(result.converged[0]),
+            "hessian_residual": result.residuals[0],
+            "hessian_seconds": seconds,
+        }

@@ -57,16 +57,31 @@ class Analysis:
 
 HESSIAN_SETTINGS = ("sample", "sample_seed", "tol", "max_iter")
 GRID_SETTINGS = ("points", "extent", "sample", "sample_seed")
-ANALYSES: dict[str, Analysis] = {a.name: a for a in (
-    Analysis("activations", ".csv", "activation_sparsity.csv", ("thresholds",), train_sample=None),
-    Analysis("hessian", ".json", "hessian.csv", (*HESSIAN_SETTINGS, "k")),
-    Analysis("hessian_per_epoch", "", "hessian_per_epoch.csv", HESSIAN_SETTINGS, epochs=False),
-    Analysis("perturbation", ".csv", "perturbation.csv", (*HESSIAN_SETTINGS, "points", "extent", "test_sample"),
-             test_sample="test_sample"),
-    Analysis("landscape", ".csv", "landscape.csv", GRID_SETTINGS, grid=True),
-    Analysis("input_landscape", ".csv", "input_landscape.csv", GRID_SETTINGS, train_sample=None,
-             test_sample="sample", grid=True),
-)}
+ANALYSES: dict[str, Analysis] = {
+    a.name: a
+    for a in (
+        Analysis("activations", ".csv", "activation_sparsity.csv", ("thresholds",), train_sample=None),
+        Analysis("hessian", ".json", "hessian.csv", (*HESSIAN_SETTINGS, "k")),
+        Analysis("hessian_per_epoch", "", "hessian_per_epoch.csv", HESSIAN_SETTINGS, epochs=False),
+        Analysis(
+            "perturbation",
+            ".csv",
+            "perturbation.csv",
+            (*HESSIAN_SETTINGS, "points", "extent", "test_sample"),
+            test_sample="test_sample",
+        ),
+        Analysis("landscape", ".csv", "landscape.csv", GRID_SETTINGS, grid=True),
+        Analysis(
+            "input_landscape",
+            ".csv",
+            "input_landscape.csv",
+            GRID_SETTINGS,
+            train_sample=None,
+            test_sample="sample",
+            grid=True,
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -98,9 +113,14 @@ class AnalysisJob:
     def flags(self, prefix: str = "") -> str:
         """The settings as shell-quoted `lth` flags (`--{prefix}max-iter 100`; a list's items follow its
         flag: `--thresholds 0.0 0.001`)."""
-        return shlex.join(word for key, value in self.settings.items()
-                          for word in (f"--{prefix}{key.replace('_', '-')}",
-                                       *map(str, value if isinstance(value, (list, tuple)) else [value])))
+        return shlex.join(
+            word
+            for key, value in self.settings.items()
+            for word in (
+                f"--{prefix}{key.replace('_', '-')}",
+                *map(str, value if isinstance(value, (list, tuple)) else [value]),
+            )
+        )
 
     def part_outputs(self) -> list[str]:
         stem = self.output.removesuffix(self.analysis.suffix)
@@ -111,18 +131,21 @@ def analysis_figures(section: dict[str, Any]) -> dict[str, tuple[str, str, str |
     """Figure file stem -> (analysis, `lth figure` name, epoch filter), named after the paper, for
     the analyses `section` asks for. Landscapes get one figure per epoch asked for."""
     figures: dict[str, tuple[str, str, str | None]] = {}
-    singles = {"activations": ("tableA1_activation_sparsity", "tableA1_activation_sparsity"),
-               "hessian": ("fig2_hessian", "fig2_hessian"),
-               "hessian_per_epoch": ("figA12_hessian_per_epoch", "figA12_hessian_per_epoch"),
-               "perturbation": ("fig10_perturbation", "fig10_perturbation")}
+    singles = {
+        "activations": ("tableA1_activation_sparsity", "tableA1_activation_sparsity"),
+        "hessian": ("fig2_hessian", "fig2_hessian"),
+        "hessian_per_epoch": ("figA12_hessian_per_epoch", "figA12_hessian_per_epoch"),
+        "perturbation": ("fig10_perturbation", "fig10_perturbation"),
+    }
     for name, options in section.items():
         if name in singles:
             stem, figure = singles[name]
             figures[stem] = (name, figure, None)
             continue
-        figure, final, early = {"landscape": ("fig_landscape", "fig11_landscape_final", "fig5_landscape_epoch{}"),
-                                "input_landscape": ("fig11_input_landscape", "fig11_input_landscape",
-                                                    "fig11_input_landscape_epoch{}")}[name]
+        figure, final, early = {
+            "landscape": ("fig_landscape", "fig11_landscape_final", "fig5_landscape_epoch{}"),
+            "input_landscape": ("fig11_input_landscape", "fig11_input_landscape", "fig11_input_landscape_epoch{}"),
+        }[name]
         for epoch in options["epochs"]:
             figures[final if epoch == "final" else early.format(epoch)] = (name, figure, str(epoch))
     return figures
@@ -144,14 +167,18 @@ def resolve_levels(key: str, items: Any, levels: list[int], rate: float) -> list
         if isinstance(item, int) or (isinstance(item, float) and item.is_integer() and item >= 1):
             level = int(item)
             if level not in available:
-                raise AnalysisConfigError(f"{key}[{i}]: level {item} is not allowed; this experiment has levels "
-                                          f"{', '.join(map(str, available))} (0 = dense)")
+                raise AnalysisConfigError(
+                    f"{key}[{i}]: level {item} is not allowed; this experiment has levels "
+                    f"{', '.join(map(str, available))} (0 = dense)"
+                )
         else:
             remaining = math.log(1 - item)
             level = min(available, key=lambda k: abs(math.log(1 - nominal_sparsity(rate, k)) - remaining))
             if abs(math.log(1 - nominal_sparsity(rate, level)) - remaining) > abs(math.log(1 - rate)) / 2:
-                raise AnalysisConfigError(f"{key}[{i}]: sparsity {item} is not allowed; it is more than half a "
-                                          f"pruning step from every level of this experiment: {listed}")
+                raise AnalysisConfigError(
+                    f"{key}[{i}]: sparsity {item} is not allowed; it is more than half a "
+                    f"pruning step from every level of this experiment: {listed}"
+                )
         chosen.append(level)
     return sorted(set(chosen))
 
@@ -180,8 +207,9 @@ def plan_analyses(plan: Plan, section: dict[str, Any], sizes: dict[str, int]) ->
                 parts = {"parts": options["jobs"]} if analysis.grid else {}
                 record = plan.record(stage=name, settings=settings, epoch=epoch, **parts)
                 output = f"{plan.folder(run)}/analysis/{name}-{short_hash(record)}{analysis.suffix}"
-                job = jobs.setdefault(output, AnalysisJob(analysis, run, epoch, settings, output,
-                                                          options.get("jobs", 1)))
+                job = jobs.setdefault(
+                    output, AnalysisJob(analysis, run, epoch, settings, output, options.get("jobs", 1))
+                )
                 subject = Subject(row.seed, row.variant, row.level, epoch)
                 if subject not in job.subjects:
                     job.subjects.append(subject)
@@ -196,11 +224,15 @@ def _check_settings(key: str, analysis: Analysis, options: dict[str, Any], sizes
         settings["thresholds"] = _thresholds(key, options)
     for setting, split in ((analysis.train_sample, "train"), (analysis.test_sample, "test")):
         if setting and options[setting] > sizes[split]:
-            raise AnalysisConfigError(f"{key}.{setting}: {options[setting]} is not allowed; the {split} split has "
-                                      f"{sizes[split]} images (must be <= {sizes[split]})")
+            raise AnalysisConfigError(
+                f"{key}.{setting}: {options[setting]} is not allowed; the {split} split has "
+                f"{sizes[split]} images (must be <= {sizes[split]})"
+            )
     if analysis.grid and options["jobs"] > options["points"] ** 2:
-        raise AnalysisConfigError(f"{key}.jobs: {options['jobs']} is not allowed; the grid has "
-                                  f"{options['points'] ** 2} points (must be <= {options['points'] ** 2})")
+        raise AnalysisConfigError(
+            f"{key}.jobs: {options['jobs']} is not allowed; the grid has "
+            f"{options['points'] ** 2} points (must be <= {options['points'] ** 2})"
+        )
     return settings
 
 
@@ -217,9 +249,11 @@ def _thresholds(key: str, options: dict[str, Any]) -> list[float]:
 
     if "threshold" in options:
         old = options["threshold"]
-        raise AnalysisConfigError(f"{key}.threshold: {old!r} is not allowed; the key is now `thresholds`, a list "
-                                  f"counted in one pass: write `thresholds: [{old}]`, or leave it out for the "
-                                  f"default [{threshold_text(DEFAULT_THRESHOLDS)}]")
+        raise AnalysisConfigError(
+            f"{key}.threshold: {old!r} is not allowed; the key is now `thresholds`, a list "
+            f"counted in one pass: write `thresholds: [{old}]`, or leave it out for the "
+            f"default [{threshold_text(DEFAULT_THRESHOLDS)}]"
+        )
     try:
         return list(check_thresholds(options["thresholds"], f"{key}.thresholds"))
     except ActivationSparsityError as error:
@@ -238,8 +272,9 @@ def _variants(key: str, items: Any, variants: list[str]) -> set[str]:
         except LthError:
             name = None
         if name not in variants:
-            raise AnalysisConfigError(f"{key}[{i}]: {item!r} is not allowed; this experiment's variants are "
-                                      f"{', '.join(variants)} (or `all`)")
+            raise AnalysisConfigError(
+                f"{key}[{i}]: {item!r} is not allowed; this experiment's variants are {', '.join(variants)} (or `all`)"
+            )
         chosen.add(name)
     return chosen
 
@@ -250,7 +285,9 @@ def _epochs(key: str, items: Iterable[Any], row: Any, first: int, last: int) -> 
         epoch = last if item == "final" else item
         if not first < epoch <= last:
             what = "the dense run" if row.level == 0 else f"variant {row.variant!r}"
-            raise AnalysisConfigError(f"{key}[{i}]: epoch {item} is not allowed for {what}, which trains epochs "
-                                      f"{first + 1} to {last}; give an epoch in that range or `final`")
+            raise AnalysisConfigError(
+                f"{key}[{i}]: epoch {item} is not allowed for {what}, which trains epochs "
+                f"{first + 1} to {last}; give an epoch in that range or `final`"
+            )
         epochs.append(epoch)
     return sorted(set(epochs))

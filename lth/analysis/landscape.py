@@ -120,8 +120,9 @@ def sample_split(split: Split, size: int, seed: int) -> Split:
     _check_int("sample size", size, 1)
     available = len(split.labels)
     if size > available:
-        raise LandscapeError(f"sample size {size} is not allowed; the split has only {available} images "
-                             f"(must be in [1, {available}])")
+        raise LandscapeError(
+            f"sample size {size} is not allowed; the split has only {available} images (must be in [1, {available}])"
+        )
     index = torch.randperm(available, generator=torch.Generator().manual_seed(seed))[:size].sort().values
     return Split(split.images[index], split.labels[index])
 
@@ -140,8 +141,9 @@ def landscape_batches(
         raise LandscapeError(f"split {split!r} is not allowed; must be 'train', 'val' or 'test'")
     _check_int("batch size", batch_size, 1)
     sample = sample_split(getattr(data, split), size, seed)
-    return FixedBatches(Batches(sample, batch_size, data.mean, data.std, torch.device(device),
-                                channels_last=channels_last))
+    return FixedBatches(
+        Batches(sample, batch_size, data.mean, data.std, torch.device(device), channels_last=channels_last)
+    )
 
 
 def grid_coordinates(points: int = DEFAULT_POINTS, extent: float = DEFAULT_EXTENT) -> list[float]:
@@ -171,9 +173,11 @@ def merge_parts(parts: Iterable[Sequence[LandscapePoint]], points: int = DEFAULT
         seen = set(indices)
         missing = [k for k in range(points * points) if k not in seen]
         repeated = sorted({k for k in indices if indices.count(k) > 1})
-        raise LandscapeError(f"the parts do not cover the {points}x{points} grid once: missing points "
-                             f"{missing[:5]}, repeated points {repeated[:5]}, out of range "
-                             f"{[k for k in seen if not 0 <= k < points * points][:5]}")
+        raise LandscapeError(
+            f"the parts do not cover the {points}x{points} grid once: missing points "
+            f"{missing[:5]}, repeated points {repeated[:5]}, out of range "
+            f"{[k for k in seen if not 0 <= k < points * points][:5]}"
+        )
     return merged
 
 
@@ -200,8 +204,10 @@ def landscape_directions(model: nn.Module, mask: Mask | None = None, seed: int =
     misshapen = [name for name in mask if mask[name].shape != params[name].shape]
     if misshapen:
         name = misshapen[0]
-        raise LandscapeError(f"mask {name!r} has shape {tuple(mask[name].shape)}, the parameter's "
-                             f"{tuple(params[name].shape)}: the mask belongs to another model")
+        raise LandscapeError(
+            f"mask {name!r} has shape {tuple(mask[name].shape)}, the parameter's "
+            f"{tuple(params[name].shape)}: the mask belongs to another model"
+        )
     generator = torch.Generator().manual_seed(seed)
     directions: list[Direction] = []
     for _ in range(2):
@@ -223,8 +229,9 @@ def _parameters_for(model: nn.Module, directions: Sequence[Mapping[str, torch.Te
             if name not in params:
                 raise LandscapeError(f"direction names {name!r}, which is not a parameter of the model")
             if tensor.shape != params[name].shape:
-                raise LandscapeError(f"direction {name!r} has shape {tuple(tensor.shape)}, the parameter's "
-                                     f"{tuple(params[name].shape)}")
+                raise LandscapeError(
+                    f"direction {name!r} has shape {tuple(tensor.shape)}, the parameter's {tuple(params[name].shape)}"
+                )
     return params
 
 
@@ -273,10 +280,11 @@ def weight_landscape(
     coordinates = grid_coordinates(points, extent)
     indices = part_indices(points * points, part, parts)
     cells = [divmod(k, points) for k in indices]
-    results = _evaluate_along(model, batches, directions,
-                              [(coordinates[i], coordinates[j]) for i, j in cells])
-    return [LandscapePoint(k, i, j, coordinates[i], coordinates[j], loss, accuracy)
-            for k, (i, j), (loss, accuracy) in zip(indices, cells, results, strict=True)]
+    results = _evaluate_along(model, batches, directions, [(coordinates[i], coordinates[j]) for i, j in cells])
+    return [
+        LandscapePoint(k, i, j, coordinates[i], coordinates[j], loss, accuracy)
+        for k, (i, j), (loss, accuracy) in zip(indices, cells, results, strict=True)
+    ]
 
 
 def eigen_perturbation(
@@ -294,8 +302,10 @@ def eigen_perturbation(
         raise LandscapeError(f"the direction's norm is {norm}; it must be finite and nonzero")
     unit = {name: tensor.detach() / norm for name, tensor in direction.items()}
     results = _evaluate_along(model, batches, [unit], [(e,) for e in coordinates])
-    return [PerturbationPoint(k, e, loss, accuracy)
-            for k, (e, (loss, accuracy)) in enumerate(zip(coordinates, results, strict=True))]
+    return [
+        PerturbationPoint(k, e, loss, accuracy)
+        for k, (e, (loss, accuracy)) in enumerate(zip(coordinates, results, strict=True))
+    ]
 
 
 def input_directions(batches: FixedBatches, seed: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -343,9 +353,17 @@ def input_landscape(
                     outputs = model(_moved(_moved(x, u, coordinates[i]), w, coordinates[j]))
                     loss_sum += F.cross_entropy(outputs.float(), labels, reduction="sum")
                     correct += (outputs.argmax(1) == labels).sum()
-                results.append(LandscapePoint(k, i, j, coordinates[i], coordinates[j],
-                                              loss_sum.item() / batches.num_images,
-                                              correct.item() / batches.num_images))
+                results.append(
+                    LandscapePoint(
+                        k,
+                        i,
+                        j,
+                        coordinates[i],
+                        coordinates[j],
+                        loss_sum.item() / batches.num_images,
+                        correct.item() / batches.num_images,
+                    )
+                )
     finally:
         model.train(was_training)
     return results

@@ -18,8 +18,19 @@ if TYPE_CHECKING:
 
     from lth.hparams import DataHparams
 
-__all__ = ["Data", "DataError", "RawData", "SOURCES", "Source", "Split", "data_root", "get_source", "load",
-           "num_classes", "split_sizes"]
+__all__ = [
+    "Data",
+    "DataError",
+    "RawData",
+    "SOURCES",
+    "Source",
+    "Split",
+    "data_root",
+    "get_source",
+    "load",
+    "num_classes",
+    "split_sizes",
+]
 
 
 @dataclass(frozen=True)
@@ -81,8 +92,10 @@ def _balanced_subset(split: Split, per_class: int, generator: torch.Generator) -
     for label in labels.unique().tolist():
         positions = order[labels == label]
         if len(positions) < per_class:
-            raise DataError(f"data.subset_per_class: {per_class} is not allowed; class {label} "
-                            f"has only {len(positions)} training images")
+            raise DataError(
+                f"data.subset_per_class: {per_class} is not allowed; class {label} "
+                f"has only {len(positions)} training images"
+            )
         chosen.append(positions[:per_class])
     index = torch.cat(chosen).sort().values
     return Split(split.images[index], split.labels[index])
@@ -106,8 +119,10 @@ def load(hparams: DataHparams, seed: int) -> Data:
     order = torch.randperm(len(train.labels), generator=generator)
     n_val = _val_count(len(order), hparams.val_fraction)
     if n_val >= len(order):  # training on nothing would divide by zero in the first epoch
-        raise DataError(f"data.val_fraction: {hparams.val_fraction} of {len(order)} training images leaves none "
-                        "to train on; use more images or a smaller val_fraction")
+        raise DataError(
+            f"data.val_fraction: {hparams.val_fraction} of {len(order)} training images leaves none "
+            "to train on; use more images or a smaller val_fraction"
+        )
     val_index, train_index = order[:n_val].sort().values, order[n_val:].sort().values
     return Data(
         train=Split(train.images[train_index], train.labels[train_index]),

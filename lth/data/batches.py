@@ -60,15 +60,20 @@ class Batches:
         n = len(self.labels)
         if self.generator is None:
             for start in range(0, n, self.batch_size):
-                yield self._normalise(self.images[start:start + self.batch_size]), \
-                    self.labels[start:start + self.batch_size]
+                yield (
+                    self._normalise(self.images[start : start + self.batch_size]),
+                    self.labels[start : start + self.batch_size],
+                )
             return
         order, offsets, flips = self._draw_epoch()
         for start in range(0, n, self.batch_size):
             stop = start + self.batch_size
             index = order[start:stop]
-            images = self._augment(self.images[index], None if offsets is None else offsets[start:stop],
-                                   None if flips is None else flips[start:stop])
+            images = self._augment(
+                self.images[index],
+                None if offsets is None else offsets[start:stop],
+                None if flips is None else flips[start:stop],
+            )
             yield self._normalise(images), self.labels[index]
 
     def _normalise(self, images: torch.Tensor) -> torch.Tensor:
@@ -102,7 +107,7 @@ class Batches:
         device_order, rest = packed[:n], packed[n:]
         device_offsets = device_flips = None
         if offsets:
-            device_offsets, rest = rest[:2 * n].view(n, 2), rest[2 * n:]
+            device_offsets, rest = rest[: 2 * n].view(n, 2), rest[2 * n :]
         if flips:
             device_flips = rest.bool()
         return device_order, device_offsets, device_flips

@@ -66,8 +66,10 @@ def data_identity(hparams: DataHparams, cache: Path | None = None) -> dict[str, 
     if hparams.name in CANONICAL:
         return identity
     if hparams.name not in FINGERPRINTED:
-        raise ValueError(f"data_identity does not know dataset {hparams.name!r}: add it to "
-                         "CANONICAL or FINGERPRINTED in lth/data/identity.py")
+        raise ValueError(
+            f"data_identity does not know dataset {hparams.name!r}: add it to "
+            "CANONICAL or FINGERPRINTED in lth/data/identity.py"
+        )
     root = _root(hparams)
     files = _npz_files(root) if hparams.name == "npz" else _imagefolder_files(root)
     digests = _FileDigests(Path(cache) if cache is not None else default_cache_path())
@@ -126,9 +128,13 @@ def _imagefolder_files(root: Path) -> list[tuple[str, Path]]:
             if path.suffix.lower() in sources._IMAGE_SUFFIXES and path.is_file()
         ]
         if not found:
-            raise _with_root(root, sources.DataError(
-                f"{split_dir} holds no images ({', '.join(sorted(sources._IMAGE_SUFFIXES))}): "
-                f"{sources._FOLDER_LAYOUT}"))
+            raise _with_root(
+                root,
+                sources.DataError(
+                    f"{split_dir} holds no images ({', '.join(sorted(sources._IMAGE_SUFFIXES))}): "
+                    f"{sources._FOLDER_LAYOUT}"
+                ),
+            )
         files += found
     # Relative POSIX paths: independent of the root, and they carry the class (the label).
     return sorted((path.relative_to(root).as_posix(), path) for path in files)
@@ -151,8 +157,13 @@ def _read_cache(path: Path) -> dict[str, dict[str, Any]]:
 
 def _valid(entry: Any, size: int, mtime_ns: int) -> str | None:
     """The cached digest if `entry` is well-formed and matches the file's stat, else None."""
-    if (isinstance(entry, dict) and entry.get("size") == size and entry.get("mtime_ns") == mtime_ns
-            and isinstance(entry.get("sha256"), str) and len(entry["sha256"]) == 64):
+    if (
+        isinstance(entry, dict)
+        and entry.get("size") == size
+        and entry.get("mtime_ns") == mtime_ns
+        and isinstance(entry.get("sha256"), str)
+        and len(entry["sha256"]) == 64
+    ):
         return entry["sha256"]
     return None
 

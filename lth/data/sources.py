@@ -171,13 +171,17 @@ def _download_failed(name: str, url: str, root: Path, folder: str, error: BaseEx
     """One line for a download that failed: the dataset, the URL, why, and how to put the files in
     place by hand (where to extract the archive, and the config keys that then use it)."""
     root = root.absolute()  # the job's working folder is not the reader's
-    by_hand = (f"extract {url.rsplit('/', 1)[-1]} from that URL into {root} (the folder data.root names) so that "
-               f"{root / folder} exists, and set data.download: false")
+    by_hand = (
+        f"extract {url.rsplit('/', 1)[-1]} from that URL into {root} (the folder data.root names) so that "
+        f"{root / folder} exists, and set data.download: false"
+    )
     if _is_network_error(error):
         return DataError(f"cannot download {name} from {url} ({_reason(error)}); to install it by hand, {by_hand}")
     where = getattr(error, "filename", None) or root
-    return DataError(f"cannot save the {name} download from {url} in {root} ({_reason(error)}: {where}); make "
-                     f"data.root a writable folder with room for it, or {by_hand}")
+    return DataError(
+        f"cannot save the {name} download from {url} in {root} ({_reason(error)}: {where}); make "
+        f"data.root a writable folder with room for it, or {by_hand}"
+    )
 
 
 # --- CIFAR ------------------------------------------------------------------------------
@@ -213,8 +217,9 @@ def _cifar(name: str, num_classes: int) -> Source:
             num_classes,
         )
 
-    return Source(name, load, lambda root: num_classes, lambda root: (50_000, 10_000), flip=True, crop_padding=4,
-                  downloads=True)
+    return Source(
+        name, load, lambda root: num_classes, lambda root: (50_000, 10_000), flip=True, crop_padding=4, downloads=True
+    )
 
 
 # --- Tiny ImageNet ----------------------------------------------------------------------
@@ -233,10 +238,7 @@ def _tiny_folder(root: Path | None, download: bool) -> Path:
     folder = root / _TINY_DIR
     if not folder.is_dir():
         if not download:
-            raise DataError(
-                f"{folder} not found: set data.download: true, or extract {_TINY_URL} "
-                f"into {root}"
-            )
+            raise DataError(f"{folder} not found: set data.download: true, or extract {_TINY_URL} into {root}")
         from torchvision.datasets.utils import download_and_extract_archive
 
         # The zip stays in root (a rerun reuses it once its checksum matches); it is extracted
@@ -245,8 +247,7 @@ def _tiny_folder(root: Path | None, download: bool) -> Path:
             root.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=root, prefix=".tiny-imagenet-extract-") as scratch:
                 with _download_timeout():
-                    download_and_extract_archive(_TINY_URL, download_root=root, extract_root=scratch,
-                                                 md5=_TINY_MD5)
+                    download_and_extract_archive(_TINY_URL, download_root=root, extract_root=scratch, md5=_TINY_MD5)
                 os.replace(Path(scratch) / _TINY_DIR, folder)
         except RuntimeError as e:  # torchvision's "not found or corrupted"
             raise DataError(
@@ -359,8 +360,14 @@ def _imagefolder_sizes(root: Path | None) -> tuple[int, int]:
     counts = []
     for split in ("train", "test"):
         folder = root / split
-        counts.append(sum(1 for c in _class_dirs(folder) for path in (folder / c).iterdir()
-                          if path.suffix.lower() in _IMAGE_SUFFIXES))
+        counts.append(
+            sum(
+                1
+                for c in _class_dirs(folder)
+                for path in (folder / c).iterdir()
+                if path.suffix.lower() in _IMAGE_SUFFIXES
+            )
+        )
     return counts[0], counts[1]
 
 
@@ -514,11 +521,20 @@ SOURCES: dict[str, Source] = {
     for s in (
         _cifar("cifar10", 10),
         _cifar("cifar100", 100),
-        Source("tinyimagenet", _load_tiny, _tiny_num_classes, lambda root: (100_000, 10_000), flip=True,
-               crop_padding=4, downloads=True, image_size=64),
+        Source(
+            "tinyimagenet",
+            _load_tiny,
+            _tiny_num_classes,
+            lambda root: (100_000, 10_000),
+            flip=True,
+            crop_padding=4,
+            downloads=True,
+            image_size=64,
+        ),
         # 4 px at any size: the CIFAR convention, not scaled with the image size.
-        Source("imagefolder", _load_imagefolder, _imagefolder_num_classes, _imagefolder_sizes, flip=True,
-               crop_padding=4),
+        Source(
+            "imagefolder", _load_imagefolder, _imagefolder_num_classes, _imagefolder_sizes, flip=True, crop_padding=4
+        ),
         Source("npz", _load_npz, _npz_num_classes, _npz_sizes, flip=True, crop_padding=4),
         # Digits are not mirror-symmetric, and they fill the frame: a 4 px shift is a whole
         # source pixel and crops strokes, 2 px (half a source pixel) keeps them.

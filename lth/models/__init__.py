@@ -44,9 +44,7 @@ def scale_channels(channels: int, width: int) -> int:
     return max(1, channels * width // 64)
 
 
-def build(
-    name: str, num_classes: int, width: int = 64, activation: str = "relu", skip: str = "none"
-) -> nn.Module:
+def build(name: str, num_classes: int, width: int = 64, activation: str = "relu", skip: str = "none") -> nn.Module:
     """Instantiate the registered model ``name``."""
     if name not in _REGISTRY:
         raise ValueError(f"Unknown model {name!r}; expected one of {names()}")

@@ -31,9 +31,7 @@ class DepthwiseSeparable(nn.Module):
         jump: JumpFactory | None,
     ) -> None:
         super().__init__()
-        self.dw = nn.Conv2d(
-            in_planes, in_planes, 3, stride=stride, padding=1, groups=in_planes, bias=False
-        )
+        self.dw = nn.Conv2d(in_planes, in_planes, 3, stride=stride, padding=1, groups=in_planes, bias=False)
         self.bn1 = nn.BatchNorm2d(in_planes)
         self.act1 = activation()
         self.pw = nn.Conv2d(in_planes, out_planes, 1, bias=False)

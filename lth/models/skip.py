@@ -32,6 +32,7 @@ from torch import nn
 
 from lth.errors import LthError
 from lth.names import SKIP_FORMS as FORMS
+
 JUMP_WEIGHT = 1e-4  # the official constant initialisation of every jump conv weight
 
 

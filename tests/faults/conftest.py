@@ -48,8 +48,18 @@ class World:
 
     def dense_train_args(self, out_dir: Path, *extra: str) -> list[str]:
         """The dense run's own command, into `out_dir`: a rerun of it must end identical to it."""
-        return ["train", "--init", str(self.dense / "init.pt"), "--out-dir", str(out_dir), "--save-epochs", "1",
-                *TRAIN, *COMMON, *extra]
+        return [
+            "train",
+            "--init",
+            str(self.dense / "init.pt"),
+            "--out-dir",
+            str(out_dir),
+            "--save-epochs",
+            "1",
+            *TRAIN,
+            *COMMON,
+            *extra,
+        ]
 
     def copy(self, source: Path, destination: Path) -> Path:
         """A private copy (a mask comes with its sidecar) that a test may damage."""
@@ -71,8 +81,23 @@ def world(tmp_path_factory) -> World:
         assert main(["-q", "init", "--out", str(world.dense / "init.pt"), "--seed", "0", *COMMON]) == 0
         assert main(["-q", *world.dense_train_args(world.dense)]) == 0
         assert main(["-q", "prune", "--weights", str(world.dense / "final.pt"), "--out", str(world.mask)]) == 0
-        assert main(["-q", "train", "--init", str(world.dense / "epoch1.pt"), "--mask", str(world.mask),
-                     "--out-dir", str(world.masked), *TRAIN, *COMMON]) == 0
+        assert (
+            main(
+                [
+                    "-q",
+                    "train",
+                    "--init",
+                    str(world.dense / "epoch1.pt"),
+                    "--mask",
+                    str(world.mask),
+                    "--out-dir",
+                    str(world.masked),
+                    *TRAIN,
+                    *COMMON,
+                ]
+            )
+            == 0
+        )
         calls = 0
 
         def evaluate_until_epoch_2(*args, **kwargs):  # val, test of epoch 1, then stop in epoch 2
@@ -98,6 +123,7 @@ def world(tmp_path_factory) -> World:
 @pytest.fixture
 def no_data_load(monkeypatch):
     """Fail the test if a command reaches the (slow) data load: its checks must come first."""
+
     def refuse(*args, **kwargs):
         pytest.fail("the command loaded data before rejecting its input")
 
@@ -107,6 +133,7 @@ def no_data_load(monkeypatch):
 @pytest.fixture
 def cli(capsys):
     """Run `lth` in-process: (exit code, stderr)."""
+
     def run(*argv: str | Path) -> tuple[int, str]:
         capsys.readouterr()
         code = main(["-q", *map(str, argv)])

@@ -21,7 +21,7 @@ def flip(path: Path, count: int = 50) -> None:
     if path.suffix == ".pt":
         with zipfile.ZipFile(path) as archive:
             member = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
-        name_length, extra_length = struct.unpack("<HH", data[member.header_offset + 26: member.header_offset + 30])
+        name_length, extra_length = struct.unpack("<HH", data[member.header_offset + 26 : member.header_offset + 30])
         start = member.header_offset + 30 + name_length + extra_length + member.file_size // 2 - count // 2
         for position in range(start, start + min(count, member.file_size)):
             data[position] ^= 1

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
 from conftest import read_metrics, state_dicts_equal
+
 from lth.checkpoints import load_checkpoint
 from lth.masks import load_mask, mask_hash
 

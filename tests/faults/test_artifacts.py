@@ -52,41 +52,77 @@ def masked_train(world: World, tmp: Path, mask: Path) -> list:
 
 
 def kd_train(world: World, tmp: Path, teacher: Path) -> list:
-    return ["train", "--init", world.dense / "init.pt", "--teacher", teacher, "--train.kd_alpha", "0.5",
-            "--out-dir", tmp / "out", *TRAIN, *COMMON]
+    return [
+        "train",
+        "--init",
+        world.dense / "init.pt",
+        "--teacher",
+        teacher,
+        "--train.kd_alpha",
+        "0.5",
+        "--out-dir",
+        tmp / "out",
+        *TRAIN,
+        *COMMON,
+    ]
 
 
 MASK_READERS: dict[str, Command] = {
     "train --mask": lambda w, tmp, _: masked_train(w, tmp, tmp / "imp" / "mask.pt"),
-    "prune --mask": lambda w, tmp, _: ["prune", "--weights", w.masked / "final.pt", "--mask", tmp / "imp" / "mask.pt",
-                                       "--out", tmp / "level2" / "mask.pt"],
+    "prune --mask": lambda w, tmp, _: [
+        "prune",
+        "--weights",
+        w.masked / "final.pt",
+        "--mask",
+        tmp / "imp" / "mask.pt",
+        "--out",
+        tmp / "level2" / "mask.pt",
+    ],
     "info": lambda w, tmp, _: ["info", tmp / "imp" / "mask.pt"],
     "info folder": lambda w, tmp, _: ["info", tmp / "imp"],
 }
 READERS: dict[str, tuple[Stage, dict[str, Command]]] = {
     "mask.pt": (mask_file, MASK_READERS),
     "mask.json": (sidecar_file, MASK_READERS),
-    "checkpoint": (checkpoint_file, {
-        "train --init": lambda w, tmp, f: ["train", "--init", f, "--out-dir", tmp / "out", *TRAIN, *COMMON],
-        "train --teacher": kd_train,
-        "prune --weights": lambda w, tmp, f: ["prune", "--weights", f, "--out", tmp / "level2" / "mask.pt"],
-        "info": lambda w, tmp, f: ["info", f],
-    }),
-    "resume state": (resume_state, {
-        "train (resume)": lambda w, tmp, _: w.dense_train_args(tmp / "run"),
-        "info folder": lambda w, tmp, _: ["info", tmp / "run"],
-    }),
-    "summary.json": (run_file("summary.json"), {
-        "aggregate": lambda w, tmp, _: ["aggregate", "--out", tmp / "summary.csv", f"0:lth:1:magnitude:{tmp / 'run'}"],
-        "info folder": lambda w, tmp, _: ["info", tmp / "run"],
-    }),
+    "checkpoint": (
+        checkpoint_file,
+        {
+            "train --init": lambda w, tmp, f: ["train", "--init", f, "--out-dir", tmp / "out", *TRAIN, *COMMON],
+            "train --teacher": kd_train,
+            "prune --weights": lambda w, tmp, f: ["prune", "--weights", f, "--out", tmp / "level2" / "mask.pt"],
+            "info": lambda w, tmp, f: ["info", f],
+        },
+    ),
+    "resume state": (
+        resume_state,
+        {
+            "train (resume)": lambda w, tmp, _: w.dense_train_args(tmp / "run"),
+            "info folder": lambda w, tmp, _: ["info", tmp / "run"],
+        },
+    ),
+    "summary.json": (
+        run_file("summary.json"),
+        {
+            "aggregate": lambda w, tmp, _: [
+                "aggregate",
+                "--out",
+                tmp / "summary.csv",
+                f"0:lth:1:magnitude:{tmp / 'run'}",
+            ],
+            "info folder": lambda w, tmp, _: ["info", tmp / "run"],
+        },
+    ),
     "metrics.csv": (run_file("metrics.csv"), {"info folder": lambda w, tmp, _: ["info", tmp / "run"]}),
     "final.pt in a run": (run_file("final.pt"), {"info folder": lambda w, tmp, _: ["info", tmp / "run"]}),
     "hparams.yaml": (run_file("hparams.yaml"), {"info folder": lambda w, tmp, _: ["info", tmp / "run"]}),
 }
 DAMAGES = {"cut": cut, "flipped": flip}
-CASES = [(artifact, damage, reader) for artifact, (_, commands) in READERS.items() for damage in DAMAGES
-         for reader in commands]
+CASES = [
+    (artifact, damage, reader)
+    for artifact, (_, commands) in READERS.items()
+    for damage in DAMAGES
+    for reader in commands
+]
 
 
 def assert_clear_error(code: int, err: str, named: Path, tmp: Path) -> None:
@@ -148,21 +184,30 @@ WRONG_FILES: dict[str, tuple[Stage, Command]] = {
     "text as --teacher": (text_file, kd_train),
     "text as --weights": (text_file, lambda w, tmp, f: ["prune", "--weights", f, "--out", tmp / "m.pt"]),
     "text to info": (text_file, lambda w, tmp, f: ["info", f]),
-    "plain torch file as --init": (plain_torch_file, lambda w, tmp, f: ["train", "--init", f, "--out-dir",
-                                                                        tmp / "out", *TRAIN, *COMMON]),
+    "plain torch file as --init": (
+        plain_torch_file,
+        lambda w, tmp, f: ["train", "--init", f, "--out-dir", tmp / "out", *TRAIN, *COMMON],
+    ),
     "plain torch file to info": (plain_torch_file, lambda w, tmp, f: ["info", f]),
     "checkpoint without digest": (checkpoint_without_digest, lambda w, tmp, f: ["info", f]),
     "checkpoint as --mask": (checkpoint_file, masked_train),
-    "mask as --init": (mask_file, lambda w, tmp, f: ["train", "--init", f, "--out-dir", tmp / "out", *TRAIN,
-                                                     *COMMON]),
-    "mask without sidecar, train": (mask_without_sidecar, lambda w, tmp, _: masked_train(w, tmp, tmp / "imp" / "mask.pt")),
+    "mask as --init": (mask_file, lambda w, tmp, f: ["train", "--init", f, "--out-dir", tmp / "out", *TRAIN, *COMMON]),
+    "mask without sidecar, train": (
+        mask_without_sidecar,
+        lambda w, tmp, _: masked_train(w, tmp, tmp / "imp" / "mask.pt"),
+    ),
     "mask without sidecar, info": (mask_without_sidecar, lambda w, tmp, _: ["info", tmp / "imp" / "mask.pt"]),
-    "sidecar of another mask, train": (sidecar_of_another_mask, lambda w, tmp, _: masked_train(w, tmp, tmp / "imp" / "mask.pt")),
+    "sidecar of another mask, train": (
+        sidecar_of_another_mask,
+        lambda w, tmp, _: masked_train(w, tmp, tmp / "imp" / "mask.pt"),
+    ),
     "sidecar of another mask, prune": (sidecar_of_another_mask, MASK_READERS["prune --mask"]),
     "sidecar of another mask, info": (sidecar_of_another_mask, MASK_READERS["info"]),
     "mask of another model, train": (wide_mask, masked_train),
-    "mask of another model, prune": (wide_mask, lambda w, tmp, f: ["prune", "--weights", w.dense / "final.pt",
-                                                                   "--mask", f, "--out", tmp / "m.pt"]),
+    "mask of another model, prune": (
+        wide_mask,
+        lambda w, tmp, f: ["prune", "--weights", w.dense / "final.pt", "--mask", f, "--out", tmp / "m.pt"],
+    ),
 }
 
 
@@ -222,21 +267,40 @@ def figure(name: str, suffix: str = "png") -> Command:
 
 
 TABLES: dict[str, tuple[Stage, Callable[[Path], None], dict[str, Command]]] = {
-    "summary.csv": (summary_table, lambda table: edit_cell(table, "test_acc_pct", "99.0"), {
-        "tickets": lambda w, tmp, table: ["tickets", "--summary", table, "--out", tmp / "new" / "tickets.csv"],
-        "plot": lambda w, tmp, table: ["plot", "--summary", table, "--out", tmp / "new" / "figure.png"],
-        "figure": figure("fig4a_at_trt"),
-        "aggregate --experiments": lambda w, tmp, table: ["aggregate", "--out", tmp / "new" / "all.csv",
-                                                          "--experiments", f"tiny={table}"],
-    }),
-    "results/summary.csv": (merged_table, lambda table: edit_cell(table, "test_acc_pct", "99.0"),
-                            {"figure": figure("fig6_grid")}),
-    "analysis CSV": (collected_table, lambda table: edit_cell(table, "near_zero_pct", "99.0"),
-                     {"figure": figure("tableA1_activation_sparsity", "csv")}),
+    "summary.csv": (
+        summary_table,
+        lambda table: edit_cell(table, "test_acc_pct", "99.0"),
+        {
+            "tickets": lambda w, tmp, table: ["tickets", "--summary", table, "--out", tmp / "new" / "tickets.csv"],
+            "plot": lambda w, tmp, table: ["plot", "--summary", table, "--out", tmp / "new" / "figure.png"],
+            "figure": figure("fig4a_at_trt"),
+            "aggregate --experiments": lambda w, tmp, table: [
+                "aggregate",
+                "--out",
+                tmp / "new" / "all.csv",
+                "--experiments",
+                f"tiny={table}",
+            ],
+        },
+    ),
+    "results/summary.csv": (
+        merged_table,
+        lambda table: edit_cell(table, "test_acc_pct", "99.0"),
+        {"figure": figure("fig6_grid")},
+    ),
+    "analysis CSV": (
+        collected_table,
+        lambda table: edit_cell(table, "near_zero_pct", "99.0"),
+        {"figure": figure("tableA1_activation_sparsity", "csv")},
+    ),
 }
 TABLE_DAMAGES = {"edited": None, "unsealed": unseal}  # None: the table's own edit (TABLES)
-TABLE_CASES = [(table, damage, reader) for table, (_, _, readers) in TABLES.items() for damage in TABLE_DAMAGES
-               for reader in readers]
+TABLE_CASES = [
+    (table, damage, reader)
+    for table, (_, _, readers) in TABLES.items()
+    for damage in TABLE_DAMAGES
+    for reader in readers
+]
 
 
 @pytest.mark.parametrize(("table", "damage", "reader"), TABLE_CASES, ids=["/".join(case) for case in TABLE_CASES])
@@ -250,8 +314,9 @@ def test_a_table_edited_by_hand_or_unsealed_stops_its_reader(world, tmp_path, cl
     assert not (tmp_path / "new").exists(), "a refused table was read into an output"
 
 
-@pytest.mark.parametrize(("table", "reader"), [(table, reader) for table, (_, _, readers) in TABLES.items()
-                                               for reader in readers])
+@pytest.mark.parametrize(
+    ("table", "reader"), [(table, reader) for table, (_, _, readers) in TABLES.items() for reader in readers]
+)
 def test_a_sealed_table_is_read_by_every_reader(world, tmp_path, cli, table, reader):
     """The refusals above are the seal's doing: the same table, as written, is read."""
     stage, _, readers = TABLES[table]

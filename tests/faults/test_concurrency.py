@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from test_workflow import tiny_config
 from workflow_helpers import SNAKEFILE, write_config
 
@@ -28,8 +27,16 @@ MUTABLE = ("train.log",)
 
 
 def experiment(folder: Path, npz_root: Path, results: Path, name: str, variants: list[str]) -> Path:
-    config = tiny_config(npz_root, experiment=name, variants=variants, results=str(results), train__epochs=2,
-                         prune__levels=1, rewind_epoch=1, data__subset_per_class=8)
+    config = tiny_config(
+        npz_root,
+        experiment=name,
+        variants=variants,
+        results=str(results),
+        train__epochs=2,
+        prune__levels=1,
+        rewind_epoch=1,
+        data__subset_per_class=8,
+    )
     folder.mkdir(parents=True, exist_ok=True)
     return write_config(folder, name, config)
 
@@ -37,8 +44,20 @@ def experiment(folder: Path, npz_root: Path, results: Path, name: str, variants:
 def start(config: Path, results: Path) -> subprocess.Popen:
     """Snakemake in the config's folder, as a second user's shell would run it, one core each; the
     experiment's table is the target (figures add nothing to what is shared)."""
-    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(config.parent), "--configfile",
-               str(config), "--cores", "1", str(results / config.stem / "summary.csv")]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(SNAKEFILE),
+        "-d",
+        str(config.parent),
+        "--configfile",
+        str(config),
+        "--cores",
+        "1",
+        str(results / config.stem / "summary.csv"),
+    ]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -119,8 +138,11 @@ def test_two_workflows_on_one_store_lose_and_repeat_nothing(tmp_path, npz_root, 
     results = tmp_path / "shared results"
     runs = results / "runs"
     first = experiment(tmp_path / "a", npz_root, results, "a", ["lth"])
-    second = (experiment(tmp_path / "a2", npz_root, results, "a", ["lth"]) if second_starts == "same config twice"
-              else experiment(tmp_path / "b", npz_root, results, "b", ["lth", "rewind"]))
+    second = (
+        experiment(tmp_path / "a2", npz_root, results, "a", ["lth"])
+        if second_starts == "same config twice"
+        else experiment(tmp_path / "b", npz_root, results, "b", ["lth", "rewind"])
+    )
     watch = StoreWatch(runs)
     a = start(first, results)
     if second_starts == "while a shared masked run trains":

@@ -18,16 +18,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import state_dicts_equal
 
 import lth.train
-from conftest import state_dicts_equal
 from faults.conftest import World
 from faults.invariants import assert_same_run
 from lth.checkpoints import load_checkpoint
 
-pytestmark = [pytest.mark.usefixtures("one_thread"),
-              pytest.mark.skipif(not Path("/dev/full").exists() or not Path("/proc/self/fd").is_dir(),
-                                 reason="needs Linux's /dev/full and /proc")]
+pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
+    pytest.mark.skipif(
+        not Path("/dev/full").exists() or not Path("/proc/self/fd").is_dir(), reason="needs Linux's /dev/full and /proc"
+    ),
+]
 
 
 @pytest.fixture
@@ -56,21 +59,31 @@ def summary_csv(world: World, tmp: Path) -> Path:
 
 # name of the file the disk fills at -> (command line, the path whose write fails)
 WRITES = {
-    "init.pt": (lambda w, t: ["init", "--out", t / "init.pt", "--seed", "0", "--model.width", "4",
-                              "--data.name", "digits"], lambda t: t / "init.pt"),
-    "mask.pt": (lambda w, t: ["prune", "--weights", w.dense / "final.pt", "--out", t / "mask.pt"],
-                lambda t: t / "mask.pt"),
-    "mask.json": (lambda w, t: ["prune", "--weights", w.dense / "final.pt", "--out", t / "mask.pt"],
-                  lambda t: t / "mask.json"),
+    "init.pt": (
+        lambda w, t: ["init", "--out", t / "init.pt", "--seed", "0", "--model.width", "4", "--data.name", "digits"],
+        lambda t: t / "init.pt",
+    ),
+    "mask.pt": (
+        lambda w, t: ["prune", "--weights", w.dense / "final.pt", "--out", t / "mask.pt"],
+        lambda t: t / "mask.pt",
+    ),
+    "mask.json": (
+        lambda w, t: ["prune", "--weights", w.dense / "final.pt", "--out", t / "mask.pt"],
+        lambda t: t / "mask.json",
+    ),
     "state.pt": (lambda w, t: w.dense_train_args(t / "run"), lambda t: t / "run" / ".resume" / "state.pt"),
     "epoch1.pt": (lambda w, t: w.dense_train_args(t / "run"), lambda t: t / "run" / ".resume" / "epoch1.pt"),
     "metrics.csv": (lambda w, t: w.dense_train_args(t / "run"), lambda t: t / "run" / ".resume" / "metrics.csv"),
     "final.pt": (lambda w, t: w.dense_train_args(t / "run"), lambda t: t / "run" / "final.pt"),
     "summary.json": (lambda w, t: w.dense_train_args(t / "run"), lambda t: t / "run" / "summary.json"),
-    "aggregate.csv": (lambda w, t: ["aggregate", "--out", t / "aggregate.csv", f"0:dense:0::{w.dense}"],
-                      lambda t: t / "aggregate.csv"),
-    "figure.png": (lambda w, t: ["plot", "--summary", summary_csv(w, t), "--out", t / "figure.png"],
-                   lambda t: t / "figure.png"),
+    "aggregate.csv": (
+        lambda w, t: ["aggregate", "--out", t / "aggregate.csv", f"0:dense:0::{w.dense}"],
+        lambda t: t / "aggregate.csv",
+    ),
+    "figure.png": (
+        lambda w, t: ["plot", "--summary", summary_csv(w, t), "--out", t / "figure.png"],
+        lambda t: t / "figure.png",
+    ),
 }
 
 
@@ -91,8 +104,9 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing_that_looks_complete(world
 
 
 @pytest.mark.parametrize("name", ["state.pt", "final.pt", "summary.json"])
-def test_training_rerun_after_a_full_disk_matches_an_uninterrupted_run(world, tmp_path, cli, monkeypatch, full_disk,
-                                                                      name):
+def test_training_rerun_after_a_full_disk_matches_an_uninterrupted_run(
+    world, tmp_path, cli, monkeypatch, full_disk, name
+):
     run = tmp_path / "run"
     full_disk(name)
     assert cli(*world.dense_train_args(run))[0] == 2
@@ -119,7 +133,7 @@ class NearlyFullFile(io.FileIO):
     def write(self, data) -> int:
         if not self.left:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        written = super().write(memoryview(data).cast("B")[:self.left])
+        written = super().write(memoryview(data).cast("B")[: self.left])
         self.left -= written
         return written
 
@@ -145,8 +159,12 @@ class FillingDisk:
     def fdopen(self, real: Callable[..., object], fd: int, mode: str = "r", *args, **kwargs):
         temp = Path(os.readlink(f"/proc/self/fd/{fd}"))
         prefix = f".{self.name}."  # mkstemp's random part has no dot: summary.csv's is not summary.csv.sha256's
-        if not (self.name and temp.name.startswith(prefix) and temp.name.endswith(".tmp")
-                and "." not in temp.name[len(prefix):-len(".tmp")]):
+        if not (
+            self.name
+            and temp.name.startswith(prefix)
+            and temp.name.endswith(".tmp")
+            and "." not in temp.name[len(prefix) : -len(".tmp")]
+        ):
             return real(fd, mode, *args, **kwargs)
         self.seen += 1
         if self.seen != self.nth:
@@ -180,11 +198,14 @@ def filling_disk(request, tmp_path, monkeypatch) -> Iterator[FillingDisk]:
     folder.mkdir()
     if request.param == "tmpfs":
         if os.environ.get(TMPFS_OPT_IN) != "1":  # a mount changes the system: only when asked, as the SLURM test
-            pytest.skip(f"mounting a tmpfs changes the system, so it runs only when asked: set {TMPFS_OPT_IN}=1 "
-                        "(CI does); the injected disk covers this case")
+            pytest.skip(
+                f"mounting a tmpfs changes the system, so it runs only when asked: set {TMPFS_OPT_IN}=1 "
+                "(CI does); the injected disk covers this case"
+            )
         try:
-            mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)],
-                                     capture_output=True, text=True)
+            mounted = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)], capture_output=True, text=True
+            )
         except FileNotFoundError:
             pytest.skip("no mount command: the injected disk covers this case")
         if mounted.returncode != 0:
@@ -210,15 +231,21 @@ def aggregate_args(w: World, disk: Path) -> list[str | Path]:
 # case -> (command line, file the disk fills at, which time, bytes left, the path whose write fails)
 FILLING = {
     "init": (init_args, "init.pt", 1, LEFT, lambda d: d / "init.pt"),
-    "resume state": (lambda w, d: w.dense_train_args(d / "run"), "state.pt", 2, LEFT,
-                     lambda d: d / "run" / ".resume" / "state.pt"),  # at epoch 2: epoch 1's state is on disk
+    "resume state": (
+        lambda w, d: w.dense_train_args(d / "run"),
+        "state.pt",
+        2,
+        LEFT,
+        lambda d: d / "run" / ".resume" / "state.pt",
+    ),  # at epoch 2: epoch 1's state is on disk
     "csv": (aggregate_args, "summary.csv", 1, 0, lambda d: d / "summary.csv"),  # smaller than a page: none left
 }
 
 
 @pytest.mark.parametrize("case", list(FILLING))
 def test_a_disk_that_fills_during_a_write_is_one_line_naming_the_file_and_the_rerun_completes_exactly(
-        world, tmp_path, cli, monkeypatch, filling_disk, case):
+    world, tmp_path, cli, monkeypatch, filling_disk, case
+):
     command, name, nth, left, target = FILLING[case]
     disk = filling_disk.folder
     filling_disk.fill_at(name, nth, left)
@@ -240,8 +267,9 @@ def test_a_disk_that_fills_during_a_write_is_one_line_naming_the_file_and_the_re
     code, err = cli(*command(world, disk))
     assert code == 0, err
     if case == "init":
-        assert state_dicts_equal(load_checkpoint(path)["state_dict"],
-                                 load_checkpoint(world.dense / "init.pt")["state_dict"])
+        assert state_dicts_equal(
+            load_checkpoint(path)["state_dict"], load_checkpoint(world.dense / "init.pt")["state_dict"]
+        )
     elif case == "resume state":
         assert len(trained) == 1, "the rerun did not resume from epoch 1's state"
         assert_same_run(disk / "run", world.dense)

@@ -40,66 +40,110 @@ def regular_file(tmp: Path) -> Path:
 # (command line for world and tmp, text the one-line error must contain); all before any data load.
 Case = tuple[Callable[[World, Path], list], list[str]]
 BAD_INPUTS: dict[str, Case] = {
-    "config: misspelt section modle": (lambda w, t: init_args(w, t, "--config", config(t, "modle: {width: 4}\n")),
-                                       ["config.yaml", "'modle'", "model, data, train, prune, gradinit"]),
-    "config: misspelt section trian": (lambda w, t: init_args(w, t, "--config", config(t, "trian: {epochs: 1}\n")),
-                                       ["config.yaml", "'trian'", "allowed sections"]),
-    "config: section not a mapping": (lambda w, t: init_args(w, t, "--config", config(t, "model: 5\n")),
-                                      ["config.yaml", "'model'", "mapping"]),
-    "config: YAML syntax error": (lambda w, t: init_args(w, t, "--config", config(t, "model: {width: 4\n")),
-                                  ["config.yaml", "not valid YAML", "line"]),
-    "config: a key given twice": (lambda w, t: init_args(w, t, "--config", config(t, "train: {epochs: 2, epochs: 7}")),
-                                  ["config.yaml", "'train.epochs'", "twice", "line 1, column 9", "line 1, column 20"]),
+    "config: misspelt section modle": (
+        lambda w, t: init_args(w, t, "--config", config(t, "modle: {width: 4}\n")),
+        ["config.yaml", "'modle'", "model, data, train, prune, gradinit"],
+    ),
+    "config: misspelt section trian": (
+        lambda w, t: init_args(w, t, "--config", config(t, "trian: {epochs: 1}\n")),
+        ["config.yaml", "'trian'", "allowed sections"],
+    ),
+    "config: section not a mapping": (
+        lambda w, t: init_args(w, t, "--config", config(t, "model: 5\n")),
+        ["config.yaml", "'model'", "mapping"],
+    ),
+    "config: YAML syntax error": (
+        lambda w, t: init_args(w, t, "--config", config(t, "model: {width: 4\n")),
+        ["config.yaml", "not valid YAML", "line"],
+    ),
+    "config: a key given twice": (
+        lambda w, t: init_args(w, t, "--config", config(t, "train: {epochs: 2, epochs: 7}")),
+        ["config.yaml", "'train.epochs'", "twice", "line 1, column 9", "line 1, column 20"],
+    ),
     "config: a folder": (lambda w, t: init_args(w, t, "--config", t), ["--config", "cannot be read"]),
-    "config: unknown key": (lambda w, t: init_args(w, t, "--config", config(t, "train: {epoch: 1}\n")),
-                            ["train.epoch", "unknown key"]),
-    "config: lr .inf": (lambda w, t: init_args(w, t, "--config", config(t, "train: {lr: .inf}\n")),
-                        ["train.lr", "finite"]),
+    "config: unknown key": (
+        lambda w, t: init_args(w, t, "--config", config(t, "train: {epoch: 1}\n")),
+        ["train.epoch", "unknown key"],
+    ),
+    "config: lr .inf": (
+        lambda w, t: init_args(w, t, "--config", config(t, "train: {lr: .inf}\n")),
+        ["train.lr", "finite"],
+    ),
     "flag: lr .inf": (lambda w, t: init_args(w, t, "--train.lr", ".inf"), ["train.lr", "inf", "finite"]),
     "flag: lr nan": (lambda w, t: init_args(w, t, "--train.lr", ".nan"), ["train.lr", "finite"]),
     "flag: lr 1e999": (lambda w, t: init_args(w, t, "--train.lr", "1e999"), ["train.lr", "1e999", "finite"]),
-    "flag: a key given twice": (lambda w, t: init_args(w, t, "--train.lr", "{a: 1, a: 2}"),
-                                ["--train.lr", "'a'", "twice"]),
+    "flag: a key given twice": (
+        lambda w, t: init_args(w, t, "--train.lr", "{a: 1, a: 2}"),
+        ["--train.lr", "'a'", "twice"],
+    ),
     "flag: gradinit.eta inf": (lambda w, t: init_args(w, t, "--gradinit.eta", ".inf"), ["gradinit.eta", "finite"]),
     "--threads 0": (lambda w, t: init_args(w, t, "--threads", "0"), ["--threads", ">= 1"]),
     "--seed -1 to train": (lambda w, t: init_args(w, t, "--seed", "-1"), ["--seed", "-1", ">= 0"]),
     "--seed -1 to init": (lambda w, t: ["init", "--out", t / "i.pt", "--seed", "-1", *COMMON], ["--seed", ">= 0"]),
-    "--out-dir under a file": (lambda w, t: ["train", "--init", w.dense / "init.pt", "--out-dir",
-                                             regular_file(t) / "run", *TRAIN, *COMMON], ["file", "not a folder"]),
-    "--out-dir is a file": (lambda w, t: ["train", "--init", w.dense / "init.pt", "--out-dir", regular_file(t),
-                                          *TRAIN, *COMMON], ["file", "not a folder"]),
+    "--out-dir under a file": (
+        lambda w, t: ["train", "--init", w.dense / "init.pt", "--out-dir", regular_file(t) / "run", *TRAIN, *COMMON],
+        ["file", "not a folder"],
+    ),
+    "--out-dir is a file": (
+        lambda w, t: ["train", "--init", w.dense / "init.pt", "--out-dir", regular_file(t), *TRAIN, *COMMON],
+        ["file", "not a folder"],
+    ),
     "init --out is a folder": (lambda w, t: ["init", "--out", t, "--seed", "0", *COMMON], ["--out", "is a folder"]),
-    "init --out under a file": (lambda w, t: ["init", "--out", regular_file(t) / "i.pt", "--seed", "0", *COMMON],
-                                ["--out", "not a folder"]),
-    "prune --out is a folder": (lambda w, t: ["prune", "--weights", w.dense / "final.pt", "--out", t],
-                                ["--out", "is a folder"]),
-    "prune --out ends in .json": (lambda w, t: ["prune", "--weights", w.dense / "final.pt", "--out", t / "m.json"],
-                                  ["--out", ".json"]),
-    "aggregate --out under a file": (lambda w, t: ["aggregate", "--out", regular_file(t) / "s.csv",
-                                                   f"0:dense:0::{w.dense}"], ["--out", "not a folder"]),
-    "plot --summary missing": (lambda w, t: ["plot", "--summary", t / "none.csv", "--out", t / "f.png"],
-                               ["--summary", "none.csv"]),
-    "aggregate: not a run folder": (lambda w, t: ["aggregate", "--out", t / "s.csv", f"0:dense:0::{t}"],
-                                    ["no finished run"]),
+    "init --out under a file": (
+        lambda w, t: ["init", "--out", regular_file(t) / "i.pt", "--seed", "0", *COMMON],
+        ["--out", "not a folder"],
+    ),
+    "prune --out is a folder": (
+        lambda w, t: ["prune", "--weights", w.dense / "final.pt", "--out", t],
+        ["--out", "is a folder"],
+    ),
+    "prune --out ends in .json": (
+        lambda w, t: ["prune", "--weights", w.dense / "final.pt", "--out", t / "m.json"],
+        ["--out", ".json"],
+    ),
+    "aggregate --out under a file": (
+        lambda w, t: ["aggregate", "--out", regular_file(t) / "s.csv", f"0:dense:0::{w.dense}"],
+        ["--out", "not a folder"],
+    ),
+    "plot --summary missing": (
+        lambda w, t: ["plot", "--summary", t / "none.csv", "--out", t / "f.png"],
+        ["--summary", "none.csv"],
+    ),
+    "aggregate: not a run folder": (
+        lambda w, t: ["aggregate", "--out", t / "s.csv", f"0:dense:0::{t}"],
+        ["no finished run"],
+    ),
     # An intact result is never replaced (the issue's two examples, and every other writing command);
     # tables and figures are rebuilt with --force.
-    "init over a finished run's final.pt": (lambda w, t: ["init", "--out", w.dense / "final.pt", "--seed", "0",
-                                                          "--force", *COMMON],
-                                            ["final.pt", "other weights than theta0"]),
-    "prune over its own --weights": (lambda w, t: ["prune", "--weights", w.dense / "final.pt", "--out",
-                                                   w.dense / "final.pt", "--force"],
-                                     ["final.pt", "another kind of file than an lth mask", "never replaced"]),
-    "prune over an existing mask": (lambda w, t: ["prune", "--weights", w.dense / "final.pt", "--out", w.mask],
-                                    ["mask.pt", "already exists", "--reuse"]),
-    "prune over an existing mask, --force": (lambda w, t: ["prune", "--weights", w.dense / "final.pt", "--out",
-                                                           w.mask, "--force"], ["mask.pt", "already exists"]),
-    "aggregate over an existing file": (lambda w, t: ["aggregate", "--out", w.dense / "metrics.csv",
-                                                      f"0:dense:0::{w.dense}"], ["metrics.csv", "--force"]),
-    "plot over an existing file": (lambda w, t: ["plot", "--summary", w.dense / "metrics.csv", "--out",
-                                                 w.dense / "hparams.yaml"], ["hparams.yaml", "--force"]),
+    "init over a finished run's final.pt": (
+        lambda w, t: ["init", "--out", w.dense / "final.pt", "--seed", "0", "--force", *COMMON],
+        ["final.pt", "other weights than theta0"],
+    ),
+    "prune over its own --weights": (
+        lambda w, t: ["prune", "--weights", w.dense / "final.pt", "--out", w.dense / "final.pt", "--force"],
+        ["final.pt", "another kind of file than an lth mask", "never replaced"],
+    ),
+    "prune over an existing mask": (
+        lambda w, t: ["prune", "--weights", w.dense / "final.pt", "--out", w.mask],
+        ["mask.pt", "already exists", "--reuse"],
+    ),
+    "prune over an existing mask, --force": (
+        lambda w, t: ["prune", "--weights", w.dense / "final.pt", "--out", w.mask, "--force"],
+        ["mask.pt", "already exists"],
+    ),
+    "aggregate over an existing file": (
+        lambda w, t: ["aggregate", "--out", w.dense / "metrics.csv", f"0:dense:0::{w.dense}"],
+        ["metrics.csv", "--force"],
+    ),
+    "plot over an existing file": (
+        lambda w, t: ["plot", "--summary", w.dense / "metrics.csv", "--out", w.dense / "hparams.yaml"],
+        ["hparams.yaml", "--force"],
+    ),
     "train into a finished run": (lambda w, t: w.dense_train_args(w.dense), ["finished run", "--reuse"]),
-    "train into a finished run, --force": (lambda w, t: w.dense_train_args(w.dense, "--force"),
-                                           ["finished run", "--reuse"]),
+    "train into a finished run, --force": (
+        lambda w, t: w.dense_train_args(w.dense, "--force"),
+        ["finished run", "--reuse"],
+    ),
 }
 
 
@@ -128,8 +172,10 @@ def test_reuse_keeps_what_is_intact_and_force_replaces_only_what_is_damaged(worl
     code, err = cli(*init, "--reuse")
     assert code == 2 and "exists but is damaged" in err and "pass --force to replace it" in err
     assert cli(*init, "--reuse", "--force")[0] == 0
-    assert torch.equal(load_checkpoint(dense / "init.pt")["state_dict"]["conv1.weight"],
-                       load_checkpoint(world.dense / "init.pt")["state_dict"]["conv1.weight"])
+    assert torch.equal(
+        load_checkpoint(dense / "init.pt")["state_dict"]["conv1.weight"],
+        load_checkpoint(world.dense / "init.pt")["state_dict"]["conv1.weight"],
+    )
     mask = world.copy(world.mask, tmp_path / "imp" / "mask.pt")
     prune = ["prune", "--weights", dense / "final.pt", "--out", mask]
     assert cli(*prune, "--force")[0] == 2
@@ -156,13 +202,32 @@ def test_empty_npz_split_is_a_clear_error(tmp_path, cli, layout):
     for split in ("train", "test"):
         n = sizes[split]
         extra = {"classes": np.array([str(c) for c in range(10)])} if sizes["classes"] else {}
-        np.savez(tmp_path / f"{split}.npz", images=rng.integers(0, 255, (n, 8, 8, 3), dtype=np.uint8),
-                 labels=np.arange(n) % 10, **extra)
+        np.savez(
+            tmp_path / f"{split}.npz",
+            images=rng.integers(0, 255, (n, 8, 8, 3), dtype=np.uint8),
+            labels=np.arange(n) % 10,
+            **extra,
+        )
     npz = ["--data.name", "npz", "--data.root", str(tmp_path), "--model.width", "4"]
-    assert cli("init", "--out", tmp_path / "init.pt", "--seed", "0", "--model.width", "4",
-               "--data.name", "digits")[0] == 0
-    code, err = cli("train", "--init", tmp_path / "init.pt", "--out-dir", tmp_path / "run", "--seed", "0",
-                    "--threads", "1", "--device", "cpu", "--train.epochs", "1", *npz)
+    assert (
+        cli("init", "--out", tmp_path / "init.pt", "--seed", "0", "--model.width", "4", "--data.name", "digits")[0] == 0
+    )
+    code, err = cli(
+        "train",
+        "--init",
+        tmp_path / "init.pt",
+        "--out-dir",
+        tmp_path / "run",
+        "--seed",
+        "0",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--train.epochs",
+        "1",
+        *npz,
+    )
     assert code == 2 and "Traceback" not in err and "holds no images" in err, err
     assert ".npz" in err
 
@@ -171,13 +236,35 @@ def test_stale_files_of_an_earlier_run_are_refused_then_forced_away(world, tmp_p
     """The issue's case: --save-epochs 1, summary.json deleted, a new run (another seed) into the folder."""
     run = world.copy(world.dense, tmp_path / "run")
     (run / "summary.json").unlink()
-    args = ["train", "--init", run / "init.pt", "--out-dir", run, "--seed", "1", "--threads", "1", "--device", "cpu",
-            "--train.epochs", "1", "--train.batch_size", "32", *COMMON]
+    args = [
+        "train",
+        "--init",
+        run / "init.pt",
+        "--out-dir",
+        run,
+        "--seed",
+        "1",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--train.epochs",
+        "1",
+        "--train.batch_size",
+        "32",
+        *COMMON,
+    ]
     code, err = cli(*args)
     assert code == 2 and "epoch1.pt" in err and "final.pt" in err and "--force" in err, err
     assert cli(*args, "--force")[0] == 0
-    assert sorted(p.name for p in run.glob("[!.]*")) == ["final.pt", "hparams.yaml", "init.pt", "metrics.csv",
-                                                         "summary.json", "train.log"]  # the old seed's epoch1.pt is gone
+    assert sorted(p.name for p in run.glob("[!.]*")) == [
+        "final.pt",
+        "hparams.yaml",
+        "init.pt",
+        "metrics.csv",
+        "summary.json",
+        "train.log",
+    ]  # the old seed's epoch1.pt is gone
     # Files the workflow keeps in a run folder are not the run's: they never block a new run.
     other = tmp_path / "other"
     other.mkdir()
@@ -210,8 +297,17 @@ def test_divergence_after_a_good_epoch_keeps_the_resume_state(digits_data, tmp_p
 
     hparams = TrainHparams(epochs=2, batch_size=32)
     with pytest.raises(DivergedError, match=r"diverged in epoch 2 .*training loss nan.*lower train.lr.*after epoch 1"):
-        train(build_model(model_hp, 10), digits_data, hparams, tmp_path, seed=0, model_hparams=model_hp,
-              record={}, loss_fn=loss_fn, options=RunOptions(device="cpu", threads=1))
+        train(
+            build_model(model_hp, 10),
+            digits_data,
+            hparams,
+            tmp_path,
+            seed=0,
+            model_hparams=model_hp,
+            record={},
+            loss_fn=loss_fn,
+            options=RunOptions(device="cpu", threads=1),
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == [".resume"]
     assert torch.load(tmp_path / ".resume" / "state.pt", weights_only=True)["epoch"] == 1
 

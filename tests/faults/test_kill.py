@@ -45,8 +45,9 @@ TRAIN_KILLS = {
 @pytest.mark.parametrize("moment", list(TRAIN_KILLS))
 def test_training_killed_then_rerun_matches_an_uninterrupted_run(world, tmp_path, cli, moment):
     run = tmp_path / "run"
-    killed = subprocess.run(injected(TRAIN_KILLS[moment], world.dense_train_args(run)), capture_output=True,
-                            text=True, timeout=300)
+    killed = subprocess.run(
+        injected(TRAIN_KILLS[moment], world.dense_train_args(run)), capture_output=True, text=True, timeout=300
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not (run / "summary.json").exists(), "a killed run looks finished"
     code, err = cli(*world.dense_train_args(run))  # the same command, uninterrupted
@@ -57,8 +58,12 @@ def test_training_killed_then_rerun_matches_an_uninterrupted_run(world, tmp_path
 
 def test_training_killed_from_outside_once_the_resume_state_exists(world, tmp_path, cli):
     run = tmp_path / "run"
-    process = subprocess.Popen(injected("slow-epochs=0.5", world.dense_train_args(run)), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        injected("slow-epochs=0.5", world.dense_train_args(run)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 240
     while not (run / ".resume" / "state.pt").exists():
         assert process.poll() is None, process.stderr.read()

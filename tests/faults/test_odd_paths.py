@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import write_digits_npz
 from test_workflow import tiny_config
 from workflow_helpers import REPO, snakemake, write_config
@@ -18,8 +17,20 @@ from workflow_helpers import REPO, snakemake, write_config
 # Shell params that hold several flags, built already shell-quoted (lth.plan.flags, shlex.join in
 # workflow/rules/common.smk and lth/plan.py), so they go into the command as they are. `lth` is the
 # interpreter and module (quoted in common.smk; `python -m lth` under conda).
-PREQUOTED = {"params.lth", "params.hparams", "params.options", "params.settings", "params.rows", "params.pairs",
-             "params.inputs", "params.mask", "params.track", "params.figure", "params.parts", "params.publish"}
+PREQUOTED = {
+    "params.lth",
+    "params.hparams",
+    "params.options",
+    "params.settings",
+    "params.rows",
+    "params.pairs",
+    "params.inputs",
+    "params.mask",
+    "params.track",
+    "params.figure",
+    "params.parts",
+    "params.publish",
+}
 FIELD = re.compile(r"(?<!\{)\{([^{}]+)\}(?!\})")
 
 
@@ -36,7 +47,7 @@ def shell_fields() -> list[tuple[str, int, str]]:
             in_shell = in_shell and re.match(r'\s+("|store_job\(|\)$)', line) is not None
             if in_shell:
                 found += [(path.name, number, match.group(1)) for match in FIELD.finditer(line)]
-            if line.strip().startswith("return f\"{command}"):  # what store_job appends (an f-string: {{...}})
+            if line.strip().startswith('return f"{command}'):  # what store_job appends (an f-string: {{...}})
                 found += [(path.name, number, field) for field in re.findall(r"\{\{([^{}]+)\}\}", line)]
     return found
 
@@ -44,8 +55,11 @@ def shell_fields() -> list[tuple[str, int, str]]:
 def test_every_shell_command_quotes_what_it_interpolates():
     fields = shell_fields()
     assert len(fields) > 100  # the parser found the rules' commands
-    unquoted = [f"{name}:{line} {{{field}}}" for name, line, field in fields
-                if not field.endswith(":q") and field not in PREQUOTED]
+    unquoted = [
+        f"{name}:{line} {{{field}}}"
+        for name, line, field in fields
+        if not field.endswith(":q") and field not in PREQUOTED
+    ]
     assert not unquoted, "shell fields without :q (shlex.quote):\n" + "\n".join(unquoted)
 
 
@@ -55,10 +69,18 @@ def test_a_results_and_data_path_with_spaces_quotes_dollar_and_semicolon_run_end
     results = tmp_path / "a b" / "ü'q$x;y" / "results"
     # Every lth subcommand the rules call on such paths: init, train, prune, snapshot (the rewind
     # point), analyze and its collection, aggregate, tickets, plot and figure.
-    config = write_config(tmp_path, "odd", tiny_config(data, results=str(results), variants=["lth", "rewind"],
-                                                         prune__levels=1, train__epochs=2,
-                                                         analysis={"activations": {"variants": ["lth"],
-                                                                                   "levels": [1]}}))
+    config = write_config(
+        tmp_path,
+        "odd",
+        tiny_config(
+            data,
+            results=str(results),
+            variants=["lth", "rewind"],
+            prune__levels=1,
+            train__epochs=2,
+            analysis={"activations": {"variants": ["lth"], "levels": [1]}},
+        ),
+    )
     snakemake(tmp_path, config)
 
     table = pd.read_csv(results / "tiny" / "summary.csv")
@@ -67,16 +89,30 @@ def test_a_results_and_data_path_with_spaces_quotes_dollar_and_semicolon_run_end
     assert (results / "tiny" / "analysis" / "activation_sparsity.csv").is_file()
     assert (results / "tiny" / "figures" / "accuracy_vs_sparsity.png").is_file()
     # `aggregate --experiments NAME=PATH` (rule summaries, for configs with `experiments:`).
-    merged = subprocess.run([sys.executable, "-m", "lth", "aggregate", "--out", str(results / "summary.csv"),
-                             "--experiments", f"tiny={results / 'tiny' / 'summary.csv'}"],
-                            capture_output=True, text=True, timeout=120)
+    merged = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lth",
+            "aggregate",
+            "--out",
+            str(results / "summary.csv"),
+            "--experiments",
+            f"tiny={results / 'tiny' / 'summary.csv'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert merged.returncode == 0, merged.stderr[-2000:]
     assert len(pd.read_csv(results / "summary.csv")) == len(table)
     # Nothing outside the results and data folders, the config and Snakemake's own records.
     allowed = [results, data, config, tmp_path / ".snakemake"]
-    stray = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*")
-                   if not any(path == root or path.is_relative_to(root) or root.is_relative_to(path)
-                              for root in allowed))
+    stray = sorted(
+        str(path.relative_to(tmp_path))
+        for path in tmp_path.rglob("*")
+        if not any(path == root or path.is_relative_to(root) or root.is_relative_to(path) for root in allowed)
+    )
     assert not stray, f"written outside the results folder: {stray}"
 
 

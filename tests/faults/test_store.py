@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lth import store
 from faults.conftest import World
+from lth import store
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -41,8 +41,12 @@ class Holder:
     copies `source` in when told, and ends (or is killed) when told."""
 
     def __init__(self, out_dir: Path, source: Path) -> None:
-        self.process = subprocess.Popen([sys.executable, "-c", HOLD, str(out_dir), str(source)], text=True,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", HOLD, str(out_dir), str(source)],
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
         assert self.process.stdout.readline() == "held\n"
 
     def step(self, expected: str | None = None) -> None:
@@ -60,8 +64,9 @@ class Waiter:
     """`python -m lth ...` as a workflow job runs it, its log read as it comes."""
 
     def __init__(self, argv: list[str]) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "lth", *argv], text=True, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "lth", *argv], text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         self.lines: list[str] = []
         self.thread = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
         self.thread.start()
@@ -83,8 +88,11 @@ class Waiter:
 
 
 def state(folder: Path) -> dict[str, tuple[int, int, bytes]]:
-    return {str(path.relative_to(folder)): (path.stat().st_ino, path.stat().st_mtime_ns, path.read_bytes())
-            for path in sorted(folder.rglob("*")) if path.is_file() and not path.name.endswith(".lock")}
+    return {
+        str(path.relative_to(folder)): (path.stat().st_ino, path.stat().st_mtime_ns, path.read_bytes())
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not path.name.endswith(".lock")
+    }
 
 
 def test_a_job_waits_for_the_process_producing_its_run_and_keeps_what_it_made(world: World, tmp_path):
@@ -174,8 +182,12 @@ def fake_run(results: Path, name: str) -> Path:
 
 
 def gc(results: Path, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lth", "gc", "--results", str(results), *argv],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "lth", "gc", "--results", str(results), *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_gc_keeps_what_recorded_experiments_use_and_forgets_only_when_told(tmp_path):
@@ -191,8 +203,12 @@ def test_gc_keeps_what_recorded_experiments_use_and_forgets_only_when_told(tmp_p
     assert "unused: 1 run folders" in listed.stdout and "none" in listed.stdout and "pass --yes" in listed.stdout
     forgetting = gc(results, "--forget", "B")
     assert "used only by B (forgotten)" in forgetting.stdout and "unused: 2 run folders" in forgetting.stdout
-    assert sorted(path.name for path in (results / "runs").glob("[!.]*")) == \
-        ["dense-a", "dense-ab", "sparse-b", "sparse-none"]  # nothing deleted without --yes
+    assert sorted(path.name for path in (results / "runs").glob("[!.]*")) == [
+        "dense-a",
+        "dense-ab",
+        "sparse-b",
+        "sparse-none",
+    ]  # nothing deleted without --yes
     unknown = gc(results, "--forget", "C", "--yes")
     assert unknown.returncode == 2 and "--forget: C is not a recorded experiment" in unknown.stderr
     deleted = gc(results, "--forget", "B", "--yes")

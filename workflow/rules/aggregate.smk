@@ -6,11 +6,12 @@ rule aggregate:
     input:
         lambda w: published([f"{folder}/summary.json" for folder in PLANS[w.experiment].run_folders()]),
     output:
-        report(f"{RESULTS}/{{experiment}}/summary.csv", caption="../report/summary.rst", category="{experiment}",
-               subcategory="Tables"),
-    params:
-        lth=LTH,
-        rows=lambda w: PLANS[w.experiment].row_args(),
+        report(
+            f"{RESULTS}/{{experiment}}/summary.csv",
+            caption="../report/summary.rst",
+            category="{experiment}",
+            subcategory="Tables",
+        ),
     log:
         f"{RESULTS}/{{experiment}}/logs/aggregate.log",
     benchmark:
@@ -20,6 +21,9 @@ rule aggregate:
     threads: 1
     resources:
         **LIGHT_RESOURCES,
+    params:
+        lth=LTH,
+        rows=lambda w: PLANS[w.experiment].row_args(),
     shell:
         "{params.lth} aggregate --out {output:q} {params.rows} > {log:q} 2>&1"
 
@@ -29,12 +33,12 @@ rule tickets:
         summary=rules.aggregate.output[0],
         settings=lambda w: figure_settings(w.experiment),
     output:
-        report(f"{RESULTS}/{{experiment}}/tickets.csv", caption="../report/tickets.rst", category="{experiment}",
-               subcategory="Tables"),
-    params:
-        lth=LTH,
-        pairs=lambda w: shlex.join(word for a, b in CONFIGS[w.experiment]["figures"]["critical_pairs"]
-                                   for word in ("--pair", f"{a}:{b}")),
+        report(
+            f"{RESULTS}/{{experiment}}/tickets.csv",
+            caption="../report/tickets.rst",
+            category="{experiment}",
+            subcategory="Tables",
+        ),
     log:
         f"{RESULTS}/{{experiment}}/logs/tickets.log",
     conda:
@@ -42,6 +46,11 @@ rule tickets:
     threads: 1
     resources:
         **LIGHT_RESOURCES,
+    params:
+        lth=LTH,
+        pairs=lambda w: shlex.join(
+            word for a, b in CONFIGS[w.experiment]["figures"]["critical_pairs"] for word in ("--pair", f"{a}:{b}")
+        ),
     shell:
         "{params.lth} tickets --summary {input.summary:q} --out {output:q} --force {params.pairs} > {log:q} 2>&1"
 
@@ -50,11 +59,12 @@ rule summaries:
     input:
         [f"{RESULTS}/{name}/summary.csv" for name in CONFIGS],
     output:
-        report(f"{RESULTS}/summary.csv", caption="../report/summaries.rst", category="All experiments",
-               subcategory="Tables"),
-    params:
-        lth=LTH,
-        experiments=[f"{name}={RESULTS}/{name}/summary.csv" for name in CONFIGS],
+        report(
+            f"{RESULTS}/summary.csv",
+            caption="../report/summaries.rst",
+            category="All experiments",
+            subcategory="Tables",
+        ),
     log:
         f"{RESULTS}/logs/summaries.log",
     conda:
@@ -62,5 +72,8 @@ rule summaries:
     threads: 1
     resources:
         **LIGHT_RESOURCES,
+    params:
+        lth=LTH,
+        experiments=[f"{name}={RESULTS}/{name}/summary.csv" for name in CONFIGS],
     shell:
         "{params.lth} aggregate --out {output:q} --force --experiments {params.experiments:q} > {log:q} 2>&1"

@@ -8,9 +8,18 @@ rule analyze:
         unpack(lambda w: published(PLAN.analysis_inputs(f"{RUNS}/{w.run}/analysis/{w.analysis}-{w.hash}.{w.ext}"))),
     output:
         f"{PUBLISHED}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.{{ext}}",
+    log:
+        f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.{{ext}}.log",
+    benchmark:
+        f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.{{ext}}.benchmark.tsv"
     wildcard_constraints:
         analysis="activations|hessian|perturbation",
         ext="csv|json",
+    conda:
+        CONDA_ENV
+    threads: THREADS
+    resources:
+        **training_resources(lambda w: w.run),
     params:
         lth=LTH,
         command=lambda w: ANALYZE_COMMANDS[w.analysis],
@@ -20,15 +29,6 @@ rule analyze:
         publish=publish_args,
         settings=lambda w: analysis_settings(w, f".{w.ext}"),
         options=RUN_OPTIONS,
-    log:
-        f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.{{ext}}.log",
-    benchmark:
-        f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.{{ext}}.benchmark.tsv"
-    conda:
-        CONDA_ENV
-    threads: THREADS
-    resources:
-        **training_resources(lambda w: w.run),
     shell:
         store_job(
             "{params.lth} analyze {params.command:q} --weights {params.weights:q} {params.mask}"
@@ -44,8 +44,17 @@ rule analyze_grid_part:
         unpack(lambda w: published(PLAN.analysis_inputs(f"{RUNS}/{w.run}/analysis/{w.analysis}-{w.hash}.csv"))),
     output:
         f"{PUBLISHED}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.parts/part{{part}}-of-{{parts}}.csv",
+    log:
+        f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.parts/part{{part}}-of-{{parts}}.log",
+    benchmark:
+        f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.parts/part{{part}}-of-{{parts}}.benchmark.tsv"
     wildcard_constraints:
         analysis="landscape|input_landscape",
+    conda:
+        CONDA_ENV
+    threads: THREADS
+    resources:
+        **training_resources(lambda w: w.run),
     params:
         lth=LTH,
         command=lambda w: ANALYZE_COMMANDS[w.analysis],
@@ -55,15 +64,6 @@ rule analyze_grid_part:
         publish=publish_args,
         settings=lambda w: analysis_settings(w, ".csv"),
         options=RUN_OPTIONS,
-    log:
-        f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.parts/part{{part}}-of-{{parts}}.log",
-    benchmark:
-        f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.parts/part{{part}}-of-{{parts}}.benchmark.tsv"
-    conda:
-        CONDA_ENV
-    threads: THREADS
-    resources:
-        **training_resources(lambda w: w.run),
     shell:
         store_job(
             "{params.lth} analyze {params.command:q} --weights {params.weights:q} {params.mask}"
@@ -77,25 +77,23 @@ rule merge_grid:
         lambda w: published(analysis_job(w, ".csv").part_outputs()),
     output:
         f"{PUBLISHED}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.csv",
+    log:
+        f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.log",
     wildcard_constraints:
         analysis="landscape|input_landscape",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        **LIGHT_RESOURCES,
     params:
         lth=LTH,
         points=lambda w: analysis_job(w, ".csv").settings["points"],
         parts=lambda w, input: shlex.join(stored(path) for path in input),
         out=lambda w, output: stored(output[0]),
         publish=publish_args,
-    log:
-        f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        **LIGHT_RESOURCES,
     shell:
-        store_job(
-            "{params.lth} analyze merge --points {params.points:q} --out {params.out:q} {params.parts}"
-        )
+        store_job("{params.lth} analyze merge --points {params.points:q} --out {params.out:q} {params.parts}")
 
 
 # The top Hessian eigenvalue after every epoch: the run trained again with `--track hessian` into
@@ -105,6 +103,15 @@ rule track_hessian:
         unpack(lambda w: published(PLAN.training_inputs(w.run))),
     output:
         published(run_outputs(f"{RUNS}/{{run}}/analysis/hessian_per_epoch-{{hash}}")),
+    log:
+        f"{LOGS}/runs/{{run}}/analysis/hessian_per_epoch-{{hash}}.log",
+    benchmark:
+        f"{LOGS}/runs/{{run}}/analysis/hessian_per_epoch-{{hash}}.benchmark.tsv"
+    conda:
+        CONDA_ENV
+    threads: THREADS
+    resources:
+        **training_resources(lambda w: w.run, scale=2),
     params:
         lth=LTH,
         init=lambda w, input: stored(input.init),
@@ -115,15 +122,6 @@ rule track_hessian:
         track=lambda w: PLAN.analyses[f"{RUNS}/{w.run}/analysis/hessian_per_epoch-{w.hash}"].flags("hessian-"),
         options=RUN_OPTIONS,
         out_dir=lambda w: f"{RUNS}/{w.run}/analysis/hessian_per_epoch-{w.hash}",
-    log:
-        f"{LOGS}/runs/{{run}}/analysis/hessian_per_epoch-{{hash}}.log",
-    benchmark:
-        f"{LOGS}/runs/{{run}}/analysis/hessian_per_epoch-{{hash}}.benchmark.tsv"
-    conda:
-        CONDA_ENV
-    threads: THREADS
-    resources:
-        **training_resources(lambda w: w.run, scale=2),
     shell:
         store_job(
             "{params.lth} train --init {params.init:q} {params.inputs} --out-dir {params.out_dir:q}"
@@ -134,24 +132,32 @@ rule track_hessian:
 
 rule collect_analysis:
     input:
-        lambda w: published([job.output if job.analysis.suffix else f"{job.output}/summary.json"
-                             for job in PLANS[w.experiment].analysis_jobs(COLLECTED[w.table])]),
+        lambda w: published(
+            [
+                job.output if job.analysis.suffix else f"{job.output}/summary.json"
+                for job in PLANS[w.experiment].analysis_jobs(COLLECTED[w.table])
+            ]
+        ),
     output:
-        report(f"{RESULTS}/{{experiment}}/analysis/{{table}}.csv", caption="../report/analysis_table.rst",
-               category="{experiment}", subcategory="Analysis"),
-    wildcard_constraints:
-        table=alternatives(COLLECTED),
-    params:
-        lth=LTH,
-        analysis=lambda w: COLLECTED[w.table],
-        rows=lambda w: PLANS[w.experiment].analysis_rows(COLLECTED[w.table]),
+        report(
+            f"{RESULTS}/{{experiment}}/analysis/{{table}}.csv",
+            caption="../report/analysis_table.rst",
+            category="{experiment}",
+            subcategory="Analysis",
+        ),
     log:
         f"{RESULTS}/{{experiment}}/logs/collect_{{table}}.log",
+    wildcard_constraints:
+        table=alternatives(COLLECTED),
     conda:
         CONDA_ENV
     threads: 1
     resources:
         **LIGHT_RESOURCES,
+    params:
+        lth=LTH,
+        analysis=lambda w: COLLECTED[w.table],
+        rows=lambda w: PLANS[w.experiment].analysis_rows(COLLECTED[w.table]),
     shell:
         "{params.lth} analyze collect --analysis {params.analysis:q} --out {output:q} --force {params.rows}"
         " > {log:q} 2>&1"

@@ -25,7 +25,6 @@ from lth.plan import Plan, flags, resolve_data_root, short_hash
 from lth.resources import Work, memory_mb, runtime_minutes
 from lth import store
 
-
 # Each experiment of the config (`experiments:`, lth/experiments.py; one when there is none), validated
 # with the schema's defaults filled in, and planned; PLAN holds every run of them all for the rules.
 CONFIGS = experiment_configs(config)
@@ -93,8 +92,10 @@ def primary_method(experiment):
 def masks_text(experiment):
     """The experiment's mask sources in words, for captions: `masks IMP at rate 0.2, random, snip`."""
     c = CONFIGS[experiment]
-    names = [f"{c['prune']['method'].upper()} at rate {c['prune']['rate']}" if spec.source == "magnitude"
-             else spec.label for spec in PLANS[experiment].masks]
+    names = [
+        f"{c['prune']['method'].upper()} at rate {c['prune']['rate']}" if spec.source == "magnitude" else spec.label
+        for spec in PLANS[experiment].masks
+    ]
     return f"mask{'s' if len(names) > 1 else ''} {', '.join(names)}"
 
 
@@ -107,8 +108,13 @@ for name, experiment_config in CONFIGS.items():
         sources = [spec.label for spec in PLANS[name].masks]
         if SUMMARY_FIGURES[figure].per_source and len(sources) < 2:
             continue  # a figure across mask sources is not missing from an experiment with one
-        reason = figure_status(figure, experiment_config["variants"], experiment_config["dense_variants"],
-                               primary_method(name), mask_sources=sources)
+        reason = figure_status(
+            figure,
+            experiment_config["variants"],
+            experiment_config["dense_variants"],
+            primary_method(name),
+            mask_sources=sources,
+        )
         if reason:
             SKIPPED_FIGURES.append(f"{name}/{reason}")
         else:
@@ -122,20 +128,30 @@ SKIPPED_FIGURES += [f"{figure}: {GRID_REASON}" for figure in GRID_FIGURES if GRI
 if SKIPPED_FIGURES and workflow.is_main_process:
     print("lth: figures not produced:", *SKIPPED_FIGURES, sep="\n  ", file=sys.stderr)
 
-TABLES = [*(f"{RESULTS}/{name}/{table}.csv" for name in CONFIGS for table in ("summary", "tickets")),
-          *([f"{RESULTS}/summary.csv"] if GRID else [])]
-FIGURES = [f"{RESULTS}/{name}/figures/{stem}.{ext}" for name in CONFIGS
-           for stem in ("accuracy_vs_sparsity", *PAPER_FIGURES[name]) for ext in ("png", "pdf")]
+TABLES = [
+    *(f"{RESULTS}/{name}/{table}.csv" for name in CONFIGS for table in ("summary", "tickets")),
+    *([f"{RESULTS}/summary.csv"] if GRID else []),
+]
+FIGURES = [
+    f"{RESULTS}/{name}/figures/{stem}.{ext}"
+    for name in CONFIGS
+    for stem in ("accuracy_vs_sparsity", *PAPER_FIGURES[name])
+    for ext in ("png", "pdf")
+]
 FIGURES += [f"{RESULTS}/figures/{stem}.{ext}" for stem in GRIDS for ext in ("png", "pdf")]
 # Analysis name -> its collected CSV per experiment, and the table name (the CSV's stem) -> the analysis.
 ANALYSIS_TABLES = {name: plan.collected() for name, plan in PLANS.items()}
 COLLECTED = {Path(path).stem: analysis for tables in ANALYSIS_TABLES.values() for analysis, path in tables.items()}
 # Paper figures of the analyses per experiment: file stem -> (analysis, `lth figure` name, epoch filter).
-ANALYSIS_FIGURES = {name: analysis_figures(experiment_config["analysis"])
-                    for name, experiment_config in CONFIGS.items()}
-ANALYSIS_FIGURE_FILES = [f"{RESULTS}/{name}/figures/{stem}.{ext}" for name, figures in ANALYSIS_FIGURES.items()
-                         for stem in figures
-                         for ext in ("png", "pdf", *(("csv",) if stem.startswith("table") else ()))]
+ANALYSIS_FIGURES = {
+    name: analysis_figures(experiment_config["analysis"]) for name, experiment_config in CONFIGS.items()
+}
+ANALYSIS_FIGURE_FILES = [
+    f"{RESULTS}/{name}/figures/{stem}.{ext}"
+    for name, figures in ANALYSIS_FIGURES.items()
+    for stem in figures
+    for ext in ("png", "pdf", *(("csv",) if stem.startswith("table") else ()))
+]
 THREADS = SETTINGS["threads"]
 LIGHT_RESOURCES = SETTINGS["resources"]["light"]
 # Paths are data, never shell: every rule's shell command quotes each value it interpolates
@@ -143,8 +159,9 @@ LIGHT_RESOURCES = SETTINGS["resources"]["light"]
 # built already quoted with shlex.join and goes in as it is. A plain value comes out unchanged.
 # Training shell commands pass `--threads {threads}`: what Snakemake scheduled (it scales `threads`
 # down to --cores), not the config value.
-RUN_OPTIONS = shlex.join(["--device", str(SETTINGS["device"]),
-                          "--jobs-per-gpu", str(SETTINGS["resources"]["jobs_per_gpu"])])
+RUN_OPTIONS = shlex.join(
+    ["--device", str(SETTINGS["device"]), "--jobs-per-gpu", str(SETTINGS["resources"]["jobs_per_gpu"])]
+)
 # `--sdm conda`: every rule's environment; its post-deploy script installs this checkout into it.
 CONDA_ENV = workflow.source_path("../envs/lth.yaml")
 # How rules call lth: through the interpreter running Snakemake, so a job finds it without an
@@ -182,8 +199,10 @@ def datasets_to_fetch():
             continue
         other = found.setdefault(run.data.name, run.data)
         if other.root != run.data.root:
-            raise LthError(f"data.root: experiments read {run.data.name} from two folders ({other.root} and "
-                             f"{run.data.root}); one dataset is fetched once, into one folder")
+            raise LthError(
+                f"data.root: experiments read {run.data.name} from two folders ({other.root} and "
+                f"{run.data.root}); one dataset is fetched once, into one folder"
+            )
     return found
 
 
@@ -212,8 +231,10 @@ def check_execution():
             # sinfo marks the default partition with "*"; without one sbatch refuses every job.
             partitions = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True).stdout.split()
             if not any(name.endswith("*") for name in partitions):
-                raise LthError("slurm_partition: this cluster has no default partition; set default-resources: "
-                               f"slurm_partition=<one of {', '.join(partitions) or 'sinfo -s'}> in the profile")
+                raise LthError(
+                    "slurm_partition: this cluster has no default partition; set default-resources: "
+                    f"slurm_partition=<one of {', '.join(partitions) or 'sinfo -s'}> in the profile"
+                )
 
 
 # Locks held until Snakemake exits: the OS releases them with the process (lth/store.py).
@@ -245,8 +266,11 @@ def explain_stop(logfiles):
     except OSError:
         return
     if GRACEFUL_STOP in text and FAILED_JOB not in text:
-        print("lth: the workflow was stopped (SIGTERM) after its running jobs finished; no job failed. "
-              "Rerun the same command to go on: finished jobs are kept, the others run.", file=sys.stderr)
+        print(
+            "lth: the workflow was stopped (SIGTERM) after its running jobs finished; no job failed. "
+            "Rerun the same command to go on: finished jobs are kept, the others run.",
+            file=sys.stderr,
+        )
 
 
 onstart:
@@ -280,6 +304,7 @@ def job_work(key, epochs=None):
 def training_resources(key, epochs=None, scale=1):
     """Snakemake resources of a job that trains (or analyses) run `key(w)` for `epochs(w)` epochs;
     `scale`: its work per epoch relative to training. Both grow with the attempt."""
+
     def work(w):
         return job_work(key(w), epochs(w) if epochs else None)
 
@@ -317,8 +342,13 @@ def optional_inputs(input, names=("mask", "teacher")):
 
 def dense_outputs():
     """theta0 and the dense runs, the dense-with-tweak baselines (which start from it) included."""
-    return published([path for key, run in PLAN.dense.items()
-                      for path in [*([] if run.baseline else [f"{RUNS}/{key}/init.pt"]), *run_outputs(f"{RUNS}/{key}")]])
+    return published(
+        [
+            path
+            for key, run in PLAN.dense.items()
+            for path in [*([] if run.baseline else [f"{RUNS}/{key}/init.pt"]), *run_outputs(f"{RUNS}/{key}")]
+        ]
+    )
 
 
 def prune_options(w):
@@ -339,8 +369,13 @@ def sparse_outputs():
 
 # ---- analyses (workflow/rules/analysis.smk, plots.smk) ----
 # `lth analyze` subcommand of each analysis that is one file per job.
-ANALYZE_COMMANDS = {"activations": "activations", "hessian": "hessian", "perturbation": "perturb",
-                    "landscape": "landscape", "input_landscape": "input-landscape"}
+ANALYZE_COMMANDS = {
+    "activations": "activations",
+    "hessian": "hessian",
+    "perturbation": "perturb",
+    "landscape": "landscape",
+    "input_landscape": "input-landscape",
+}
 
 
 def analysis_job(w, suffix):
@@ -378,6 +413,8 @@ def figure_caption(w, figure):
         return f"{what} Experiments: {', '.join(CONFIGS)}."
     c = CONFIGS[w.experiment]
     baselines = f"; dense baselines {', '.join(c['dense_variants'])}" if c["dense_variants"] else ""
-    return (f"{what} This run: {c['model']['name']} (width {c['model']['width']}) on {c['data']['name']}, "
-            f"{c['train']['epochs']} epochs, {masks_text(w.experiment)}, "
-            f"seeds {', '.join(map(str, c['seeds']))}; variants {', '.join(c['variants'])}{baselines}.")
+    return (
+        f"{what} This run: {c['model']['name']} (width {c['model']['width']}) on {c['data']['name']}, "
+        f"{c['train']['epochs']} epochs, {masks_text(w.experiment)}, "
+        f"seeds {', '.join(map(str, c['seeds']))}; variants {', '.join(c['variants'])}{baselines}."
+    )

@@ -7,11 +7,6 @@
 rule data:
     output:
         f"{PUBLISHED}/data/{{dataset}}.json",
-    params:
-        lth=LTH,
-        out=lambda w, output: stored(output[0]),
-        publish=publish_args,
-        hparams=lambda w: flags(DATASETS[w.dataset]),
     log:
         f"{LOGS}/data/{{dataset}}.log",
     conda:
@@ -19,5 +14,10 @@ rule data:
     threads: 1
     resources:
         **LIGHT_RESOURCES,
+    params:
+        lth=LTH,
+        out=lambda w, output: stored(output[0]),
+        publish=publish_args,
+        hparams=lambda w: flags(DATASETS[w.dataset]),
     shell:
         store_job("{params.lth} data --out {params.out:q} {params.hparams}")

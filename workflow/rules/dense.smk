@@ -12,12 +12,6 @@ rule init:
         data=lambda w: data_input(PLAN.dense[w.dense]),
     output:
         f"{PUBLISHED}/runs/{{dense}}/init.pt",
-    params:
-        lth=LTH,
-        out=lambda w: f"{RUNS}/{w.dense}/init.pt",
-        publish=publish_args,
-        seed=lambda w: PLAN.dense[w.dense].seed,
-        hparams=lambda w: flags(PLAN.dense[w.dense].model, job_data(PLAN.dense[w.dense].data)),
     log:
         f"{LOGS}/runs/{{dense}}/init.log",
     benchmark:
@@ -27,10 +21,15 @@ rule init:
     threads: 1
     resources:
         **LIGHT_RESOURCES,
+    params:
+        lth=LTH,
+        out=lambda w: f"{RUNS}/{w.dense}/init.pt",
+        publish=publish_args,
+        seed=lambda w: PLAN.dense[w.dense].seed,
+        hparams=lambda w: flags(PLAN.dense[w.dense].model, job_data(PLAN.dense[w.dense].data)),
     shell:
         store_job(
-            "{params.lth} init --out {params.out:q} --seed {params.seed:q} --threads {threads:q}"
-            " {params.hparams}"
+            "{params.lth} init --out {params.out:q} --seed {params.seed:q} --threads {threads:q}" " {params.hparams}"
         )
 
 
@@ -41,11 +40,6 @@ rule reinit:
         data=lambda w: data_input(PLAN.dense[w.dense]),
     output:
         f"{PUBLISHED}/runs/{{dense}}/reinit/seed{{reseed}}.pt",
-    params:
-        lth=LTH,
-        out=lambda w, output: stored(output[0]),
-        publish=publish_args,
-        hparams=lambda w: flags(PLAN.dense[w.dense].model, job_data(PLAN.dense[w.dense].data)),
     log:
         f"{LOGS}/runs/{{dense}}/reinit/seed{{reseed}}.log",
     conda:
@@ -53,6 +47,11 @@ rule reinit:
     threads: 1
     resources:
         **LIGHT_RESOURCES,
+    params:
+        lth=LTH,
+        out=lambda w, output: stored(output[0]),
+        publish=publish_args,
+        hparams=lambda w: flags(PLAN.dense[w.dense].model, job_data(PLAN.dense[w.dense].data)),
     shell:
         store_job(
             "{params.lth} init --out {params.out:q} --seed {wildcards.reseed:q} --threads {threads:q}"
@@ -68,15 +67,6 @@ rule train_dense:
         init=lambda w: published(PLAN.training_inputs(w.dense)["init"]),  # a baseline starts from theta0
     output:
         published(run_outputs(f"{RUNS}/{{dense}}")),
-    params:
-        lth=LTH,
-        init=lambda w, input: stored(input.init),
-        publish=publish_args,
-        seed=lambda w: PLAN.dense[w.dense].seed,
-        hparams=lambda w: training_flags(w.dense),
-        save_epochs=lambda w: [str(k) for k in PLAN.kept_epochs(w.dense)],
-        options=RUN_OPTIONS,
-        out_dir=lambda w: f"{RUNS}/{w.dense}",
     log:
         f"{LOGS}/runs/{{dense}}/train.log",
     benchmark:
@@ -86,6 +76,15 @@ rule train_dense:
     threads: THREADS
     resources:
         **training_resources(lambda w: w.dense),
+    params:
+        lth=LTH,
+        init=lambda w, input: stored(input.init),
+        publish=publish_args,
+        seed=lambda w: PLAN.dense[w.dense].seed,
+        hparams=lambda w: training_flags(w.dense),
+        save_epochs=lambda w: [str(k) for k in PLAN.kept_epochs(w.dense)],
+        options=RUN_OPTIONS,
+        out_dir=lambda w: f"{RUNS}/{w.dense}",
     shell:
         store_job(
             "{params.lth} train --init {params.init:q} --out-dir {params.out_dir:q} --seed {params.seed:q}"

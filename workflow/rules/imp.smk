@@ -11,14 +11,6 @@ rule prune:
     output:
         mask=f"{PUBLISHED}/runs/{{chain}}/level{{level}}/mask.pt",
         sidecar=f"{PUBLISHED}/runs/{{chain}}/level{{level}}/mask.json",
-    params:
-        lth=LTH,
-        weights=lambda w, input: stored(input.weights),
-        out=lambda w, output: stored(output.mask),
-        publish=publish_args,
-        rounds=lambda w: PLAN.prune_rounds(w.chain, int(w.level)),
-        inputs=lambda w, input: optional_inputs(input, ("mask", "like")),
-        options=prune_options,
     log:
         f"{LOGS}/runs/{{chain}}/level{{level}}/prune.log",
     benchmark:
@@ -28,6 +20,14 @@ rule prune:
     threads: 1
     resources:
         **LIGHT_RESOURCES,
+    params:
+        lth=LTH,
+        weights=lambda w, input: stored(input.weights),
+        out=lambda w, output: stored(output.mask),
+        publish=publish_args,
+        rounds=lambda w: PLAN.prune_rounds(w.chain, int(w.level)),
+        inputs=lambda w, input: optional_inputs(input, ("mask", "like")),
+        options=prune_options,
     shell:
         store_job(
             "{params.lth} prune --weights {params.weights:q} {params.inputs} --out {params.out:q}"

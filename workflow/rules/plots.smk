@@ -6,8 +6,6 @@
 rule figure_settings:
     output:
         f"{RESULTS}/{{experiment}}/figure_settings-{{hash}}.json",
-    params:
-        text=lambda w: json.dumps(CONFIGS[w.experiment]["figures"], sort_keys=True),
     log:
         f"{RESULTS}/{{experiment}}/logs/figure_settings-{{hash}}.log",
     conda:
@@ -15,6 +13,8 @@ rule figure_settings:
     threads: 1
     resources:
         **LIGHT_RESOURCES,
+    params:
+        text=lambda w: json.dumps(CONFIGS[w.experiment]["figures"], sort_keys=True),
     shell:
         "printf '%s\\n' {params.text:q} > {output:q} 2> {log:q}"
 
@@ -24,13 +24,12 @@ rule plot_accuracy_vs_sparsity:
         summary=rules.aggregate.output[0],
         settings=lambda w: figure_settings(w.experiment),
     output:
-        report(multiext(f"{RESULTS}/{{experiment}}/figures/accuracy_vs_sparsity", ".png", ".pdf"),
-               caption="../report/figure.rst", category="{experiment}", subcategory="Figures"),
-    params:
-        lth=LTH,
-        x=lambda w: CONFIGS[w.experiment]["figures"]["x"],
-        mask_sources=lambda w: CONFIGS[w.experiment]["figures"]["mask_sources"],
-        caption=lambda w: figure_caption(w, "accuracy_vs_sparsity"),
+        report(
+            multiext(f"{RESULTS}/{{experiment}}/figures/accuracy_vs_sparsity", ".png", ".pdf"),
+            caption="../report/figure.rst",
+            category="{experiment}",
+            subcategory="Figures",
+        ),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_accuracy_vs_sparsity.log",
     benchmark:
@@ -40,6 +39,11 @@ rule plot_accuracy_vs_sparsity:
     threads: 1
     resources:
         **LIGHT_RESOURCES,
+    params:
+        lth=LTH,
+        x=lambda w: CONFIGS[w.experiment]["figures"]["x"],
+        mask_sources=lambda w: CONFIGS[w.experiment]["figures"]["mask_sources"],
+        caption=lambda w: figure_caption(w, "accuracy_vs_sparsity"),
     shell:
         "{params.lth} plot --summary {input.summary:q} --out {output:q} --x {params.x:q}"
         " --title {wildcards.experiment:q} --mask-sources {params.mask_sources:q} --force > {log:q} 2>&1"
@@ -51,21 +55,25 @@ rule plot_paper_figure:
         summary=rules.aggregate.output[0],
         settings=lambda w: figure_settings(w.experiment),
     output:
-        report(multiext(f"{RESULTS}/{{experiment}}/figures/{{figure}}", ".png", ".pdf"),
-               caption="../report/figure.rst", category="{experiment}", subcategory="Figures"),
-    wildcard_constraints:
-        figure=alternatives(SUMMARY_FIGURES),
-    params:
-        lth=LTH,
-        x=lambda w: CONFIGS[w.experiment]["figures"]["x"],
-        caption=lambda w: figure_caption(w, w.figure),
+        report(
+            multiext(f"{RESULTS}/{{experiment}}/figures/{{figure}}", ".png", ".pdf"),
+            caption="../report/figure.rst",
+            category="{experiment}",
+            subcategory="Figures",
+        ),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_{{figure}}.log",
+    wildcard_constraints:
+        figure=alternatives(SUMMARY_FIGURES),
     conda:
         CONDA_ENV
     threads: 1
     resources:
         **LIGHT_RESOURCES,
+    params:
+        lth=LTH,
+        x=lambda w: CONFIGS[w.experiment]["figures"]["x"],
+        caption=lambda w: figure_caption(w, w.figure),
     shell:
         "{params.lth} figure {wildcards.figure:q} --csv {input.summary:q} --out {output:q} --x {params.x:q}"
         " --title {wildcards.experiment:q} --force > {log:q} 2>&1"
@@ -77,21 +85,25 @@ rule plot_grid:
         summary=rules.summaries.output[0],
         settings=figure_settings(next(iter(CONFIGS))),
     output:
-        report(multiext(f"{RESULTS}/figures/{{grid}}", ".png", ".pdf"), caption="../report/figure.rst",
-               category="All experiments", subcategory="Figures"),
-    wildcard_constraints:
-        grid=alternatives(GRID_FIGURES),
-    params:
-        lth=LTH,
-        x=SETTINGS["figures"]["x"],
-        caption=lambda w: figure_caption(w, w.grid),
+        report(
+            multiext(f"{RESULTS}/figures/{{grid}}", ".png", ".pdf"),
+            caption="../report/figure.rst",
+            category="All experiments",
+            subcategory="Figures",
+        ),
     log:
         f"{RESULTS}/logs/plot_{{grid}}.log",
+    wildcard_constraints:
+        grid=alternatives(GRID_FIGURES),
     conda:
         CONDA_ENV
     threads: 1
     resources:
         **LIGHT_RESOURCES,
+    params:
+        lth=LTH,
+        x=SETTINGS["figures"]["x"],
+        caption=lambda w: figure_caption(w, w.grid),
     shell:
         "{params.lth} figure {wildcards.grid:q} --csv {input.summary:q} --out {output:q} --x {params.x:q} --force"
         " > {log:q} 2>&1"
@@ -102,22 +114,25 @@ rule plot_analysis:
     input:
         analysis_figure_input,
     output:
-        report(multiext(f"{RESULTS}/{{experiment}}/figures/{{figure}}", ".png", ".pdf"),
-               caption="../report/analysis.rst", category="{experiment}", subcategory="Analysis"),
-    wildcard_constraints:
-        figure=alternatives(stem for figures in ANALYSIS_FIGURES.values() for stem in figures
-                            if stem.startswith("fig")),
-    params:
-        lth=LTH,
-        figure=analysis_figure,
-        caption=lambda w: figure_caption(w, ANALYSIS_FIGURES[w.experiment][w.figure][1]),
+        report(
+            multiext(f"{RESULTS}/{{experiment}}/figures/{{figure}}", ".png", ".pdf"),
+            caption="../report/analysis.rst",
+            category="{experiment}",
+            subcategory="Analysis",
+        ),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_{{figure}}.log",
+    wildcard_constraints:
+        figure=alternatives(stem for figures in ANALYSIS_FIGURES.values() for stem in figures if stem.startswith("fig")),
     conda:
         CONDA_ENV
     threads: 1
     resources:
         **LIGHT_RESOURCES,
+    params:
+        lth=LTH,
+        figure=analysis_figure,
+        caption=lambda w: figure_caption(w, ANALYSIS_FIGURES[w.experiment][w.figure][1]),
     shell:
         "{params.lth} figure {params.figure} --csv {input:q} --out {output:q} --title {wildcards.experiment:q}"
         " --force > {log:q} 2>&1"
@@ -128,21 +143,25 @@ rule tabulate_analysis:
     input:
         analysis_figure_input,
     output:
-        report(multiext(f"{RESULTS}/{{experiment}}/figures/{{figure}}", ".png", ".pdf", ".csv"),
-               caption="../report/analysis.rst", category="{experiment}", subcategory="Analysis"),
-    wildcard_constraints:
-        figure="table[A-Za-z0-9_]+",
-    params:
-        lth=LTH,
-        figure=analysis_figure,
-        caption=lambda w: figure_caption(w, ANALYSIS_FIGURES[w.experiment][w.figure][1]),
+        report(
+            multiext(f"{RESULTS}/{{experiment}}/figures/{{figure}}", ".png", ".pdf", ".csv"),
+            caption="../report/analysis.rst",
+            category="{experiment}",
+            subcategory="Analysis",
+        ),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_{{figure}}.log",
+    wildcard_constraints:
+        figure="table[A-Za-z0-9_]+",
     conda:
         CONDA_ENV
     threads: 1
     resources:
         **LIGHT_RESOURCES,
+    params:
+        lth=LTH,
+        figure=analysis_figure,
+        caption=lambda w: figure_caption(w, ANALYSIS_FIGURES[w.experiment][w.figure][1]),
     shell:
         "{params.lth} figure {params.figure} --csv {input:q} --out {output:q} --title {wildcards.experiment:q}"
         " --force > {log:q} 2>&1"

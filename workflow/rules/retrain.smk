@@ -11,6 +11,15 @@ rule train_sparse:
         unpack(lambda w: published(PLAN.sparse_inputs(w.sparse))),
     output:
         published(run_outputs(f"{RUNS}/{{sparse}}")),
+    log:
+        f"{LOGS}/runs/{{sparse}}/train.log",
+    benchmark:
+        f"{LOGS}/runs/{{sparse}}/train.benchmark.tsv"
+    conda:
+        CONDA_ENV
+    threads: THREADS
+    resources:
+        **training_resources(lambda w: w.sparse),
     params:
         lth=LTH,
         init=lambda w, input: stored(input.init),
@@ -21,15 +30,6 @@ rule train_sparse:
         save_epochs=lambda w: [str(k) for k in PLAN.kept_epochs(w.sparse)],
         options=RUN_OPTIONS,
         out_dir=lambda w: f"{RUNS}/{w.sparse}",
-    log:
-        f"{LOGS}/runs/{{sparse}}/train.log",
-    benchmark:
-        f"{LOGS}/runs/{{sparse}}/train.benchmark.tsv"
-    conda:
-        CONDA_ENV
-    threads: THREADS
-    resources:
-        **training_resources(lambda w: w.sparse),
     shell:
         store_job(
             "{params.lth} train --init {params.init:q} {params.inputs} --out-dir {params.out_dir:q}"

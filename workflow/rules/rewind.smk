@@ -12,15 +12,6 @@ rule rewind_point:
         finished=f"{PUBLISHED}/runs/{{dense}}/summary.json",
     output:
         f"{PUBLISHED}/runs/{{dense}}/rewind/epoch{{epoch}}.pt",
-    params:
-        lth=LTH,
-        init=lambda w, input: stored(input.init),
-        out=lambda w, output: stored(output[0]),
-        publish=publish_args,
-        seed=lambda w: PLAN.dense[w.dense].seed,
-        hparams=lambda w: training_flags(w.dense),
-        options=RUN_OPTIONS,
-        run=lambda w: f"{RUNS}/{w.dense}",
     log:
         f"{LOGS}/runs/{{dense}}/rewind/epoch{{epoch}}.log",
     benchmark:
@@ -30,6 +21,15 @@ rule rewind_point:
     threads: THREADS
     resources:
         **training_resources(lambda w: w.dense, lambda w: int(w.epoch)),
+    params:
+        lth=LTH,
+        init=lambda w, input: stored(input.init),
+        out=lambda w, output: stored(output[0]),
+        publish=publish_args,
+        seed=lambda w: PLAN.dense[w.dense].seed,
+        hparams=lambda w: training_flags(w.dense),
+        options=RUN_OPTIONS,
+        run=lambda w: f"{RUNS}/{w.dense}",
     shell:
         store_job(
             "{params.lth} snapshot --run {params.run:q} --epoch {wildcards.epoch:q} --init {params.init:q}"
@@ -44,6 +44,15 @@ rule snapshot:
         finished=f"{PUBLISHED}/runs/{{sparse}}/summary.json",
     output:
         f"{PUBLISHED}/runs/{{sparse}}/snapshots/epoch{{epoch}}.pt",
+    log:
+        f"{LOGS}/runs/{{sparse}}/snapshots/epoch{{epoch}}.log",
+    benchmark:
+        f"{LOGS}/runs/{{sparse}}/snapshots/epoch{{epoch}}.benchmark.tsv"
+    conda:
+        CONDA_ENV
+    threads: THREADS
+    resources:
+        **training_resources(lambda w: w.sparse, lambda w: int(w.epoch) - PLAN.sparse[w.sparse].start_epoch),
     params:
         lth=LTH,
         init=lambda w, input: stored(input.init),
@@ -54,15 +63,6 @@ rule snapshot:
         inputs=lambda w, input: optional_inputs(input),
         options=RUN_OPTIONS,
         run=lambda w: f"{RUNS}/{w.sparse}",
-    log:
-        f"{LOGS}/runs/{{sparse}}/snapshots/epoch{{epoch}}.log",
-    benchmark:
-        f"{LOGS}/runs/{{sparse}}/snapshots/epoch{{epoch}}.benchmark.tsv"
-    conda:
-        CONDA_ENV
-    threads: THREADS
-    resources:
-        **training_resources(lambda w: w.sparse, lambda w: int(w.epoch) - PLAN.sparse[w.sparse].start_epoch),
     shell:
         store_job(
             "{params.lth} snapshot --run {params.run:q} --epoch {wildcards.epoch:q} --init {params.init:q}"
