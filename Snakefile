@@ -1,7 +1,7 @@
 # lth: draw lottery tickets (dense training + IMP/OMP) and spend them (re-training variants).
 # Usage: snakemake --cores all [--configfile configs/quickstart.yaml] [TARGET]
 # Targets: all (default), dense, masks, retrain, tables, analysis, figures, report (workflow/rules/targets.smk).
-# Run folders are content-addressed (see lth/plan.py and README.md, "Results layout").
+# Run folders are content-addressed (see lth/plan/ and README.md, "Results layout").
 
 from pathlib import Path
 
@@ -75,7 +75,7 @@ rule all:
         # Every run's artifacts too: snakemake reruns a job for a missing output only when a target
         # asks for it, so a deleted final.pt is retrained even though summary.csv is up to date.
         dense_outputs(),
-        published(PLAN.rewind_points()),
-        published(PLAN.reinit_points()),
+        published(rewind_points(ALL_RUNS)),
+        published(reinit_points(ALL_RUNS)),
         mask_outputs(),
         sparse_outputs(),

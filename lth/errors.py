@@ -3,3 +3,7 @@
 
 class LthError(Exception):
     """Bad input, missing data, or a refused action; the message names the value and the fix."""
+
+
+class UsageError(LthError):
+    """Bad input to a command that the user can fix (a flag's value, a file it names)."""

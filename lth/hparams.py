@@ -4,6 +4,11 @@ Every field declares its type and the values it allows; `from_dict` rejects unkn
 values with a message naming the key, the value and what is allowed, before any work starts.
 Allowed names for models, activations and data sources come from their registries, imported
 lazily so that reading a config (e.g. in the Snakefile) does not import torch unless it must.
+
+Each field also says how it enters a run's hash (`Hparams.identity`, hence its folder's name): the
+settings that existed when the run names were pinned (tests/test_hparams.py) always do; a setting
+added since must pass `hashed="unless_default"`, so that at its default every existing run keeps its
+name, or `hashed="never"` for how a run executes rather than what it computes.
 """
 
 from __future__ import annotations
@@ -38,19 +43,24 @@ def hp(
     exclusive_minimum: float | None = None,
     maximum: float | None = None,
     exclusive_maximum: float | None = None,
+    hashed: str = "always",
+    off_when: tuple[str, Any] | None = None,
 ) -> Any:
-    """A dataclass field with its help text and the values it allows (JSON-schema words)."""
+    """A dataclass field with its help text and the values it allows (JSON-schema words). `hashed`:
+    always, unless_default or never in a run's hash; `off_when` (field, value): left out of it while
+    that field has that value (the details of a loss term that is off), so they do not split the cache."""
     bounds = {
         "minimum": minimum,
         "exclusiveMinimum": exclusive_minimum,
         "maximum": maximum,
         "exclusiveMaximum": exclusive_maximum,
     }
-    meta = {"help": help, "choices": choices, "bounds": {k: v for k, v in bounds.items() if v is not None}}
+    bounds = {k: v for k, v in bounds.items() if v is not None}
+    meta = {"help": help, "choices": choices, "bounds": bounds, "hashed": hashed, "off_when": off_when}
     return dataclasses.field(default=default, metadata=meta)
 
 
-_BOUND_CHECKS: dict[str, tuple[Callable[[float, float], bool], str]] = {
+BOUND_CHECKS: dict[str, tuple[Callable[[float, float], bool], str]] = {
     "minimum": (lambda v, b: v >= b, ">="),
     "exclusiveMinimum": (lambda v, b: v > b, ">"),
     "maximum": (lambda v, b: v <= b, "<="),
@@ -117,7 +127,7 @@ def _check(value: Any, field: dataclasses.Field, key: str) -> None:
             allowed = ", ".join(str(c) for c in choices)
             raise HparamError(f"{key}: {item!r} is not allowed; choose one of: {allowed}")
         for bound_name, bound in field.metadata.get("bounds", {}).items():
-            test, symbol = _BOUND_CHECKS[bound_name]
+            test, symbol = BOUND_CHECKS[bound_name]
             if not test(item, bound):
                 raise HparamError(f"{key}: {item!r} is not allowed; must be {symbol} {bound}")
 
@@ -158,6 +168,25 @@ class Hparams:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that shape a result, as a run's hash takes them (each field's `hashed` and
+        `off_when`): a setting at a default that changes nothing never renames a run."""
+        settings = self.to_dict()
+        return {
+            f.name: settings[f.name]
+            for f in dataclasses.fields(self)
+            if f.metadata["hashed"] != "never"
+            and not (f.metadata["hashed"] == "unless_default" and settings[f.name] == _plain(f.default))
+            and not (f.metadata["off_when"] and settings[f.metadata["off_when"][0]] == f.metadata["off_when"][1])
+        }
+
+    @classmethod
+    def what_it_computes(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """`settings` (a section, as to_dict gives it) without how the job runs (`hashed="never"`):
+        what resume-state fingerprints compare."""
+        never = {f.name for f in dataclasses.fields(cls) if f.metadata["hashed"] == "never"}
+        return {key: value for key, value in settings.items() if key not in never}
 
     def replace(self: T, **changes: Any) -> T:
         return type(self).from_dict({**self.to_dict(), **changes})
@@ -227,8 +256,9 @@ class DataHparams(Hparams):
     section: ClassVar[str] = "data"
 
     name: str = hp("cifar10", "dataset source", choices=_source_names)
-    root: str | None = hp(None, "folder holding (or receiving) the dataset; not needed for digits")
-    download: bool = hp(False, "download the dataset into root when it is missing")
+    # Where the data lives and how it got there are not what a run computes (data_identity keys the content).
+    root: str | None = hp(None, "folder holding (or receiving) the dataset; not needed for digits", hashed="never")
+    download: bool = hp(False, "download the dataset into root when it is missing", hashed="never")
     subset_per_class: int | None = hp(None, "class-balanced training subset: images per class", minimum=1)
     val_fraction: float = hp(
         0.1, "share of the training set held out for validation", exclusive_minimum=0.0, exclusive_maximum=1.0
@@ -238,13 +268,6 @@ class DataHparams(Hparams):
 @dataclasses.dataclass(frozen=True)
 class TrainHparams(Hparams):
     section: ClassVar[str] = "train"
-    # How a run executes, not what it computes: left out of run hashes and resume-state fingerprints.
-    EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("compile",)
-
-    @classmethod
-    def what_it_computes(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
-        """`settings` (a train section, as to_dict gives it) without the EXECUTION_ONLY keys."""
-        return {key: value for key, value in settings.items() if key not in cls.EXECUTION_ONLY}
 
     epochs: int = hp(180, "training epochs (E)", minimum=1)
     batch_size: int = hp(128, "mini-batch size", minimum=1)
@@ -267,6 +290,7 @@ class TrainHparams(Hparams):
         "torch.compile the model for training steps; not part of a run's hash. Off by "
         "default: measured on the CPU, the compile takes 40 s or more and the compiled step is no "
         "faster at width 64 (BENCHMARKS.md)",
+        hashed="never",  # how a run executes, not what it computes
     )
     label_smoothing: float = hp(
         0.0, "label smoothing: probability mass moved off the true class (0 = off)", minimum=0.0, exclusive_maximum=1.0
@@ -276,6 +300,7 @@ class TrainHparams(Hparams):
         "official: a/(C-1) on each other class (the ToST code); "
         "pytorch: a/C on every class (CrossEntropyLoss(label_smoothing=a))",
         choices=("official", "pytorch"),
+        off_when=("label_smoothing", 0),
     )
     kd_alpha: float = hp(
         0.0,
@@ -284,11 +309,12 @@ class TrainHparams(Hparams):
         minimum=0.0,
         maximum=1.0,
     )
-    kd_temperature: float = hp(5.0, "distillation temperature T", exclusive_minimum=0.0)
+    kd_temperature: float = hp(5.0, "distillation temperature T", exclusive_minimum=0.0, off_when=("kd_alpha", 0))
     kd_reduction: str = hp(
         "batchmean",
         "batchmean: the KL per sample; mean: also divided by the number of classes, as in the KD-ticket code",
         choices=("batchmean", "mean"),
+        off_when=("kd_alpha", 0),
     )
 
     def milestone_epochs(self) -> list[int]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from lth.artifacts import HPARAMS, MASK, MASK_SIDECAR, RESUME_STATE, SUMMARY
 from lth.errors import LthError
 from lth.io import load_verified
 from lth.manifest import verify_run
@@ -63,30 +64,30 @@ def describe_folder(path: Path) -> dict[str, Any]:
     from lth.masks import load_mask, read_sidecar
 
     info: dict[str, Any] = {"kind": "run folder", "path": str(path)}
-    if (path / "summary.json").exists():
+    if (path / SUMMARY).exists():
         info["status"] = "finished"
         info["summary"] = verify_run(path, files=True)  # first: hparams.yaml below is then known good
-    elif (path / ".resume" / "state.pt").exists():
-        from lth.train import load_resume_state
+    elif (path / RESUME_STATE).exists():
+        from lth.store import load_resume_state
 
         state = load_resume_state(path)
         info["status"] = f"interrupted or running: {state['epoch']} epochs done; rerun to resume"
-    if (path / "hparams.yaml").exists():
+    if (path / HPARAMS).exists():
         try:
-            info["hparams"] = read_yaml(path / "hparams.yaml")
+            info["hparams"] = read_yaml(path / HPARAMS)
         except DuplicateKeyError:
             raise  # its message already names the file, the key and both lines
         except (OSError, ValueError, yaml.YAMLError) as error:
             raise LthError(
-                f"{path / 'hparams.yaml'} cannot be read ({type(error).__name__}); retrain the run with --force"
+                f"{path / HPARAMS} cannot be read ({type(error).__name__}); retrain the run with --force"
             ) from None
-    if (path / "mask.json").exists():
-        load_mask(path / "mask.pt")  # the mask and its sidecar checked against each other
-        mask = read_sidecar(path / "mask.pt")
+    if (path / MASK_SIDECAR).exists():
+        load_mask(path / MASK)  # the mask and its sidecar checked against each other
+        mask = read_sidecar(path / MASK)
         info["mask"] = {key: mask[key] for key in ("sparsity", "kept", "total", "sha256", "collapsed_layers")}
     levels = sorted((p for p in path.glob("level*") if p.is_dir()), key=lambda p: int(p.name[5:]))
     if levels:
-        info["levels"] = {p.name: read_sidecar(p / "mask.pt")["sparsity"] for p in levels if (p / "mask.json").exists()}
+        info["levels"] = {p.name: read_sidecar(p / MASK)["sparsity"] for p in levels if (p / MASK_SIDECAR).exists()}
     info["files"] = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
     return info
 

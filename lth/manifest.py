@@ -12,13 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lth.artifacts import RUN_FILES, SUMMARY
 from lth.errors import LthError
 from lth.io import IntegrityError, read_sealed_json, sha256_file, write_sealed_json
-
-SUMMARY = "summary.json"
-# What `lth train` writes into a run folder (epoch<k>.pt besides); summary.json first, so that
-# removing them in this order makes the folder stop looking finished at once.
-RUN_FILES = (SUMMARY, "final.pt", "metrics.csv", "hparams.yaml", "gradinit.json")
 
 
 def run_files(folder: str | Path) -> list[Path]:

@@ -23,8 +23,12 @@ by position (layer order, then flat index), so a mask is a deterministic functio
 
 from __future__ import annotations
 
+import logging
 import math
+import time
+from argparse import Namespace
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +36,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lth.errors import LthError
+from lth.errors import LthError, UsageError
+from lth.hparams import DataHparams, ModelHparams, PruneHparams
 from lth.masks import Mask, remaining_after
 
+log = logging.getLogger("lth")
+
 Batch = tuple[torch.Tensor, torch.Tensor]
+Drawn = tuple[Mask, dict[str, Any]]  # a mask and the settings it was drawn with (its sidecar's record)
+Scores = Callable[..., dict[str, torch.Tensor]]
 
 
 def keep_top(scores: Mapping[str, torch.Tensor], count: int, mask: Mask | None = None) -> Mask:
@@ -62,12 +71,8 @@ def keep_top(scores: Mapping[str, torch.Tensor], count: int, mask: Mask | None =
         keep = flat > threshold
         ties = (flat == threshold).nonzero().squeeze(1)
         keep[ties[: count - int(keep.sum())]] = True
-    result, offset = {}, 0
-    for name in names:
-        size = scores[name].numel()
-        result[name] = keep[offset : offset + size].reshape(scores[name].shape)
-        offset += size
-    return result
+    parts = keep.split([scores[name].numel() for name in names])
+    return {name: part.reshape(scores[name].shape) for name, part in zip(names, parts)}
 
 
 def kept_count(names: Iterable[str], weights: Mapping[str, torch.Tensor], rate: float, rounds: int) -> int:
@@ -83,14 +88,9 @@ def random_mask(shapes: Mapping[str, torch.Size], count: int, seed: int, like: M
     keeps exactly as many as `like` keeps in it (count is then `like`'s total)."""
     generator = torch.Generator().manual_seed(seed)
     if like is None:
-        total = sum(math.prod(shape) for shape in shapes.values())
-        scores = torch.rand(total, generator=generator, dtype=torch.float64)
-        flat_scores, offset = {}, 0
-        for name, shape in shapes.items():
-            size = math.prod(shape)
-            flat_scores[name] = scores[offset : offset + size].reshape(shape)
-            offset += size
-        return keep_top(flat_scores, count)
+        sizes = [math.prod(shape) for shape in shapes.values()]
+        parts = torch.rand(sum(sizes), generator=generator, dtype=torch.float64).split(sizes)
+        return keep_top({name: part.reshape(shape) for (name, shape), part in zip(shapes.items(), parts)}, count)
     mask = {}
     for name, shape in shapes.items():
         if name not in like:
@@ -182,9 +182,6 @@ def _linearised(model: nn.Module) -> nn.Module:
     return linear
 
 
-SCORES: dict[str, Callable[..., dict[str, torch.Tensor]]] = {"snip": snip_scores, "grasp": grasp_scores}
-
-
 # --- the user's own masks -------------------------------------------------------------------
 
 
@@ -235,3 +232,128 @@ def load_user_mask(
             )
         mask[name] = value.clone()
     return mask, {"file": str(path), "sha256": sha256_file(path)}
+
+
+# --- drawing the mask `lth prune` writes ----------------------------------------------------
+
+
+def mask_writer(
+    args: Namespace,
+    config: dict[str, Any],
+    out: Path,
+    prune_hp: PruneHparams,
+    weights_path: Path,
+    mask_path: Path | None,
+    drawer: Callable[..., Drawn] | None,
+) -> Callable[[], None]:
+    """How `lth prune` makes its mask, its inputs read and checked: returns the drawing and writing.
+    `drawer`: the source's (lth.mask_registry), None for magnitude pruning."""
+    from lth.checkpoints import build_model, load_checkpoint, nonfinite
+    from lth.inputs import read_input
+    from lth.masks import dense_mask, load_mask, prunable_names, prune, save_mask
+
+    checkpoint = read_input("--weights", weights_path, load_checkpoint)
+    weights = checkpoint["state_dict"]
+    diverged = nonfinite(weights)
+    if diverged:  # magnitudes of NaN or inf weights rank nothing
+        raise UsageError(
+            f"--weights: {weights_path} holds non-finite values ({', '.join(diverged[:3])}): the run "
+            "that wrote it diverged; retrain it with a lower train.lr"
+        )
+    model = build_model(ModelHparams.from_dict(checkpoint["model"]), checkpoint["num_classes"])
+    if mask_path:
+        mask = read_input("--mask", mask_path, load_mask)  # an existing mask fixes which tensors are prunable
+    else:
+        mask = dense_mask(weights, prunable_names(model, prune_hp.include_linear))
+    provenance = {"method": args.method, "weights": str(weights_path), "mask": str(mask_path) if mask_path else None}
+    provenance.update(rounds=args.rounds, **prune_hp.to_dict())
+    new_mask = None
+    if drawer is None:  # magnitude: quick, and its failure is one of the input: before anything is written
+        try:
+            new_mask = prune(weights, mask, prune_hp, rounds=args.rounds)
+        except LthError as error:
+            raise UsageError(f"--mask: {mask_path} does not fit --weights {weights_path}: {error}") from None
+
+    def write() -> None:
+        nonlocal new_mask
+        if new_mask is None:  # the source's mask at level --rounds's count, from theta0, and how it was drawn
+            if args.threads:
+                torch.set_num_threads(args.threads)
+            model.load_state_dict(weights)
+            names = list(mask)
+            count, started = kept_count(names, weights, prune_hp.rate, args.rounds), time.perf_counter()
+            new_mask, settings = drawer(args, config, model, names, count)
+            provenance.update(settings, seconds=round(time.perf_counter() - started, 3))
+        info = save_mask(out, new_mask, provenance)
+        kept = (100 * info["sparsity"], info["kept"], info["total"])
+        log.info("wrote %s (%s): sparsity %.2f%% (%d of %d weights kept)", args.out, args.method, *kept)
+
+    return write
+
+
+def draw_random(args: Namespace, config: dict[str, Any], model: nn.Module, names: list[str], count: int) -> Drawn:
+    from lth.inputs import read_input, require_file
+    from lth.masks import load_mask
+
+    params = dict(model.named_parameters())
+    like = read_input("--like", require_file(args.like, "--like"), load_mask) if args.like else None
+    kept = count if like is None else sum(int(keep.sum()) for keep in like.values())
+    if kept != count:
+        log.warning(
+            "--like %s keeps %d weights, level %d keeps %d: its per-layer counts win",
+            args.like,
+            kept,
+            args.rounds,
+            count,
+        )
+    try:
+        mask = random_mask({name: params[name].shape for name in names}, count, args.seed, like)
+    except LthError as error:
+        raise UsageError(f"--like: {args.like}: {error}") from None
+    return mask, {"seed": args.seed, "like": args.like}
+
+
+def draw_file(args: Namespace, config: dict[str, Any], model: nn.Module, names: list[str], count: int) -> Drawn:
+    params = dict(model.named_parameters())
+    try:
+        return load_user_mask(Path(args.file), {name: params[name].shape for name in names}, params)
+    except LthError as error:
+        raise UsageError(f"--file: {error}") from None
+
+
+def draw_synflow(args: Namespace, config: dict[str, Any], model: nn.Module, names: list[str], count: int) -> Drawn:
+    from lth.data.sources import SOURCES
+
+    channels = dict(model.named_parameters())[names[0]].shape[1]  # the first prunable layer reads the image
+    size = SOURCES[DataHparams.from_sources(config, args).name].image_size
+    mask = synflow_mask(model, names, count, (channels, size, size), args.synflow_rounds)
+    return mask, {"synflow_rounds": args.synflow_rounds, "input_shape": [channels, size, size]}
+
+
+def draw_scored(
+    scores: Scores, args: Namespace, config: dict[str, Any], model: nn.Module, names: list[str], count: int
+) -> Drawn:
+    """snip, grasp: `scores` on the first training batches of the seed."""
+    from lth import data
+    from lth.data.batches import Batches
+
+    data_hp = DataHparams.from_sources(config, args)
+    dataset = data.load(data_hp, args.seed)
+    batches = Batches(
+        dataset.train,
+        args.batch_size,
+        dataset.mean,
+        dataset.std,
+        torch.device("cpu"),
+        generator=torch.Generator().manual_seed(args.seed),
+        flip=dataset.flip,
+        crop_padding=dataset.crop_padding,
+        channels_last=False,
+    )
+    sample = [batch for batch, _ in zip(batches, range(args.batches))]
+    mask = keep_top(scores(model, names, sample), count)
+    return mask, {"seed": args.seed, "batches": len(sample), "batch_size": args.batch_size, "data": data_hp.to_dict()}
+
+
+draw_snip = partial(draw_scored, snip_scores)
+draw_grasp = partial(draw_scored, grasp_scores)

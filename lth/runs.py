@@ -108,7 +108,7 @@ def describe(path: Path) -> RunFolder:
 
 
 def _percent(fraction: Any) -> float | None:
-    from lth.aggregate import percent
+    from lth.report.summary import percent
 
     return percent(fraction) if isinstance(fraction, (int, float)) and not isinstance(fraction, bool) else None
 
@@ -151,7 +151,7 @@ def trained_as(record: dict[str, Any]) -> str:
     `dense+<tweaks>` without a mask, else `lth` or its parts (lth.variants.PARTS), the aliases `at`
     and `trt` first where all their parts are present, then the other parts in alphabetical order,
     e.g. `at+trt+rewind`, `at+gradinit+kd`. A part is present when the
-    record holds its setting (the base sections keep every part's default: lth.plan.check_base_sections);
+    record holds its setting (the base sections keep every part's default: lth.plan.config.check_base_sections);
     `rewind` is a masked run's start epoch above 0, `reinit` weights from the plan's `reinit/` folder.
     A tweak's setting at a value no part sets (a run trained by hand) is named `<field>=<value>`."""
     from lth.hparams import GradinitHparams, ModelHparams, TrainHparams
@@ -222,7 +222,8 @@ def referenced(config_paths: list[Path]) -> tuple[Path, set[str]]:
     from snakemake.utils import validate
 
     from lth.experiments import experiment_configs
-    from lth.plan import Plan, resolve_data_root
+    from lth.plan.config import resolve_data_root
+    from lth.plan.graph import Plan
 
     schema = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
     results: set[str] = set()

@@ -17,6 +17,9 @@ and `lth ls` stay quick.
 - **One workflow per experiment at a time.** The experiment's tables and figures are its own
   outputs; a second Snakemake process running the same experiment waits for the first
   (`lock_experiment`) and then finds its runs finished.
+- **An artifact's lifecycle.** A command checks its output before any work (`output_path`), keeps an
+  intact one (--reuse) or replaces only a damaged one (--force) (`produce`); a
+  training resumes from `.resume/` and publishes its files, summary.json last (`publish_run`).
 """
 
 from __future__ import annotations
@@ -26,15 +29,27 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import socket
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from lth.errors import LthError
-from lth.io import write_json
+from lth.artifacts import HPARAMS, METRICS, RESUME_STATE, SUMMARY, TRAIN_LOG
+from lth.errors import LthError, UsageError
+from lth.io import (
+    WrongKindError,
+    atomic_link,
+    atomic_write_text,
+    check_output,
+    load_verified,
+    save_verified,
+    write_json,
+    write_yaml,
+)
+from lth.manifest import run_files, write_summary
 
 log = logging.getLogger("lth")
 
@@ -250,3 +265,197 @@ def references(results: str | os.PathLike) -> dict[str, dict[str, Any]]:
             raise LthError(f"{path} is not a record of an experiment's runs; delete it to forget that experiment")
         found[path.stem] = record
     return found
+
+
+# --- producing an artifact: checked first, kept with --reuse, replaced when damaged with --force ---
+
+
+def output_path(path: str | os.PathLike, flag: str, force: bool, folder: bool = False) -> Path:
+    """Checked before any work: `path` can be written, and a file is not replaced unless --force."""
+    path = Path(path)
+    try:
+        check_output(path, folder=folder)
+    except LthError as error:
+        raise UsageError(f"{flag}: {error}") from None
+    if path.exists() and not force and not folder:
+        raise UsageError(f"{flag}: {path} already exists; pass --force to replace it, or choose another path")
+    return path
+
+
+# What `keep_existing` says about a file, and about a run folder (its summary.json marks it finished).
+_DAMAGED = {
+    False: ("{flag}: {path} exists but is damaged ({damage}); pass --force to replace it", "replacing %s: %s"),
+    True: ("{flag}: {path} holds a damaged run ({damage}); pass --force to train it again", "training %s again: %s"),
+}
+_KEPT = {
+    False: (
+        "{flag}: {path} already exists; pass --reuse to keep it, or delete it to write it again",
+        "%s is already there and intact: kept as it is",
+    ),
+    True: (
+        "{flag}: {path} already holds this finished run; pass --reuse to keep it, or delete the folder to train "
+        "it again",
+        "%s already holds this finished run (verified): kept as it is",
+    ),
+}
+
+
+def produce(
+    path: str | os.PathLike,
+    flag: str,
+    *,
+    reuse: bool,
+    force: bool,
+    intact: Callable[[Path], Any],
+    prepare: Callable[[], Callable[[], None]],
+    folder: bool = False,
+) -> None:
+    """Write `path` unless it is already there, as the one process writing it (`claim`).
+    An intact `path` is never replaced: it is kept with --reuse (at once, reading files only) and
+    refused without. `intact` raises UsageError for a file of other settings (refused) and LthError
+    for a damaged one, which only --force replaces. `prepare` checks every input and returns the
+    writing itself: a refused command writes nothing, not even its lock. A run `folder` (`lth train`)
+    is held from the first look at it to the last file published, and every attempt's log is
+    appended to its train.log."""
+    path = output_path(path, flag, force=True, folder=folder)  # writable; an existing one is judged below
+    if keep_existing(path, flag, reuse=reuse, force=force, intact=intact, folder=folder, locked=False):
+        return  # finished already: no lock needed to read it
+    write = prepare()
+    with claim(path, folder=folder):
+        if keep_existing(path, flag, reuse=reuse, force=force, intact=intact, folder=folder):
+            return  # finished by the process this one waited for
+        with attempt_log(path / TRAIN_LOG) if folder else contextlib.nullcontext():
+            write()
+
+
+def keep_existing(
+    path: Path,
+    flag: str,
+    *,
+    reuse: bool,
+    force: bool,
+    intact: Callable[[Path], Any],
+    folder: bool = False,
+    locked: bool = True,
+) -> bool:
+    """Whether `path` (a run `folder`: its summary.json) exists, intact, and --reuse keeps it; False
+    when there is nothing (or, with --force, only a damaged one) to keep; a UsageError otherwise."""
+    if not (path / SUMMARY if folder else path).exists():
+        return False
+    try:
+        intact(path)
+    except UsageError:
+        raise  # intact, but of other settings: never replaced
+    except LthError as damage:
+        if isinstance(damage, WrongKindError) and not folder:
+            raise UsageError(
+                f"{flag}: {path} is another kind of file than {damage.what}, never replaced; delete it or "
+                "choose another path"
+            ) from None
+        if not force:
+            raise UsageError(_DAMAGED[folder][0].format(flag=flag, path=path, damage=damage)) from None
+        if locked:  # said once, by the process that replaces it
+            log.warning(_DAMAGED[folder][1], path, damage)
+        return False
+    if not reuse:
+        raise UsageError(_KEPT[folder][0].format(flag=flag, path=path))
+    log.info(_KEPT[folder][1], path)
+    return True
+
+
+def check_complete(path: Path) -> None:
+    """An output written whole or not at all (an analysis's): one that reads back as CSV or JSON is done."""
+    try:
+        text = path.read_text()
+        if path.suffix == ".json":
+            json.loads(text)
+        elif not text.strip():
+            raise ValueError("empty")
+    except (OSError, ValueError) as error:
+        raise LthError(f"unreadable ({error})") from None
+
+
+# --- a training's run folder: opened, resumed, published ---------------------------------------
+
+RESUME_FORMAT = "lth-resume"
+
+
+class RunFinishedError(LthError):
+    """The output folder already holds a finished run, or files of an earlier one."""
+
+
+def resume_dir(out_dir: str | os.PathLike) -> Path:
+    """Where a training keeps everything until it publishes: its resume state, metrics, kept epochs."""
+    return Path(out_dir) / RESUME_STATE.parent
+
+
+def check_run_folder(out_dir: Path, force: bool) -> None:
+    """`out_dir` can take this training: writable, no finished run and no earlier run's files
+    (unless --force), and a resume state there is intact."""
+    check_output(out_dir, folder=True)
+    if (out_dir / SUMMARY).exists() and not force:
+        raise RunFinishedError(f"{out_dir} already holds a finished run; pass --force to train it again")
+    resuming = (out_dir / RESUME_STATE).exists()
+    if resuming:
+        load_resume_state(out_dir)  # a damaged state fails here, before the data is loaded
+    stale = [] if resuming or force else run_files(out_dir)
+    if stale:  # a new run beside them would leave a folder mixing two runs' files
+        raise RunFinishedError(
+            f"{out_dir} holds files of an earlier run ({', '.join(p.name for p in stale)}); "
+            "pass --force to remove them and train, or choose another folder"
+        )
+
+
+def load_resume_state(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """The resume state of the run in `out_dir`, its embedded digest checked."""
+    folder = resume_dir(out_dir)
+    return load_verified(
+        Path(out_dir) / RESUME_STATE,
+        (RESUME_FORMAT,),
+        "an lth resume state",
+        f"delete {folder} to start the run over",
+    )
+
+
+def save_resume_state(out_dir: str | os.PathLike, state: dict[str, Any], metrics_csv: str) -> None:
+    """What a training resumes from after an epoch, and its metrics so far."""
+    save_verified(Path(out_dir) / RESUME_STATE, {"format": RESUME_FORMAT, **state})
+    atomic_write_text(resume_dir(out_dir) / METRICS, metrics_csv)
+
+
+def clear_run(out_dir: Path) -> None:
+    """Remove an earlier run's files (--force): a new run replaces it whole."""
+    shutil.rmtree(resume_dir(out_dir), ignore_errors=True)
+    for stale in run_files(out_dir):
+        stale.unlink(missing_ok=True)  # summary.json first: the folder stops looking finished
+
+
+def _link_kept(out_dir: Path, names: Sequence[str]) -> None:
+    for name in names:
+        atomic_link(resume_dir(out_dir) / name, out_dir / name)
+
+
+def publish_kept(out_dir: Path, names: Sequence[str]) -> None:
+    """Publish files the training kept in its resume folder under `names`, then drop that folder (a
+    training stopped early for its rewind points)."""
+    _link_kept(out_dir, names)
+    shutil.rmtree(resume_dir(out_dir), ignore_errors=True)
+
+
+def publish_run(
+    out_dir: Path,
+    summary: dict[str, Any],
+    record: dict[str, Any],
+    metrics_csv: str,
+    *,
+    written: Sequence[str],
+    kept: Sequence[str],
+) -> dict[str, Any]:
+    """Seal a finished training: `written` (already in `out_dir`), the `kept` files of its resume
+    folder, metrics.csv and hparams.yaml (`record`), then summary.json, last, listing their digests."""
+    _link_kept(out_dir, kept)
+    atomic_write_text(out_dir / METRICS, metrics_csv)
+    write_yaml(out_dir / HPARAMS, record)
+    summary = write_summary(out_dir, summary, [*written, *kept, METRICS, HPARAMS])  # last: marks it finished
+    shutil.rmtree(resume_dir(out_dir), ignore_errors=True)
+    return summary

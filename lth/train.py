@@ -17,7 +17,6 @@ import json
 import logging
 import math
 import platform
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -29,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lth import store
+from lth.artifacts import FINAL, GRADINIT, RESUME_STATE, kept_epoch
 from lth.checkpoints import nonfinite, save_checkpoint
 from lth.data import Data
 from lth.data.batches import Batches
@@ -36,18 +37,8 @@ from lth.errors import LthError
 from lth.flops import forward_flops
 from lth.gradinit import gradinit, step_counts
 from lth.hparams import GradinitHparams, ModelHparams, TrainHparams
-from lth.io import (
-    atomic_link,
-    atomic_write_text,
-    check_output,
-    load_verified,
-    read_json,
-    save_verified,
-    write_json,
-    write_yaml,
-)
+from lth.io import read_json, write_json
 from lth.losses import LossFn, loss_summary, make_loss
-from lth.manifest import run_files, write_summary
 from lth.masks import Mask, MaskEnforcer, sparsity
 from lth.models.skip import jump_params
 from lth.provenance import provenance
@@ -66,12 +57,6 @@ METRIC_COLUMNS = [
     "seconds",
     "images_per_s",
 ]
-RESUME_DIR = ".resume"
-RESUME_FORMAT = "lth-resume"
-
-
-class RunFinishedError(LthError):
-    """The output folder already holds a finished run, or files of an earlier one."""
 
 
 class DivergedError(LthError):
@@ -117,10 +102,6 @@ def resolve_device(name: str) -> torch.device:
 
 def fingerprint(record: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def is_finished(out_dir: str | Path) -> bool:
-    return (Path(out_dir) / "summary.json").exists()
 
 
 Autocast = Callable[[], AbstractContextManager[Any]]
@@ -233,30 +214,11 @@ def channels_last_is_safe(model: nn.Module, device: torch.device) -> bool:
     return True
 
 
-def load_resume_state(out_dir: Path) -> dict[str, Any]:
-    """The resume state of the run in `out_dir`, its embedded digest checked."""
-    resume_dir = Path(out_dir) / RESUME_DIR
-    return load_verified(
-        resume_dir / "state.pt", (RESUME_FORMAT,), "an lth resume state", f"delete {resume_dir} to start the run over"
-    )
-
-
 def check_run(
     out_dir: Path, hparams: TrainHparams, start_epoch: int, save_epochs: Sequence[int], options: RunOptions
 ) -> torch.device:
     """Every check that needs no data, so that bad input fails before the slow steps."""
-    check_output(out_dir, folder=True)
-    if is_finished(out_dir) and not options.force:
-        raise RunFinishedError(f"{out_dir} already holds a finished run; pass --force to train it again")
-    resuming = (out_dir / RESUME_DIR / "state.pt").exists()
-    if resuming:
-        load_resume_state(out_dir)  # a damaged state fails here, before the data is loaded
-    stale = [] if resuming or options.force else run_files(out_dir)
-    if stale:  # a new run beside them would leave a folder mixing two runs' files
-        raise RunFinishedError(
-            f"{out_dir} holds files of an earlier run ({', '.join(p.name for p in stale)}); "
-            "pass --force to remove them and train, or choose another folder"
-        )
+    store.check_run_folder(out_dir, options.force)
     return check_settings(hparams, start_epoch, save_epochs, options)
 
 
@@ -273,6 +235,34 @@ def check_settings(
     if hparams.precision == "bf16" and device.type != "cuda":
         raise LthError("train.precision: 'bf16' is not allowed on the CPU; use 'fp32' or a CUDA device")
     return device
+
+
+@dataclass
+class _Loop:
+    """What the epoch loop works with."""
+
+    model: nn.Module  # evaluated eagerly
+    step_model: nn.Module  # trained: `model`, compiled with train.compile
+    optimizer: torch.optim.Optimizer
+    enforcer: MaskEnforcer
+    generator: torch.Generator
+    loss_fn: LossFn
+    autocast: Autocast
+    device: torch.device
+    channels_last: bool
+    batches: dict[str, Batches]  # train, val, test
+
+
+@dataclass
+class _Progress:
+    """Where a run stands: epochs done, a metrics row per epoch, and the thread-count changes of a
+    resumed CPU run. `run_id` guards the resume state against other settings or inputs."""
+
+    run_id: str
+    epoch: int
+    threads: int
+    rows: list[dict[str, float]] = field(default_factory=list)
+    thread_changes: list[dict[str, int]] = field(default_factory=list)
 
 
 def train(
@@ -311,13 +301,72 @@ def train(
     loss_fn = loss_fn or make_loss(hparams)  # distillation needs a teacher, so only the caller can ask for it
     out_dir = Path(out_dir)
     device = check_run(out_dir, hparams, start_epoch, save_epochs, options)
+    loop = _setup(model, data, hparams, mask, device, seed, options, loss_fn)
+    progress = _Progress(_run_id(record, start_epoch, seed), start_epoch, torch.get_num_threads())
+    if (out_dir / RESUME_STATE).exists():
+        _resume(out_dir, progress, loop, hparams.epochs)
+    else:
+        if options.force:  # the new run replaces the old one whole: none of its files may outlive it
+            store.clear_run(out_dir)
+        if gradinit_hparams:  # on a fresh start only: a resumed run's weights are already rescaled
+            _gradinit(out_dir, loop, data, mask, gradinit_hparams, seed)
+    loop.enforcer.apply_to_weights()  # after GradInit, which may rescale the dense weights (gradinit.weights: dense)
+
+    end_epoch = hparams.epochs if stop_epoch is None else stop_epoch
+    pending = _pending_saves(out_dir, save_epochs, progress.epoch)
+
+    def keep(epoch: int) -> None:
+        if epoch in pending:
+            save_checkpoint(pending[epoch], loop.model, model_hparams, data.num_classes, epoch)
+
+    if progress.epoch == start_epoch:
+        keep(start_epoch)
+    _run_epochs(loop, progress, hparams, end_epoch, out_dir, data, options.callbacks, keep)
+    if end_epoch < hparams.epochs:  # stopped early for a rewind point: the saved epochs are the result
+        store.publish_kept(out_dir, [path.name for path in pending.values()])
+        log.info("stopped %s after epoch %d of %d", out_dir, end_epoch, hparams.epochs)
+        return {}
+    summary = _summary(progress.rows, loop, mask, hparams, start_epoch, data.train.images.shape[1:])
+    gradinit_steps = (
+        step_counts(read_json(store.resume_dir(out_dir) / GRADINIT)["history"]) if gradinit_hparams else None
+    )
+    summary.update(
+        loss_summary(hparams),
+        gradinit=gradinit_hparams is not None,
+        gradinit_steps=gradinit_steps,
+        thread_changes=progress.thread_changes,
+    )
+    save_checkpoint(out_dir / FINAL, loop.model, model_hparams, data.num_classes, hparams.epochs)
+    kept = [path.name for path in pending.values()] + ([GRADINIT] if gradinit_hparams else [])
+    summary = store.publish_run(out_dir, summary, record, _metrics_csv(progress.rows), written=[FINAL], kept=kept)
+    log.info(
+        "finished %s: test acc %.2f%% at best val (epoch %d), final %.2f%%",
+        out_dir,
+        100 * summary["test_acc_at_best_val"],
+        summary["best_val_epoch"],
+        100 * summary["final_test_acc"],
+    )
+    return summary
+
+
+def _setup(
+    model: nn.Module,
+    data: Data,
+    hparams: TrainHparams,
+    mask: Mask | None,
+    device: torch.device,
+    seed: int,
+    options: RunOptions,
+    loss_fn: LossFn,
+) -> _Loop:
+    """The model on its device and in its memory format, its optimizer, the seeded random streams and
+    the batches: everything before the first epoch but resuming."""
     if options.threads:
         torch.set_num_threads(options.threads)
     if device.type == "cuda":  # fixed shapes: cuDNN times its algorithms once per shape and keeps the fastest
         torch.backends.cudnn.benchmark = True
     channels_last = options.channels_last and channels_last_is_safe(model, device)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(device=device, memory_format=memory_format)
+    model = model.to(device=device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     enforcer = MaskEnforcer(model, mask or {})
     optimizer = torch.optim.SGD(
         model.parameters(),
@@ -328,70 +377,88 @@ def train(
     )
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
+    return _Loop(
+        model,
+        # Only training steps are compiled: evaluation runs the eager model, which holds the same
+        # parameters and buffers, so a second (eval-mode) graph is never compiled.
+        # dynamic=False: one static graph per batch shape (full and last partial batch), both kept,
+        # rather than a slower shape-generic graph after the first partial batch.
+        torch.compile(model, dynamic=False) if hparams.compile else model,
+        optimizer,
+        enforcer,
+        generator,
+        loss_fn,
+        lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=hparams.precision == "bf16"),
+        device,
+        channels_last,
+        _batches(data, hparams.batch_size, options.eval_batch_size, device, generator, channels_last),
+    )
 
-    def autocast() -> Any:
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=hparams.precision == "bf16")
 
-    resume_dir = out_dir / RESUME_DIR
-    state_path = resume_dir / "state.pt"
+def _run_id(record: dict[str, Any], start_epoch: int, seed: int) -> str:
+    """What a resume state must have been written by: the run's settings and inputs, not the epochs
+    it saves or how it executes (torch.compile)."""
     identity = {key: value for key, value in record.items() if key != "save_epochs"}
-    if isinstance(identity.get("train"), dict):  # how a run executes does not guard its resume state
+    if isinstance(identity.get("train"), dict):
         identity["train"] = TrainHparams.what_it_computes(identity["train"])
-    run_id = fingerprint({**identity, "start_epoch": start_epoch, "seed": seed})
-    rows: list[dict[str, float]] = []
-    epoch = start_epoch
-    threads = torch.get_num_threads()
-    thread_changes: list[dict[str, int]] = []
-    if state_path.exists():
-        state = load_resume_state(out_dir)
-        if state["fingerprint"] != run_id:
-            raise LthError(
-                f"{state_path} was written by a run with other settings or inputs; delete {resume_dir} to start over"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        rows, epoch, thread_changes = state["rows"], state["epoch"], state["thread_changes"]
-        log.info("resuming %s from epoch %d of %d", out_dir, epoch, hparams.epochs)
-        if state["threads"] != threads:  # CPU results depend on it; warn, as a moved cluster job must go on
-            log.warning(
-                "resuming with %d threads after %d: on the CPU the result may differ from an "
-                "uninterrupted run; summary.json records the change",
-                threads,
-                state["threads"],
-            )
-            thread_changes = [*thread_changes, {"epoch": epoch, "from": state["threads"], "to": threads}]
-    else:
-        if options.force:  # the new run replaces the old one whole: none of its files may outlive it
-            shutil.rmtree(resume_dir, ignore_errors=True)
-            for stale in run_files(out_dir):
-                stale.unlink(missing_ok=True)  # summary.json first: the folder stops looking finished
-        if gradinit_hparams:  # on a fresh start only: a resumed run's weights are already rescaled
-            result = gradinit(model, data, mask, gradinit_hparams, device, seed, channels_last)
-            write_json(
-                resume_dir / "gradinit.json",
-                {
-                    "hparams": gradinit_hparams.to_dict(),
-                    "alphas": result.alphas,
-                    "skipped": result.skipped,
-                    "history": result.history,
-                },
-            )
-    enforcer.apply_to_weights()  # after GradInit, which may rescale the dense weights (gradinit.weights: dense)
+    return fingerprint({**identity, "start_epoch": start_epoch, "seed": seed})
 
-    end_epoch = hparams.epochs if stop_epoch is None else stop_epoch
-    pending = {e: resume_dir / f"epoch{e}.pt" for e in save_epochs}
+
+def _resume(out_dir: Path, progress: _Progress, loop: _Loop, epochs: int) -> None:
+    """Continue from the resume state: weights, optimizer, random streams, metrics so far."""
+    state = store.load_resume_state(out_dir)
+    if state["fingerprint"] != progress.run_id:
+        raise LthError(
+            f"{out_dir / RESUME_STATE} was written by a run with other settings or inputs; delete "
+            f"{store.resume_dir(out_dir)} to start over"
+        )
+    loop.model.load_state_dict(state["model"])
+    loop.optimizer.load_state_dict(state["optimizer"])
+    loop.generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    progress.rows, progress.epoch, progress.thread_changes = state["rows"], state["epoch"], state["thread_changes"]
+    log.info("resuming %s from epoch %d of %d", out_dir, progress.epoch, epochs)
+    if state["threads"] != progress.threads:  # CPU results depend on it; warn, as a moved cluster job must go on
+        log.warning(
+            "resuming with %d threads after %d: on the CPU the result may differ from an "
+            "uninterrupted run; summary.json records the change",
+            progress.threads,
+            state["threads"],
+        )
+        change = {"epoch": progress.epoch, "from": state["threads"], "to": progress.threads}
+        progress.thread_changes = [*progress.thread_changes, change]
+
+
+def _gradinit(out_dir: Path, loop: _Loop, data: Data, mask: Mask | None, hparams: GradinitHparams, seed: int) -> None:
+    """Rescale the starting weights by GradInit; its scales wait in the resume folder to be published."""
+    result = gradinit(loop.model, data, mask, hparams, loop.device, seed, loop.channels_last)
+    write_json(
+        store.resume_dir(out_dir) / GRADINIT,
+        {"hparams": hparams.to_dict(), "alphas": result.alphas, "skipped": result.skipped, "history": result.history},
+    )
+
+
+def _pending_saves(out_dir: Path, save_epochs: Sequence[int], epoch: int) -> dict[int, Path]:
+    """Where each epoch to keep is saved, but those a resumed run has already passed without saving."""
+    pending = {e: store.resume_dir(out_dir) / kept_epoch(e) for e in save_epochs}
     missed = [e for e in pending if e < epoch and not pending[e].exists()]
     if missed:  # asked for after the resume state had passed them: `lth snapshot` re-trains them
         log.warning("epochs %s were not saved before this run was interrupted; they will be missing", missed)
         pending = {e: path for e, path in pending.items() if e not in missed}
-    if epoch == start_epoch and start_epoch in pending:
-        save_checkpoint(pending[start_epoch], model, model_hparams, data.num_classes, start_epoch)
+    return pending
 
+
+def _batches(
+    data: Data,
+    batch_size: int,
+    eval_batch_size: int,
+    device: torch.device,
+    generator: torch.Generator,
+    channels_last: bool,
+) -> dict[str, Batches]:
     train_batches = Batches(
         data.train,
-        hparams.batch_size,
+        batch_size,
         data.mean,
         data.std,
         device,
@@ -400,121 +467,90 @@ def train(
         crop_padding=data.crop_padding,
         channels_last=channels_last,
     )
-    eval_batches = {
-        split: Batches(
-            getattr(data, split), options.eval_batch_size, data.mean, data.std, device, channels_last=channels_last
-        )
+    evaluated = {
+        split: Batches(getattr(data, split), eval_batch_size, data.mean, data.std, device, channels_last=channels_last)
         for split in ("val", "test")
     }
-    # Only training steps are compiled: evaluation runs the eager model, which holds the same
-    # parameters and buffers, so a second (eval-mode) graph is never compiled.
-    # dynamic=False: one static graph per batch shape (full and last partial batch), both kept,
-    # rather than a slower shape-generic graph after the first partial batch.
-    step_model = torch.compile(model, dynamic=False) if hparams.compile else model
+    return {"train": train_batches, **evaluated}
+
+
+def _run_epochs(
+    loop: _Loop,
+    progress: _Progress,
+    hparams: TrainHparams,
+    end_epoch: int,
+    out_dir: Path,
+    data: Data,
+    callbacks: Sequence[EpochCallback],
+    keep: Callable[[int], None],
+) -> None:
+    """Train epoch by epoch up to `end_epoch`: after each, the callbacks' columns, the epoch's weights
+    if kept, the resume state, and a progress line."""
     session_start, session_epochs = time.perf_counter(), 0
-    while epoch < end_epoch:
-        lr = hparams.lr_at(epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        started = time.perf_counter()
-        train_loss, train_acc = train_epoch(step_model, train_batches, optimizer, enforcer, loss_fn, autocast)
-        train_seconds = time.perf_counter() - started
-        val_loss, val_acc = evaluate(model, eval_batches["val"], autocast)
-        test_loss, test_acc = evaluate(model, eval_batches["test"], autocast)
-        _check_finite(
-            out_dir,
-            epoch + 1,
-            lr,
-            model,
-            state_path,
-            {"training loss": train_loss, "validation loss": val_loss, "test loss": test_loss},
-        )
-        epoch += 1
-        row = {
-            "epoch": epoch,
-            "lr": lr,
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            "val_loss": val_loss,
-            "val_acc": val_acc,
-            "test_loss": test_loss,
-            "test_acc": test_acc,
-            "seconds": time.perf_counter() - started,
-            "images_per_s": train_batches.num_images / train_seconds,
+    while progress.epoch < end_epoch:
+        row = _epoch(loop, hparams.lr_at(progress.epoch), progress.epoch + 1, out_dir)
+        progress.epoch += 1
+        for callback in callbacks:
+            row.update(callback(EpochContext(progress.epoch, loop.model, data, loop.device, row)) or {})
+        progress.rows.append(row)
+        keep(progress.epoch)
+        state = {
+            "fingerprint": progress.run_id,
+            "model": loop.model.state_dict(),
+            "optimizer": loop.optimizer.state_dict(),
+            "generator": loop.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "rows": progress.rows,
+            "epoch": progress.epoch,
+            "threads": progress.threads,
+            "thread_changes": progress.thread_changes,
         }
-        for callback in options.callbacks:
-            row.update(callback(EpochContext(epoch, model, data, device, row)) or {})
-        rows.append(row)
-        if epoch in pending:
-            save_checkpoint(pending[epoch], model, model_hparams, data.num_classes, epoch)
-        save_verified(
-            state_path,
-            {
-                "format": RESUME_FORMAT,
-                "fingerprint": run_id,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "generator": generator.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "rows": rows,
-                "epoch": epoch,
-                "threads": threads,
-                "thread_changes": thread_changes,
-            },
-        )
-        atomic_write_text(resume_dir / "metrics.csv", _metrics_csv(rows))
+        store.save_resume_state(out_dir, state, _metrics_csv(progress.rows))
         session_epochs += 1
-        eta = (time.perf_counter() - session_start) / session_epochs * (end_epoch - epoch)
+        eta = (time.perf_counter() - session_start) / session_epochs * (end_epoch - progress.epoch)
         log.info(
             "epoch %d/%d lr %.4g | train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%% | test acc %.2f%% | "
             "%.0f img/s | %.1fs | ETA %s",
-            epoch,
+            progress.epoch,
             hparams.epochs,
-            lr,
-            train_loss,
+            row["lr"],
+            row["train_loss"],
             100 * row["train_acc"],
-            val_loss,
-            100 * val_acc,
-            100 * test_acc,
+            row["val_loss"],
+            100 * row["val_acc"],
+            100 * row["test_acc"],
             row["images_per_s"],
             row["seconds"],
             _format_eta(eta),
         )
 
-    if end_epoch < hparams.epochs:  # stopped early for a rewind point: the saved epochs are the result
-        for path in pending.values():
-            atomic_link(path, out_dir / path.name)
-        shutil.rmtree(resume_dir, ignore_errors=True)
-        log.info("stopped %s after epoch %d of %d", out_dir, end_epoch, hparams.epochs)
-        return {}
-    summary = _summary(rows, model, mask, hparams, device, channels_last, start_epoch, data.train.images.shape[1:])
-    gradinit_steps = step_counts(read_json(resume_dir / "gradinit.json")["history"]) if gradinit_hparams else None
-    summary.update(
-        loss_summary(hparams),
-        gradinit=gradinit_hparams is not None,
-        gradinit_steps=gradinit_steps,
-        thread_changes=thread_changes,
+
+def _epoch(loop: _Loop, lr: float, epoch: int, out_dir: Path) -> dict[str, float]:
+    """Train one epoch at `lr`, evaluate, and stop a diverged run: the epoch's metrics row."""
+    for group in loop.optimizer.param_groups:
+        group["lr"] = lr
+    started = time.perf_counter()
+    batches = loop.batches
+    train_loss, train_acc = train_epoch(
+        loop.step_model, batches["train"], loop.optimizer, loop.enforcer, loop.loss_fn, loop.autocast
     )
-    save_checkpoint(out_dir / "final.pt", model, model_hparams, data.num_classes, hparams.epochs)
-    published = ["final.pt"]
-    for path in pending.values():
-        atomic_link(path, out_dir / path.name)
-        published.append(path.name)
-    if gradinit_hparams:
-        atomic_link(resume_dir / "gradinit.json", out_dir / "gradinit.json")
-        published.append("gradinit.json")
-    atomic_write_text(out_dir / "metrics.csv", _metrics_csv(rows))
-    write_yaml(out_dir / "hparams.yaml", record)
-    summary = write_summary(out_dir, summary, [*published, "metrics.csv", "hparams.yaml"])  # last: marks it finished
-    shutil.rmtree(resume_dir, ignore_errors=True)
-    log.info(
-        "finished %s: test acc %.2f%% at best val (epoch %d), final %.2f%%",
-        out_dir,
-        100 * summary["test_acc_at_best_val"],
-        summary["best_val_epoch"],
-        100 * summary["final_test_acc"],
-    )
-    return summary
+    train_seconds = time.perf_counter() - started
+    val_loss, val_acc = evaluate(loop.model, batches["val"], loop.autocast)
+    test_loss, test_acc = evaluate(loop.model, batches["test"], loop.autocast)
+    losses = {"training loss": train_loss, "validation loss": val_loss, "test loss": test_loss}
+    _check_finite(out_dir, epoch, lr, loop.model, out_dir / RESUME_STATE, losses)
+    return {
+        "epoch": epoch,
+        "lr": lr,
+        "train_loss": train_loss,
+        "train_acc": train_acc,
+        "val_loss": val_loss,
+        "val_acc": val_acc,
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "seconds": time.perf_counter() - started,
+        "images_per_s": batches["train"].num_images / train_seconds,
+    }
 
 
 def _check_finite(
@@ -541,17 +577,16 @@ def _check_finite(
 
 def _summary(
     rows: list[dict[str, float]],
-    model: nn.Module,
+    loop: _Loop,
     mask: Mask | None,
     hparams: TrainHparams,
-    device: torch.device,
-    channels_last: bool,
     start_epoch: int,
     input_shape: Sequence[int],
 ) -> dict[str, Any]:
     """`sparsity` is the mask's nominal one; the parameter and FLOP counts are those of the network
     actually trained, jump branches included, so tweaks that add weights are compared fairly."""
     best = max(rows, key=lambda row: row["val_acc"])  # max() keeps the first of equal values
+    model, device = loop.model, loop.device
     params = list(model.parameters())
     return {
         "best_val_epoch": int(best["epoch"]),
@@ -570,7 +605,7 @@ def _summary(
         "threads": torch.get_num_threads(),
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "precision": hparams.precision,
-        "channels_last": channels_last,
+        "channels_last": loop.channels_last,
         "compile": hparams.compile,
         "torch": torch.__version__,
         "python": platform.python_version(),

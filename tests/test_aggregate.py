@@ -6,9 +6,9 @@ import csv
 
 import pytest
 
-from lth.aggregate import COLUMNS, FRACTION_COLUMNS, merge_summaries, upgrade_summary
 from lth.errors import LthError
 from lth.io import seal_file
+from lth.report.summary import COLUMNS, FRACTION_COLUMNS, merge_summaries, upgrade_summary
 
 
 def write(path, columns, rows):

@@ -183,5 +183,5 @@ def test_thresholds_are_one_setting_whatever_their_order_or_spelling():
 
 def test_the_thresholds_declaration_imports_without_torch():
     """The planner (the Snakefile) and `lth --help` read DEFAULT_THRESHOLDS; neither loads torch."""
-    code = "import sys, lth.analysis.activations, lth.analysis.jobs; assert 'torch' not in sys.modules"
+    code = "import sys, lth.analysis.activations, lth.plan.analyses; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -137,3 +137,20 @@ def test_bad_settings_fail_before_the_data_loads(ticket, tmp_path, monkeypatch, 
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_every_analysis_with_a_command_runs_and_its_flags_default_to_its_settings():
+    """`lth analyze` builds its subcommands from the registry; COMMANDS says how each runs."""
+    import dataclasses
+
+    from lth.analysis.registry import ANALYSES
+    from lth.cli import build_parser
+    from lth.cli.analyze import COMMANDS
+
+    assert set(COMMANDS) == {name for name, analysis in ANALYSES.items() if analysis.command}
+    for name in COMMANDS:
+        command = ANALYSES[name].command
+        args = build_parser().parse_args(["analyze", command, "--weights", "w.pt", "--out", "o", "--seed", "0"])
+        for field in dataclasses.fields(ANALYSES[name].settings):
+            default = list(field.default) if isinstance(field.default, tuple) else field.default
+            assert getattr(args, field.name) == default, (command, field.name)

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lth.analysis.figures import FIGURES, log_contour_levels
 from lth.cli import main
 from lth.io import seal_file
+from lth.report.analysis import log_contour_levels
+from lth.report.registry import ANALYSIS_FIGURES as FIGURES
 
 SEEDS = (0, 1)
 LEVELS = (1, 2, 3)
@@ -199,7 +200,8 @@ def test_every_figure_renders_png_and_pdf(csvs, tmp_path, name, stem, extra):
 
 def test_every_registered_figure_is_covered(csvs):
     assert set(FIGURES) == set(csvs)
-    for function, columns, description in FIGURES.values():
+    for entry in FIGURES.values():
+        function, columns, description = entry.function, entry.columns, entry.description
         assert callable(function) and columns[:10] == (
             "seed",
             "variant",
@@ -363,7 +365,7 @@ def test_bad_paths_exit_2_before_reading(csvs, tmp_path, capsys):
 @pytest.fixture
 def drawn(monkeypatch):
     """The figure a call draws, instead of its files: its legend texts, title and y scale."""
-    import lth.analysis.figures as figures
+    import lth.report.analysis as figures
 
     seen = {}
 
@@ -385,12 +387,12 @@ def drawn(monkeypatch):
         )
         figures.pyplot().close(fig)
 
-    monkeypatch.setattr(figures, "_save", keep)
+    monkeypatch.setattr(figures, "save_figure", keep)
     return seen
 
 
 def test_fig2_marks_non_convergence_and_uses_a_log_axis(csvs, tmp_path, drawn):
-    from lth.analysis.figures import fig2_hessian
+    from lth.report.analysis import fig2_hessian
 
     fig2_hessian(csvs["fig2_hessian"], [tmp_path / "f.png"])
     assert drawn["yscale"] == "log" and "log scale" in drawn["ylabel"]
@@ -405,7 +407,7 @@ def test_fig2_marks_non_convergence_and_uses_a_log_axis(csvs, tmp_path, drawn):
 
 
 def test_negative_eigenvalue_switches_to_symlog_and_says_so(csvs, tmp_path, drawn):
-    from lth.analysis.figures import fig2_hessian
+    from lth.report.analysis import fig2_hessian
 
     frame = pd.read_csv(csvs["fig2_hessian"])
     frame.loc[frame["variant"] == "at+trt", "eigenvalue"] *= -1
@@ -414,7 +416,7 @@ def test_negative_eigenvalue_switches_to_symlog_and_says_so(csvs, tmp_path, draw
 
 
 def test_landscape_titles_say_first_seed_and_epoch(csvs, tmp_path, drawn):
-    from lth.analysis.figures import fig_landscape
+    from lth.report.analysis import fig_landscape
 
     fig_landscape(csvs["fig_landscape"], [tmp_path / "f.png"], epoch=2)
     assert "epoch 2" in drawn["suptitle"]
@@ -422,7 +424,7 @@ def test_landscape_titles_say_first_seed_and_epoch(csvs, tmp_path, drawn):
 
 
 def test_table_a1_has_one_table_per_threshold_each_titled_with_it(csvs, tmp_path, drawn):
-    from lth.analysis.figures import tableA1_activation_sparsity
+    from lth.report.analysis import tableA1_activation_sparsity
 
     frame = pd.read_csv(csvs["tableA1_activation_sparsity"])
     # A second threshold, as `lth analyze activations` counts it in the same pass: other fractions.
@@ -448,7 +450,7 @@ def test_table_a1_has_one_table_per_threshold_each_titled_with_it(csvs, tmp_path
 
 
 def test_one_threshold_is_named_in_the_title(csvs, tmp_path, drawn):
-    from lth.analysis.figures import tableA1_activation_sparsity
+    from lth.report.analysis import tableA1_activation_sparsity
 
     tableA1_activation_sparsity(csvs["tableA1_activation_sparsity"], [tmp_path / "t.png"])
     assert drawn["titles"] == [drawn["title"]] and drawn["title"].startswith(
@@ -484,7 +486,7 @@ def run_folder(root: Path, name: str, sparsity: float, **model) -> Path:
 
 
 def test_collected_csvs_hold_percentages_and_what_each_run_trained(tmp_path):
-    from lth.analysis.collect import ID_COLUMNS, RUN_COLUMNS, collect
+    from lth.report.collect import ID_COLUMNS, RUN_COLUMNS, collect
 
     dense, ticket = run_folder(tmp_path, "dense-a", 0.0), run_folder(tmp_path, "sparse-b", 0.36)
     for folder, fraction in ((dense, 0.25), (ticket, 0.5)):  # the runs' own files keep fractions
@@ -521,11 +523,11 @@ def test_collected_csvs_hold_percentages_and_what_each_run_trained(tmp_path):
 def test_analysis_lines_take_their_variants_colours(csvs, tmp_path, monkeypatch):
     from matplotlib.colors import to_hex, to_rgb
 
-    import lth.analysis.figures as figures
-    from lth.plots import NAMED_COLORS
+    import lth.report.analysis as figures
+    from lth.report.style import NAMED_COLORS
 
     seen = []
-    monkeypatch.setattr(figures, "_save", lambda fig, outputs, table=None, crop=None: seen.append(fig))
+    monkeypatch.setattr(figures, "save_figure", lambda fig, outputs, table=None, crop=None: seen.append(fig))
     figures.fig2_hessian(csvs["fig2_hessian"], [tmp_path / "f.png"])
     figures.figA12_hessian_per_epoch(csvs["figA12_hessian_per_epoch"], [tmp_path / "g.png"])
     fig2 = {line.get_label(): to_hex(line.get_color()) for line in seen[0].axes[0].get_lines()}

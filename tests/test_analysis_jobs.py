@@ -16,11 +16,17 @@ from lth.analysis.activations import (
     THRESHOLD_MINIMUM,
     THRESHOLD_RULE,
 )
-from lth.analysis.hessian import DEFAULT_MAX_ITER, DEFAULT_SAMPLE, DEFAULT_TOL
-from lth.analysis.jobs import ANALYSES, AnalysisConfigError, resolve_levels
-from lth.analysis.landscape import DEFAULT_EIGEN_EXTENT, DEFAULT_EXTENT, DEFAULT_POINTS
-from lth.analysis.landscape import DEFAULT_SAMPLE as LANDSCAPE_SAMPLE
-from lth.plan import Plan
+from lth.analysis.registry import (
+    ANALYSES,
+    AnalysisConfigError,
+    HessianSettings,
+    LandscapeSettings,
+    PerturbationSettings,
+)
+from lth.plan.analyses import resolve_levels
+from lth.plan.arguments import analysis_inputs
+from lth.plan.graph import Plan
+from lth.plan.paths import kept_epochs, snapshot
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
@@ -81,8 +87,8 @@ def test_variants_levels_and_epochs_select_the_runs():
     assert selected(result, "landscape") == {(seed, "swish", 11, epoch) for seed in (0, 1) for epoch in (5, 10)}
     # Epoch 5 is a snapshot of the sparse run, kept as its by-product; the final one is final.pt.
     (job,) = [job for job in result.analysis_jobs("landscape") if job.epoch == 5 and job.subjects[0].seed == 0]
-    assert result.kept_epochs(job.run) == [5]
-    assert result.analysis_inputs(job.output)["weights"] == result.snapshot(job.run, 5)
+    assert kept_epochs(result, job.run) == [5]
+    assert analysis_inputs(result, job.output)["weights"] == snapshot(result, job.run, 5)
 
 
 def test_analyses_never_change_a_training_run_and_their_settings_key_their_outputs():
@@ -153,14 +159,17 @@ def test_the_schema_defaults_are_the_analysis_modules_defaults():
         }
     ).config["analysis"]
     assert (section["hessian"]["sample"], section["hessian"]["tol"], section["hessian"]["max_iter"]) == (
-        DEFAULT_SAMPLE,
-        DEFAULT_TOL,
-        DEFAULT_MAX_ITER,
+        HessianSettings.sample,
+        HessianSettings.tol,
+        HessianSettings.max_iter,
     )
-    assert section["perturbation"]["extent"] == DEFAULT_EIGEN_EXTENT
-    assert (section["landscape"]["points"], section["landscape"]["extent"]) == (DEFAULT_POINTS, DEFAULT_EXTENT)
+    assert section["perturbation"]["extent"] == PerturbationSettings.extent
+    assert (section["landscape"]["points"], section["landscape"]["extent"]) == (
+        LandscapeSettings.points,
+        LandscapeSettings.extent,
+    )
     schema = yaml.safe_load(open(SCHEMA))["properties"]["analysis"]
-    assert schema["properties"]["landscape"]["properties"]["sample"]["default"] == LANDSCAPE_SAMPLE
+    assert schema["properties"]["landscape"]["properties"]["sample"]["default"] == LandscapeSettings.sample
     assert schema["propertyNames"]["enum"] == list(schema["properties"]) == list(ANALYSES)
 
 

@@ -14,13 +14,13 @@ from lth.analysis.landscape import (
     input_landscape,
     landscape_batches,
     landscape_directions,
-    merge_parts,
     sample_split,
     weight_landscape,
 )
 from lth.data.batches import Batches
 from lth.errors import LthError
 from lth.masks import prunable_names
+from lth.report.collect import merge_parts
 from lth.train import evaluate
 
 pytestmark = pytest.mark.usefixtures("one_thread")

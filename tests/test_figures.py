@@ -13,13 +13,21 @@ import re
 import pandas as pd
 import pytest
 
-import lth.figures as figures
-import lth.plots as plots
+import lth.report.accuracy as figures
+import lth.report.style as style
 from lth.cli import main
 from lth.errors import LthError
-from lth.figures import GRID_FIGURES, SUMMARY_FIGURES, draw_grid_figure, draw_summary_figure, figure_status, grid_status
 from lth.io import seal_file
-from lth.plots import plot_accuracy_vs_sparsity, sources_of
+from lth.report.accuracy import plot_accuracy_vs_sparsity
+from lth.report.registry import (
+    GRID_FIGURES,
+    SUMMARY_FIGURES,
+    draw_grid_figure,
+    draw_summary_figure,
+    figure_status,
+    grid_status,
+)
+from lth.report.summary import sources_of
 
 SPARSITY = {1: 20.0, 2: 36.0, 3: 48.8}  # IMP at 20% per level, in %
 TOTAL = 1000  # parameters of the dense network
@@ -106,9 +114,9 @@ def write(frame: pd.DataFrame, path):
 def saved(monkeypatch):
     """The matplotlib figures the drawing functions save, to inspect their artists."""
     figs = []
-    original = plots.save_figure
-    for module in (figures, plots):  # lth figure's and lth plot's
-        monkeypatch.setattr(module, "save_figure", lambda fig, outputs: (figs.append(fig), original(fig, outputs)))
+    original = figures.save_figure
+    # lth figure's and lth plot's
+    monkeypatch.setattr(figures, "save_figure", lambda fig, outputs: (figs.append(fig), original(fig, outputs)))
     return figs
 
 
@@ -635,7 +643,7 @@ def test_a_variant_has_one_colour_in_every_figure(tmp_path, saved):
     grid = summary({"lth": [91, 88, 80], "at+trt": [92, 90, 86]}, 1, experiment="a")
     draw_grid_figure("fig6_grid", write(grid, tmp_path / "grid.csv"), [tmp_path / "grid.png"])
     every, fig4a, fig4b, fig6 = (line_colors(fig) for fig in saved)
-    red = to_hex(plots.NAMED_COLORS["at+trt"])
+    red = to_hex(style.NAMED_COLORS["at+trt"])
     # at+trt is red whatever its spelling and whichever figure, not the next colour of a cycle
     assert (
         every["skip+swish+gradinit+ls"]
@@ -644,19 +652,19 @@ def test_a_variant_has_one_colour_in_every_figure(tmp_path, saved):
         == fig6["at+trt"]
         == red
     )
-    assert every["lth"] == fig4a["lth"] == fig6["lth"] == to_hex(plots.NAMED_COLORS["lth"])
+    assert every["lth"] == fig4a["lth"] == fig6["lth"] == to_hex(style.NAMED_COLORS["lth"])
     assert every["rewind"] == fig4b["rewind"] != red
     assert len(set(every.values())) == len(every)  # three variants and dense: four colours
 
 
 def test_variant_colors_are_keyed_by_what_a_variant_resolves_to():
-    colors = plots.variant_colors(["dense", "dense+skip", "skip", "at+trt", "trt+at", "swish+mish+ls", "reinit+ls"])
-    assert colors["dense"] == "black" and colors["dense+skip"] == colors["skip"] == plots.NAMED_COLORS["skip"]
-    assert colors["at+trt"] == colors["trt+at"] == plots.NAMED_COLORS["at+trt"]
+    colors = style.variant_colors(["dense", "dense+skip", "skip", "at+trt", "trt+at", "swish+mish+ls", "reinit+ls"])
+    assert colors["dense"] == "black" and colors["dense+skip"] == colors["skip"] == style.NAMED_COLORS["skip"]
+    assert colors["at+trt"] == colors["trt+at"] == style.NAMED_COLORS["at+trt"]
     # Variants without a colour of their own get a spare one, never a named variant's, never shared in a figure.
     spares = [colors["swish+mish+ls"], colors["reinit+ls"]]
-    assert len(set(spares)) == 2 and not set(spares) & set(plots.NAMED_COLORS.values())
-    assert plots.variant_colors(["reinit+ls"])["reinit+ls"] == colors["reinit+ls"]  # the same in another figure
+    assert len(set(spares)) == 2 and not set(spares) & set(style.NAMED_COLORS.values())
+    assert style.variant_colors(["reinit+ls"])["reinit+ls"] == colors["reinit+ls"]  # the same in another figure
 
 
 def test_titles_say_model_data_epochs_and_seeds_not_the_file_name(tmp_path, saved):

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from lth.errors import LthError
-from lth.hparams import DataHparams, HparamError, ModelHparams, PruneHparams, TrainHparams
+from lth.hparams import SECTIONS, DataHparams, HparamError, ModelHparams, PruneHparams, TrainHparams
 
 
 def test_unknown_key_names_key_and_lists_allowed_keys():
@@ -135,3 +135,61 @@ def test_lr_at_rounds_milestones_and_sorts_them():
     hp = TrainHparams(epochs=4, lr=1.0, milestones=(0.75, 0.5), gamma=0.5)
     assert hp.milestone_epochs() == [2, 3]
     assert [hp.lr_at(e) for e in range(4)] == [1.0, 1.0, 0.5, 0.25]
+
+
+# The fields of each section when the run names were pinned (tests/data/planned_runs.json): they enter a
+# run's hash as they always did. Never add to this list: a new field passes hashed="unless_default".
+PINNED_FIELDS = {
+    "model": {"name", "width", "activation", "skip"},
+    "data": {"name", "root", "download", "subset_per_class", "val_fraction"},
+    "train": {
+        "epochs",
+        "batch_size",
+        "lr",
+        "momentum",
+        "nesterov",
+        "weight_decay",
+        "milestones",
+        "gamma",
+        "precision",
+        "compile",
+        "label_smoothing",
+        "label_smoothing_form",
+        "kd_alpha",
+        "kd_temperature",
+        "kd_reduction",
+    },
+    "prune": {"rate", "scope", "include_linear"},
+    "gradinit": {
+        "enabled",
+        "algorithm",
+        "normalize_grad",
+        "eta",
+        "gamma",
+        "lr",
+        "min_scale",
+        "iterations",
+        "grad_clip",
+        "batch_size",
+        "weights",
+    },
+}
+
+
+@pytest.mark.parametrize("cls", SECTIONS, ids=lambda cls: cls.section)
+def test_every_setting_added_since_the_names_were_pinned_keeps_them_at_its_default(cls):
+    new = [field.name for field in dataclasses.fields(cls) if field.name not in PINNED_FIELDS[cls.section]]
+    unmarked = [name for name in new if cls.__dataclass_fields__[name].metadata["hashed"] == "always"]
+    assert unmarked == [], f"{cls.section}: pass hashed='unless_default' (or 'never') to hp() for {unmarked}"
+
+
+def test_identity_drops_what_changes_nothing():
+    train = TrainHparams()
+    assert {"compile", "label_smoothing_form", "kd_temperature", "kd_reduction"}.isdisjoint(train.identity())
+    assert train.replace(compile=True).identity() == train.identity()
+    assert "label_smoothing_form" in train.replace(label_smoothing=0.1).identity()
+    assert {"kd_temperature", "kd_reduction"} <= set(train.replace(kd_alpha=0.5).identity())
+    assert ModelHparams().identity() == ModelHparams().to_dict()
+    assert TrainHparams.what_it_computes(train.to_dict()) == {
+        k: v for k, v in train.to_dict().items() if k != "compile"
+    }

@@ -243,7 +243,9 @@ def test_make_test_slurm_asks_for_the_slurm_test_and_make_test_does_not(machine:
     assert runs == [Call(str(active), "-m pytest tests/test_slurm.py", "1"), Call(str(active), "-m pytest", "")]
 
 
-def test_ci_runs_readmes_test_command_with_the_system_tests_asked_for(tmp_path: Path) -> None:
+def test_ci_checks_the_formatting_then_runs_readmes_test_command_with_the_system_tests_asked_for(
+    tmp_path: Path,
+) -> None:
     """The real-SLURM test and the disk-full cases on a real tmpfs change the system: CI asks for both."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -264,7 +266,8 @@ def test_ci_runs_readmes_test_command_with_the_system_tests_asked_for(tmp_path: 
         env={**env, "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}"},
     )
     assert result.returncode == 0, result.stderr
-    assert log.read_text().splitlines() == [f"{REPO} test LTH_TEST_SLURM=1 LTH_TEST_TMPFS=1"]
+    asked = "LTH_TEST_SLURM=1 LTH_TEST_TMPFS=1"
+    assert log.read_text().splitlines() == [f"{REPO} lint {asked}", f"{REPO} test {asked}"]
 
 
 def test_without_lth_test_slurm_the_slurm_test_is_skipped_and_nothing_is_installed_or_started(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 from pathlib import Path
@@ -14,7 +15,12 @@ from workflow_helpers import REPO
 
 from lth.errors import LthError
 from lth.experiments import experiment_configs
-from lth.plan import Plan, PlanError, resolve_data_root
+from lth.hparams import TrainHparams, hp
+from lth.plan import graph
+from lth.plan.arguments import job_count, training_inputs
+from lth.plan.config import PlanError, resolve_data_root
+from lth.plan.graph import Plan
+from lth.plan.paths import folder, kept_epochs, mask_paths, rewind_points
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
@@ -130,12 +136,12 @@ def test_settings_of_a_tweak_stay_configurable():
 
 def test_rewind_points_come_from_the_variants_and_the_chain():
     base = {"experiment": "x", "data": {"name": "digits"}, "train": {"epochs": 10}, "prune": {"levels": 1}}
-    assert plan(base).rewind_points() == []
+    assert rewind_points(plan(base)) == []
     with_rewind = plan({**base, "variants": ["lth", "rewind"], "rewind_epoch": 3, "save_epochs": [5]})
     (dense,) = with_rewind.dense
     assert with_rewind.rewind_epochs == {3, 5}
     chain = plan({**base, "prune": {"levels": 1, "rewind_epoch": 2}})
-    assert chain.rewind_points() == [f"results/runs/{dense}/rewind/epoch2.pt"]  # the same dense run
+    assert rewind_points(chain) == [f"results/runs/{dense}/rewind/epoch2.pt"]  # the same dense run
     with pytest.raises(PlanError, match="rewind_epoch: 10"):
         plan({**base, "variants": ["rewind"], "rewind_epoch": 10})
 
@@ -174,9 +180,9 @@ def test_explicit_levels_skip_rows_but_not_the_chain():
     assert sorted({row.level for row in listed.rows}) == [0, 1, 3]
     rows = {row.level: row.run for row in counted.rows if row.variant == "lth"}
     assert {row.level: row.run for row in listed.rows if row.variant == "lth"} == {1: rows[1], 3: rows[3]}
-    assert len(listed.mask_paths()) == 3  # IMP trains level 2 to draw level 3
+    assert len(mask_paths(listed)) == 3  # IMP trains level 2 to draw level 3
     one_shot = plan(digits_config(prune={"method": "omp", "levels": [2, 4]}))
-    assert [Path(path).parent.name for path in one_shot.mask_paths()] == ["level2", "level4"]
+    assert [Path(path).parent.name for path in mask_paths(one_shot)] == ["level2", "level4"]
 
 
 def test_dense_variants_train_from_theta0_and_never_feed_a_mask():
@@ -193,8 +199,8 @@ def test_dense_variants_train_from_theta0_and_never_feed_a_mask():
     assert set(baselines) == {"dense+skip", "dense+trt"}
     skip, trt = (with_baselines.dense[baselines[name]] for name in ("dense+skip", "dense+trt"))
     assert skip.model.skip == "conv1x1" and trt.gradinit.enabled and trt.train.label_smoothing == 0.1
-    assert with_baselines.training_inputs(skip.key) == {"init": f"{with_baselines.folder(dense)}/init.pt"}
-    assert with_baselines.kept_epochs(skip.key) == [] and with_baselines.job_count()["init"] == 1
+    assert training_inputs(with_baselines, skip.key) == {"init": f"{folder(with_baselines, dense)}/init.pt"}
+    assert kept_epochs(with_baselines, skip.key) == [] and job_count(with_baselines)["init"] == 1
 
 
 @pytest.mark.parametrize(
@@ -239,3 +245,25 @@ def test_experiments_share_the_runs_their_settings_agree_on():
 def test_bad_experiments_sections_are_named(config, message):
     with pytest.raises(LthError, match=message):
         experiment_configs(config)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainWithNewSetting(TrainHparams):
+    """A training setting added after the run names were pinned, as lth/hparams.py asks for one."""
+
+    new_setting: float = hp(0.0, "a setting added later", hashed="unless_default")
+
+
+def test_a_new_setting_at_its_default_renames_no_run(monkeypatch):
+    config = yaml.safe_load(yaml.safe_dump(digits_config(variants=["lth", "ls"], dense_variants=["skip"])))
+    validate(config, SCHEMA)
+    before = plan_folders(Plan.from_config(config))
+    monkeypatch.setattr(graph, "TrainHparams", TrainWithNewSetting)
+    assert plan_folders(Plan.from_config(config)) == before
+    config["train"] = {**config["train"], "new_setting": 0.5}
+    changed = plan_folders(Plan.from_config(config))
+    assert changed["dense"].isdisjoint(before["dense"]) and changed["sparse"].isdisjoint(before["sparse"])
+
+
+def plan_folders(planned: Plan) -> dict[str, set[str]]:
+    return {"dense": set(planned.dense), "chains": set(planned.chains), "sparse": set(planned.sparse)}

@@ -12,9 +12,10 @@ from test_plan import digits_config, plan
 
 from lth.errors import LthError
 from lth.experiments import experiment_configs
-from lth.mask_config import SETTINGS, parse_masks
-from lth.names import MASK_SOURCES
-from lth.plan import resolve_data_root
+from lth.mask_registry import parse_masks
+from lth.plan.arguments import job_count, prune_inputs, prune_options, prune_rounds, sparse_inputs
+from lth.plan.config import resolve_data_root
+from lth.plan.paths import folder, mask_path, mask_paths, reinit_points
 
 SOURCES = [
     "magnitude",
@@ -36,10 +37,6 @@ def user_masks(folder, levels=(1, 2, 3), value=1):
     for level in levels:
         np.savez(folder / f"level{level}.npz", **{"conv1.weight": np.full((4, 3, 3, 3), value, dtype=bool)})
     return folder
-
-
-def test_the_settings_registry_names_every_source():
-    assert tuple(SETTINGS) == MASK_SOURCES
 
 
 def test_the_default_is_the_magnitude_chain_alone():
@@ -76,27 +73,27 @@ def test_prune_jobs_read_theta0_and_pass_the_sources_settings(tmp_path):
         for chain in planned.chains.values()
         for level in chain.files or [0]
     }
-    theta0 = f"{planned.folder(chains['imp'].dense.key)}/init.pt"
-    assert planned.prune_inputs(chains["snip"].key, 2) == {"weights": theta0}
-    assert planned.prune_inputs(chains["random_like"].key, 2) == {
+    theta0 = f"{folder(planned, chains['imp'].dense.key)}/init.pt"
+    assert prune_inputs(planned, chains["snip"].key, 2) == {"weights": theta0}
+    assert prune_inputs(planned, chains["random_like"].key, 2) == {
         "weights": theta0,
-        "like": planned.mask_path(chains["imp"], 2),
+        "like": mask_path(planned, chains["imp"], 2),
     }  # the IMP mask of the same level and seed
-    assert planned.prune_inputs(chains["file3"].key, 3) == {"weights": theta0}  # the file is no workflow input
-    assert f"--file {tmp_path / 'm' / 'level3.npz'} " in planned.prune_options(chains["file3"].key, 3)
-    assert planned.prune_inputs(chains["imp"].key, 2)["weights"].endswith("/final.pt")  # IMP is unchanged
-    assert [planned.prune_rounds(chains[name].key, 3) for name in ("imp", "snip", "file3")] == [1, 3, 3]
-    words = shlex.split(planned.prune_options(chains["snip"].key, 2))
+    assert prune_inputs(planned, chains["file3"].key, 3) == {"weights": theta0}  # the file is no workflow input
+    assert f"--file {tmp_path / 'm' / 'level3.npz'} " in prune_options(planned, chains["file3"].key, 3)
+    assert prune_inputs(planned, chains["imp"].key, 2)["weights"].endswith("/final.pt")  # IMP is unchanged
+    assert [prune_rounds(planned, chains[name].key, 3) for name in ("imp", "snip", "file3")] == [1, 3, 3]
+    words = shlex.split(prune_options(planned, chains["snip"].key, 2))
     assert words[:8] == ["--method", "snip", "--seed", "3", "--batches", "1", "--batch-size", "128"]
-    assert "--synflow-rounds 10" in planned.prune_options(chains["synflow"].key, 2)
-    assert planned.prune_options(chains["imp"].key, 2).startswith("--method magnitude --prune.rate 0.2")
+    assert "--synflow-rounds 10" in prune_options(planned, chains["synflow"].key, 2)
+    assert prune_options(planned, chains["imp"].key, 2).startswith("--method magnitude --prune.rate 0.2")
 
 
 def test_a_random_mask_like_magnitude_draws_the_chain_without_its_rows():
     planned = plan(digits_config(masks=[{"source": "random", "like": "magnitude"}]))
     assert {chain.method for chain in planned.chains.values()} == {"imp", "random"}
     assert {row.mask_source for row in planned.rows if row.level} == {"random"}
-    assert len(planned.mask_paths()) == 6  # the IMP levels it copies, and its own
+    assert len(mask_paths(planned)) == 6  # the IMP levels it copies, and its own
 
 
 def test_a_file_source_is_keyed_per_level_by_content_not_by_path(tmp_path):
@@ -201,10 +198,10 @@ def test_reinit_differs_from_lth_only_in_its_initial_weights():
         lth.train,
         lth.gradinit,
     )
-    lth_inputs, reinit_inputs = planned.sparse_inputs(lth.key), planned.sparse_inputs(reinit.key)
-    assert reinit_inputs == {**lth_inputs, "init": f"{planned.folder(dense)}/reinit/seed502.pt"}
-    assert planned.reinit_points() == [f"{planned.folder(dense)}/reinit/seed502.pt"]
-    assert planned.job_count()["reinit"] == 1
+    lth_inputs, reinit_inputs = sparse_inputs(planned, lth.key), sparse_inputs(planned, reinit.key)
+    assert reinit_inputs == {**lth_inputs, "init": f"{folder(planned, dense)}/reinit/seed502.pt"}
+    assert reinit_points(planned) == [f"{folder(planned, dense)}/reinit/seed502.pt"]
+    assert job_count(planned)["reinit"] == 1
 
 
 @pytest.mark.parametrize(

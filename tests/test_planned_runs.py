@@ -27,7 +27,9 @@ CONFIGS = ["config.yaml", *sorted(str(path.relative_to(REPO)) for path in (REPO 
 def planned(config_file: str) -> dict[str, list[str]]:
     """What the workflow plans for `config_file` as the Snakefile reads it (run from the repository
     root): every artifact path under results/, by kind, and every summary row."""
-    from lth.plan import Plan, resolve_data_root
+    from lth.plan import paths
+    from lth.plan.config import resolve_data_root
+    from lth.plan.graph import Plan
 
     path = REPO / config_file
     configs = experiment_configs(read_yaml(path))
@@ -38,13 +40,13 @@ def planned(config_file: str) -> dict[str, list[str]]:
         plans[name] = Plan.from_config(config)
     merged = Plan.merge(list(plans.values()))
     return {
-        "dense": sorted(merged.folder(key) for key in merged.dense),
-        "chains": sorted(merged.folder(key) for key in merged.chains),
-        "sparse": sorted(merged.folder(key) for key in merged.sparse),
-        "masks": merged.mask_paths(),
-        "rewind_points": sorted(merged.rewind_points()),
-        "reinit_points": merged.reinit_points(),
-        "snapshots": merged.snapshots(),
+        "dense": sorted(paths.folder(merged, key) for key in merged.dense),
+        "chains": sorted(paths.folder(merged, key) for key in merged.chains),
+        "sparse": sorted(paths.folder(merged, key) for key in merged.sparse),
+        "masks": paths.mask_paths(merged),
+        "rewind_points": sorted(paths.rewind_points(merged)),
+        "reinit_points": paths.reinit_points(merged),
+        "snapshots": paths.snapshots(merged),
         "analyses": sorted(merged.analyses),
         "rows": [
             f"{name}:{row.seed}:{row.variant}:{row.level}:{row.mask_source}:{row.run}"

@@ -11,7 +11,7 @@ import pytest
 from lth.cli import main
 from lth.errors import LthError
 from lth.io import seal_file
-from lth.tickets import COLUMNS, critical_point, critical_sparsity, ticket_statistics, winning_level
+from lth.report.tickets import COLUMNS, critical_point, critical_sparsity, ticket_statistics, winning_level
 
 SPARSITY = {1: 20.0, 2: 36.0, 3: 48.8, 4: 59.04}  # in %, as summary.csv's sparsity_pct
 # Mean test accuracy (%) per level. at+trt is spelt out, as a config may: found by its parts.

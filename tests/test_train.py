@@ -20,7 +20,8 @@ from lth.info import describe_path
 from lth.io import read_json
 from lth.masks import dense_mask, mask_hash, prunable_names, prune, sparsity
 from lth.provenance import source_digest
-from lth.train import METRIC_COLUMNS, RunFinishedError, RunOptions, train
+from lth.store import RunFinishedError
+from lth.train import METRIC_COLUMNS, RunOptions, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = ModelHparams(name="resnet18", width=4)

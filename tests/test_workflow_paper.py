@@ -13,7 +13,7 @@ import torch
 import yaml
 from workflow_helpers import planned_jobs, snakemake, write_config
 
-from lth.figures import draw_summary_figure
+from lth.report.registry import draw_summary_figure
 
 pytestmark = pytest.mark.workflow
 

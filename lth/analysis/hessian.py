@@ -78,6 +78,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lth.analysis.registry import MAX_K, PowerIterationSettings
 from lth.data import Data, Split
 from lth.data.batches import Batches
 from lth.errors import LthError
@@ -86,11 +87,6 @@ from lth.second_derivatives import native_second_derivatives
 from lth.train import EpochContext, channels_last_risks
 
 log = logging.getLogger(__name__)
-
-DEFAULT_SAMPLE = 200
-DEFAULT_TOL = 1e-3
-DEFAULT_MAX_ITER = 100
-MAX_K = 5
 
 Vector = list[torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -326,8 +322,8 @@ def top_eigen(
     mask: Mask | None = None,
     *,
     k: int = 1,
-    tol: float = DEFAULT_TOL,
-    max_iter: int = DEFAULT_MAX_ITER,
+    tol: float = PowerIterationSettings.tol,
+    max_iter: int = PowerIterationSettings.max_iter,
     seed: int = 0,
     trace_samples: int = 0,
 ) -> HessianResult:
@@ -418,12 +414,12 @@ def hessian_eigen(
     data: Data,
     mask: Mask | None = None,
     *,
-    size: int | None = DEFAULT_SAMPLE,
+    size: int | None = PowerIterationSettings.sample,
     sample_seed: int = 0,
     indices: Sequence[int] | None = None,
     k: int = 1,
-    tol: float = DEFAULT_TOL,
-    max_iter: int = DEFAULT_MAX_ITER,
+    tol: float = PowerIterationSettings.tol,
+    max_iter: int = PowerIterationSettings.max_iter,
     seed: int = 0,
     trace_samples: int = 0,
     batch_size: int = 500,
@@ -474,10 +470,10 @@ class HessianTracker:
         data: Data,
         mask: Mask | None = None,
         *,
-        sample: int = DEFAULT_SAMPLE,
+        sample: int = PowerIterationSettings.sample,
         sample_seed: int = 0,
-        tol: float = DEFAULT_TOL,
-        max_iter: int = DEFAULT_MAX_ITER,
+        tol: float = PowerIterationSettings.tol,
+        max_iter: int = PowerIterationSettings.max_iter,
         batch_size: int = 500,
     ) -> None:
         _check_settings(1, tol, max_iter)

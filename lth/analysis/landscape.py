@@ -18,7 +18,7 @@ Shared choices
 - Splitting: part p of n holds the points k with k % n == p (interleaved, so every part gets a
   similar mix of near and far points). Each point is computed from the checkpoint's weights, the
   seeded directions and the seeded sample alone, so a part's numbers equal the whole grid's at
-  those points exactly; `merge_parts` checks that the parts cover the grid once and sorts them.
+  those points exactly; `lth.report.collect.merge_parts` checks that the parts cover the grid once and sorts them.
 
 Weight-space landscape (`landscape_directions`, `weight_landscape`): loss at
 theta + alpha * d1 + beta * d2. Each direction is Gaussian (drawn on the CPU from one generator
@@ -47,29 +47,21 @@ model(x + alpha * u + beta * w); inputs are not clipped to the valid pixel range
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lth.analysis.registry import LandscapeSettings, PerturbationSettings
 from lth.data import Data, Split
 from lth.data.batches import Batches
-from lth.errors import LthError
 from lth.masks import Mask
+from lth.report.collect import LandscapeError, LandscapePoint  # torch-free: `lth analyze merge` needs them
 from lth.train import evaluate
 
-DEFAULT_POINTS = 21
-DEFAULT_EXTENT = 1.0
-DEFAULT_SAMPLE = 2000
-DEFAULT_EIGEN_EXTENT = 0.5
-
 Direction = dict[str, torch.Tensor]
-
-
-class LandscapeError(LthError):
-    """A bad grid, sample, part, mask or direction."""
 
 
 class FixedBatches:
@@ -88,17 +80,6 @@ class FixedBatches:
 
     def __len__(self) -> int:
         return len(self.batches)
-
-
-@dataclass(frozen=True)
-class LandscapePoint:
-    index: int  # k = i * points + j
-    i: int
-    j: int
-    alpha: float  # coefficient of the first direction
-    beta: float  # coefficient of the second direction
-    loss: float
-    accuracy: float
 
 
 @dataclass(frozen=True)
@@ -130,7 +111,7 @@ def sample_split(split: Split, size: int, seed: int) -> Split:
 def landscape_batches(
     data: Data,
     split: str = "train",
-    size: int = DEFAULT_SAMPLE,
+    size: int = LandscapeSettings.sample,
     seed: int = 0,
     batch_size: int = 500,
     device: torch.device | str = "cpu",
@@ -146,7 +127,7 @@ def landscape_batches(
     )
 
 
-def grid_coordinates(points: int = DEFAULT_POINTS, extent: float = DEFAULT_EXTENT) -> list[float]:
+def grid_coordinates(points: int = LandscapeSettings.points, extent: float = LandscapeSettings.extent) -> list[float]:
     """`points` values evenly spaced over [-extent, extent]; 0 exactly at the centre when `points` is odd."""
     _check_int("grid points", points, 1)
     if not (isinstance(extent, (int, float)) and math.isfinite(extent) and extent > 0):
@@ -163,22 +144,6 @@ def part_indices(total: int, part: int, parts: int) -> range:
     if not isinstance(part, int) or isinstance(part, bool) or not 0 <= part < parts:
         raise LandscapeError(f"part {part!r} is not allowed; must be an integer in [0, {parts - 1}] (parts={parts})")
     return range(part, total, parts)
-
-
-def merge_parts(parts: Iterable[Sequence[LandscapePoint]], points: int = DEFAULT_POINTS) -> list[LandscapePoint]:
-    """The whole grid from its parts, sorted by index; every point must appear exactly once."""
-    merged = sorted((point for part in parts for point in part), key=lambda point: point.index)
-    indices = [point.index for point in merged]
-    if indices != list(range(points * points)):
-        seen = set(indices)
-        missing = [k for k in range(points * points) if k not in seen]
-        repeated = sorted({k for k in indices if indices.count(k) > 1})
-        raise LandscapeError(
-            f"the parts do not cover the {points}x{points} grid once: missing points "
-            f"{missing[:5]}, repeated points {repeated[:5]}, out of range "
-            f"{[k for k in seen if not 0 <= k < points * points][:5]}"
-        )
-    return merged
 
 
 def _filter_normalized(weight: torch.Tensor, keep: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
@@ -271,8 +236,8 @@ def weight_landscape(
     model: nn.Module,
     batches: FixedBatches,
     directions: tuple[Mapping[str, torch.Tensor], Mapping[str, torch.Tensor]],
-    points: int = DEFAULT_POINTS,
-    extent: float = DEFAULT_EXTENT,
+    points: int = LandscapeSettings.points,
+    extent: float = LandscapeSettings.extent,
     part: int = 0,
     parts: int = 1,
 ) -> list[LandscapePoint]:
@@ -291,8 +256,8 @@ def eigen_perturbation(
     model: nn.Module,
     batches: FixedBatches,
     direction: Mapping[str, torch.Tensor],
-    extent: float = DEFAULT_EIGEN_EXTENT,
-    points: int = DEFAULT_POINTS,
+    extent: float = PerturbationSettings.extent,
+    points: int = LandscapeSettings.points,
 ) -> list[PerturbationPoint]:
     """Loss and accuracy at theta + e * v / ||v|| for `points` values of e over [-extent, extent]."""
     coordinates = grid_coordinates(points, extent)
@@ -330,8 +295,8 @@ def _moved(x: torch.Tensor, direction: torch.Tensor, coefficient: float) -> torc
 def input_landscape(
     model: nn.Module,
     batches: FixedBatches,
-    points: int = DEFAULT_POINTS,
-    extent: float = DEFAULT_EXTENT,
+    points: int = LandscapeSettings.points,
+    extent: float = LandscapeSettings.extent,
     seed: int = 0,
     part: int = 0,
     parts: int = 1,

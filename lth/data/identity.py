@@ -28,10 +28,8 @@ from lth.io import atomic_write_text, sha256_file
 if TYPE_CHECKING:
     from lth.hparams import DataHparams
 
-__all__ = ["CANONICAL", "FINGERPRINTED", "LOCATION_FIELDS", "data_identity", "default_cache_path"]
+__all__ = ["CANONICAL", "FINGERPRINTED", "data_identity", "default_cache_path"]
 
-# Settings that say where the data is or how to fetch it, not what it is.
-LOCATION_FIELDS = ("root", "download")
 # Named explicitly (not "everything but npz/imagefolder") so that a new source must be placed
 # in one set or the other: silently treating user files as canonical would let two different
 # folders share an identity. tests/test_data_identity.py checks that sources.SOURCES is covered.
@@ -57,12 +55,12 @@ def default_cache_path() -> Path:
 def data_identity(hparams: DataHparams, cache: Path | None = None) -> dict[str, Any]:
     """A JSON-serialisable dict that is equal for equal data and differs for different data.
 
-    It holds every DataHparams field except `root` and `download`, plus for npz and imagefolder
-    a `fingerprint` (sha256 over the files the loader reads). `cache` is the JSON file of
+    It holds the DataHparams fields that say what the data is (`identity()`: not `root`, `download`),
+    plus for npz and imagefolder a `fingerprint` (sha256 over the files the loader reads). `cache` is the JSON file of
     per-file digests (default: `default_cache_path()`). Raises DataError when the files of a
     fingerprinted source are missing, and ValueError for a source this module does not know.
     """
-    identity = {key: value for key, value in hparams.to_dict().items() if key not in LOCATION_FIELDS}
+    identity = hparams.identity()
     if hparams.name in CANONICAL:
         return identity
     if hparams.name not in FINGERPRINTED:

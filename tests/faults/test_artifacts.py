@@ -223,7 +223,7 @@ def test_wrong_file_stops_its_reader(world, tmp_path, cli, case):
 # seal (written by hand or by an lth before tables were sealed) is refused by every reader, with a
 # message saying how to regenerate it, and nothing is drawn or written from it.
 def summary_table(world: World, tmp: Path) -> Path:
-    from lth.aggregate import aggregate
+    from lth.report.summary import aggregate
 
     rows = [f"0:dense:0::{world.dense}", f"0:lth:1:magnitude:{world.masked}", f"0:at+trt:1:magnitude:{world.masked}"]
     aggregate(rows, tmp / "tables" / "summary.csv")  # at+trt: the same run under a second name, for the figures
@@ -231,14 +231,14 @@ def summary_table(world: World, tmp: Path) -> Path:
 
 
 def merged_table(world: World, tmp: Path) -> Path:
-    from lth.aggregate import merge_summaries
+    from lth.report.summary import merge_summaries
 
     merge_summaries([f"tiny={summary_table(world, tmp)}"], tmp / "tables" / "all.csv")
     return tmp / "tables" / "all.csv"
 
 
 def collected_table(world: World, tmp: Path) -> Path:
-    from lth.analysis.collect import collect
+    from lth.report.collect import collect
 
     run = world.copy(world.masked, tmp / "run")
     (run / "activation_sparsity.csv").write_text("stage,near_zero,total,fraction,threshold\nall,1,4,0.25,0.01\n")

@@ -51,7 +51,7 @@ def full_disk(monkeypatch):
 
 
 def summary_csv(world: World, tmp: Path) -> Path:
-    from lth.aggregate import aggregate
+    from lth.report.summary import aggregate
 
     aggregate([f"0:dense:0::{world.dense}", f"0:lth:1:magnitude:{world.masked}"], tmp / "summary.csv")
     return tmp / "summary.csv"

@@ -14,8 +14,8 @@ from conftest import write_digits_npz
 from test_workflow import tiny_config
 from workflow_helpers import REPO, snakemake, write_config
 
-# Shell params that hold several flags, built already shell-quoted (lth.plan.flags, shlex.join in
-# workflow/rules/common.smk and lth/plan.py), so they go into the command as they are. `lth` is the
+# Shell params that hold several flags, built already shell-quoted (lth.plan.arguments.flags, shlex.join
+# in workflow/rules/common.smk and lth/plan/arguments.py), so they go into the command as they are. `lth` is the
 # interpreter and module (quoted in common.smk; `python -m lth` under conda).
 PREQUOTED = {
     "params.lth",

@@ -4,7 +4,7 @@
 
 rule aggregate:
     input:
-        lambda w: published([f"{folder}/summary.json" for folder in PLANS[w.experiment].run_folders()]),
+        lambda w: published([f"{folder}/{artifacts.SUMMARY}" for folder in run_folders(EXPERIMENT_PLANS[w.experiment])]),
     output:
         report(
             f"{RESULTS}/{{experiment}}/summary.csv",
@@ -23,7 +23,7 @@ rule aggregate:
         **LIGHT_RESOURCES,
     params:
         lth=LTH,
-        rows=lambda w: PLANS[w.experiment].row_args(),
+        rows=lambda w: row_args(EXPERIMENT_PLANS[w.experiment]),
     shell:
         "{params.lth} aggregate --out {output:q} {params.rows} > {log:q} 2>&1"
 

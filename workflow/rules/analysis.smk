@@ -1,11 +1,11 @@
-# Analyses of finished runs, as the config's `analysis` section asks (lth/analysis/jobs.py): one job
+# Analyses of finished runs, as the config's `analysis` section asks (lth/plan/analyses.py): one job
 # per (analysis, run, epoch), its output in the run's folder under a hash of the analysis settings,
 # so the training runs never change; then one long-form CSV per analysis and experiment.
 
 
 rule analyze:
     input:
-        unpack(lambda w: published(PLAN.analysis_inputs(f"{RUNS}/{w.run}/analysis/{w.analysis}-{w.hash}.{w.ext}"))),
+        unpack(lambda w: published(analysis_inputs(ALL_RUNS, analysis_output(w, f".{w.ext}")))),
     output:
         f"{PUBLISHED}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.{{ext}}",
     log:
@@ -13,8 +13,8 @@ rule analyze:
     benchmark:
         f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.{{ext}}.benchmark.tsv"
     wildcard_constraints:
-        analysis="activations|hessian|perturbation",
-        ext="csv|json",
+        analysis=alternatives(FILE_ANALYSES),
+        ext=alternatives(ANALYSIS_SUFFIXES),
     conda:
         CONDA_ENV
     threads: THREADS
@@ -22,7 +22,7 @@ rule analyze:
         **training_resources(lambda w: w.run),
     params:
         lth=LTH,
-        command=lambda w: ANALYZE_COMMANDS[w.analysis],
+        command=lambda w: ANALYSES[w.analysis].command,
         weights=lambda w, input: stored(input.weights),
         mask=lambda w, input: optional_inputs(input, ("mask",)),
         out=lambda w, output: stored(output[0]),
@@ -41,7 +41,7 @@ rule analyze:
 # numbers equal one job's.
 rule analyze_grid_part:
     input:
-        unpack(lambda w: published(PLAN.analysis_inputs(f"{RUNS}/{w.run}/analysis/{w.analysis}-{w.hash}.csv"))),
+        unpack(lambda w: published(analysis_inputs(ALL_RUNS, analysis_output(w, ".csv")))),
     output:
         f"{PUBLISHED}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.parts/part{{part}}-of-{{parts}}.csv",
     log:
@@ -49,7 +49,7 @@ rule analyze_grid_part:
     benchmark:
         f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.parts/part{{part}}-of-{{parts}}.benchmark.tsv"
     wildcard_constraints:
-        analysis="landscape|input_landscape",
+        analysis=alternatives(GRID_ANALYSES),
     conda:
         CONDA_ENV
     threads: THREADS
@@ -57,7 +57,7 @@ rule analyze_grid_part:
         **training_resources(lambda w: w.run),
     params:
         lth=LTH,
-        command=lambda w: ANALYZE_COMMANDS[w.analysis],
+        command=lambda w: ANALYSES[w.analysis].command,
         weights=lambda w, input: stored(input.weights),
         mask=lambda w, input: optional_inputs(input, ("mask",)),
         out=lambda w, output: stored(output[0]),
@@ -80,7 +80,7 @@ rule merge_grid:
     log:
         f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.log",
     wildcard_constraints:
-        analysis="landscape|input_landscape",
+        analysis=alternatives(GRID_ANALYSES),
     conda:
         CONDA_ENV
     threads: 1
@@ -96,46 +96,53 @@ rule merge_grid:
         store_job("{params.lth} analyze merge --points {params.points:q} --out {params.out:q} {params.parts}")
 
 
-# The top Hessian eigenvalue after every epoch: the run trained again with `--track hessian` into
-# its analysis folder (the same trajectory: tracking reads the model and touches nothing).
-rule track_hessian:
-    input:
-        unpack(lambda w: published(PLAN.training_inputs(w.run))),
-    output:
-        published(run_outputs(f"{RUNS}/{{run}}/analysis/hessian_per_epoch-{{hash}}")),
-    log:
-        f"{LOGS}/runs/{{run}}/analysis/hessian_per_epoch-{{hash}}.log",
-    benchmark:
-        f"{LOGS}/runs/{{run}}/analysis/hessian_per_epoch-{{hash}}.benchmark.tsv"
-    conda:
-        CONDA_ENV
-    threads: THREADS
-    resources:
-        **training_resources(lambda w: w.run, scale=2),
-    params:
-        lth=LTH,
-        init=lambda w, input: stored(input.init),
-        publish=publish_args,
-        seed=lambda w: (PLAN.dense.get(w.run) or PLAN.sparse[w.run].dense).seed,
-        hparams=lambda w: training_flags(w.run),
-        inputs=lambda w, input: optional_inputs(input),
-        track=lambda w: PLAN.analyses[f"{RUNS}/{w.run}/analysis/hessian_per_epoch-{w.hash}"].flags("hessian-"),
-        options=RUN_OPTIONS,
-        out_dir=lambda w: f"{RUNS}/{w.run}/analysis/hessian_per_epoch-{w.hash}",
-    shell:
-        store_job(
-            "{params.lth} train --init {params.init:q} {params.inputs} --out-dir {params.out_dir:q}"
-            " --seed {params.seed:q} --track hessian {params.track} --threads {threads:q} {params.options}"
-            " {params.hparams}"
-        )
+# A tracked analysis (the top Hessian eigenvalue after every epoch): the run trained again with
+# `--track <tracker>` into its analysis folder (the same trajectory: tracking reads the model and
+# touches nothing). One rule per such analysis of the registry, so its shell command names its tracker.
+for tracked in TRACKED_ANALYSES:
+
+    rule:
+        name:
+            f"track_{tracked.tracker}"
+        input:
+            unpack(lambda w: published(training_inputs(ALL_RUNS, w.run))),
+        output:
+            published(run_outputs(f"{RUNS}/{{run}}/analysis/{{analysis}}-{{hash}}")),
+        log:
+            f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.log",
+        benchmark:
+            f"{LOGS}/runs/{{run}}/analysis/{{analysis}}-{{hash}}.benchmark.tsv"
+        wildcard_constraints:
+            analysis=tracked.name,
+        conda:
+            CONDA_ENV
+        threads: THREADS
+        resources:
+            **training_resources(lambda w: w.run, scale=2),
+        params:
+            lth=LTH,
+            init=lambda w, input: stored(input.init),
+            publish=publish_args,
+            seed=lambda w: (ALL_RUNS.dense.get(w.run) or ALL_RUNS.sparse[w.run].dense).seed,
+            hparams=lambda w: training_flags(w.run),
+            inputs=lambda w, input: optional_inputs(input),
+            track=lambda w: analysis_job(w, "").flags(),
+            options=RUN_OPTIONS,
+            out_dir=lambda w: analysis_output(w, ""),
+        shell:
+            store_job(
+                "{params.lth} train --init {params.init:q} {params.inputs} --out-dir {params.out_dir:q}"
+                f" --seed {{params.seed:q}} --track {tracked.tracker} {{params.track}} --threads {{threads:q}}"
+                " {params.options} {params.hparams}"
+            )
 
 
 rule collect_analysis:
     input:
         lambda w: published(
             [
-                job.output if job.analysis.suffix else f"{job.output}/summary.json"
-                for job in PLANS[w.experiment].analysis_jobs(COLLECTED[w.table])
+                job.output if job.analysis.suffix else f"{job.output}/{artifacts.SUMMARY}"
+                for job in EXPERIMENT_PLANS[w.experiment].analysis_jobs(COLLECTED[w.table])
             ]
         ),
     output:
@@ -157,7 +164,7 @@ rule collect_analysis:
     params:
         lth=LTH,
         analysis=lambda w: COLLECTED[w.table],
-        rows=lambda w: PLANS[w.experiment].analysis_rows(COLLECTED[w.table]),
+        rows=lambda w: analysis_rows(EXPERIMENT_PLANS[w.experiment], COLLECTED[w.table]),
     shell:
         "{params.lth} analyze collect --analysis {params.analysis:q} --out {output:q} --force {params.rows}"
         " > {log:q} 2>&1"

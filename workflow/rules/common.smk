@@ -12,29 +12,44 @@ import sys
 from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from lth.analysis.figures import FIGURES as ANALYSIS_FIGURE_NAMES
-from lth.analysis.jobs import analysis_figures
+from lth.analysis.registry import ANALYSES, analysis_figures
 from lth.data import split_sizes
 from lth.data.sources import SOURCES
 from lth.devices import check_local_gpus
 from lth.errors import LthError
 from lth.experiments import experiment_configs
-from lth.names import MASK_SOURCES
-from lth.figures import GRID_FIGURES, SUMMARY_FIGURES, figure_status, grid_status
-from lth.plan import Plan, flags, resolve_data_root, short_hash
+from lth.mask_registry import MASK_SOURCES, source_of
+from lth.report.registry import ANALYSIS_FIGURES as ANALYSIS_FIGURE_NAMES
+from lth.report.registry import GRID_FIGURES, SUMMARY_FIGURES, figure_status, grid_status
+from lth.plan.arguments import (
+    analysis_inputs,
+    analysis_rows,
+    flags,
+    prune_inputs,
+    prune_options,
+    prune_rounds,
+    row_args,
+    sparse_inputs,
+    training_inputs,
+)
+from lth.plan.config import resolve_data_root
+from lth.plan.graph import Plan
+from lth.plan.identity import short_hash
+from lth.plan.paths import collected, kept_epochs, mask_paths, reinit_points, rewind_points, run_folders
 from lth.resources import Work, memory_mb, runtime_minutes
-from lth import store
+from lth import artifacts, store
 
 # Each experiment of the config (`experiments:`, lth/experiments.py; one when there is none), validated
-# with the schema's defaults filled in, and planned; PLAN holds every run of them all for the rules.
+# with the schema's defaults filled in, and planned (EXPERIMENT_PLANS); ALL_RUNS holds every run of them all
+# for the rules.
 CONFIGS = experiment_configs(config)
 for experiment_config in CONFIGS.values():
     validate(experiment_config, workflow.source_path("../schemas/config.schema.yaml"))
     resolve_data_root(experiment_config, CONFIG_FILES)
-PLANS = {name: Plan.from_config(experiment_config) for name, experiment_config in CONFIGS.items()}
-PLAN = Plan.merge(list(PLANS.values()))
+EXPERIMENT_PLANS = {name: Plan.from_config(experiment_config) for name, experiment_config in CONFIGS.items()}
+ALL_RUNS = Plan.merge(list(EXPERIMENT_PLANS.values()))
 SETTINGS = next(iter(CONFIGS.values()))  # the workflow-wide keys (lth.experiments.WORKFLOW_KEYS) are the same in all
-RESULTS = str(PLAN.results)
+RESULTS = str(ALL_RUNS.results)
 RUNS = f"{RESULTS}/runs"
 # The jobs that write into the run store declare as outputs links under results/published/, made by
 # `lth link` once the lth command has finished the artifact under its lock (lth/store.py). Snakemake
@@ -85,7 +100,7 @@ def figure_settings(experiment):
 def primary_method(experiment):
     """How the experiment's first mask source draws its masks (imp, omp, random, ...): the paper
     figures show that source's tickets."""
-    spec = PLANS[experiment].masks[0]
+    spec = EXPERIMENT_PLANS[experiment].masks[0]
     return CONFIGS[experiment]["prune"]["method"] if spec.source == "magnitude" else spec.source
 
 
@@ -94,18 +109,18 @@ def masks_text(experiment):
     c = CONFIGS[experiment]
     names = [
         f"{c['prune']['method'].upper()} at rate {c['prune']['rate']}" if spec.source == "magnitude" else spec.label
-        for spec in PLANS[experiment].masks
+        for spec in EXPERIMENT_PLANS[experiment].masks
     ]
     return f"mask{'s' if len(names) > 1 else ''} {', '.join(names)}"
 
 
-# Paper figures (lth/figures.py) per experiment: the ones its variants allow; the others are named,
+# Paper figures (lth/report/registry.py) per experiment: the ones its variants allow; the others are named,
 # with the reason, when the workflow is planned (`snakemake -n` shows it).
 PAPER_FIGURES = {name: [] for name in CONFIGS}
 SKIPPED_FIGURES = []
 for name, experiment_config in CONFIGS.items():
     for figure in SUMMARY_FIGURES:
-        sources = [spec.label for spec in PLANS[name].masks]
+        sources = [spec.label for spec in EXPERIMENT_PLANS[name].masks]
         if SUMMARY_FIGURES[figure].per_source and len(sources) < 2:
             continue  # a figure across mask sources is not missing from an experiment with one
         reason = figure_status(
@@ -140,7 +155,7 @@ FIGURES = [
 ]
 FIGURES += [f"{RESULTS}/figures/{stem}.{ext}" for stem in GRIDS for ext in ("png", "pdf")]
 # Analysis name -> its collected CSV per experiment, and the table name (the CSV's stem) -> the analysis.
-ANALYSIS_TABLES = {name: plan.collected() for name, plan in PLANS.items()}
+ANALYSIS_TABLES = {name: collected(plan) for name, plan in EXPERIMENT_PLANS.items()}
 COLLECTED = {Path(path).stem: analysis for tables in ANALYSIS_TABLES.values() for analysis, path in tables.items()}
 # Paper figures of the analyses per experiment: file stem -> (analysis, `lth figure` name, epoch filter).
 ANALYSIS_FIGURES = {
@@ -194,7 +209,7 @@ def datasets_to_fetch():
     """Dataset name -> the data settings its `data` job fetches with, for every source that downloads
     (lth.data.sources: `downloads`); the others are read where they are."""
     found = {}
-    for run in PLAN.dense.values():
+    for run in ALL_RUNS.dense.values():
         if not SOURCES[run.data.name].downloads:
             continue
         other = found.setdefault(run.data.name, run.data)
@@ -247,7 +262,7 @@ def start_using_store():
     folders each experiment references, so that `lth gc` keeps them."""
     HELD_LOCKS.append(store.use(RESULTS))
     HELD_LOCKS.extend(store.lock_experiment(RESULTS, name) for name in sorted(CONFIGS))
-    for name, plan in PLANS.items():
+    for name, plan in EXPERIMENT_PLANS.items():
         store.record_references(RESULTS, name, [*plan.dense, *plan.chains, *plan.sparse], CONFIG_FILES)
 
 
@@ -294,10 +309,10 @@ def train_images(data):
 
 def job_work(key, epochs=None):
     """What a job on run `key` does: the run's model on its data for `epochs` (default: the run's own)."""
-    run = PLAN.dense.get(key) or PLAN.sparse[key]
-    data = run.data if key in PLAN.dense else run.dense.data
+    run = ALL_RUNS.dense.get(key) or ALL_RUNS.sparse[key]
+    data = run.data if key in ALL_RUNS.dense else run.dense.data
     if epochs is None:
-        epochs = run.train.epochs - (0 if key in PLAN.dense else run.start_epoch)
+        epochs = run.train.epochs - (0 if key in ALL_RUNS.dense else run.start_epoch)
     return Work(run.model.name, run.model.width, SOURCES[data.name].image_size ** 2, train_images(data), epochs)
 
 
@@ -320,17 +335,17 @@ def training_resources(key, epochs=None, scale=1):
 
 def run_outputs(folder):
     """The files a finished `lth train` leaves; summary.json is written last."""
-    names = ["final.pt", "metrics.csv", "hparams.yaml", "summary.json"]
+    names = [artifacts.FINAL, artifacts.METRICS, artifacts.HPARAMS, artifacts.SUMMARY]
     return [f"{folder}/{name}" for name in names]
 
 
 def training_flags(key):
     """The settings of run `key` as `lth` flags: its training, its snapshots and its tracked re-training
-    share them. The files it reads come from PLAN.training_inputs."""
-    if key in PLAN.dense:
-        run = PLAN.dense[key]
+    share them. The files it reads come from lth.plan.arguments.training_inputs."""
+    if key in ALL_RUNS.dense:
+        run = ALL_RUNS.dense[key]
         return flags(run.model, job_data(run.data), run.train, *((run.gradinit,) if run.gradinit.enabled else ()))
-    run = PLAN.sparse[key]
+    run = ALL_RUNS.sparse[key]
     return f"--start-epoch {run.start_epoch} {flags(run.model, job_data(run.dense.data), run.train, run.gradinit)}"
 
 
@@ -345,47 +360,52 @@ def dense_outputs():
     return published(
         [
             path
-            for key, run in PLAN.dense.items()
-            for path in [*([] if run.baseline else [f"{RUNS}/{key}/init.pt"]), *run_outputs(f"{RUNS}/{key}")]
+            for key, run in ALL_RUNS.dense.items()
+            for path in [*([] if run.baseline else [f"{RUNS}/{key}/{artifacts.INIT}"]), *run_outputs(f"{RUNS}/{key}")]
         ]
     )
 
 
-def prune_options(w):
-    """A prune job's flags: the source's own (PLAN.prune_options) and, for a source that reads the
-    data or its image size, the dense run's data settings."""
-    chain = PLAN.chains[w.chain]
-    data = flags(job_data(chain.dense.data)) if chain.method in ("snip", "grasp", "synflow") else ""
-    return f"{PLAN.prune_options(w.chain, int(w.level))} {data}"
+def mask_options(w):
+    """A prune job's flags: the source's own (lth.plan.arguments.prune_options) and, for a source that
+    reads the data or its image size, the dense run's data settings."""
+    chain = ALL_RUNS.chains[w.chain]
+    data = flags(job_data(chain.dense.data)) if source_of(chain.method).needs_data else ""
+    return f"{prune_options(ALL_RUNS, w.chain, int(w.level))} {data}"
 
 
 def mask_outputs():
-    return published([path for mask in PLAN.mask_paths() for path in (mask, str(Path(mask).with_name("mask.json")))])
+    return published(
+        [path for mask in mask_paths(ALL_RUNS) for path in (mask, str(Path(mask).with_name(artifacts.MASK_SIDECAR)))]
+    )
 
 
 def sparse_outputs():
-    return published([path for key in PLAN.sparse for path in run_outputs(f"{RUNS}/{key}")])
+    return published([path for key in ALL_RUNS.sparse for path in run_outputs(f"{RUNS}/{key}")])
 
 
 # ---- analyses (workflow/rules/analysis.smk, plots.smk) ----
-# `lth analyze` subcommand of each analysis that is one file per job.
-ANALYZE_COMMANDS = {
-    "activations": "activations",
-    "hessian": "hessian",
-    "perturbation": "perturb",
-    "landscape": "landscape",
-    "input_landscape": "input-landscape",
-}
+# The analyses that are one file per job (lth/analysis/registry.py): a grid's parts are merged by one job.
+FILE_ANALYSES = [name for name, analysis in ANALYSES.items() if analysis.command and not analysis.grid]
+GRID_ANALYSES = [name for name, analysis in ANALYSES.items() if analysis.command and analysis.grid]
+ANALYSIS_SUFFIXES = sorted({analysis.suffix.lstrip(".") for analysis in ANALYSES.values() if analysis.suffix})
+# The analyses that re-train a run with `lth train --track <tracker>` (one rule each).
+TRACKED_ANALYSES = [analysis for analysis in ANALYSES.values() if analysis.tracker]
+
+
+def analysis_output(w, suffix):
+    """The store path of the analysis job of `w` (lth/plan/analyses.py names it)."""
+    return f"{RUNS}/{w.run}/{artifacts.ANALYSIS}/{w.analysis}-{w.hash}{suffix}"
 
 
 def analysis_job(w, suffix):
-    return PLAN.analyses[f"{RUNS}/{w.run}/analysis/{w.analysis}-{w.hash}{suffix}"]
+    return ALL_RUNS.analyses[analysis_output(w, suffix)]
 
 
 def analysis_settings(w, suffix):
     """The job's flags plus the data it reads: the run's seed fixes the train/validation split."""
     job = analysis_job(w, suffix)
-    run = PLAN.dense.get(job.run) or PLAN.sparse[job.run].dense
+    run = ALL_RUNS.dense.get(job.run) or ALL_RUNS.sparse[job.run].dense
     return f"{job.flags()} --seed {run.seed} {flags(job_data(run.data))}"
 
 
@@ -406,7 +426,7 @@ def figure_caption(w, figure):
     if spec:
         what = spec.description
     elif figure in ANALYSIS_FIGURE_NAMES:
-        what = f"{ANALYSIS_FIGURE_NAMES[figure][2]}."
+        what = f"{ANALYSIS_FIGURE_NAMES[figure].description}."
     else:
         what = "Every re-training variant against sparsity."
     if "experiment" not in w.keys():

@@ -9,9 +9,9 @@
 
 rule init:
     input:
-        data=lambda w: data_input(PLAN.dense[w.dense]),
+        data=lambda w: data_input(ALL_RUNS.dense[w.dense]),
     output:
-        f"{PUBLISHED}/runs/{{dense}}/init.pt",
+        f"{PUBLISHED}/runs/{{dense}}/{artifacts.INIT}",
     log:
         f"{LOGS}/runs/{{dense}}/init.log",
     benchmark:
@@ -23,10 +23,10 @@ rule init:
         **LIGHT_RESOURCES,
     params:
         lth=LTH,
-        out=lambda w: f"{RUNS}/{w.dense}/init.pt",
+        out=lambda w: f"{RUNS}/{w.dense}/{artifacts.INIT}",
         publish=publish_args,
-        seed=lambda w: PLAN.dense[w.dense].seed,
-        hparams=lambda w: flags(PLAN.dense[w.dense].model, job_data(PLAN.dense[w.dense].data)),
+        seed=lambda w: ALL_RUNS.dense[w.dense].seed,
+        hparams=lambda w: flags(ALL_RUNS.dense[w.dense].model, job_data(ALL_RUNS.dense[w.dense].data)),
     shell:
         store_job(
             "{params.lth} init --out {params.out:q} --seed {params.seed:q} --threads {threads:q}" " {params.hparams}"
@@ -37,9 +37,9 @@ rule init:
 # reinit_seed_offset), the random re-initialisation control of a ticket.
 rule reinit:
     input:
-        data=lambda w: data_input(PLAN.dense[w.dense]),
+        data=lambda w: data_input(ALL_RUNS.dense[w.dense]),
     output:
-        f"{PUBLISHED}/runs/{{dense}}/reinit/seed{{reseed}}.pt",
+        f"{PUBLISHED}/runs/{{dense}}/{artifacts.reinit('{reseed}')}",
     log:
         f"{LOGS}/runs/{{dense}}/reinit/seed{{reseed}}.log",
     conda:
@@ -51,7 +51,7 @@ rule reinit:
         lth=LTH,
         out=lambda w, output: stored(output[0]),
         publish=publish_args,
-        hparams=lambda w: flags(PLAN.dense[w.dense].model, job_data(PLAN.dense[w.dense].data)),
+        hparams=lambda w: flags(ALL_RUNS.dense[w.dense].model, job_data(ALL_RUNS.dense[w.dense].data)),
     shell:
         store_job(
             "{params.lth} init --out {params.out:q} --seed {wildcards.reseed:q} --threads {threads:q}"
@@ -64,7 +64,7 @@ rule reinit:
 # its own epochs only, and this job's outputs never change with it.
 rule train_dense:
     input:
-        init=lambda w: published(PLAN.training_inputs(w.dense)["init"]),  # a baseline starts from theta0
+        init=lambda w: published(training_inputs(ALL_RUNS, w.dense)["init"]),  # a baseline starts from theta0
     output:
         published(run_outputs(f"{RUNS}/{{dense}}")),
     log:
@@ -80,9 +80,9 @@ rule train_dense:
         lth=LTH,
         init=lambda w, input: stored(input.init),
         publish=publish_args,
-        seed=lambda w: PLAN.dense[w.dense].seed,
+        seed=lambda w: ALL_RUNS.dense[w.dense].seed,
         hparams=lambda w: training_flags(w.dense),
-        save_epochs=lambda w: [str(k) for k in PLAN.kept_epochs(w.dense)],
+        save_epochs=lambda w: [str(k) for k in kept_epochs(ALL_RUNS, w.dense)],
         options=RUN_OPTIONS,
         out_dir=lambda w: f"{RUNS}/{w.dense}",
     shell:

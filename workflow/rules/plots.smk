@@ -49,7 +49,7 @@ rule plot_accuracy_vs_sparsity:
         " --title {wildcards.experiment:q} --mask-sources {params.mask_sources:q} --force > {log:q} 2>&1"
 
 
-# The paper's accuracy figures (lth/figures.py): only those whose series the experiment has.
+# The paper's accuracy figures (lth/report/registry.py): only those whose series the experiment has.
 rule plot_paper_figure:
     input:
         summary=rules.aggregate.output[0],
@@ -109,7 +109,7 @@ rule plot_grid:
         " > {log:q} 2>&1"
 
 
-# Paper figures of the analyses, each from its collected CSV alone (lth/analysis/figures.py).
+# Paper figures of the analyses, each from its collected CSV alone (lth/report/analysis.py).
 rule plot_analysis:
     input:
         analysis_figure_input,

@@ -8,7 +8,7 @@
 
 rule train_sparse:
     input:
-        unpack(lambda w: published(PLAN.sparse_inputs(w.sparse))),
+        unpack(lambda w: published(sparse_inputs(ALL_RUNS, w.sparse))),
     output:
         published(run_outputs(f"{RUNS}/{{sparse}}")),
     log:
@@ -24,10 +24,10 @@ rule train_sparse:
         lth=LTH,
         init=lambda w, input: stored(input.init),
         publish=publish_args,
-        seed=lambda w: PLAN.sparse[w.sparse].dense.seed,
+        seed=lambda w: ALL_RUNS.sparse[w.sparse].dense.seed,
         hparams=lambda w: training_flags(w.sparse),
         inputs=lambda w, input: optional_inputs(input),
-        save_epochs=lambda w: [str(k) for k in PLAN.kept_epochs(w.sparse)],
+        save_epochs=lambda w: [str(k) for k in kept_epochs(ALL_RUNS, w.sparse)],
         options=RUN_OPTIONS,
         out_dir=lambda w: f"{RUNS}/{w.sparse}",
     shell:

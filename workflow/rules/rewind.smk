@@ -8,10 +8,10 @@
 
 rule rewind_point:
     input:
-        init=f"{PUBLISHED}/runs/{{dense}}/init.pt",
-        finished=f"{PUBLISHED}/runs/{{dense}}/summary.json",
+        init=f"{PUBLISHED}/runs/{{dense}}/{artifacts.INIT}",
+        finished=f"{PUBLISHED}/runs/{{dense}}/{artifacts.SUMMARY}",
     output:
-        f"{PUBLISHED}/runs/{{dense}}/rewind/epoch{{epoch}}.pt",
+        f"{PUBLISHED}/runs/{{dense}}/{artifacts.rewind_point('{epoch}')}",
     log:
         f"{LOGS}/runs/{{dense}}/rewind/epoch{{epoch}}.log",
     benchmark:
@@ -26,7 +26,7 @@ rule rewind_point:
         init=lambda w, input: stored(input.init),
         out=lambda w, output: stored(output[0]),
         publish=publish_args,
-        seed=lambda w: PLAN.dense[w.dense].seed,
+        seed=lambda w: ALL_RUNS.dense[w.dense].seed,
         hparams=lambda w: training_flags(w.dense),
         options=RUN_OPTIONS,
         run=lambda w: f"{RUNS}/{w.dense}",
@@ -40,10 +40,10 @@ rule rewind_point:
 
 rule snapshot:
     input:
-        unpack(lambda w: published(PLAN.sparse_inputs(w.sparse))),
-        finished=f"{PUBLISHED}/runs/{{sparse}}/summary.json",
+        unpack(lambda w: published(sparse_inputs(ALL_RUNS, w.sparse))),
+        finished=f"{PUBLISHED}/runs/{{sparse}}/{artifacts.SUMMARY}",
     output:
-        f"{PUBLISHED}/runs/{{sparse}}/snapshots/epoch{{epoch}}.pt",
+        f"{PUBLISHED}/runs/{{sparse}}/{artifacts.snapshot('{epoch}')}",
     log:
         f"{LOGS}/runs/{{sparse}}/snapshots/epoch{{epoch}}.log",
     benchmark:
@@ -52,13 +52,13 @@ rule snapshot:
         CONDA_ENV
     threads: THREADS
     resources:
-        **training_resources(lambda w: w.sparse, lambda w: int(w.epoch) - PLAN.sparse[w.sparse].start_epoch),
+        **training_resources(lambda w: w.sparse, lambda w: int(w.epoch) - ALL_RUNS.sparse[w.sparse].start_epoch),
     params:
         lth=LTH,
         init=lambda w, input: stored(input.init),
         out=lambda w, output: stored(output[0]),
         publish=publish_args,
-        seed=lambda w: PLAN.sparse[w.sparse].dense.seed,
+        seed=lambda w: ALL_RUNS.sparse[w.sparse].dense.seed,
         hparams=lambda w: training_flags(w.sparse),
         inputs=lambda w, input: optional_inputs(input),
         options=RUN_OPTIONS,

@@ -5,8 +5,8 @@
 rule dense:
     input:
         dense_outputs(),
-        published(PLAN.rewind_points()),
-        published(PLAN.reinit_points()),
+        published(rewind_points(ALL_RUNS)),
+        published(reinit_points(ALL_RUNS)),
 
 
 rule masks:

@@ -1,7 +1,7 @@
-"""The paper's analysis figures, each drawn from one collected CSV alone (`lth figure NAME`).
+"""The paper's analysis figures and tables, each drawn from one collected CSV alone (`lth figure NAME`).
 
 Every function reads only its CSV (the long-form files `lth analyze collect` writes into
-`results/<experiment>/analysis/`, whose columns lth/analysis/collect.py defines) and writes every
+`results/<experiment>/analysis/`, whose columns lth/report/collect.py defines) and writes every
 given output atomically; the format follows each path's suffix (.png, .pdf, .svg; the table also
 .csv). Nothing is read from a run, so a figure can be rebuilt, restyled or re-titled anywhere.
 
@@ -11,10 +11,10 @@ Shared conventions
   same for every seed: global magnitude pruning keeps the same count).
 - Seeds: a line is the mean over seeds, with a band of +- one standard deviation (ddof 1) whenever
   more than one seed exists. Landscape panels show one grid, the first (lowest) seed's, and say so.
-- Colours: a variant's colour is its colour in every figure (lth.plots.variant_colors), in shades
+- Colours: a variant's colour is its colour in every figure (lth.report.style.variant_colors), in shades
   from light to full for its levels where a figure draws a line per (variant, level); dense is black.
 - Titles: what the figure shows (`title`, e.g. the experiment, before it), then the model, data,
-  epochs and seeds (lth.plots.describe_runs, from the CSV's `model, width, dataset, train_epochs`)
+  epochs and seeds (lth.report.style.describe_runs, from the CSV's `model, width, dataset, train_epochs`)
   and the epoch of the weights shown; the figure's name is its file's.
 - Epochs: the `epoch` column is the training epoch of the weights analysed. A figure other than
   figA12 (whose x axis is the epoch) shows one epoch per run: `epoch=E` keeps the rows of epoch E,
@@ -23,91 +23,53 @@ Shared conventions
   selects nothing, a duplicated or incomplete grid) is an LthError naming the file, the column or
   value and what is allowed; a figure is never drawn from nothing.
 
-Registry: FIGURES maps each `lth figure` name to (function, required columns, description);
-lth/analysis/jobs.py names the files (`fig2_hessian.png`, `fig5_landscape_epoch5.pdf`, ...).
+Registry: lth/report/registry.py's AnalysisFigure entries give each function its name, the columns
+it reads, its CSV and its description; lth/analysis/registry.py names the files (`fig2_hessian.png`,
+`fig5_landscape_epoch5.pdf`, ...).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lth.analysis.collect import ID_COLUMNS, RUN_COLUMNS
 from lth.errors import LthError
-from lth.io import atomic_open, check_sealed
-from lth.plots import DENSE_COLOR, describe_runs, pyplot, variant_colors
+from lth.io import check_sealed
+from lth.report.collect import ID_COLUMNS, RUN_COLUMNS
+from lth.report.style import (
+    DENSE_COLOR,
+    check_outputs,
+    draw_band,
+    figure_title,
+    finish_x_axis,
+    pyplot,
+    remaining_percent,
+    save_figure,
+    variant_colors,
+)
 
 if TYPE_CHECKING:  # imported inside the functions: `lth --help` must not pay for pandas and numpy
     import numpy as np
     import pandas as pd
 
-FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
-TABLE_SUFFIXES = (*FIGURE_SUFFIXES, ".csv")
-EPOCH_AXIS = frozenset({"figA12_hessian_per_epoch"})  # the epoch is the x axis: no epoch filter
+    from lth.report.registry import AnalysisFigure
+
 Epoch = int | str | None  # a training epoch, "final", or None (= "final")
 
 # How each column is parsed; anything not listed is a float (NaN where empty).
 _INTEGER = {
-    "seed",
-    "level",
-    "epoch",
-    "rank",
-    "index",
-    "i",
-    "j",
-    "iterations",
-    "sample",
-    "near_zero",
-    "total",
-    "width",
-    "train_epochs",
+    *("seed", "level", "epoch", "width", "train_epochs"),
+    *("rank", "index", "i", "j", "iterations", "sample", "near_zero", "total"),
 }
 _TEXT = {"variant", "run", "stage", "model", "dataset"}
 _UNIT = {"sparsity_pct": "a percentage in [0, 100)", "near_zero_pct": "a percentage in [0, 100]"}
 # Never empty: they say what a row is (or where in a grid it lies, or what was trained).
 _REQUIRED = {*ID_COLUMNS, *RUN_COLUMNS, "stage", "threshold", "rank", "index", "i", "j"}
 
-_SOURCES = {  # figure name -> the collected CSV it is drawn from, for error messages
-    "tableA1_activation_sparsity": "activation_sparsity.csv",
-    "fig2_hessian": "hessian.csv",
-    "figA12_hessian_per_epoch": "hessian_per_epoch.csv",
-    "fig_landscape": "landscape.csv",
-    "fig11_input_landscape": "input_landscape.csv",
-    "fig10_perturbation": "perturbation.csv",
-}
-
-
 # ---------------------------------------------------------------------------------------------
 # Input
-
-
-def parse_epoch(name: str, text: str | None) -> Epoch:
-    """The `--epoch` value of figure `name`: None, "final" or a training epoch >= 1."""
-    if text is None:
-        return None
-    if name in EPOCH_AXIS:
-        raise LthError(f"{name} plots every training epoch on its x axis and takes no epoch filter; drop it")
-    if str(text) == "final":
-        return "final"
-    try:
-        value = int(text)
-    except (TypeError, ValueError):
-        value = 0
-    if value < 1:
-        raise LthError(f"{text!r} is not allowed; give a training epoch (an integer >= 1) or `final`")
-    return value
-
-
-def check_output_suffix(name: str, path: str | Path) -> None:
-    """The format comes from the suffix: only those matplotlib (or, for the table, CSV) writes."""
-    allowed = TABLE_SUFFIXES if name.startswith("table") else FIGURE_SUFFIXES
-    if Path(path).suffix.lower() not in allowed:
-        raise LthError(
-            f"{path}: the suffix {Path(path).suffix or '(none)'!r} is not allowed for {name}; "
-            f"give one of {', '.join(allowed)}"
-        )
 
 
 def _fail_value(csv: Path, column: str, frame: pd.DataFrame, bad: pd.Series, allowed: str) -> None:
@@ -118,14 +80,20 @@ def _fail_value(csv: Path, column: str, frame: pd.DataFrame, bad: pd.Series, all
     )
 
 
+def figure(name: str) -> AnalysisFigure:
+    """The registry's entry of analysis figure `name`: what it reads and writes."""
+    from lth.report.registry import ANALYSIS_FIGURES  # the registry imports this module
+
+    return ANALYSIS_FIGURES[name]
+
+
 def _load(csv: Path, name: str) -> pd.DataFrame:
     """The CSV of figure `name`, with its required columns present and parsed."""
     import pandas as pd
 
     csv = Path(csv)
-    columns = FIGURES[name][1]
-    source = _SOURCES[name]
-    fix = f"give the {source} that `lth analyze collect` writes (the workflow's `analysis` target)"
+    columns = figure(name).columns
+    fix = f"give the {figure(name).source} that `lth analyze collect` writes (the workflow's `analysis` target)"
     check_sealed(csv, "lth analyze collect")  # a collected CSV edited by hand is refused, not drawn
     try:
         frame = pd.read_csv(csv, dtype=str, keep_default_na=False)  # text first: values are checked below
@@ -226,50 +194,12 @@ def _epoch_note(frame: pd.DataFrame, epoch: Epoch) -> str:
     )
 
 
-def _heading(what: str, frame: pd.DataFrame, title: str | None, epoch_note: str | None = None) -> str:
-    """A figure's title: `<title>: <what>`, then the model, data, epochs and seeds of `frame` (and
-    which weights, `epoch_note`)."""
-    first = f"{title}: {what}" if title else what
-    return f"{first}\n{describe_runs(frame)}" + (f"; {epoch_note}" if epoch_note else "")
-
-
 # ---------------------------------------------------------------------------------------------
 # Drawing helpers
 
 
-def _save(fig: Any, outputs: Sequence[Path], table: pd.DataFrame | None = None, crop: Any = None) -> None:
-    """Every output, each atomically (a killed job leaves no half figure); the figure is closed.
-    `crop` (a Bbox in inches) cuts the figure to it: a table's size is known only once it is drawn."""
-    plt = pyplot()
-    try:
-        for output in outputs:
-            suffix = Path(output).suffix.lower()
-            if suffix == ".csv":
-                with atomic_open(output, "w") as handle:
-                    table.to_csv(handle, index=False)
-            else:
-                with atomic_open(output, "wb") as handle:
-                    fig.savefig(
-                        handle,
-                        format=suffix.lstrip("."),
-                        dpi=150,
-                        **({"bbox_inches": crop} if crop is not None else {}),
-                    )
-    finally:
-        if fig is not None:
-            plt.close(fig)
-
-
-def _check_outputs(name: str, outputs: Sequence[Path]) -> list[Path]:
-    if not outputs:
-        raise LthError(f"{name}: give at least one output path")
-    for output in outputs:
-        check_output_suffix(name, output)
-    return [Path(output) for output in outputs]
-
-
 def _pair_colors(pairs: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Any]:
-    """Each variant's own colour (lth.plots.variant_colors), mixed with white for its less sparse levels
+    """Each variant's own colour (lth.report.style.variant_colors), mixed with white for its less sparse levels
     and full at its sparsest, black for dense: with many (variant, level) lines the variant stays
     readable from the hue and the level from the shade."""
     from matplotlib.colors import to_rgb
@@ -302,15 +232,13 @@ def _mean_std(rows: pd.DataFrame, key: str, value: str) -> pd.DataFrame:
     return rows.groupby(key).agg(**aggregations).reset_index()
 
 
-def _band(ax: Any, x: Any, stats: pd.DataFrame, color: Any) -> None:
+def _eigen_series(ax: Any, x: Any, stats: pd.DataFrame, color: Any, drawn: list[float]) -> bool:
+    """A line's band and a hollow marker over each point where some seed's power iteration did not
+    converge; adds its y values (band included) to `drawn`. Whether any marker was drawn."""
+    draw_band(ax, x, stats, color)
+    drawn += list(stats["mean"])
     if stats["seeds"].max() > 1:
-        ax.fill_between(
-            x, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=color, alpha=0.2, linewidth=0
-        )
-
-
-def _hollow(ax: Any, x: Any, stats: pd.DataFrame, color: Any) -> bool:
-    """A hollow marker over each point where some seed's power iteration did not converge."""
+        drawn += list(stats["mean"] - stats["std"]) + list(stats["mean"] + stats["std"])
     off = ~stats["converged"].to_numpy(dtype=bool)
     if off.any():
         ax.plot(
@@ -327,12 +255,15 @@ def _hollow(ax: Any, x: Any, stats: pd.DataFrame, color: Any) -> bool:
     return bool(off.any())
 
 
-def _eigen_scale(ax: Any, values: Sequence[float], label: str) -> None:
-    """Log y axis for eigenvalues, as the paper draws them. Power iteration returns the eigenvalue of
-    largest magnitude, which can be negative (and a mean - std band can cross 0); a log axis would
-    silently drop those, so then the axis is symmetric-log and its label says so."""
+def _finish_eigen(ax: Any, values: Sequence[float], hollow: bool) -> None:
+    """Log y axis for eigenvalues, as the paper draws them, the grid and the legend (saying what a
+    hollow marker means when one is drawn). Power iteration returns the eigenvalue of largest
+    magnitude, which can be negative (and a mean - std band can cross 0); a log axis would silently
+    drop those, so then the axis is symmetric-log and its label says so."""
     import numpy as np
+    from matplotlib.lines import Line2D
 
+    label = "Top Hessian eigenvalue λ1"
     finite = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
     if finite.size and (finite > 0).all():
         ax.set_yscale("log")
@@ -341,17 +272,13 @@ def _eigen_scale(ax: Any, values: Sequence[float], label: str) -> None:
         nonzero = np.abs(finite[finite != 0])
         ax.set_yscale("symlog", linthresh=float(nonzero.min()) if nonzero.size else 1.0)
         ax.set_ylabel(f"{label} (symmetric log: some values are <= 0)")
-
-
-def _hollow_legend_entry(ax: Any) -> tuple[list[Any], list[str]]:
-    from matplotlib.lines import Line2D
-
+    ax.grid(True, alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
-    handles.append(
-        Line2D([], [], linestyle="none", marker="o", markersize=7, markerfacecolor="white", markeredgecolor="gray")
-    )
-    labels.append("hollow: power iteration not converged\n(for at least one seed)")
-    return handles, labels
+    if hollow:
+        marker = dict(linestyle="none", marker="o", markersize=7, markerfacecolor="white", markeredgecolor="gray")
+        handles.append(Line2D([], [], **marker))
+        labels.append("hollow: power iteration not converged\n(for at least one seed)")
+    _legend(ax, handles, labels)
 
 
 def _legend(ax: Any, handles: Sequence[Any] | None = None, labels: Sequence[str] | None = None) -> None:
@@ -405,10 +332,8 @@ def tableA1_activation_sparsity(
     """
     import pandas as pd
 
-    from lth.analysis.activations import threshold_text
-
     name = "tableA1_activation_sparsity"
-    outputs = _check_outputs(name, outputs)
+    outputs = check_outputs(name, outputs, figure(name).suffixes)
     frame = _select_epoch(_load(csv, name), Path(csv), epoch)
     _check_unique(frame, Path(csv), ["threshold", "seed", "variant", "level", "epoch", "stage"])
     thresholds = sorted(frame["threshold"].unique())
@@ -436,20 +361,21 @@ def tableA1_activation_sparsity(
                 record[f"{stage}_std_pct"] = values.std() if len(values) > 1 else float("nan")
             records.append(record)
     table = pd.DataFrame(records)
+    listed = ", ".join(f"{threshold:g}" for threshold in thresholds)
 
     fig = crop = None
     if any(output.suffix.lower() != ".csv" for output in outputs):
         plt = pyplot()
         several = table["seeds"].max() > 1
 
-        def percent(value: float) -> str:
+        def shown(value: float) -> str:
             # Below 1%, two significant digits: Swish's fractions (the paper's 0.16-0.39%) would all read 0.2.
             return f"{value:.2g}" if 0 < abs(value) < 1 else f"{value:.1f}"
 
         def cell(mean: float, std: float) -> str:
             if not math.isfinite(mean):
                 return "–"
-            return f"{percent(mean)} ± {percent(std)}" if several and math.isfinite(std) else percent(mean)
+            return f"{shown(mean)} ± {shown(std)}" if several and math.isfinite(std) else shown(mean)
 
         header = ["variant", "level", "sparsity (%)", *stages]
         bodies = [
@@ -476,11 +402,11 @@ def tableA1_activation_sparsity(
             axes.append(fig.add_axes((0.02, (y - height) / total, 0.96, height / total)))
             y -= height + gap
         what = (
-            f"% of activation outputs with |a| <= {threshold_text(thresholds)}"
+            f"% of activation outputs with |a| <= {listed}"
             if len(thresholds) == 1
-            else f"% of activation outputs with |a| <= t, one table per threshold t ({threshold_text(thresholds)})"
+            else f"% of activation outputs with |a| <= t, one table per threshold t ({listed})"
         )
-        heading = _heading(f"Table A1: {what}", frame, title, _epoch_note(frame, epoch))
+        heading = figure_title(f"Table A1: {what}", frame, title, _epoch_note(frame, epoch))
         drawn, titles = [], []
         for ax, threshold, body in zip(axes, thresholds, bodies):
             ax.axis("off")
@@ -506,22 +432,20 @@ def tableA1_activation_sparsity(
             .transformed(fig.dpi_scale_trans.inverted())
             .padded(0.15)
         )
-    _save(fig, outputs, table, crop=crop)
+    save_figure(fig, outputs, table, crop=crop)
     return table
 
 
 def fig2_hessian(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, title: str | None = None) -> None:
     """Figure 2: the top Hessian eigenvalue (rank 1) against sparsity, one line per variant.
 
-    The x axis is lth.plots' sparsity axis (log in weights remaining, sparser to the right), the y
+    The x axis is lth.report.style's sparsity axis (log in weights remaining, sparser to the right), the y
     axis logarithmic. The dense network is a dashed horizontal line (with its band over seeds). A
     hollow marker marks a point where the power iteration did not converge for some seed, and the
     legend says so: non-convergence is shown, never hidden.
     """
-    from lth.plots import X_AXES, remaining_percent, sparsity_axis
-
     name = "fig2_hessian"
-    outputs = _check_outputs(name, outputs)
+    outputs = check_outputs(name, outputs, figure(name).suffixes)
     frame = _select_epoch(_load(csv, name), Path(csv), epoch)
     frame = frame[frame["rank"] == 1]
     if frame.empty:
@@ -542,11 +466,7 @@ def fig2_hessian(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, tit
         stats = _mean_std(rows, "level", "eigenvalue")
         x = remaining_percent(stats["sparsity_pct"]).to_numpy()
         (line,) = ax.plot(x, stats["mean"], marker="o", markersize=4, label=variant, color=colors[variant])
-        _band(ax, x, stats, line.get_color())
-        hollow |= _hollow(ax, x, stats, line.get_color())
-        drawn += list(stats["mean"])
-        if stats["seeds"].max() > 1:
-            drawn += list(stats["mean"] - stats["std"]) + list(stats["mean"] + stats["std"])
+        hollow |= _eigen_series(ax, x, stats, line.get_color(), drawn)
     if not dense.empty:
         values = dense["eigenvalue"]
         several = dense["seed"].nunique() > 1
@@ -566,16 +486,12 @@ def fig2_hessian(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, tit
                 values.mean() - values.std(), values.mean() + values.std(), color=DENSE_COLOR, alpha=0.08, linewidth=0
             )
             drawn += [values.mean() - values.std(), values.mean() + values.std()]
-    sparsity_axis(ax, sparse["sparsity_pct"])
-    ax.set_xlabel(X_AXES["sparsity"])
-    _eigen_scale(ax, drawn, "Top Hessian eigenvalue λ1")
-    ax.grid(True, alpha=0.3)
-    handles, labels = _hollow_legend_entry(ax) if hollow else ax.get_legend_handles_labels()
-    _legend(ax, handles, labels)
+    finish_x_axis(ax, "sparsity", sparse["sparsity_pct"])
+    _finish_eigen(ax, drawn, hollow)
     ax.set_title(
-        _heading("Fig. 2: top Hessian eigenvalue vs sparsity", frame, title, _epoch_note(frame, epoch)), fontsize=9
+        figure_title("Fig. 2: top Hessian eigenvalue vs sparsity", frame, title, _epoch_note(frame, epoch)), fontsize=9
     )
-    _save(fig, outputs)
+    save_figure(fig, outputs)
 
 
 def figA12_hessian_per_epoch(
@@ -588,8 +504,8 @@ def figA12_hessian_per_epoch(
 
     name = "figA12_hessian_per_epoch"
     if epoch is not None:
-        parse_epoch(name, str(epoch))  # raises: the epoch is this figure's x axis
-    outputs = _check_outputs(name, outputs)
+        figure(name).parse_epoch(str(epoch))  # raises: the epoch is this figure's x axis
+    outputs = check_outputs(name, outputs, figure(name).suffixes)
     frame = _load(csv, name)
     frame = frame[frame["eigenvalue"].notna()]
     if frame.empty:
@@ -615,19 +531,12 @@ def figA12_hessian_per_epoch(
             linestyle="--" if variant == "dense" else "-",
             label=_pair_label(variant, rows),
         )
-        _band(ax, x, stats, color)
-        hollow |= _hollow(ax, x, stats, color)
-        drawn += list(stats["mean"])
-        if stats["seeds"].max() > 1:
-            drawn += list(stats["mean"] - stats["std"]) + list(stats["mean"] + stats["std"])
+        hollow |= _eigen_series(ax, x, stats, color, drawn)
     ax.set_xlabel("Training epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    _eigen_scale(ax, drawn, "Top Hessian eigenvalue λ1")
-    ax.grid(True, alpha=0.3)
-    handles, labels = _hollow_legend_entry(ax) if hollow else ax.get_legend_handles_labels()
-    _legend(ax, handles, labels)
-    ax.set_title(_heading("Fig. A12: top Hessian eigenvalue during training", frame, title), fontsize=9)
-    _save(fig, outputs)
+    _finish_eigen(ax, drawn, hollow)
+    ax.set_title(figure_title("Fig. A12: top Hessian eigenvalue during training", frame, title), fontsize=9)
+    save_figure(fig, outputs)
 
 
 def fig10_perturbation(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, title: str | None = None) -> None:
@@ -635,7 +544,7 @@ def fig10_perturbation(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = Non
     eigenvector) against epsilon, one line per (variant, sparsity) pair, mean +- std over seeds. The
     legend gives each pair's mean eigenvalue and says when its power iteration did not converge."""
     name = "fig10_perturbation"
-    outputs = _check_outputs(name, outputs)
+    outputs = check_outputs(name, outputs, figure(name).suffixes)
     frame = _select_epoch(_load(csv, name), Path(csv), epoch)
     _check_unique(frame, Path(csv), ["seed", "variant", "level", "epoch", "index"])
     pairs = _pairs(frame)
@@ -657,16 +566,17 @@ def fig10_perturbation(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = Non
             linestyle="--" if variant == "dense" else "-",
             label=f"{_pair_label(variant, rows)} ({note})",
         )
-        _band(ax, x, stats, color)
+        draw_band(ax, x, stats, color)
     ax.axvline(0, color="gray", linewidth=0.8, linestyle=":")  # the unperturbed network
     ax.set_xlabel("ε: step along the top Hessian eigenvector (θ + ε v/‖v‖)")
     ax.set_ylabel("Loss on the test sample (cross-entropy)")
     ax.grid(True, alpha=0.3)
     _legend(ax)
     ax.set_title(
-        _heading("Fig. 10: loss along the top Hessian eigenvector", frame, title, _epoch_note(frame, epoch)), fontsize=9
+        figure_title("Fig. 10: loss along the top Hessian eigenvector", frame, title, _epoch_note(frame, epoch)),
+        fontsize=9,
     )
-    _save(fig, outputs)
+    save_figure(fig, outputs)
 
 
 def _grid(rows: pd.DataFrame, csv: Path, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -710,7 +620,7 @@ def _landscape(
     from matplotlib.colors import LogNorm
     from matplotlib.ticker import MaxNLocator
 
-    outputs = _check_outputs(name, outputs)
+    outputs = check_outputs(name, outputs, figure(name).suffixes)
     frame = _select_epoch(_load(csv, name), Path(csv), epoch)
     panels = []
     for (variant, level), rows in _pairs(frame):
@@ -765,9 +675,9 @@ def _landscape(
     colorbar.set_ticks(levels[::2], labels=[f"{value:.3g}" for value in levels[::2]])
     colorbar.minorticks_off()
     fig.suptitle(
-        _heading(f"{default_title} (★ = the trained network)", frame, title, _epoch_note(frame, epoch)), fontsize=10
+        figure_title(f"{default_title} (★ = the trained network)", frame, title, _epoch_note(frame, epoch)), fontsize=10
     )
-    _save(fig, outputs)
+    save_figure(fig, outputs)
 
 
 def fig_landscape(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, title: str | None = None) -> None:
@@ -796,49 +706,3 @@ def fig11_input_landscape(csv: Path, outputs: Sequence[Path], *, epoch: Epoch = 
         ("α (along u, ‖u‖ = ‖x‖)", "β (along w, ‖w‖ = ‖x‖)"),
         "Fig. 11: loss landscape in input space",
     )
-
-
-FigureFunction = Callable[..., Any]
-_GRID_COLUMNS = (*ID_COLUMNS, *RUN_COLUMNS, "index", "i", "j", "alpha", "beta", "loss")
-FIGURES: dict[str, tuple[FigureFunction, tuple[str, ...], str]] = {
-    "tableA1_activation_sparsity": (
-        tableA1_activation_sparsity,
-        (*ID_COLUMNS, *RUN_COLUMNS, "stage", "near_zero_pct", "threshold"),
-        (
-            "Table A1: % of near-zero activations, whole network and per stage, one table per threshold "
-            "(activation_sparsity.csv)"
-        ),
-    ),
-    "fig2_hessian": (
-        fig2_hessian,
-        (*ID_COLUMNS, *RUN_COLUMNS, "rank", "eigenvalue", "converged"),
-        "Figure 2: top Hessian eigenvalue vs sparsity, one line per variant (hessian.csv)",
-    ),
-    "figA12_hessian_per_epoch": (
-        figA12_hessian_per_epoch,
-        (*ID_COLUMNS, *RUN_COLUMNS, "eigenvalue", "converged"),
-        "Figure A12: top Hessian eigenvalue vs training epoch per (variant, sparsity) (hessian_per_epoch.csv)",
-    ),
-    "fig_landscape": (
-        fig_landscape,
-        _GRID_COLUMNS,
-        "Figures 5/11: weight-space loss contours per (variant, sparsity) at an epoch (landscape.csv)",
-    ),
-    "fig11_input_landscape": (
-        fig11_input_landscape,
-        _GRID_COLUMNS,
-        "Figure 11: input-space loss contours per (variant, sparsity) (input_landscape.csv)",
-    ),
-    "fig10_perturbation": (
-        fig10_perturbation,
-        (*ID_COLUMNS, *RUN_COLUMNS, "index", "epsilon", "loss", "eigenvalue", "converged"),
-        "Figure 10: test loss along the top Hessian eigenvector vs epsilon (perturbation.csv)",
-    ),
-}
-
-
-def draw(name: str, csv: Path, outputs: Sequence[Path], *, epoch: Epoch = None, title: str | None = None) -> None:
-    """Figure `name` of FIGURES from `csv` into every path of `outputs`."""
-    if name not in FIGURES:
-        raise LthError(f"figure {name!r} does not exist; choose one of {', '.join(FIGURES)}")
-    FIGURES[name][0](Path(csv), outputs, epoch=epoch, title=title)

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from lth.errors import LthError
 from lth.io import write_sealed_csv
-from lth.plots import (
+from lth.report.summary import (
     SUMMARY_COLUMNS,
     check_one_experiment,
     find_variant,
@@ -122,7 +122,7 @@ def _pair_curves(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 
 
 def curves_crossing(a: pd.DataFrame, b: pd.DataFrame) -> tuple[float, float] | None:
-    """critical_point of two level_means frames (lth.plots) over the levels they share: (sparsity in %,
+    """critical_point of two level_means frames (lth.report.summary) over the levels they share: (sparsity in %,
     a's accuracy) at their last crossing, or None. tickets.csv and Figure 4b's marker both use it."""
     joined = _pair_curves(a, b)
     return critical_point(joined["sparsity_pct"].tolist(), joined["mean_a"].tolist(), joined["mean_b"].tolist())

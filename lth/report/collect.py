@@ -6,7 +6,7 @@ fraction the run's summary.json records), the training epoch of the weights anal
 folder's name; then `model, width, dataset, train_epochs`: what the run trained (its hparams.yaml;
 train_epochs is the schedule's length), so that a figure's title can say it. The analysis' own
 columns follow (the module docstrings define them), accuracies and fractions in % under `_pct`
-names, as in every table (lth/aggregate.py; the run folders keep fractions):
+names, as in every table (lth/report/summary.py; the run folders keep fractions):
 - activation_sparsity.csv: one row per (threshold, stage): stage, near_zero, total, near_zero_pct
   (100 * near_zero / total, the run's `fraction`), threshold (stage `all` = the network);
 - hessian.csv: rank (1..k), eigenvalue, iterations, converged, residual, seconds, sample (images);
@@ -15,6 +15,9 @@ names, as in every table (lth/aggregate.py; the run folders keep fractions):
 - perturbation.csv: index, epsilon, loss, accuracy_pct, eigenvalue, converged;
 - landscape.csv and input_landscape.csv: index, i, j, alpha, beta, loss, accuracy_pct (alpha along
   the first direction; alpha = beta = 0 is the network itself).
+
+A landscape computed in parts (`lth analyze landscape --part`) is merged first (`merge_grid`): every
+point of the grid once, sorted by index.
 """
 
 from __future__ import annotations
@@ -22,20 +25,36 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lth.aggregate import percent, run_record
 from lth.errors import LthError
 from lth.io import write_csv, write_sealed_csv
 from lth.manifest import verify_run
+from lth.report.summary import percent, run_record
 
-ID_COLUMNS = ("seed", "variant", "level", "sparsity_pct", "epoch", "run")  # lth/analysis/figures.py reads them
+ID_COLUMNS = ("seed", "variant", "level", "sparsity_pct", "epoch", "run")  # lth/report/analysis.py reads them
 RUN_COLUMNS = ("model", "width", "dataset", "train_epochs")  # what the run trained: the figures' titles
 # A run's fractions (its own CSVs' columns) and their columns in % in a collected CSV.
 PERCENT_COLUMNS = {"fraction": "near_zero_pct", "accuracy": "accuracy_pct"}
 TRACKED_PREFIX = "hessian_"  # metrics.csv columns of `lth train --track hessian`
+
+
+class LandscapeError(LthError):
+    """A bad grid, sample, part, mask or direction."""
+
+
+# One point of a loss landscape (lth/analysis/landscape.py computes them; a row of landscape.csv).
+@dataclasses.dataclass(frozen=True)
+class LandscapePoint:
+    index: int  # k = i * points + j
+    i: int
+    j: int
+    alpha: float  # coefficient of the first direction
+    beta: float  # coefficient of the second direction
+    loss: float
+    accuracy: float
 
 
 def _read_csv(path: Path) -> list[dict[str, Any]]:
@@ -143,8 +162,6 @@ def collect(analysis: str, rows: Sequence[str], out: Path) -> int:
 
 def merge_grid(parts: Sequence[Path], points: int, out: Path) -> int:
     """The whole landscape grid from its parts' CSVs (each point exactly once), sorted by index."""
-    from lth.analysis.landscape import LandscapePoint, merge_parts
-
     fields = dict(LandscapePoint.__annotations__)  # name -> "int" or "float"
     tables = []
     for path in parts:
@@ -162,3 +179,19 @@ def merge_grid(parts: Sequence[Path], points: int, out: Path) -> int:
     merged = merge_parts(tables, points)
     write_csv(out, [dataclasses.asdict(point) for point in merged], list(fields))
     return len(merged)
+
+
+def merge_parts(parts: Iterable[Sequence[LandscapePoint]], points: int) -> list[LandscapePoint]:
+    """The whole grid from its parts, sorted by index; every point must appear exactly once."""
+    merged = sorted((point for part in parts for point in part), key=lambda point: point.index)
+    indices = [point.index for point in merged]
+    if indices != list(range(points * points)):
+        seen = set(indices)
+        missing = [k for k in range(points * points) if k not in seen]
+        repeated = sorted({k for k in indices if indices.count(k) > 1})
+        raise LandscapeError(
+            f"the parts do not cover the {points}x{points} grid once: missing points "
+            f"{missing[:5]}, repeated points {repeated[:5]}, out of range "
+            f"{[k for k in seen if not 0 <= k < points * points][:5]}"
+        )
+    return merged

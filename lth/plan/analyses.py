@@ -1,7 +1,7 @@
 """Which runs get which analysis: a workflow config's `analysis` section, resolved against its plan.
 
-One entry per analysis (the schema, workflow/schemas/config.schema.yaml, lists every key and its
-default), for example
+One entry per analysis (lth/analysis/registry.py, whose settings dataclasses give every setting's
+default and bounds; the schema, workflow/schemas/config.schema.yaml, agrees), for example
     analysis:
       hessian: {variants: all, levels: all}
       landscape: {variants: [lth, skip], levels: [0.91], epochs: [5, final], jobs: 4}
@@ -25,63 +25,22 @@ ascending, as floats: one list in another order or spelling is the same file. Th
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lth import artifacts
+from lth.analysis.registry import ANALYSES, Analysis, AnalysisConfigError, option
 from lth.errors import LthError
+from lth.hparams import HparamError
+from lth.plan.paths import folder
+from lth.variants import resolve
 
-if TYPE_CHECKING:  # the plan imports this module
-    from lth.plan import Plan
-
-
-class AnalysisConfigError(LthError):
-    """The `analysis` section asks for something the experiment does not have."""
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """How one analysis is planned: its output, its settings, and the CSV it is collected into."""
-
-    name: str
-    suffix: str  # of the per-run output; "" = a folder (a tracked re-training run)
-    collected: str  # file name in results/<experiment>/analysis/
-    settings: tuple[str, ...]  # enter the output's hash
-    epochs: bool = True  # takes `epochs`; False: follows training epoch by epoch
-    train_sample: str | None = "sample"  # the setting drawn from the training split
-    test_sample: str | None = None  # the setting drawn from the test split
-    grid: bool = False  # a points x points grid, split into `jobs` parts
-
-
-HESSIAN_SETTINGS = ("sample", "sample_seed", "tol", "max_iter")
-GRID_SETTINGS = ("points", "extent", "sample", "sample_seed")
-ANALYSES: dict[str, Analysis] = {
-    a.name: a
-    for a in (
-        Analysis("activations", ".csv", "activation_sparsity.csv", ("thresholds",), train_sample=None),
-        Analysis("hessian", ".json", "hessian.csv", (*HESSIAN_SETTINGS, "k")),
-        Analysis("hessian_per_epoch", "", "hessian_per_epoch.csv", HESSIAN_SETTINGS, epochs=False),
-        Analysis(
-            "perturbation",
-            ".csv",
-            "perturbation.csv",
-            (*HESSIAN_SETTINGS, "points", "extent", "test_sample"),
-            test_sample="test_sample",
-        ),
-        Analysis("landscape", ".csv", "landscape.csv", GRID_SETTINGS, grid=True),
-        Analysis(
-            "input_landscape",
-            ".csv",
-            "input_landscape.csv",
-            GRID_SETTINGS,
-            train_sample=None,
-            test_sample="sample",
-            grid=True,
-        ),
-    )
-}
+if TYPE_CHECKING:  # the graph imports this module
+    from lth.plan.graph import Plan, Row
 
 
 @dataclass(frozen=True)
@@ -108,47 +67,21 @@ class AnalysisJob:
     def collected_file(self) -> str:
         """The file the collector reads, relative to the run folder."""
         relative = self.output.split(f"/{self.run}/", 1)[1]
-        return f"{relative}/metrics.csv" if not self.analysis.suffix else relative
+        return f"{relative}/{artifacts.METRICS}" if not self.analysis.suffix else relative
 
-    def flags(self, prefix: str = "") -> str:
-        """The settings as shell-quoted `lth` flags (`--{prefix}max-iter 100`; a list's items follow its
-        flag: `--thresholds 0.0 0.001`)."""
+    def flags(self) -> str:
+        """The settings as shell-quoted flags of its command (`--max-iter 100`, or its tracker's
+        `--hessian-max-iter 100`; a list's items follow its flag: `--thresholds 0.0 0.001`)."""
+        prefix = f"{self.analysis.tracker}-" if self.analysis.tracker else ""
         return shlex.join(
             word
             for key, value in self.settings.items()
-            for word in (
-                f"--{prefix}{key.replace('_', '-')}",
-                *map(str, value if isinstance(value, (list, tuple)) else [value]),
-            )
+            for word in (option(key, prefix), *map(str, value if isinstance(value, (list, tuple)) else [value]))
         )
 
     def part_outputs(self) -> list[str]:
         stem = self.output.removesuffix(self.analysis.suffix)
         return [f"{stem}.parts/part{i}-of-{self.parts}.csv" for i in range(self.parts)]
-
-
-def analysis_figures(section: dict[str, Any]) -> dict[str, tuple[str, str, str | None]]:
-    """Figure file stem -> (analysis, `lth figure` name, epoch filter), named after the paper, for
-    the analyses `section` asks for. Landscapes get one figure per epoch asked for."""
-    figures: dict[str, tuple[str, str, str | None]] = {}
-    singles = {
-        "activations": ("tableA1_activation_sparsity", "tableA1_activation_sparsity"),
-        "hessian": ("fig2_hessian", "fig2_hessian"),
-        "hessian_per_epoch": ("figA12_hessian_per_epoch", "figA12_hessian_per_epoch"),
-        "perturbation": ("fig10_perturbation", "fig10_perturbation"),
-    }
-    for name, options in section.items():
-        if name in singles:
-            stem, figure = singles[name]
-            figures[stem] = (name, figure, None)
-            continue
-        figure, final, early = {
-            "landscape": ("fig_landscape", "fig11_landscape_final", "fig5_landscape_epoch{}"),
-            "input_landscape": ("fig11_input_landscape", "fig11_input_landscape", "fig11_input_landscape_epoch{}"),
-        }[name]
-        for epoch in options["epochs"]:
-            figures[final if epoch == "final" else early.format(epoch)] = (name, figure, str(epoch))
-    return figures
 
 
 def nominal_sparsity(rate: float, level: int) -> float:
@@ -186,8 +119,6 @@ def resolve_levels(key: str, items: Any, levels: list[int], rate: float) -> list
 def plan_analyses(plan: Plan, section: dict[str, Any], sizes: dict[str, int]) -> dict[str, AnalysisJob]:
     """Every analysis job the `analysis` section asks for, keyed by output path. `sizes` are the
     data's split sizes (`lth.data.split_sizes`), to check the samples before any job runs."""
-    from lth.plan import short_hash  # the plan imports this module
-
     jobs: dict[str, AnalysisJob] = {}
     variants = list(dict.fromkeys(row.variant for row in plan.primary_rows() if row.level > 0))
     for name, options in section.items():
@@ -205,8 +136,8 @@ def plan_analyses(plan: Plan, section: dict[str, Any], sizes: dict[str, int]) ->
             for epoch in epochs:
                 # A grid's parts are outputs too: a new `jobs` is a new file, never a finished one redone.
                 parts = {"parts": options["jobs"]} if analysis.grid else {}
-                record = plan.record(stage=name, settings=settings, epoch=epoch, **parts)
-                output = f"{plan.folder(run)}/analysis/{name}-{short_hash(record)}{analysis.suffix}"
+                output_key = plan.key(name, settings=settings, epoch=epoch, **parts)
+                output = f"{folder(plan, run)}/{artifacts.ANALYSIS}/{output_key}{analysis.suffix}"
                 job = jobs.setdefault(
                     output, AnalysisJob(analysis, run, epoch, settings, output, options.get("jobs", 1))
                 )
@@ -217,11 +148,15 @@ def plan_analyses(plan: Plan, section: dict[str, Any], sizes: dict[str, int]) ->
 
 
 def _check_settings(key: str, analysis: Analysis, options: dict[str, Any], sizes: dict[str, int]) -> dict[str, Any]:
-    """The analysis' settings as its output's hash and its flags take them, after the checks the
-    schema cannot make."""
-    settings = {setting: options[setting] for setting in analysis.settings}
-    if analysis.name == "activations":
-        settings["thresholds"] = _thresholds(key, options)
+    """The analysis' settings as its output's hash and its flags take them (its dataclass' defaults
+    where the schema has not filled them in), checked by the dataclass, then as the schema cannot."""
+    settings = {field.name: options.get(field.name, field.default) for field in dataclasses.fields(analysis.settings)}
+    if analysis.check:
+        settings.update(analysis.check(f"{key}.", {**settings, **options}))
+    try:
+        analysis.settings.from_dict(settings)
+    except HparamError as error:
+        raise AnalysisConfigError(str(error)) from None
     for setting, split in ((analysis.train_sample, "train"), (analysis.test_sample, "test")):
         if setting and options[setting] > sizes[split]:
             raise AnalysisConfigError(
@@ -236,33 +171,7 @@ def _check_settings(key: str, analysis: Analysis, options: dict[str, Any], sizes
     return settings
 
 
-def _thresholds(key: str, options: dict[str, Any]) -> list[float]:
-    """`thresholds` ascending, as floats: another order or spelling of the same list is the same
-    output (lth.analysis.activations.check_thresholds). The old single `threshold` is refused by
-    name, not ignored: a config that set it would otherwise get the default list silently."""
-    from lth.analysis.activations import (
-        DEFAULT_THRESHOLDS,
-        ActivationSparsityError,
-        check_thresholds,
-        threshold_text,
-    )
-
-    if "threshold" in options:
-        old = options["threshold"]
-        raise AnalysisConfigError(
-            f"{key}.threshold: {old!r} is not allowed; the key is now `thresholds`, a list "
-            f"counted in one pass: write `thresholds: [{old}]`, or leave it out for the "
-            f"default [{threshold_text(DEFAULT_THRESHOLDS)}]"
-        )
-    try:
-        return list(check_thresholds(options["thresholds"], f"{key}.thresholds"))
-    except ActivationSparsityError as error:
-        raise AnalysisConfigError(str(error)) from None
-
-
 def _variants(key: str, items: Any, variants: list[str]) -> set[str]:
-    from lth.variants import resolve
-
     if items == "all":
         return set(variants)
     chosen = set()
@@ -279,7 +188,7 @@ def _variants(key: str, items: Any, variants: list[str]) -> set[str]:
     return chosen
 
 
-def _epochs(key: str, items: Iterable[Any], row: Any, first: int, last: int) -> list[int]:
+def _epochs(key: str, items: Iterable[Any], row: Row, first: int, last: int) -> list[int]:
     epochs = []
     for i, item in enumerate(items):
         epoch = last if item == "final" else item
