@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from lth.artifacts import HPARAMS, MASK_SIDECAR, RESUME_STATE, SUMMARY
 from lth.errors import LthError
 from lth.yamlio import DuplicateKeyError, read_yaml
 
@@ -74,22 +75,22 @@ def describe(path: Path) -> RunFolder:
     accuracy: dict[str, float | None] = {"test_acc_at_best_val": None, "final_test_acc": None}
     variant = ""
     if kind in ("dense", "sparse"):
-        summary = _read_json(path / "summary.json")
+        summary = _read_json(path / SUMMARY)
         if summary is not None:
             status = "finished"
             accuracy = {key: _percent(summary.get(key)) for key in accuracy}
-        elif (path / ".resume" / "state.pt").is_file():
+        elif (path / RESUME_STATE).is_file():
             status = "resumable"
         else:
             status = "empty"
-        record = _read_record(path / "hparams.yaml")
+        record = _read_record(path / HPARAMS)
         settings = _settings(record)
         variant = trained_as(record) if record is not None else ""
     else:
         levels = sorted(
             int(level.name[5:])
             for level in path.glob("level*")
-            if level.name[5:].isdigit() and (level / "mask.json").is_file()
+            if level.name[5:].isdigit() and (level / MASK_SIDECAR).is_file()
         )
         status = f"{len(levels)} levels" if levels else "empty"
         settings = f"levels {levels[0]}-{levels[-1]}" if levels else ""
