@@ -6,11 +6,13 @@ setting's flag `--NAME-SETTING` from it. The chosen settings go into the run's r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lth.analysis.registry import PowerIterationSettings  # hessian_per_epoch's settings
 from lth.errors import UsageError
 
 if TYPE_CHECKING:  # they import torch, which a command pays for only when it trains
@@ -63,12 +65,7 @@ def _hessian(settings: dict[str, Any], dataset: Data, mask: Mask | None) -> Epoc
 TRACKERS: dict[str, Tracker] = {
     "hessian": Tracker(
         "the top eigenvalue of the masked Hessian of plain cross-entropy, as `lth analyze hessian` computes it",
-        {
-            "sample": (200, "training images in the fixed sample"),
-            "sample_seed": (0, "seed of the sample"),
-            "tol": (1e-3, "relative tolerance of power iteration"),
-            "max_iter": (100, "power-iteration budget"),
-        },
+        {f.name: (f.default, f.metadata["help"]) for f in dataclasses.fields(PowerIterationSettings)},
         _check_hessian,
         _hessian,
     ),
