@@ -1,5 +1,7 @@
 # lth: draw lottery tickets (dense training + IMP/OMP) and spend them (re-training variants).
-# Usage: snakemake --cores all [--configfile configs/quickstart.yaml] [TARGET]
+# Usage: snakemake [TARGET] --cores all [--configfile configs/quickstart.yaml]
+# The target comes first (`snakemake report --configfile configs/quickstart.yaml`): --configfile takes
+# every word after it as one more config file (or end its list with --: `--configfile X -- report`).
 # Targets: all (default), dense, masks, retrain, tables, analysis, figures, report (workflow/rules/targets.smk).
 # Run folders are content-addressed (see lth/plan/ and README.md, "Results layout").
 
@@ -9,7 +11,10 @@ from snakemake.utils import min_version
 
 from lth.yamlio import read_yaml
 
-min_version("8.0")
+# 9.0 (pyproject.toml says the same): up to 8.5.5 Snakemake does not install beside the SLURM plugin 2.x
+# (8.0.1 cannot even plan: `runtime ... <TBD>`), and 8.25.2 to 8.30.0 run `conda info` for every rule
+# with `conda:`, without --sdm conda too, so every job fails where conda is not installed.
+min_version("9.0")
 
 
 # A config is one experiment, or several (`experiments:`, lth/experiments.py), each completed by

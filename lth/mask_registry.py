@@ -103,7 +103,8 @@ PATH = Setting(
     "path",
     None,
     "file",
-    "the user's mask (.pt or .npz, parameter name -> boolean array)",
+    "the user's mask (.pt or .npz, parameter name -> boolean array; or a torch.nn.utils.prune state dict, "
+    "or open_lth's mask.pth)",
     check_path,
     "file",
     "the user's mask file",

@@ -18,7 +18,8 @@ by position (layer order, then flat index), so a mask is a deterministic functio
   iteratively over `rounds` rounds to the exponential schedule (kept fraction d^(k/rounds) at round
   k for a final kept fraction d), scores recomputed on the masked network each round. In float64, as
   the authors' code, since R spans many orders of magnitude.
-- `file`: the user's own mask (`load_user_mask`).
+- `file`: the user's own mask (`load_user_mask`): lth's format, a torch.nn.utils.prune state dict
+  (`<parameter>_mask` entries, as ToST's and RV's code save them), or open_lth's `mask.pth`.
 """
 
 from __future__ import annotations
@@ -188,9 +189,17 @@ def _linearised(model: nn.Module) -> nn.Module:
 def load_user_mask(
     path: Path, prunable: Mapping[str, torch.Size], all_names: Iterable[str]
 ) -> tuple[Mask, dict[str, Any]]:
-    """A mask from the user's file (`.pt`: a mapping name -> bool tensor; `.npz`: name -> bool array),
-    checked against the model: every name a prunable tensor of it, each of its shape, boolean. Returns
-    the mask and its record (sha256 of the file). Errors name the file and the tensor."""
+    """A mask from the user's file, checked against the model: every name a prunable tensor of it, each
+    of its shape, boolean. Returns the mask and its record (sha256 of the file; for another code's
+    format, its name). Errors name the file and the tensor. The formats (`foreign_mask`):
+
+    - lth's own: `.pt`, a mapping name -> bool tensor; `.npz`, name -> bool array.
+    - torch.nn.utils.prune state dicts (ToST, RV and other codes save these): `.pt`/`.pth`, every
+      `<parameter>_mask` entry (0/1 or bool) is the mask of `<parameter>`; other entries are ignored.
+    - open_lth's `mask.pth`: a mapping name -> 0/1 tensor (int or float).
+
+    Names are taken as they are: another code's masks fit only where its models name their parameters
+    as lth's do, and the first name that does not is refused."""
     from lth.io import sha256_file
 
     if not path.is_file():
@@ -201,10 +210,11 @@ def load_user_mask(
 
             with np.load(path, allow_pickle=False) as arrays:
                 raw = {name: torch.from_numpy(arrays[name]) for name in arrays.files}
-        elif path.suffix == ".pt":
+        elif path.suffix in (".pt", ".pth"):
             raw = torch.load(path, map_location="cpu", weights_only=True)
         else:
-            raise LthError(f"mask file {path}: expected .pt or .npz, not {path.suffix or 'no suffix'}")
+            suffix = path.suffix or "no suffix"
+            raise LthError(f"mask file {path}: expected .pt or .npz (or .pth, as open_lth's), not {suffix}")
     except LthError:
         raise
     except Exception as error:  # torch and numpy raise many kinds for a file that is not theirs
@@ -214,10 +224,13 @@ def load_user_mask(
     if not isinstance(raw, Mapping) or not raw:
         raise LthError(f"mask file {path}: expected a non-empty mapping of parameter names to boolean arrays")
     known = set(all_names)
+    numeric = "0/1" if path.suffix == ".npz" else "open_lth"  # open_lth saves torch files
+    raw, form = foreign_mask(raw, f"mask file {path}", known, prunable, numeric)
+    hint = f" ({form} masks fit only where their model names parameters as lth's does)" if form else ""
     mask = {}
     for name, value in raw.items():
         if name not in known:
-            raise LthError(f"mask file {path}: {name!r} is not a parameter of this model")
+            raise LthError(f"mask file {path}: {name!r} is not a parameter of this model{hint}")
         if name not in prunable:
             raise LthError(
                 f"mask file {path}: {name!r} is not a prunable tensor (prunable: the Conv2d weights, and "
@@ -231,7 +244,34 @@ def load_user_mask(
                 f"mask file {path}: {name!r} has shape {tuple(value.shape)}, the model's is {tuple(prunable[name])}"
             )
         mask[name] = value.clone()
-    return mask, {"file": str(path), "sha256": sha256_file(path)}
+    record = {"file": str(path), "sha256": sha256_file(path)}
+    return mask, {**record, "format": form} if form else record  # lth's own: the record as it always was
+
+
+def foreign_mask(
+    raw: Mapping[str, Any],
+    where: str,
+    known: set[str],
+    prunable: Mapping[str, torch.Size],
+    numeric: str = "open_lth",
+) -> tuple[Mapping[str, Any], str | None]:
+    """`raw` as name -> bool tensor when it is another code's mask, with the format's name; else `raw` as
+    it is and None (lth's own format, checked by the caller). A torch.nn.utils.prune state dict has a
+    `<parameter>_mask` entry that is no parameter; open_lth's mask.pth holds only non-boolean tensors
+    (named `numeric`; lth's own holds booleans, so a mix is lth's, refused for its non-boolean tensor).
+    Another code's all-kept entry for a tensor lth never prunes (open_lth's classifier) is dropped: lth
+    keeps it dense anyway."""
+    from lth.interop import SUFFIX, masks_in_state_dict, zero_one
+
+    if any(isinstance(name, str) and name.endswith(SUFFIX) and name not in known for name in raw):
+        mask, form = masks_in_state_dict(raw, where), "torch.nn.utils.prune"
+    elif all(isinstance(value, torch.Tensor) and value.dtype != torch.bool for value in raw.values()):
+        mask, form = {name: zero_one(value, where, name) for name, value in raw.items()}, numeric
+    else:
+        return raw, None
+    return {
+        name: keep for name, keep in mask.items() if name in prunable or name not in known or not bool(keep.all())
+    }, form
 
 
 # --- drawing the mask `lth prune` writes ----------------------------------------------------

@@ -321,6 +321,6 @@ def test_ls_says_what_each_run_folder_is_and_how_far_it_got(tmp_path, capsys):
     ],
 )
 def test_ls_names_the_variant_a_run_trained(record, variant):
-    from lth.runs import trained_as
+    from lth.run_folders import trained_as
 
     assert trained_as(record) == variant

@@ -87,7 +87,7 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_ls(args: argparse.Namespace) -> None:
-    from lth import runs
+    from lth import run_folders as runs
 
     folders = runs.scan(Path(args.results))
     print(runs.as_json(folders) if args.json else runs.table(folders))
@@ -101,7 +101,7 @@ def cmd_link(args: argparse.Namespace) -> None:
 
 
 def cmd_gc(args: argparse.Namespace) -> None:
-    from lth import runs
+    from lth import run_folders as runs
 
     results, planned = Path(args.results), set()
     if args.configs:
