@@ -87,8 +87,7 @@ def load_ticket(run_folder: str | Path) -> Ticket:
     hparams.yaml."""
     import pandas as pd
 
-    from lth.checkpoints import build_model, load_checkpoint
-    from lth.hparams import ModelHparams
+    from lth.checkpoints import load_checkpoint, model_from_checkpoint
     from lth.manifest import verify_run
     from lth.masks import MaskEnforcer
     from lth.yamlio import read_yaml
@@ -97,8 +96,7 @@ def load_ticket(run_folder: str | Path) -> Ticket:
     summary = verify_run(folder, files=True)
     settings = read_yaml(folder / HPARAMS)
     checkpoint = load_checkpoint(folder / FINAL)
-    model = build_model(ModelHparams.from_dict(checkpoint["model"]), checkpoint["num_classes"])
-    model.load_state_dict(checkpoint["state_dict"])  # final.pt is this very architecture, jump branches included
+    model = model_from_checkpoint(checkpoint)  # final.pt is this very architecture, jump branches included
     mask = _recorded_mask(folder, settings.get("mask"))
     try:
         MaskEnforcer(model, mask).apply_to_weights()  # already zero after training; applied so no reader depends on it

@@ -60,6 +60,13 @@ def build_model(model_hparams: ModelHparams, num_classes: int) -> nn.Module:
     )
 
 
+def model_from_checkpoint(checkpoint: Mapping[str, Any]) -> nn.Module:
+    """The network a loaded checkpoint holds: its architecture built, its weights loaded."""
+    model = build_model(ModelHparams.from_dict(checkpoint["model"]), checkpoint["num_classes"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model
+
+
 def load_ticket_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
     """Load a checkpoint's weights into `model`, which may be the ticket's architecture with the skip
     tweak's jump branches added: those alone may be missing (they keep their fresh initialisation);

@@ -8,7 +8,7 @@ import functools
 from typing import Any
 
 from lth.errors import LthError, UsageError
-from lth.hparams import DataHparams, ModelHparams
+from lth.hparams import DataHparams
 from lth.inputs import load_config, read_input, require_file
 
 
@@ -32,7 +32,7 @@ class Subject:
 
 def load_subject(args: argparse.Namespace) -> Subject:
     """Every cheap check (paths, settings, mask fit); the data load waits for the analysis."""
-    from lth.checkpoints import build_model, load_checkpoint
+    from lth.checkpoints import load_checkpoint, model_from_checkpoint
     from lth.devices import assign_device
     from lth.masks import MaskEnforcer, load_mask
     from lth.train import resolve_device
@@ -42,8 +42,7 @@ def load_subject(args: argparse.Namespace) -> Subject:
     mask_path = require_file(args.mask, "--mask")
     data_hp = DataHparams.from_sources(config, args)
     checkpoint = read_input("--weights", weights, load_checkpoint)
-    model = build_model(ModelHparams.from_dict(checkpoint["model"]), checkpoint["num_classes"])
-    model.load_state_dict(checkpoint["state_dict"])
+    model = model_from_checkpoint(checkpoint)
     mask = read_input("--mask", mask_path, load_mask) if mask_path else None
     if mask:
         try:
