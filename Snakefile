@@ -9,6 +9,8 @@ from pathlib import Path
 
 from snakemake.utils import min_version
 
+from lth.report.landing import KEY as LANDING_KEY
+from lth.report.landing import landing_context
 from lth.yamlio import read_yaml
 
 # 9.0 (pyproject.toml says the same): up to 8.5.5 Snakemake does not install beside the SLURM plugin 2.x
@@ -41,13 +43,22 @@ include: "workflow/rules/plots.smk"
 include: "workflow/rules/targets.smk"
 
 
+# `snakemake --report`'s landing page: Snakemake renders its template with the config alone, so the
+# config carries what the page says (lth/report/landing.py): the config files, the code, and each
+# experiment's settings after the schema's defaults (computed before this key is added).
+report: "workflow/report/workflow.rst"
+
+
+config[LANDING_KEY] = landing_context(CONFIGS, CONFIG_FILES)
+
+
 # Light jobs run where Snakemake runs, never as cluster jobs (profiles/slurm): they take seconds, and
-# the data job must reach the internet.
+# the data job must reach the internet. `prune` is not one: a group with a local job runs wholly
+# where Snakemake runs, and an IMP chain's prunes share its group with its trainings (rule prune).
 localrules:
     data,
     init,
     reinit,
-    prune,
     aggregate,
     tickets,
     summaries,
@@ -74,6 +85,7 @@ rule all:
     default_target: True
     input:
         TABLES,
+        REPORT_PAGES,
         FIGURES,
         [path for tables in ANALYSIS_TABLES.values() for path in tables.values()],
         ANALYSIS_FIGURE_FILES,

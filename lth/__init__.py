@@ -1,7 +1,8 @@
 """lth: draw lottery tickets (IMP/OMP) and spend them better (ToST tweaks).
 
 The Python API (README.md, "Python API"): `lth.load_ticket`, `lth.find_ticket`, `lth.runs`
-(lth/api.py), `lth.to_prune`, `lth.mask_from_prune` (lth/interop.py). They are imported on first
+(lth/api.py), `lth.to_prune`, `lth.mask_from_prune` (lth/interop.py), and the workflow's steps
+`lth.init_weights`, `lth.draw_mask`, `lth.train_run` (lth/cli/steps.py). They are imported on first
 use, so `import lth` stays torch-free: the Snakefile imports lth's modules while it parses.
 """
 
@@ -19,6 +20,9 @@ _EXPORTS = {
     "runs": "lth.api",
     "to_prune": "lth.interop",
     "mask_from_prune": "lth.interop",
+    "init_weights": "lth.cli.steps",
+    "draw_mask": "lth.cli.steps",
+    "train_run": "lth.cli.steps",
 }
 __all__ = list(_EXPORTS)
 

@@ -40,10 +40,16 @@ class Work:
     epochs: int
 
 
+def image_cost(model: str, width: int, image_pixels: int) -> float:
+    """One image of this model as a fraction of one image of the reference job, by forward FLOPs (no
+    floor: `lth estimate` applies each device's own, lth/estimate.py)."""
+    flops = MODEL_GFLOPS[model] / MODEL_GFLOPS[REFERENCE_MODEL] * (width / REFERENCE_WIDTH) ** 2
+    return flops * image_pixels / REFERENCE_PIXELS
+
+
 def relative_cost(work: Work) -> float:
     """One epoch of `work` as a fraction of one epoch of the reference job (at least MIN_RELATIVE_COST)."""
-    flops = MODEL_GFLOPS[work.model] / MODEL_GFLOPS[REFERENCE_MODEL] * (work.width / REFERENCE_WIDTH) ** 2
-    per_epoch = flops * work.image_pixels / REFERENCE_PIXELS * work.train_images / REFERENCE_IMAGES
+    per_epoch = image_cost(work.model, work.width, work.image_pixels) * work.train_images / REFERENCE_IMAGES
     return max(per_epoch, MIN_RELATIVE_COST)
 
 

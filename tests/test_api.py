@@ -150,6 +150,26 @@ def test_the_example_script_runs(project):
     assert "sparse-tiny: sparsity 48.8%, test accuracy" in result.stdout and "logits (1, 10)" in result.stdout
 
 
+def test_the_steps_from_python_write_what_the_commands_write(project, tmp_path, monkeypatch):
+    """theta0, an OMP level-3 mask and a masked training from Python, with the settings dataclasses:
+    the same mask and the same trained weights as the project's `lth` commands, bit for bit."""
+    from lth.hparams import DataHparams, ModelHparams, TrainHparams
+
+    monkeypatch.chdir(tmp_path)
+    model, data = ModelHparams(width=4), DataHparams(name="digits", subset_per_class=10)
+    init = lth.init_weights("init.pt", seed=0, model=model, data=data)
+    mask = lth.draw_mask("mask.pt", weights=init, rounds=3)
+    train = TrainHparams(epochs=1, batch_size=32)
+    ticket = lth.train_run("run", init=init, mask=mask, seed=0, model=model, data=data, train=train, device="cpu")
+    reference = lth.load_ticket(project / SPARSE)
+    assert all(torch.equal(ticket.mask[name], reference.mask[name]) for name in reference.mask)
+    ours, theirs = ticket.model.state_dict(), reference.model.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[key], theirs[key]) for key in theirs)
+    assert ticket.settings["train"] == reference.settings["train"]
+    with pytest.raises(LthError, match="invalid choice: 'magnitudes'"):
+        lth.draw_mask("other.pt", weights=init, method="magnitudes")
+
+
 def test_import_lth_stays_torch_free():
     code = (
         "import sys, lth; assert lth.__version__ and 'load_ticket' in dir(lth); "

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -15,6 +18,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from test_report import page_tables
 from test_sources import make_tiny
 from workflow_helpers import REPO, SNAKEFILE, dry_run_commands, mtimes, planned_jobs, snakemake, write_config
 
@@ -236,6 +240,10 @@ def test_killed_workflow_resumes_to_the_uninterrupted_result(tmp_path, npz_root,
     snakemake(tmp_path, config)
     assert mtimes(list(finished)) == finished
     assert interrupted and all("resuming" in (run / "train.log").read_text() for run in interrupted)
+    # Snakemake deleted each killed job's log before its next attempt; the attempts log beside it kept both.
+    for run in interrupted:
+        attempts = (tmp_path / "results" / "logs" / "runs" / run.name / "train.attempts.log").read_text()
+        assert attempts.count("==== attempt started") == 2 and "resuming" in attempts.split("==== attempt")[2]
     reference, _ = tiny
     timing = ["seconds"]
     assert (
@@ -728,11 +736,61 @@ def test_gc_keeps_what_any_recorded_experiment_uses_until_it_is_forgotten(tiny, 
     }  # tiny lost nothing
 
 
-def test_report_holds_the_table_and_the_figure(tiny):
+def report_data(report: Path) -> tuple[str, dict[str, dict]]:
+    """What Snakemake's report.html embeds: the landing page's HTML and the items by path (each with
+    its caption's HTML, mime type and content as a base64 data URI), from its `var name = JSON;` scripts."""
+    text = report.read_text()
+    decoder = json.JSONDecoder()
+
+    def variable(script: str, name: str):  # the template's own <script id=...>: the libraries have `var`s too
+        start = text.index(f"var {name} = ", text.index(f'<script id="{script}">')) + len(f"var {name} = ")
+        return decoder.raw_decode(text, start)[0]
+
+    return variable("workflow-desc", "workflow_desc"), variable("results", "results")
+
+
+def test_report_shows_the_workflow_settings_tables_and_each_figure_once(tiny):
+    """The landing page describes the stages, names the config and code and lists the resolved
+    settings; summary and tickets are pages (HTML tables holding summary.csv's values); each figure
+    is one PNG item whose caption gives the recipe and the PDF's path."""
     workdir, config = tiny
     snakemake(workdir, config, "--report", str(workdir / "report.html"))
-    text = (workdir / "report.html").read_text(errors="replace")
-    assert "summary.csv" in text and "accuracy_vs_sparsity.png" in text
+    landing, items = report_data(workdir / "report.html")
+    for words in ("Dense training", "Masks", "Re-training variants", "Analyses", "Tables", "Figures"):
+        assert f"<em>{words}</em>" in landing, words
+    assert config.name in landing and ("git commit" in landing or "not a git checkout" in landing)
+    block = re.search(r"<pre[^>]*>(.*?)</pre>", landing, re.S).group(1)
+    settings = yaml.safe_load(html.unescape(re.sub(r"<[^>]+>", "", block)))  # less the highlighting's spans
+    assert settings["train"] == {**settings["train"], "epochs": 3, "batch_size": 32, "lr": 0.1}  # lr: the default
+
+    experiment = "results/tiny"
+    assert sorted(items) == [
+        f"{experiment}/figures/accuracy_vs_sparsity.png",  # the PDF is not a second item
+        f"{experiment}/summary.html",
+        f"{experiment}/tickets.html",
+    ]
+    figure = items[f"{experiment}/figures/accuracy_vs_sparsity.png"]
+    assert figure["mime_type"] == "image/png"
+    for words in ("learning rate 0.1", "batch size 32", "weight decay 0.0002", "accuracy_vs_sparsity.pdf"):
+        assert words in figure["caption"], words
+
+    def page(path: str) -> list[dict]:
+        assert items[path]["mime_type"] == "text/html" and f"{path[:-5]}.csv" in items[path]["caption"]
+        tables, _ = page_tables(base64.b64decode(items[path]["data_uri"].split("base64,", 1)[1]).decode())
+        return tables
+
+    (shown,) = page(f"{experiment}/summary.html")
+    summary = pd.read_csv(workdir / experiment / "summary.csv", dtype=str, keep_default_na=False)
+    assert shown["header"] == list(summary.columns)
+    exact = [[value if value is not None else text for text, value, _ in row] for row in shown["rows"]]
+    assert exact == summary.values.tolist()  # every cell, numbers by their exact value
+    accuracy = list(summary.columns).index("test_acc_pct")
+    dense = summary.index[summary["variant"] == "dense"][0]
+    assert shown["rows"][dense][accuracy][0] == f"{float(summary.at[dense, 'test_acc_pct']):.2f}".rstrip("0").rstrip(
+        "."
+    )
+    (tickets,) = page(f"{experiment}/tickets.html")
+    assert tickets["header"] == list(pd.read_csv(workdir / experiment / "tickets.csv").columns)
 
 
 def test_an_edited_summary_is_refused_and_deleting_it_regenerates_it(tiny):

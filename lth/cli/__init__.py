@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from lth.cli import analyze, data, prune, report, store, train
+from lth.cli import analyze, data, estimate, prune, report, store, train
 from lth.cli.options import check_common
 from lth.errors import LthError
 
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lth", description=__doc__.splitlines()[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for family in (data, train, prune, store, report, analyze):
+    for family in (data, train, prune, store, report, analyze, estimate):
         family.add_commands(commands)
     return parser
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import Any
 
 from lth import store
@@ -15,12 +16,14 @@ from lth.report.style import X_AXES
 
 log = logging.getLogger("lth")
 TITLE_HELP = "put before the title (the workflow gives the experiment); the title always says "
+HTML_HELP = "also write the table as a page to read in a browser (sortable; the workflow's report shows it)"
 
 
 def add_commands(commands: Any) -> None:
     aggregate = add_command(commands, "aggregate", cmd_aggregate, "collect finished runs into one summary.csv")
     aggregate.add_argument("--out", required=True, help="summary.csv to write")
-    aggregate.add_argument("--force", action="store_true", help="replace --out if it exists")
+    aggregate.add_argument("--force", action="store_true", help="replace --out (and --html) if it exists")
+    aggregate.add_argument("--html", default=None, help=HTML_HELP)
     aggregate.add_argument(
         "--experiments",
         nargs="+",
@@ -72,7 +75,9 @@ def _add_figure(commands: Any) -> None:
         help="summary.csv (accuracy figures), results/summary.csv (grids) or "
         "the collected analysis CSV (results/<experiment>/analysis/*.csv)",
     )
-    figure.add_argument("--out", required=True, nargs="+", help="files to write (.png, .pdf, .svg; a table also .csv)")
+    figure.add_argument(
+        "--out", required=True, nargs="+", help="files to write (.png, .pdf, .svg; a table also .csv, .html)"
+    )
     figure.add_argument(
         "--x",
         default=None,
@@ -108,7 +113,8 @@ def _add_tickets(commands: Any) -> None:
         metavar="A:B",
         help="a variant pair whose critical sparsity to report (repeatable), e.g. at+trt:rewind",
     )
-    tickets.add_argument("--force", action="store_true", help="replace --out if it exists")
+    tickets.add_argument("--force", action="store_true", help="replace --out (and --html) if it exists")
+    tickets.add_argument("--html", default=None, help=HTML_HELP)
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
@@ -120,10 +126,25 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
             "--experiments NAME=SUMMARY_CSV ... (every experiment's rows in one table), not both"
         )
     out = store.output_path(args.out, "--out", args.force)
+    page = _html_path(args)
     if args.experiments:
         merge_summaries(args.experiments, out)
     else:
         aggregate(args.rows, out)
+    _write_page(out, page)
+
+
+def _html_path(args: argparse.Namespace) -> Path | None:
+    """--html checked before any work, as --out is (None without --html)."""
+    return None if args.html is None else store.output_path(args.html, "--html", args.force)
+
+
+def _write_page(table: Path, page: Path | None) -> None:
+    from lth.report.html import write_csv_html
+
+    if page is not None:
+        write_csv_html(table, page)
+        log.info("wrote %s", page)
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -175,5 +196,7 @@ def cmd_tickets(args: argparse.Namespace) -> None:
         raise UsageError(str(error)) from None
     summary = require_file(args.summary, "--summary")
     out = store.output_path(args.out, "--out", args.force)
+    page = _html_path(args)
     statistics = write_tickets(summary, out, pairs)
     log.info("wrote %d statistics to %s", len(statistics), out)
+    _write_page(out, page)

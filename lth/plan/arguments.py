@@ -15,6 +15,22 @@ if TYPE_CHECKING:
     from lth.plan.graph import Plan
 
 
+# Snakemake job groups (profiles/slurm): the jobs of one group id are one cluster job, and the profile's
+# `group-components` puts several unconnected parts of one group id (or of one pattern: Snakemake's parent
+# group id) in one job.
+CHAIN_GROUP = "chain-{chain}"  # an IMP chain's trainings and prunes, or the levels of another source
+ANALYSIS_GROUP = "analyses"  # the small analysis jobs of every run, and the snapshots they read
+
+
+def chain_group(plan: Plan, key: str) -> str | None:
+    """The job group of sparse run `key`: an IMP chain's training at each level it prunes again runs
+    in its chain's group, with the prune jobs between them, so a chain waits in a cluster's queue
+    once and not once per level; a re-training of a variant (or the last level) is a job of its own."""
+    if key not in plan.chain_runs:
+        return None
+    return CHAIN_GROUP.format(chain=plan.sparse[key].chain.key)
+
+
 def flags(*sections: Hparams) -> str:
     """Shell-quoted `--section.key value` flags that rebuild these hparams in `lth`."""
     words = []

@@ -100,6 +100,7 @@ class Plan:
     rewind_epochs: set[int] = field(default_factory=set)  # kept as rewind points by every dense run
     rewind: dict[str, set[int]] = field(default_factory=dict)  # dense run -> its rewind points
     analyses: dict[str, AnalysisJob] = field(default_factory=dict)  # by output path (lth.plan.analyses)
+    chain_runs: set[str] = field(default_factory=set)  # the IMP chains' own trainings, which the next level prunes
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Plan:
@@ -237,7 +238,9 @@ class Plan:
 
     def chain_run(self, chain: Chain, level: int) -> SparseRun:
         """The IMP chain's own training at `level`, whose weights the next level prunes."""
-        return self._sparse_run(chain, level, chain.rewind_epoch, chain.dense.model, chain.dense.train, self.gradinit)
+        run = self._sparse_run(chain, level, chain.rewind_epoch, chain.dense.model, chain.dense.train, self.gradinit)
+        self.chain_runs.add(run.key)
+        return run
 
     def epoch_range(self, key: str) -> tuple[int, int]:
         """(start epoch, last epoch) of run `key`: the epochs after the first are its own training."""
@@ -265,4 +268,5 @@ class Plan:
                     getattr(merged, name).setdefault(key, value)
             for key, epochs in plan.rewind.items():
                 merged.rewind.setdefault(key, set()).update(epochs)
+            merged.chain_runs |= plan.chain_runs
         return merged

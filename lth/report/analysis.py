@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lth.errors import LthError
-from lth.io import check_sealed
+from lth.io import atomic_write_text, check_sealed
 from lth.report.collect import ID_COLUMNS, RUN_COLUMNS
+from lth.report.html import html_page
 from lth.report.style import (
     DENSE_COLOR,
     check_outputs,
@@ -328,7 +329,8 @@ def tableA1_activation_sparsity(
     the CSV's near_zero_pct); a stage a row lacks is `–`. A .csv output gets the same pivot, one
     block of rows per threshold: columns threshold, variant, level, sparsity_pct, seeds, then per
     stage (`all` first, then the CSV's stage order) `<stage>_mean_pct` and `<stage>_std_pct`
-    (empty with one seed). Returns that pivot.
+    (empty with one seed). An .html output is a page with the image's cells as text, a table per
+    threshold (what the workflow's report shows). Returns that pivot.
     """
     import pandas as pd
 
@@ -363,33 +365,47 @@ def tableA1_activation_sparsity(
     table = pd.DataFrame(records)
     listed = ", ".join(f"{threshold:g}" for threshold in thresholds)
 
-    fig = crop = None
-    if any(output.suffix.lower() != ".csv" for output in outputs):
-        plt = pyplot()
-        several = table["seeds"].max() > 1
+    several = table["seeds"].max() > 1
 
-        def shown(value: float) -> str:
-            # Below 1%, two significant digits: Swish's fractions (the paper's 0.16-0.39%) would all read 0.2.
-            return f"{value:.2g}" if 0 < abs(value) < 1 else f"{value:.1f}"
+    def shown(value: float) -> str:
+        # Below 1%, two significant digits: Swish's fractions (the paper's 0.16-0.39%) would all read 0.2.
+        return f"{value:.2g}" if 0 < abs(value) < 1 else f"{value:.1f}"
 
-        def cell(mean: float, std: float) -> str:
-            if not math.isfinite(mean):
-                return "–"
-            return f"{shown(mean)} ± {shown(std)}" if several and math.isfinite(std) else shown(mean)
+    def cell(mean: float, std: float) -> str:
+        if not math.isfinite(mean):
+            return "–"
+        return f"{shown(mean)} ± {shown(std)}" if several and math.isfinite(std) else shown(mean)
 
-        header = ["variant", "level", "sparsity (%)", *stages]
-        bodies = [
+    header = ["variant", "level", "sparsity (%)", *stages]
+    bodies = [
+        [
             [
-                [
-                    row["variant"],
-                    str(row["level"]),
-                    f"{row['sparsity_pct']:.1f}",
-                    *(cell(row[f"{stage}_mean_pct"], row[f"{stage}_std_pct"]) for stage in stages),
-                ]
-                for _, row in table[table["threshold"] == threshold].iterrows()
+                row["variant"],
+                str(row["level"]),
+                f"{row['sparsity_pct']:.1f}",
+                *(cell(row[f"{stage}_mean_pct"], row[f"{stage}_std_pct"]) for stage in stages),
             ]
-            for threshold in thresholds
+            for _, row in table[table["threshold"] == threshold].iterrows()
         ]
+        for threshold in thresholds
+    ]
+    what = (
+        f"% of activation outputs with |a| <= {listed}"
+        if len(thresholds) == 1
+        else f"% of activation outputs with |a| <= t, one table per threshold t ({listed})"
+    )
+    heading = figure_title(f"Table A1: {what}", frame, title, _epoch_note(frame, epoch))
+    # The page (.html) holds the image's cells as text, a table per threshold.
+    page = html_page(
+        heading.replace("\n", ". "),
+        [(f"|a| <= {threshold:g}", header, body) for threshold, body in zip(thresholds, bodies)],
+        f"Cells: mean{' ± std' if several else ''} over seeds of the % of near-zero activation outputs, "
+        "whole network (all) and per stage; – where a row lacks the stage.",
+    )
+
+    fig = crop = None
+    if any(output.suffix.lower() not in (".csv", ".html") for output in outputs):
+        plt = pyplot()
         width = 1.0 * (len(header) + 1) + (0.6 * len(stages) if several else 0)
         # Each table in its own axes, placed in inches: a cell is ~0.17 in high whatever the axes'
         # size, so the axes are as high as their table, with room above for the titles.
@@ -401,12 +417,6 @@ def tableA1_activation_sparsity(
         for height in heights:
             axes.append(fig.add_axes((0.02, (y - height) / total, 0.96, height / total)))
             y -= height + gap
-        what = (
-            f"% of activation outputs with |a| <= {listed}"
-            if len(thresholds) == 1
-            else f"% of activation outputs with |a| <= t, one table per threshold t ({listed})"
-        )
-        heading = figure_title(f"Table A1: {what}", frame, title, _epoch_note(frame, epoch))
         drawn, titles = [], []
         for ax, threshold, body in zip(axes, thresholds, bodies):
             ax.axis("off")
@@ -432,7 +442,10 @@ def tableA1_activation_sparsity(
             .transformed(fig.dpi_scale_trans.inverted())
             .padded(0.15)
         )
-    save_figure(fig, outputs, table, crop=crop)
+    pages = [output for output in outputs if output.suffix.lower() == ".html"]
+    save_figure(fig, [output for output in outputs if output not in pages], table, crop=crop)
+    for output in pages:
+        atomic_write_text(output, page)
     return table
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
-TABLE_SUFFIXES = (*FIGURE_SUFFIXES, ".csv")  # a table is drawn, or written as CSV
+TABLE_SUFFIXES = (*FIGURE_SUFFIXES, ".csv", ".html")  # a table is drawn, or written as CSV or a page
 X_AXES = {
     "sparsity": "Sparsity (% of prunable weights removed; log-spaced in weights remaining)",
     "nonzero_params": "Nonzero parameters of the trained network (log scale)",

@@ -15,6 +15,8 @@ rule analyze:
     wildcard_constraints:
         analysis=alternatives(FILE_ANALYSES),
         ext=alternatives(ANALYSIS_SUFFIXES),
+    group:
+        ANALYSIS_GROUP
     conda:
         CONDA_ENV
     threads: THREADS

@@ -21,8 +21,12 @@ from lth.experiments import experiment_configs
 from lth.mask_registry import MASK_SOURCES, source_of
 from lth.report.registry import ANALYSIS_FIGURES as ANALYSIS_FIGURE_NAMES
 from lth.report.registry import GRID_FIGURES, SUMMARY_FIGURES, figure_status, grid_status
+from lth.report.recipe import recipe_text
 from lth.plan.arguments import (
+    ANALYSIS_GROUP,
+    CHAIN_GROUP,
     analysis_inputs,
+    chain_group,
     analysis_rows,
     flags,
     prune_inputs,
@@ -79,11 +83,21 @@ def stored_inputs(input, names):
     return shlex.join(word for name in names if name in input.keys() for word in (f"--{name}", stored(input[name])))
 
 
+# Snakemake deletes a job's log before each attempt, so every attempt's lines are also appended to
+# <log name>.attempts.log beside it, after a header: the log of a killed or failed attempt is kept.
+ATTEMPT_HEADER = (
+    'echo "==== attempt started $(date -u +%FT%TZ) on $(hostname)${{SLURM_JOB_ID:+, SLURM job $SLURM_JOB_ID}}"'
+)
+
+
 def store_job(command):
     """The shell command of a job that writes into the store (lth/store.py): the lth command keeps an
     intact result it finds there (--reuse) and redoes only a damaged one (--force); then the job
-    publishes what it left there as its outputs."""
-    return f"{command} --reuse --force > {{log:q}} 2>&1 && {{params.lth}} link {{params.publish}} >> {{log:q}} 2>&1"
+    publishes what it left there as its outputs. Its output goes to its log and to the attempts log."""
+    return (
+        f"log={{log:q}}; {{{{ {ATTEMPT_HEADER}; {command} --reuse --force && {{params.lth}} link {{params.publish}}; }}}}"
+        ' 2>&1 | tee -a "${{log%.log}}.attempts.log" > "$log"'
+    )
 
 
 def publish_args(wildcards, output):
@@ -168,7 +182,18 @@ ANALYSIS_FIGURE_FILES = [
     for ext in ("png", "pdf", *(("csv",) if stem.startswith("table") else ()))
 ]
 THREADS = SETTINGS["threads"]
-LIGHT_RESOURCES = SETTINGS["resources"]["light"]
+# Where cluster jobs go (profiles/slurm), from the environment, so that no file of the repository names
+# a user's cluster: SLURM executor resources, set on every job that can be submitted. A profile's
+# `set-resources` overrides them rule by rule; they override its `default-resources`.
+CLUSTER_VARIABLES = {
+    "slurm_account": "LTH_SLURM_ACCOUNT",
+    "slurm_partition": "LTH_SLURM_PARTITION",
+    "qos": "LTH_SLURM_QOS",
+    "constraint": "LTH_SLURM_CONSTRAINT",
+    "gpu_model": "LTH_SLURM_GPU_MODEL",
+}
+CLUSTER_RESOURCES = {name: os.environ[var] for name, var in CLUSTER_VARIABLES.items() if os.environ.get(var)}
+LIGHT_RESOURCES = {**SETTINGS["resources"]["light"], **CLUSTER_RESOURCES}
 # Paths are data, never shell: every rule's shell command quotes each value it interpolates
 # (`{x:q}`, shlex.quote), and a param holding several flags (this one, lth.plan.flags, ...) is
 # built already quoted with shlex.join and goes in as it is. A plain value comes out unchanged.
@@ -330,6 +355,7 @@ def training_resources(key, epochs=None, scale=1):
     }
     if GPUS and TRAIN_SETTINGS.get("gpu_model"):
         resources["gpu_model"] = TRAIN_SETTINGS["gpu_model"]
+    resources.update({name: value for name, value in CLUSTER_RESOURCES.items() if GPUS or name != "gpu_model"})
     return resources
 
 
@@ -421,7 +447,8 @@ def analysis_figure_input(w):
 
 
 def figure_caption(w, figure):
-    """What the paper's version of `figure` shows and this experiment's settings (report captions)."""
+    """What the paper's version of `figure` shows and this experiment's settings and training recipe
+    (report captions)."""
     spec = SUMMARY_FIGURES.get(figure) or GRID_FIGURES.get(figure)
     if spec:
         what = spec.description
@@ -430,11 +457,15 @@ def figure_caption(w, figure):
     else:
         what = "Every re-training variant against sparsity."
     if "experiment" not in w.keys():
-        return f"{what} Experiments: {', '.join(CONFIGS)}."
+        recipes = {name: recipe_text(c) for name, c in CONFIGS.items()}
+        if len(set(recipes.values())) == 1:
+            return f"{what} Experiments: {', '.join(CONFIGS)}. {next(iter(recipes.values()))}"
+        return f"{what} Experiments: {' '.join(f'{name}: {recipe}' for name, recipe in recipes.items())}"
     c = CONFIGS[w.experiment]
     baselines = f"; dense baselines {', '.join(c['dense_variants'])}" if c["dense_variants"] else ""
     return (
         f"{what} This run: {c['model']['name']} (width {c['model']['width']}) on {c['data']['name']}, "
         f"{c['train']['epochs']} epochs, {masks_text(w.experiment)}, "
-        f"seeds {', '.join(map(str, c['seeds']))}; variants {', '.join(c['variants'])}{baselines}."
+        f"seeds {', '.join(map(str, c['seeds']))}; variants {', '.join(c['variants'])}{baselines}. "
+        f"{recipe_text(c)}"
     )

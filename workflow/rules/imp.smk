@@ -15,6 +15,8 @@ rule prune:
         f"{LOGS}/runs/{{chain}}/level{{level}}/prune.log",
     benchmark:
         f"{LOGS}/runs/{{chain}}/level{{level}}/prune.benchmark.tsv"
+    group:
+        CHAIN_GROUP
     conda:
         CONDA_ENV
     threads: 1

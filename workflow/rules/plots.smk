@@ -1,6 +1,21 @@
 # Figures, each rebuilt from CSVs alone: an experiment's summary.csv (accuracy figures), its
 # collected analysis CSVs (analysis figures), or results/summary.csv (the cross-experiment grids).
 # The `figures` section's file (figure_settings) is an input, so a changed setting redraws them.
+# The report shows each figure once, as its PNG; the caption (workflow/report/*.rst) gives the PDF's
+# path, since Snakemake's report has no way to attach a second file to an item.
+
+# The pages the report shows for tables (summary, tickets, Table A1), made by the jobs that write their
+# CSVs. Targets ask for them too: Snakemake reruns a finished job for a missing output only when a
+# target asks for that output, and `snakemake --report` stops at a missing report item.
+REPORT_PAGES = [
+    *(str(Path(path).with_suffix(".html")) for path in TABLES),
+    *(
+        f"{RESULTS}/{name}/figures/{stem}.html"
+        for name, figures in ANALYSIS_FIGURES.items()
+        for stem in figures
+        if stem.startswith("table")
+    ),
+]
 
 
 rule figure_settings:
@@ -25,11 +40,12 @@ rule plot_accuracy_vs_sparsity:
         settings=lambda w: figure_settings(w.experiment),
     output:
         report(
-            multiext(f"{RESULTS}/{{experiment}}/figures/accuracy_vs_sparsity", ".png", ".pdf"),
+            f"{RESULTS}/{{experiment}}/figures/accuracy_vs_sparsity.png",
             caption="../report/figure.rst",
             category="{experiment}",
             subcategory="Figures",
         ),
+        f"{RESULTS}/{{experiment}}/figures/accuracy_vs_sparsity.pdf",
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_accuracy_vs_sparsity.log",
     benchmark:
@@ -56,11 +72,12 @@ rule plot_paper_figure:
         settings=lambda w: figure_settings(w.experiment),
     output:
         report(
-            multiext(f"{RESULTS}/{{experiment}}/figures/{{figure}}", ".png", ".pdf"),
+            f"{RESULTS}/{{experiment}}/figures/{{figure}}.png",
             caption="../report/figure.rst",
             category="{experiment}",
             subcategory="Figures",
         ),
+        f"{RESULTS}/{{experiment}}/figures/{{figure}}.pdf",
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_{{figure}}.log",
     wildcard_constraints:
@@ -86,11 +103,12 @@ rule plot_grid:
         settings=figure_settings(next(iter(CONFIGS))),
     output:
         report(
-            multiext(f"{RESULTS}/figures/{{grid}}", ".png", ".pdf"),
+            f"{RESULTS}/figures/{{grid}}.png",
             caption="../report/figure.rst",
             category="All experiments",
             subcategory="Figures",
         ),
+        f"{RESULTS}/figures/{{grid}}.pdf",
     log:
         f"{RESULTS}/logs/plot_{{grid}}.log",
     wildcard_constraints:
@@ -115,11 +133,12 @@ rule plot_analysis:
         analysis_figure_input,
     output:
         report(
-            multiext(f"{RESULTS}/{{experiment}}/figures/{{figure}}", ".png", ".pdf"),
+            f"{RESULTS}/{{experiment}}/figures/{{figure}}.png",
             caption="../report/analysis.rst",
             category="{experiment}",
             subcategory="Analysis",
         ),
+        f"{RESULTS}/{{experiment}}/figures/{{figure}}.pdf",
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_{{figure}}.log",
     wildcard_constraints:
@@ -138,14 +157,15 @@ rule plot_analysis:
         " --force > {log:q} 2>&1"
 
 
-# Table A1 is a table: its CSV as well as a rendered image.
+# Table A1 is a table: its CSV and a page (what the report shows) as well as a rendered image.
 rule tabulate_analysis:
     input:
         analysis_figure_input,
     output:
+        multiext(f"{RESULTS}/{{experiment}}/figures/{{figure}}", ".png", ".pdf", ".csv"),
         report(
-            multiext(f"{RESULTS}/{{experiment}}/figures/{{figure}}", ".png", ".pdf", ".csv"),
-            caption="../report/analysis.rst",
+            f"{RESULTS}/{{experiment}}/figures/{{figure}}.html",
+            caption="../report/analysis_page.rst",
             category="{experiment}",
             subcategory="Analysis",
         ),

@@ -15,6 +15,8 @@ rule train_sparse:
         f"{LOGS}/runs/{{sparse}}/train.log",
     benchmark:
         f"{LOGS}/runs/{{sparse}}/train.benchmark.tsv"
+    group:
+        lambda w: chain_group(ALL_RUNS, w.sparse)
     conda:
         CONDA_ENV
     threads: THREADS

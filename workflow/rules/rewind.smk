@@ -48,6 +48,8 @@ rule snapshot:
         f"{LOGS}/runs/{{sparse}}/snapshots/epoch{{epoch}}.log",
     benchmark:
         f"{LOGS}/runs/{{sparse}}/snapshots/epoch{{epoch}}.benchmark.tsv"
+    group:
+        ANALYSIS_GROUP  # a sparse snapshot is read by analyses only
     conda:
         CONDA_ENV
     threads: THREADS

@@ -40,6 +40,7 @@ rule figures:
 rule report:
     input:
         TABLES,
+        REPORT_PAGES,
         FIGURES,
         [path for tables in ANALYSIS_TABLES.values() for path in tables.values()],
         ANALYSIS_FIGURE_FILES,
