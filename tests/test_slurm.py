@@ -92,7 +92,12 @@ def test_an_imp_chain_is_one_cluster_job_and_small_analyses_go_together():
 
 
 def test_where_jobs_go_comes_from_the_environment_and_the_profile_per_rule():
-    env = {"LTH_SLURM_ACCOUNT": "proj", "LTH_SLURM_PARTITION": "gpu", "LTH_SLURM_QOS": "high"}
+    env = {
+        "LTH_SLURM_ACCOUNT": "proj",
+        "LTH_SLURM_PARTITION": "gpu",
+        "LTH_SLURM_QOS": "high",
+        "LTH_SLURM_GPU_MODEL": "a100",
+    }
     args = ("--configfile", "configs/quickstart.yaml", "--set-resources", "train_dense:slurm_partition=long")
     *_, text = planned_submissions(*args, env=env)
     resources = dict(re.findall(r"^\s*rule (\w+):.*?\n\s*resources: ([^\n]*)", text, re.M | re.S))
@@ -100,6 +105,8 @@ def test_where_jobs_go_comes_from_the_environment_and_the_profile_per_rule():
         assert "slurm_account=proj" in resources[rule] and "qos=high" in resources[rule], (rule, resources[rule])
         assert "slurm_partition=gpu" in resources[rule], (rule, resources[rule])
     assert "slurm_partition=long" in resources["train_dense"]  # the profile's per-rule setting wins
+    # The quickstart trains on the CPU (`device: cpu`): no job asks for a GPU model.
+    assert not any("gpu_model" in line for line in resources.values()), resources
 
 
 # A skip mark, not a skip in a fixture: it acts before any fixture (data, cluster) is set up.

@@ -193,7 +193,8 @@ CLUSTER_VARIABLES = {
     "gpu_model": "LTH_SLURM_GPU_MODEL",
 }
 CLUSTER_RESOURCES = {name: os.environ[var] for name, var in CLUSTER_VARIABLES.items() if os.environ.get(var)}
-LIGHT_RESOURCES = {**SETTINGS["resources"]["light"], **CLUSTER_RESOURCES}
+CPU_CLUSTER_RESOURCES = {name: value for name, value in CLUSTER_RESOURCES.items() if name != "gpu_model"}
+LIGHT_RESOURCES = {**SETTINGS["resources"]["light"], **CPU_CLUSTER_RESOURCES}  # a light job asks for no GPU
 # Paths are data, never shell: every rule's shell command quotes each value it interpolates
 # (`{x:q}`, shlex.quote), and a param holding several flags (this one, lth.plan.flags, ...) is
 # built already quoted with shlex.join and goes in as it is. A plain value comes out unchanged.
@@ -355,7 +356,7 @@ def training_resources(key, epochs=None, scale=1):
     }
     if GPUS and TRAIN_SETTINGS.get("gpu_model"):
         resources["gpu_model"] = TRAIN_SETTINGS["gpu_model"]
-    resources.update({name: value for name, value in CLUSTER_RESOURCES.items() if GPUS or name != "gpu_model"})
+    resources.update(CLUSTER_RESOURCES if GPUS else CPU_CLUSTER_RESOURCES)
     return resources
 
 
