@@ -9,8 +9,8 @@ keeps such an artifact at once (for a run, its summary.json, written last: lth.s
 
 Costs are in training steps per image of the reference job of lth/resources.py (ResNet-18 at width
 64 on 32x32 images), scaled by each model's forward FLOPs per image (`lth.resources.image_cost`),
-and turned into seconds by a reference device's measured throughput (`DEVICES`, each entry citing
-BENCHMARKS.md). Small models are bound by overheads, not FLOPs: each device also has a floor, the
+and turned into seconds by a reference device's measured throughput (lth/reference_devices.py, each
+entry citing BENCHMARKS.md). Small models are bound by overheads, not FLOPs: each device also has a floor, the
 fastest training measured on it, below which a job's cost per image does not fall. On a GPU that
 floor is per step (a launch-bound step takes the same time whatever the model, so a smaller batch
 costs more per image); on a CPU it is per image. Torch-free, like planning: the answer comes in a
@@ -33,6 +33,7 @@ from lth.plan import paths
 from lth.plan.analyses import AnalysisJob
 from lth.plan.arguments import analysis_inputs, prune_inputs, training_inputs
 from lth.plan.graph import Plan
+from lth.reference_devices import DEVICES, Device, Pass
 from lth.resources import image_cost
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,84 +52,6 @@ HVP, FIRST_HVP = 2.14, 3.70
 # step): lth.train.RunOptions.eval_batch_size, and lth.analysis' samples (batches of 500); both
 # modules import torch, which this one must not.
 EVAL_BATCH, ANALYSIS_BATCH = 1024, 500
-
-
-@dataclass(frozen=True)
-class Device:
-    """A reference device: the measured training throughput of lth/resources.py's reference job on it,
-    and its floor: the fastest training measured on it, which no smaller model beats."""
-
-    name: str
-    label: str  # what it is, in words
-    images_per_second: float  # training the reference job (ResNet-18 w64, 32x32 images)
-    batch: int  # ... at this batch size
-    floor_images_per_second: float  # the fastest training measured on it ...
-    floor_batch: int  # ... at this batch size
-    floor_per_step: bool  # the floor is a step's time whatever its images (a launch-bound GPU), else per image
-    precision: str  # train.precision of the measurements
-    gpu: bool  # a job holds one GPU; else the device is the machine, all its `cores`
-    cores: int  # CPU cores of the measured machine (a CPU device's core-hours)
-    source: str  # where the figures are measured
-
-    def floor(self, batch: int) -> float:
-        """The least cost per image (in reference-job images) of a step on `batch` images."""
-        ratio = self.images_per_second / self.floor_images_per_second
-        return ratio * self.floor_batch / batch if self.floor_per_step else ratio
-
-    def seconds(self, passes: Sequence[Pass], cost: float) -> float:
-        """The time of `passes` of a model whose image costs `cost` reference-job images."""
-        return sum(p.steps * max(cost, self.floor(p.batch)) for p in passes) / self.images_per_second
-
-    def assumption(self) -> str:
-        return (
-            f"{self.label}: {self.images_per_second:,g} img/s training ResNet-18 w64 at batch {self.batch}, "
-            f"no model faster than {self.floor_images_per_second:,g} img/s at batch {self.floor_batch}"
-            f" ({'per step: a smaller batch is slower per image' if self.floor_per_step else 'per image'}); "
-            f"{self.source}"
-        )
-
-
-DEVICES: dict[str, Device] = {
-    device.name: device
-    for device in (
-        Device(
-            "h200-bf16",
-            "one NVIDIA H200, bf16 autocast, channels_last",
-            40_730,
-            512,
-            9_034,
-            128,
-            floor_per_step=True,
-            precision="bf16",
-            gpu=True,
-            cores=16,
-            source="BENCHMARKS.md, GPU throughput: ours 40,730 img/s at batch 512 and 9,034 at batch 128, where "
-            "ResNet-18 w64 is already bound by kernel launches (the fixed-batch ceiling is 10,090)",
-        ),
-        Device(
-            "cpu-2core",
-            "2 AMD EPYC (Zen 3) cores, fp32, one job of 2 threads",
-            27.7,
-            128,
-            680,
-            128,
-            floor_per_step=False,
-            precision="fp32",
-            gpu=False,
-            cores=2,
-            source="BENCHMARKS.md, Training pass: 27.7 img/s at width 64 (row 1), 680 img/s at width 8 (row 2), "
-            "the narrowest measured",
-        ),
-    )
-}
-
-
-@dataclass(frozen=True)
-class Pass:
-    """`steps` training steps' worth of images (a forward-only image counts FORWARD) in batches of `batch`."""
-
-    steps: float
-    batch: int
 
 
 @dataclass
@@ -415,13 +338,6 @@ def _jobs(plans: Mapping[str, Plan], merged: Plan, device: Device) -> list[Job]:
         record = f"{merged.results}/data/{name}.json"
         light("data download", experiment, [record], [], _exists(record))
 
-    # Which sparse runs the IMP chains prune again: the weights of every prune job's input.
-    pruned = {
-        Path(path).parent.name
-        for mask in paths.mask_paths(merged)
-        for path in prune_inputs(merged, Path(mask).parent.parent.name, _level(mask)).values()
-        if Path(path).name == artifacts.FINAL
-    }
     for key, run in merged.dense.items():
         folder = paths.folder(merged, key)
         if not run.baseline:
@@ -439,7 +355,7 @@ def _jobs(plans: Mapping[str, Plan], merged: Plan, device: Device) -> list[Job]:
         )
     for key, run in merged.sparse.items():
         folder = paths.folder(merged, key)
-        kind = "IMP chain training" if key in pruned else "re-training"
+        kind = "IMP chain training" if key in merged.chain_runs else "re-training"
         outputs = [paths.final_weights(merged, key), f"{folder}/{artifacts.SUMMARY}"]
         seconds = train_seconds(key, run.train.epochs - run.start_epoch)
         heavy(kind, key, outputs, training_inputs(merged, key), seconds, _finished_run(folder))

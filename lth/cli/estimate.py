@@ -12,7 +12,7 @@ from lth.cli.options import add_command
 
 
 def add_commands(commands: Any) -> None:
-    from lth.estimate import DEVICES
+    from lth.reference_devices import DEVICES
 
     estimate = add_command(
         commands,
