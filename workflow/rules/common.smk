@@ -179,7 +179,7 @@ ANALYSIS_FIGURE_FILES = [
     f"{RESULTS}/{name}/figures/{stem}.{ext}"
     for name, figures in ANALYSIS_FIGURES.items()
     for stem in figures
-    for ext in ("png", "pdf", *(("csv",) if stem.startswith("table") else ()))
+    for ext in ("png", "pdf", *(("csv", "html") if stem.startswith("table") else ()))
 ]
 THREADS = SETTINGS["threads"]
 # Where cluster jobs go (profiles/slurm), from the environment, so that no file of the repository names
