@@ -18,20 +18,26 @@ WHAT = "an lth checkpoint (written by `lth init` or `lth train`)"
 
 
 def save_checkpoint(
-    path: str | Path, model: nn.Module, model_hparams: ModelHparams, num_classes: int, epoch: int
+    path: str | Path,
+    model: nn.Module,
+    model_hparams: ModelHparams,
+    num_classes: int,
+    epoch: int,
+    mask: Mapping[str, torch.Tensor] | None = None,
 ) -> None:
-    """`epoch` is the number of training epochs behind these weights (0 = initialisation)."""
+    """`epoch` is the number of training epochs behind these weights (0 = initialisation); `mask`: the
+    mask in force then, kept only where training changes it (sparse training), as `lth prune` reads it."""
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    save_verified(
-        path,
-        {
-            "format": FORMAT,
-            "model": model_hparams.to_dict(),
-            "num_classes": num_classes,
-            "epoch": epoch,
-            "state_dict": state,
-        },
-    )
+    payload = {
+        "format": FORMAT,
+        "model": model_hparams.to_dict(),
+        "num_classes": num_classes,
+        "epoch": epoch,
+        "state_dict": state,
+    }
+    if mask is not None:
+        payload["mask"] = {name: keep.cpu().contiguous() for name, keep in mask.items()}
+    save_verified(path, payload)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -6,12 +6,17 @@ The config's `masks` list:
       - magnitude                                   # prune.method's chain (IMP or OMP), the paper's tickets
       - {source: random, like: magnitude, label: random_like}
       - snip
+      - {source: rigl, update_every: 50}            # a sparse training's final mask (lth/sparse)
+      - {source: nm, n: 2, m: 4}                    # 2:4 by magnitude of the trained dense network
       - {source: file, path: "my_masks/level{level}.npz"}  # quoted: braces are YAML syntax
 
 An entry is a source name or a mapping with `source`, an optional `label` (the summary's
 `mask_source`; default: the source's name; labels are unique) and that source's settings, with their
 defaults. Every source but `file` keeps IMP level k's count at level k, so levels line up across
-sources. A label names a series only: it never enters a hash.
+sources; a sparse training (gmp, set, rigl) ends at level k's nominal sparsity 1 - (1 - rate)^k, to
+the nearest weight. Its own runs are rows too, labelled `<label>_run`. An N:M mask (`nm`) has one
+sparsity, 1 - N/M, so it is drawn once, in the rows of the experiment's first level. A label names a
+series only: it never enters a hash.
 """
 
 from __future__ import annotations
@@ -40,6 +45,21 @@ def check_like(key: str, value: Any) -> None:
     likeable = [name for name, source in MASK_SOURCES.items() if source.likeable]
     if value not in (None, *likeable):
         raise MaskConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(likeable)}")
+
+
+def check_indivisible(key: str, value: Any) -> None:
+    from lth.sparse.nm import INDIVISIBLE
+
+    if value not in INDIVISIBLE:
+        raise MaskConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(INDIVISIBLE)}")
+
+
+def check_nm_entry(key: str, settings: Mapping[str, Any]) -> None:
+    """N:M: 1 <= N < M."""
+    if not settings["n"] < settings["m"]:
+        raise MaskConfigError(
+            f"{key}: n {settings['n']!r} and m {settings['m']!r} are not allowed; N:M needs 1 <= n < m, e.g. 2:4"
+        )
 
 
 def check_path(key: str, value: Any) -> None:
@@ -78,6 +98,10 @@ class MaskSource:
     global_ranking: bool = False  # ranks weights across layers as its paper does (no `prune.scope: layerwise`)
     likeable: bool = False  # `random` may copy its masks' per-layer counts (`like`)
     drawer: str = ""  # its function in lth/mask_sources.py: (args, config, model, names, count) -> (mask, record)
+    algorithm: str = ""  # a sparse training (lth/sparse/settings.py): the final mask of its own run, per level
+    trained: bool = False  # ranks the trained dense network's weights (as OMP does), not theta0's
+    one_level: bool = False  # its masks have one sparsity whatever the level: drawn at the first level only
+    check: Callable[[str, Mapping[str, Any]], None] | None = None  # checks an entry's settings together
 
     @property
     def user_file(self) -> str | None:
@@ -109,6 +133,17 @@ PATH = Setting(
     "file",
     "the user's mask file",
 )
+NM = (
+    Setting("n", 2, "nm-n", "N: weights kept in every group of M"),
+    Setting("m", 4, "nm-m", "M: the group, consecutive weights along the reduction dimension"),
+    Setting(
+        "indivisible",
+        "refuse",
+        "nm-indivisible",
+        "a layer whose reduction size is not a multiple of M: refuse, or keep it dense",
+        check_indivisible,
+    ),
+)
 MASK_SOURCES: dict[str, MaskSource] = {
     "magnitude": MaskSource(likeable=True),  # prune.method (IMP/OMP), prune.rate/scope/include_linear, rewind_epoch
     "random": MaskSource((LIKE,), global_ranking=True, drawer="draw_random"),
@@ -116,7 +151,11 @@ MASK_SOURCES: dict[str, MaskSource] = {
     "grasp": MaskSource(BATCHES, needs_data=True, global_ranking=True, drawer="draw_grasp"),
     "synflow": MaskSource((ROUNDS,), needs_data=True, global_ranking=True, drawer="draw_synflow"),  # the image size
     "file": MaskSource((PATH,), drawer="draw_file"),
+    "nm": MaskSource(NM, drawer="draw_nm", trained=True, one_level=True, check=check_nm_entry),
+    **{name: MaskSource(drawer="draw_trained", algorithm=name) for name in ("gmp", "set", "rigl")},
 }
+OWN_RUN = "{label}_run"  # the `mask_source` of a sparse training's own runs
+LEVEL_SET = ("sparsity", "include_linear")  # a sparse training's settings that come from the level and `prune`
 
 
 def source_flags() -> dict[str, tuple[Setting, list[str]]]:
@@ -165,6 +204,9 @@ def parse_masks(entries: list[Any]) -> list[MaskSpec]:
                 f"{key}.label: {label!r} is not allowed; use lower-case letters, digits and '_' "
                 f"(not {', '.join(MISSING)}, which tables read as empty)"
             )
+        if MASK_SOURCES[source].algorithm:
+            specs.append(MaskSpec(source, label, algorithm_settings(key, source, entry)))
+            continue
         settings = {setting.name: setting for setting in MASK_SOURCES[source].settings}
         unknown = [name for name in entry if name not in settings]
         if unknown:
@@ -175,13 +217,45 @@ def parse_masks(entries: list[Any]) -> list[MaskSpec]:
             raise MaskConfigError(f"{key}: source {source!r} needs `{missing[0]}`")
         for name, value in entry.items():
             settings[name].check(f"{key}.{name}", value)
-        specs.append(MaskSpec(source, label, {**{name: s.default for name, s in settings.items()}, **entry}))
+        filled = {**{name: s.default for name, s in settings.items()}, **entry}
+        if MASK_SOURCES[source].check:
+            MASK_SOURCES[source].check(key, filled)
+        specs.append(MaskSpec(source, label, filled))
     labels = [spec.label for spec in specs]
+    labels += [OWN_RUN.format(label=spec.label) for spec in specs if MASK_SOURCES[spec.source].algorithm]
     twice = next((label for label in labels if labels.count(label) > 1), None)
     if twice:
-        raise MaskConfigError(f"masks: two entries are labelled {twice!r}; give one a `label` of its own")
+        raise MaskConfigError(
+            f"masks: two entries are labelled {twice!r} (a sparse training's own runs are `<label>_run`); give "
+            "one a `label` of its own"
+        )
     return specs
 
 
 def level_file(pattern: str, level: int, seed: int) -> str:
     return pattern.format(level=level, seed=seed)
+
+
+def algorithm_settings(key: str, source: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A sparse training's settings (`masks[i]` is `key`), checked, with their defaults; the sparsity
+    and include_linear come from each level and `prune`."""
+    from lth.hparams import HparamError
+    from lth.sparse.nm import parse_nm
+    from lth.sparse.settings import ALGORITHMS
+
+    hparams = ALGORITHMS[source]
+    given = [name for name in LEVEL_SET if name in entry]
+    if given:
+        raise MaskConfigError(
+            f"{key}.{given[0]}: not a setting of a `masks` entry: each level sets the sparsity "
+            "(prune.rate, prune.levels) and prune.include_linear which weights are sparse"
+        )
+    probe = dict(entry)
+    try:
+        if entry.get("nm"):  # GMP to N:M ends at 1 - N/M, whatever the level
+            n, m = parse_nm(entry["nm"])
+            probe["sparsity"] = 1 - n / m
+        settings = hparams.from_dict(probe).identity()  # a setting added later, at its default, renames nothing
+    except (HparamError, LthError) as error:
+        raise MaskConfigError(str(error).replace(f"{source}.", f"{key}.", 1)) from None
+    return {name: value for name, value in settings.items() if name not in LEVEL_SET}

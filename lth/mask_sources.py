@@ -18,6 +18,9 @@ by position (layer order, then flat index), so a mask is a deterministic functio
   iteratively over `rounds` rounds to the exponential schedule (kept fraction d^(k/rounds) at round
   k for a final kept fraction d), scores recomputed on the masked network each round. In float64, as
   the authors' code, since R spans many orders of magnitude.
+- `nm`: N:M structure (lth/sparse/nm.py): in every group of M consecutive weights along the reduction
+  dimension the N of largest magnitude, of the trained dense network (as OMP ranks it).
+- `gmp`, `set`, `rigl`: the final mask of a sparse training (lth/sparse), which its final.pt holds.
 - `file`: the user's own mask (`load_user_mask`): lth's format, a torch.nn.utils.prune state dict
   (`<parameter>_mask` entries, as ToST's and RV's code save them), or open_lth's `mask.pth`.
 """
@@ -39,41 +42,13 @@ from torch import nn
 
 from lth.errors import LthError, UsageError
 from lth.hparams import DataHparams, ModelHparams, PruneHparams
-from lth.masks import Mask, remaining_after
+from lth.masks import Mask, keep_top, remaining_after
 
 log = logging.getLogger("lth")
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 Drawn = tuple[Mask, dict[str, Any]]  # a mask and the settings it was drawn with (its sidecar's record)
 Scores = Callable[..., dict[str, torch.Tensor]]
-
-
-def keep_top(scores: Mapping[str, torch.Tensor], count: int, mask: Mask | None = None) -> Mask:
-    """Keep the `count` highest scores across all tensors (only among the weights `mask` keeps, if
-    given); among equal scores the earlier position wins."""
-    names = list(scores)
-    flat = torch.cat([scores[name].detach().reshape(-1).double().cpu() for name in names])
-    if flat.isnan().any():
-        raise LthError("the scores hold NaN: the network's output or gradient overflowed")
-    if mask is not None:
-        eligible = torch.cat([mask[name].reshape(-1).cpu() for name in names])
-        flat = torch.where(eligible, flat, torch.tensor(-math.inf, dtype=torch.float64))
-        available = int(eligible.sum())
-    else:
-        available = flat.numel()
-    if not 0 <= count <= available:
-        raise LthError(f"cannot keep {count} weights out of {available}")
-    # The count-th largest score by selection, not a full sort (SynFlow ranks 100 times): every score
-    # above it is kept, and of those equal to it the earliest, as a stable descending sort would.
-    if count == 0:
-        keep = torch.zeros(flat.numel(), dtype=torch.bool)
-    else:
-        threshold = torch.kthvalue(flat, flat.numel() - count + 1).values
-        keep = flat > threshold
-        ties = (flat == threshold).nonzero().squeeze(1)
-        keep[ties[: count - int(keep.sum())]] = True
-    parts = keep.split([scores[name].numel() for name in names])
-    return {name: part.reshape(scores[name].shape) for name, part in zip(names, parts)}
 
 
 def kept_count(names: Iterable[str], weights: Mapping[str, torch.Tensor], rate: float, rounds: int) -> int:
@@ -359,6 +334,43 @@ def draw_file(args: Namespace, config: dict[str, Any], model: nn.Module, names: 
         return load_user_mask(Path(args.file), {name: params[name].shape for name in names}, params)
     except LthError as error:
         raise UsageError(f"--file: {error}") from None
+
+
+def draw_trained(args: Namespace, config: dict[str, Any], model: nn.Module, names: list[str], count: int) -> Drawn:
+    """gmp, set, rigl: the mask a sparse training ended with, saved with its weights (--weights, the
+    run's final.pt); its sparsity is the run's, not `count`."""
+    from lth.checkpoints import load_checkpoint
+
+    trained = load_checkpoint(args.weights).get("mask")
+    if trained is None:
+        raise UsageError(
+            f"--weights: {args.weights} holds no mask; --method {args.method} reads the final.pt of a "
+            f"run trained with `lth train --sparse-training {args.method}`"
+        )
+    params = dict(model.named_parameters())
+    if sorted(trained) != sorted(names):
+        raise UsageError(
+            f"--weights: {args.weights}'s mask covers {len(trained)} weights, not the {len(names)} prunable "
+            "ones of --prune.include_linear; give the same include_linear as the sparse training had"
+        )
+    misshapen = [name for name in names if trained[name].shape != params[name].shape]
+    if misshapen:
+        raise UsageError(f"--weights: {args.weights}'s mask of {misshapen[0]!r} does not have its weight's shape")
+    return {name: trained[name].to(torch.bool) for name in names}, {}
+
+
+def draw_nm(args: Namespace, config: dict[str, Any], model: nn.Module, names: list[str], count: int) -> Drawn:
+    """nm: N of every M weights by magnitude of --weights (lth/sparse/nm.py); its sparsity is 1 - N/M,
+    not `count`."""
+    from lth.sparse.nm import check_nm, nm_mask
+
+    params = dict(model.named_parameters())
+    try:
+        check_nm(args.nm_n, args.nm_m)
+        mask = nm_mask({name: params[name].detach() for name in names}, args.nm_n, args.nm_m, args.nm_indivisible)
+    except LthError as error:
+        raise UsageError(f"--nm-n/--nm-m/--nm-indivisible: {error}") from None
+    return mask, {"n": args.nm_n, "m": args.nm_m, "indivisible": args.nm_indivisible}
 
 
 def draw_synflow(args: Namespace, config: dict[str, Any], model: nn.Module, names: list[str], count: int) -> Drawn:

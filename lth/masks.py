@@ -7,6 +7,7 @@ sparse; every other parameter (BatchNorm, biases, by default the classifier) sta
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -95,6 +96,34 @@ def prune(
             offset += positions.numel()
             new_mask[name] = keep.reshape(mask[name].shape)
     return new_mask
+
+
+def keep_top(scores: Mapping[str, torch.Tensor], count: int, mask: Mask | None = None) -> Mask:
+    """Keep the `count` highest scores across all tensors (only among the weights `mask` keeps, if
+    given); among equal scores the earlier position wins."""
+    names = list(scores)
+    flat = torch.cat([scores[name].detach().reshape(-1).double().cpu() for name in names])
+    if flat.isnan().any():
+        raise LthError("the scores hold NaN: the network's output or gradient overflowed")
+    if mask is not None:
+        eligible = torch.cat([mask[name].reshape(-1).cpu() for name in names])
+        flat = torch.where(eligible, flat, torch.tensor(-math.inf, dtype=torch.float64))
+        available = int(eligible.sum())
+    else:
+        available = flat.numel()
+    if not 0 <= count <= available:
+        raise LthError(f"cannot keep {count} weights out of {available}")
+    # The count-th largest score by selection, not a full sort (SynFlow ranks 100 times): every score
+    # above it is kept, and of those equal to it the earliest, as a stable descending sort would.
+    if count == 0:
+        keep = torch.zeros(flat.numel(), dtype=torch.bool)
+    else:
+        threshold = torch.kthvalue(flat, flat.numel() - count + 1).values
+        keep = flat > threshold
+        ties = (flat == threshold).nonzero().squeeze(1)
+        keep[ties[: count - int(keep.sum())]] = True
+    parts = keep.split([scores[name].numel() for name in names])
+    return {name: part.reshape(scores[name].shape) for name, part in zip(names, parts)}
 
 
 def layer_stats(mask: Mask) -> dict[str, dict[str, Any]]:
@@ -196,6 +225,12 @@ class MaskEnforcer:
         self.params = [params[name] for name in mask]
         # Same dtype, device and memory format as each weight, so the multiply is one fast kernel.
         self.factors = [torch.empty_like(p).copy_(keep) for p, keep in zip(self.params, mask.values())]
+
+    @torch.no_grad()
+    def set_mask(self, mask: Mask) -> None:
+        """Enforce `mask` from now on: the same names, another choice of weights (sparse training)."""
+        for factor, keep in zip(self.factors, mask.values()):
+            factor.copy_(keep)
 
     @torch.no_grad()
     def apply_to_weights(self) -> None:

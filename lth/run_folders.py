@@ -144,6 +144,9 @@ def _settings(record: dict[str, Any] | None) -> str:
     text = f"{model.get('name', '?')} w{model.get('width', '?')} {data.get('name', '?')} {train.get('epochs', '?')} ep"
     text += f" from {record['start_epoch']}" if record.get("start_epoch") else ""
     level = Path(str(_section(record, "mask").get("path", ""))).parent.name  # a plan's chain: <chain>/level<k>/mask.pt
+    trained = _section(record, "sparse_training")  # a sparse training: its algorithm and final sparsity
+    if trained:
+        text += f", {trained.get('algorithm', '?')} to {100 * float(trained.get('sparsity', 0)):.4g}%"
     return text + (f", level {level[5:]}" if level.startswith("level") and level[5:].isdigit() else "")
 
 
@@ -159,7 +162,7 @@ def trained_as(record: dict[str, Any]) -> str:
     from lth.variants import ALIASES, PARTS
 
     defaults = {"model": ModelHparams(), "train": TrainHparams(), "gradinit": GradinitHparams()}
-    masked = bool(record.get("mask"))
+    masked = bool(record.get("mask") or record.get("sparse_training"))  # a sparse training draws its own
     reinit = Path(str(_section(record, "init").get("path", ""))).parent.name == "reinit"  # Plan.reinit_weights
     start = "reinit" if reinit else "rewind" if masked and (record.get("start_epoch") or 0) > 0 else "theta0"
 

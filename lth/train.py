@@ -34,14 +34,16 @@ from lth.checkpoints import nonfinite, save_checkpoint
 from lth.data import Data
 from lth.data.batches import Batches
 from lth.errors import LthError
-from lth.flops import forward_flops
+from lth.flops import LayerFlops, forward_flops, layer_flops
 from lth.gradinit import gradinit, step_counts
 from lth.hparams import GradinitHparams, ModelHparams, TrainHparams
 from lth.io import read_json, write_json
 from lth.losses import LossFn, loss_summary, make_loss
-from lth.masks import Mask, MaskEnforcer, sparsity
+from lth.masks import Mask, MaskEnforcer, prunable_names, sparsity
 from lth.models.skip import jump_params
 from lth.provenance import provenance
+from lth.sparse.settings import SparseTrainingHparams
+from lth.sparse.updaters import DynamicMask, make_updater
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ class EpochContext:
     data: Data
     device: torch.device
     row: dict[str, float]
+    mask: Mask | None = None  # the mask in force where training changes it (sparse training)
 
 
 EpochCallback = Callable[[EpochContext], "dict[str, float] | None"]
@@ -114,14 +117,16 @@ def train_epoch(
     enforcer: MaskEnforcer,
     loss_fn: LossFn,
     autocast: Autocast = nullcontext,
+    dynamic: DynamicMask | None = None,
 ) -> tuple[float, float]:
     """One pass over `batches` (data path, forward, backward, masked step): mean loss and accuracy.
 
     The mask is enforced on the gradients before the step and on the weights after it, so pruned
-    weights stay exactly zero whatever momentum and weight decay do. Loss and accuracy accumulate
-    on the device and are read once, at the end, not every batch.
+    weights stay exactly zero whatever momentum and weight decay do; `dynamic` (sparse training)
+    changes the mask at its steps. Loss and accuracy accumulate on the device and are read once, at
+    the end, not every batch.
     """
-    loss_sum, correct = train_epoch_sums(model, batches, optimizer, enforcer, loss_fn, autocast)
+    loss_sum, correct = train_epoch_sums(model, batches, optimizer, enforcer, loss_fn, autocast, dynamic)
     return _means(loss_sum, correct, batches.num_images)
 
 
@@ -132,6 +137,7 @@ def train_epoch_sums(
     enforcer: MaskEnforcer,
     loss_fn: LossFn,
     autocast: Autocast = nullcontext,
+    dynamic: DynamicMask | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`train_epoch` without reading its result: the summed loss and the count of correct
     predictions stay on the device, so on a GPU the epoch queues work without ever waiting for it."""
@@ -144,9 +150,13 @@ def train_epoch_sums(
             loss = loss_fn(outputs, labels, inputs)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        steps = dynamic.after_backward() if dynamic else True  # False where RigL's update replaces the step
         enforcer.apply_to_grads()
-        optimizer.step()
-        enforcer.apply_to_weights()
+        if steps:
+            optimizer.step()
+            enforcer.apply_to_weights()
+        if dynamic:
+            dynamic.after_step(len(labels))
         loss_sum += loss.detach() * len(labels)
         correct += (outputs.detach().argmax(1) == labels).sum()
     return loss_sum, correct
@@ -251,6 +261,8 @@ class _Loop:
     device: torch.device
     channels_last: bool
     batches: dict[str, Batches]  # train, val, test
+    flops: LayerFlops  # forward FLOPs per image, per layer
+    dynamic: DynamicMask | None = None  # sparse training: the mask changes
 
 
 @dataclass
@@ -281,6 +293,7 @@ def train(
     gradinit_hparams: GradinitHparams | None = None,
     options: RunOptions | None = None,
     stop_epoch: int | None = None,
+    sparse_training: SparseTrainingHparams | None = None,
 ) -> dict[str, Any]:
     """Train `model` from epoch `start_epoch` to `hparams.epochs` and write the run folder.
 
@@ -296,12 +309,25 @@ def train(
     publishes nothing but the `save_epochs` checkpoints (a rewind point of a dense run); it then
     returns an empty dict. Which epochs are saved is not part of the resume state's identity: a
     resumed run saves the ones still ahead of it.
+
+    `sparse_training` (GMP, SET, RigL: lth/sparse) draws the first mask itself and changes it as
+    training goes (no `mask`); the mask in force is saved with every checkpoint and the resume state.
     """
     options = options or RunOptions()
     loss_fn = loss_fn or make_loss(hparams)  # distillation needs a teacher, so only the caller can ask for it
     out_dir = Path(out_dir)
     device = check_run(out_dir, hparams, start_epoch, save_epochs, options)
+    updater = None
+    if sparse_training:
+        if mask:
+            raise LthError(f"{sparse_training.section}: sparse training draws its own mask; give no mask")
+        names = prunable_names(model, sparse_training.include_linear)
+        steps = (hparams.epochs - start_epoch) * -(-len(data.train.labels) // hparams.batch_size)
+        updater = make_updater(sparse_training, model, names, steps, seed)
+        mask = updater.initial_mask(dict(model.named_parameters()))
     loop = _setup(model, data, hparams, mask, device, seed, options, loss_fn)
+    if updater:
+        loop.dynamic = DynamicMask(updater, loop.model, loop.enforcer, loop.optimizer, mask, loop.flops)
     progress = _Progress(_run_id(record, start_epoch, seed), start_epoch, torch.get_num_threads())
     if (out_dir / RESUME_STATE).exists():
         _resume(out_dir, progress, loop, hparams.epochs)
@@ -317,7 +343,7 @@ def train(
 
     def keep(epoch: int) -> None:
         if epoch in pending:
-            save_checkpoint(pending[epoch], loop.model, model_hparams, data.num_classes, epoch)
+            save_checkpoint(pending[epoch], loop.model, model_hparams, data.num_classes, epoch, _changing_mask(loop))
 
     if progress.epoch == start_epoch:
         keep(start_epoch)
@@ -326,7 +352,7 @@ def train(
         store.publish_kept(out_dir, [path.name for path in pending.values()])
         log.info("stopped %s after epoch %d of %d", out_dir, end_epoch, hparams.epochs)
         return {}
-    summary = _summary(progress.rows, loop, mask, hparams, start_epoch, data.train.images.shape[1:])
+    summary = _summary(progress.rows, loop, mask, hparams, start_epoch, data)
     gradinit_steps = (
         step_counts(read_json(store.resume_dir(out_dir) / GRADINIT)["history"]) if gradinit_hparams else None
     )
@@ -336,7 +362,7 @@ def train(
         gradinit_steps=gradinit_steps,
         thread_changes=progress.thread_changes,
     )
-    save_checkpoint(out_dir / FINAL, loop.model, model_hparams, data.num_classes, hparams.epochs)
+    save_checkpoint(out_dir / FINAL, loop.model, model_hparams, data.num_classes, hparams.epochs, _changing_mask(loop))
     kept = [path.name for path in pending.values()] + ([GRADINIT] if gradinit_hparams else [])
     summary = store.publish_run(out_dir, summary, record, _metrics_csv(progress.rows), written=[FINAL], kept=kept)
     log.info(
@@ -392,7 +418,13 @@ def _setup(
         device,
         channels_last,
         _batches(data, hparams.batch_size, options.eval_batch_size, device, generator, channels_last),
+        layer_flops(model, data.train.images.shape[1:]),
     )
+
+
+def _changing_mask(loop: _Loop) -> Mask | None:
+    """The mask in force, saved with the weights, where it changes during training (sparse training)."""
+    return loop.dynamic.mask if loop.dynamic else None
 
 
 def _run_id(record: dict[str, Any], start_epoch: int, seed: int) -> str:
@@ -416,6 +448,8 @@ def _resume(out_dir: Path, progress: _Progress, loop: _Loop, epochs: int) -> Non
     loop.optimizer.load_state_dict(state["optimizer"])
     loop.generator.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
+    if loop.dynamic:
+        loop.dynamic.load_state_dict(state["sparse_training"])
     progress.rows, progress.epoch, progress.thread_changes = state["rows"], state["epoch"], state["thread_changes"]
     log.info("resuming %s from epoch %d of %d", out_dir, progress.epoch, epochs)
     if state["threads"] != progress.threads:  # CPU results depend on it; warn, as a moved cluster job must go on
@@ -491,7 +525,8 @@ def _run_epochs(
         row = _epoch(loop, hparams.lr_at(progress.epoch), progress.epoch + 1, out_dir)
         progress.epoch += 1
         for callback in callbacks:
-            row.update(callback(EpochContext(progress.epoch, loop.model, data, loop.device, row)) or {})
+            context = EpochContext(progress.epoch, loop.model, data, loop.device, row, _changing_mask(loop))
+            row.update(callback(context) or {})
         progress.rows.append(row)
         keep(progress.epoch)
         state = {
@@ -504,6 +539,7 @@ def _run_epochs(
             "epoch": progress.epoch,
             "threads": progress.threads,
             "thread_changes": progress.thread_changes,
+            **({"sparse_training": loop.dynamic.state_dict()} if loop.dynamic else {}),
         }
         store.save_resume_state(out_dir, state, _metrics_csv(progress.rows))
         session_epochs += 1
@@ -532,7 +568,7 @@ def _epoch(loop: _Loop, lr: float, epoch: int, out_dir: Path) -> dict[str, float
     started = time.perf_counter()
     batches = loop.batches
     train_loss, train_acc = train_epoch(
-        loop.step_model, batches["train"], loop.optimizer, loop.enforcer, loop.loss_fn, loop.autocast
+        loop.step_model, batches["train"], loop.optimizer, loop.enforcer, loop.loss_fn, loop.autocast, loop.dynamic
     )
     train_seconds = time.perf_counter() - started
     val_loss, val_acc = evaluate(loop.model, batches["val"], loop.autocast)
@@ -581,12 +617,17 @@ def _summary(
     mask: Mask | None,
     hparams: TrainHparams,
     start_epoch: int,
-    input_shape: Sequence[int],
+    data: Data,
 ) -> dict[str, Any]:
-    """`sparsity` is the mask's nominal one; the parameter and FLOP counts are those of the network
-    actually trained, jump branches included, so tweaks that add weights are compared fairly."""
+    """`sparsity` is the mask's nominal one (sparse training: its final mask's); the parameter and FLOP
+    counts are those of the network actually trained, jump branches included, so tweaks that add
+    weights are compared fairly. `train_flops` counts the training steps as the RigL paper does: 3x
+    the forward FLOPs of the mask in force per image and step (sparse training: lth/sparse/updaters.py)."""
     best = max(rows, key=lambda row: row["val_acc"])  # max() keeps the first of equal values
     model, device = loop.model, loop.device
+    images = len(data.train.labels) * (hparams.epochs - start_epoch)
+    train_flops = loop.dynamic.train_flops if loop.dynamic else images * 3 * loop.flops.forward(mask or {})
+    mask = loop.dynamic.mask if loop.dynamic else mask
     params = list(model.parameters())
     return {
         "best_val_epoch": int(best["epoch"]),
@@ -600,7 +641,9 @@ def _summary(
         "total_params": sum(p.numel() for p in params),
         "nonzero_params": sum(int(torch.count_nonzero(p)) for p in params),
         "jump_params": jump_params(model),
-        **forward_flops(model, input_shape),
+        **forward_flops(model, data.train.images.shape[1:], loop.flops),
+        "train_flops": round(train_flops),
+        **(_sparse_training_summary(loop.dynamic) if loop.dynamic else {}),
         "wall_seconds": sum(row["seconds"] for row in rows),
         "threads": torch.get_num_threads(),
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
@@ -610,4 +653,12 @@ def _summary(
         "torch": torch.__version__,
         "python": platform.python_version(),
         **provenance(),
+    }
+
+
+def _sparse_training_summary(dynamic: DynamicMask) -> dict[str, Any]:
+    """What a sparse-training run adds: its algorithm's settings and every mask update it made."""
+    return {
+        "sparse_training": dynamic.updater.hparams.record(),
+        "mask_updates": dynamic.updater.history,
     }

@@ -16,6 +16,7 @@ from lth.artifacts import HPARAMS, kept_epoch
 from lth.errors import LthError, UsageError
 from lth.hparams import DataHparams, GradinitHparams, ModelHparams, TrainHparams
 from lth.inputs import read_input, require_file
+from lth.sparse.settings import ALGORITHMS, SparseTrainingHparams
 from lth.yamlio import read_yaml
 
 log = logging.getLogger("lth")
@@ -33,6 +34,16 @@ def set_threads(threads: int | None) -> None:
 
     if threads:
         torch.set_num_threads(threads)
+
+
+def sparse_training_hparams(args: argparse.Namespace, config: dict[str, Any]) -> SparseTrainingHparams | None:
+    """--sparse-training's algorithm with its --NAME.* settings; another algorithm's settings are refused."""
+    chosen = getattr(args, "sparse_training", None)
+    for name, hparams in ALGORITHMS.items():
+        given = sorted(key for key in vars(args) if key.startswith(f"{name}."))
+        if given and name != chosen:
+            raise UsageError(f"--{given[0]}: only read with --sparse-training {name}, not {chosen or 'without it'}")
+    return ALGORITHMS[chosen].from_sources(config, args) if chosen else None
 
 
 def _check_teacher(train_hp: TrainHparams, teacher_path: Path | None) -> None:
@@ -98,6 +109,11 @@ def prepare_training(args: argparse.Namespace, config: dict[str, Any]) -> Callab
     data_hp = DataHparams.from_sources(config, args)
     train_hp = TrainHparams.from_sources(config, args)
     gradinit_hp = GradinitHparams.from_sources(config, args)
+    sparse_hp = sparse_training_hparams(args, config)
+    if sparse_hp and mask_path:
+        raise UsageError(
+            f"--mask: not with --sparse-training {sparse_hp.section}, which draws and changes its own mask"
+        )
     _check_teacher(train_hp, teacher_path)
     tracking = trackers.chosen(args)
     teacher_checkpoint = read_input("--teacher", teacher_path, load_checkpoint) if teacher_path else None
@@ -131,6 +147,8 @@ def prepare_training(args: argparse.Namespace, config: dict[str, Any]) -> Callab
         "start_epoch": start_epoch,
         "save_epochs": sorted(args.save_epochs),
     }
+    if sparse_hp:  # only then: the records, so the resume states, of other runs stay as they were
+        record["sparse_training"] = sparse_hp.record()
     if tracking:  # only then: the records, so the resume states, of untracked runs stay as they were
         record["track"] = tracking
     if teacher is not None:
@@ -150,7 +168,7 @@ def prepare_training(args: argparse.Namespace, config: dict[str, Any]) -> Callab
             len(dataset.train.labels),
             len(dataset.val.labels),
             len(dataset.test.labels),
-            f"mask {mask_path}" if mask else "dense",
+            f"mask {mask_path}" if mask else f"sparse training: {sparse_hp.section}" if sparse_hp else "dense",
         )
         train(
             model,
@@ -167,6 +185,7 @@ def prepare_training(args: argparse.Namespace, config: dict[str, Any]) -> Callab
             gradinit_hparams=gradinit_hp if gradinit_hp.enabled else None,
             options=options,
             stop_epoch=getattr(args, "stop_epoch", None),
+            sparse_training=sparse_hp,
         )
 
     return training
@@ -233,6 +252,7 @@ def check_same_run(run: Path, args: argparse.Namespace, config: dict[str, Any], 
     # Where the data lives does not change the run, nor does how it ran (torch.compile).
     what_data, what_training = DataHparams.what_it_computes, TrainHparams.what_it_computes
     mask_digest = _mask_digest(args, record)
+    sparse_hp = sparse_training_hparams(args, config)
     wanted = {
         "seed": args.seed,
         "model": model_hparams(args, config, record.get("model")).to_dict(),
@@ -240,12 +260,14 @@ def check_same_run(run: Path, args: argparse.Namespace, config: dict[str, Any], 
         "data": what_data(DataHparams.from_sources(config, args).to_dict()),
         "gradinit": GradinitHparams.from_sources(config, args).to_dict(),
         "mask": mask_digest,
+        "sparse_training": sparse_hp.record() if sparse_hp else None,
     }
     recorded = {
         **{key: record.get(key) for key in ("seed", "model", "gradinit")},
         "train": what_training(record.get("train") or {}),
         "data": what_data(record.get("data") or {}),
         "mask": (record.get("mask") or {}).get("sha256"),
+        "sparse_training": record.get("sparse_training"),
     }
     if args.start_epoch is not None:
         wanted["start_epoch"], recorded["start_epoch"] = args.start_epoch, record.get("start_epoch")

@@ -318,6 +318,7 @@ def test_ls_says_what_each_run_folder_is_and_how_far_it_got(tmp_path, capsys):
         ({"mask": {"path": "m.pt"}, "init": {"path": "runs/dense-x/reinit/seed1000.pt"}}, "reinit"),
         ({"mask": {"path": "m.pt"}, "model": {"activation": "mish", "skip": "identity"}}, "mish+skip_identity"),
         ({"mask": {"path": "m.pt"}, "train": {"kd_alpha": 0.5}}, "kd_alpha=0.5"),  # by hand: no part sets 0.5
+        ({"sparse_training": {"algorithm": "rigl"}, "model": {"activation": "swish"}}, "swish"),  # RigL's own run
     ],
 )
 def test_ls_names_the_variant_a_run_trained(record, variant):

@@ -11,13 +11,13 @@ from torch import nn
 from lth.errors import LthError
 from lth.mask_sources import (
     grasp_scores,
-    keep_top,
     load_user_mask,
     random_mask,
     snip_scores,
     synflow_mask,
     synflow_scores,
 )
+from lth.masks import keep_top
 
 NAMES = ["0.weight", "1.weight"]
 
@@ -302,9 +302,68 @@ def test_a_users_file_becomes_the_same_mask(theta0):
         (["--method", "random", "--file", "x.pt"], "--file: only read with --method file"),
         (["--method", "snip", "--like", "{folder}/magnitude.pt"], "--like: only read with --method random"),
         (["--method", "file", "--file", "{folder}/missing/level3.pt"], "missing/level3.pt not found"),
+        (["--method", "rigl"], "holds no mask; --method rigl reads the final.pt of a run trained with"),
+        (["--method", "nm", "--nm-n", "4"], "N:M sparsity 4:4 is not allowed: N and M must be whole numbers"),
+        (["--method", "nm"], "layer 'conv1.weight' has 3 input channels, not a multiple of M=4"),
     ],
 )
 def test_bad_source_options_are_refused_before_any_work(theta0, capsys, flags, message):
     assert draw(theta0, "bad", *[flag.format(folder=theta0) for flag in flags]) == 2
     assert message in capsys.readouterr().err
     assert not (theta0 / "bad.pt").exists()
+
+
+def test_an_n_m_mask_keeps_n_of_every_m_by_magnitude(theta0):
+    from lth.checkpoints import load_checkpoint
+    from lth.masks import load_mask, read_sidecar
+
+    assert draw(theta0, "nm", "--method", "nm", "--nm-n", "1", "--nm-m", "4", "--nm-indivisible", "dense") == 0
+    mask, weights = load_mask(theta0 / "nm.pt"), load_checkpoint(theta0 / "init.pt")["state_dict"]
+    assert read_sidecar(theta0 / "nm.pt")["provenance"]["n"] == 1
+    for name, keep in mask.items():
+        if keep.shape[1] % 4:  # the stem reads three channels: kept dense
+            assert keep.all()
+            continue
+        groups = keep.movedim(1, -1).reshape(-1, 4)
+        magnitudes = weights[name].abs().movedim(1, -1).reshape(-1, 4)
+        assert (groups.sum(1) == 1).all()
+        assert magnitudes[groups].equal(magnitudes.max(1).values)  # the largest of each group
+
+
+def test_a_sparse_trainings_final_mask_is_exported_as_it_was(theta0, tmp_path):
+    from lth.checkpoints import load_checkpoint
+    from lth.cli import main
+    from lth.masks import load_mask
+
+    run = tmp_path / "rigl"
+    argv = ["-q", "train", "--init", str(theta0 / "init.pt"), "--out-dir", str(run), "--seed", "0", "--threads", "1"]
+    argv += ["--model.width", "4", "--data.name", "digits", "--data.subset_per_class", "10", "--train.epochs", "1"]
+    assert main([*argv, "--sparse-training", "rigl", "--rigl.sparsity", "0.8", "--rigl.update_every", "1"]) == 0
+    assert (
+        main(["-q", "prune", "--method", "rigl", "--weights", str(run / "final.pt"), "--out", str(tmp_path / "m.pt")])
+        == 0
+    )
+    final = load_checkpoint(run / "final.pt")["mask"]
+    exported = load_mask(tmp_path / "m.pt")
+    assert exported.keys() == final.keys() and all(exported[name].equal(final[name]) for name in final)
+    assert 1 - sum(int(k.sum()) for k in final.values()) / sum(k.numel() for k in final.values()) == pytest.approx(
+        0.8, abs=1e-4
+    )
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--sparse-training", "rigl", "--mask", "{folder}/magnitude.pt"], "--mask: not with --sparse-training rigl"),
+        (["--rigl.sparsity", "0.5"], "--rigl.sparsity: only read with --sparse-training rigl, not without it"),
+        (["--sparse-training", "set", "--rigl.sparsity", "0.5"], "only read with --sparse-training rigl, not set"),
+        (["--sparse-training", "gmp", "--gmp.start", "0.9"], "gmp.end: 0.75 is not allowed; must be > gmp.start=0.9"),
+    ],
+)
+def test_bad_sparse_training_options_are_refused_before_any_work(theta0, tmp_path, capsys, flags, message):
+    from lth.cli import main
+
+    argv = ["-q", "train", "--init", str(theta0 / "init.pt"), "--out-dir", str(tmp_path / "run"), "--seed", "0"]
+    assert main([*argv, "--data.name", "digits", *[flag.format(folder=theta0) for flag in flags]]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -158,6 +158,15 @@ def test_an_experiments_override_wins_over_a_later_files_base(tmp_path):
         ([{"source": "file"}], r"masks\[0\]: source 'file' needs `path`"),
         ([{"source": "file", "path": "masks.npz"}], r"masks\[0\].path: 'masks.npz' has no \{level\}"),
         ([{"source": "file", "path": "m/{lvl}.npz"}], r"masks\[0\].path: 'm/\{lvl\}.npz' is not allowed"),
+        ([{"source": "rigl", "sparsity": 0.9}], r"masks\[0\].sparsity: not a setting of a `masks` entry: each level"),
+        ([{"source": "rigl", "alpha": 0.3}], r"masks\[0\].alpha: unknown key; allowed keys in 'rigl': sparsity"),
+        ([{"source": "set", "drop_fraction": 0}], r"masks\[0\].drop_fraction: 0.0 is not allowed; must be > 0.0"),
+        ([{"source": "rigl", "dense_layers": "last"}], r"masks\[0\].dense_layers: 'last' is not allowed without"),
+        ([{"source": "gmp", "start": 0.8}], r"masks\[0\].end: 0.75 is not allowed; must be > gmp.start=0.8"),
+        ([{"source": "gmp", "nm": "4:2"}], r"N:M sparsity 4:2 is not allowed: N and M must be whole numbers"),
+        ([{"source": "nm", "n": 4, "m": 4}], r"masks\[0\]: n 4 and m 4 are not allowed; N:M needs 1 <= n < m"),
+        ([{"source": "nm", "indivisible": "skip"}], r"masks\[0\].indivisible: 'skip' is not allowed; choose one of"),
+        (["rigl", {"source": "snip", "label": "rigl_run"}], r"two entries are labelled 'rigl_run' \(a sparse training"),
     ],
 )
 def test_bad_mask_entries_are_named(masks, message):
@@ -223,3 +232,61 @@ def test_analyses_read_the_first_sources_tickets():
     snip_runs = {row.run.rsplit("/", 1)[1] for row in planned.rows if row.mask_source == "snip"}
     assert runs and runs.isdisjoint(snip_runs)
     assert len(runs) == 4  # the dense run and the three magnitude levels
+
+
+def test_a_sparse_training_draws_each_level_and_its_own_runs_are_rows():
+    """Each level's ticket is the final mask of the algorithm's vanilla run to the level's nominal
+    sparsity, which every variant spends; each variant also runs the algorithm itself (`rigl_run`)."""
+    planned = plan(digits_config(masks=[{"source": "rigl", "update_every": 50}], variants=["lth", "at+trt"]))
+    rows = {
+        (row.variant, row.level, row.mask_source): planned.sparse[row.run.rsplit("/", 1)[1]]
+        for row in planned.rows
+        if row.level
+    }
+    assert sorted(rows) == sorted(
+        (v, level, s) for v in ("lth", "at+trt") for level in (1, 2, 3) for s in ("rigl", "rigl_run")
+    )
+    (chain,) = planned.chains.values()
+    for level in (1, 2, 3):
+        own = rows["lth", level, "rigl_run"]
+        assert own.sparse_training.sparsity == pytest.approx(1 - 0.8**level)
+        assert own.sparse_training.update_every == 50 and own.sparse_training.drop_fraction == 0.3
+        assert prune_inputs(planned, chain.key, level) == {"weights": f"{folder(planned, own.key)}/final.pt"}
+        assert "mask" not in sparse_inputs(planned, own.key)
+        for variant in ("lth", "at+trt"):
+            ticket = rows[variant, level, "rigl"]
+            assert ticket.sparse_training is None and sparse_inputs(planned, ticket.key)["mask"] == mask_path(
+                planned, chain, level
+            )
+        tweaked = rows["at+trt", level, "rigl_run"]
+        assert (tweaked.model.activation, tweaked.sparse_training) == ("swish", own.sparse_training)
+    assert job_count(planned)["train_sparse"] == 12 and job_count(planned)["prune"] == 3
+
+
+def test_an_n_m_mask_is_drawn_once_from_the_trained_dense_network():
+    planned = plan(digits_config(masks=["magnitude", {"source": "nm", "n": 2, "m": 4, "indivisible": "dense"}]))
+    nm_rows = [row for row in planned.rows if row.mask_source == "nm"]
+    assert [row.level for row in nm_rows] == [1]
+    chain = next(chain for chain in planned.chains.values() if chain.method == "nm")
+    (dense,) = planned.dense
+    assert prune_inputs(planned, chain.key, 1) == {"weights": f"{folder(planned, dense)}/final.pt"}
+    assert "--method nm" in prune_options(planned, chain.key, 1) and "--nm-indivisible dense" in prune_options(
+        planned, chain.key, 1
+    )
+
+
+def test_a_new_algorithm_setting_at_its_default_renames_nothing():
+    """The run names of a sparse training hold only the settings that differ from a default added
+    later (`hashed: unless_default`), like every other run's."""
+    base = plan(digits_config(masks=[{"source": "gmp"}]))
+    same = plan(digits_config(masks=[{"source": "gmp", "nm": "", "indivisible": "refuse"}]))
+    assert set(base.chains) == set(same.chains) and set(base.sparse) == set(same.sparse)
+
+
+def test_a_sparse_training_draws_its_tickets_without_an_lth_variant():
+    """The vanilla own run draws each level's ticket even where no row asks for it."""
+    planned = plan(digits_config(masks=["set"], variants=["at+trt"]))
+    (chain,) = planned.chains.values()
+    drawing = [planned.algorithm_run(chain, level).key for level in (1, 2, 3)]
+    assert set(drawing) <= set(planned.sparse) and job_count(planned)["train_sparse"] == 9
+    assert not {row.run.rsplit("/", 1)[1] for row in planned.rows} & set(drawing)

@@ -86,6 +86,11 @@ def test_mask_sources():
     options = {name: action for action in COMMANDS["prune"]._actions for name in action.option_strings}
     assert tuple(options["--method"].choices) == tuple(MASK_SOURCES)
     for name, source in MASK_SOURCES.items():
+        if source.algorithm:  # a sparse training: its settings are its hparams (lth/sparse/settings.py)
+            assert source.algorithm == name and name in described
+            with pytest.raises(LthError, match=f"unknown key; allowed keys in '{name}'"):
+                parse_masks([{"source": name, "unknown_setting": 1}])
+            continue
         settings = {s.name: "x{level}" if s.required else s.default for s in source.settings}
         (spec,) = parse_masks([{"source": name, **settings}])
         assert set(spec.settings) == {setting.name for setting in source.settings}
@@ -97,7 +102,7 @@ def test_mask_sources():
         with pytest.raises(LthError, match="not a setting of source"):
             parse_masks([{"source": name, "unknown_setting": 1}])
     flags = [setting.flag for setting, _ in source_flags().values()]
-    assert flags == ["like", "file", "batches", "batch-size", "synflow-rounds"]
+    assert flags == ["like", "file", "batches", "batch-size", "synflow-rounds", "nm-n", "nm-m", "nm-indivisible"]
     assert all(source.draw() is not None for name, source in MASK_SOURCES.items() if name != "magnitude")
 
 

@@ -486,7 +486,8 @@ class HessianTracker:
         started = time.perf_counter()
         if self._batches is None:
             self._batches = hessian_batches(self.data, self.indices, batch_size=self.batch_size, device=context.device)
-        result = top_eigen(context.model, self._batches, self.mask, tol=self.tol, max_iter=self.max_iter)
+        mask = context.mask if context.mask is not None else self.mask  # sparse training: the mask now
+        result = top_eigen(context.model, self._batches, mask, tol=self.tol, max_iter=self.max_iter)
         seconds = time.perf_counter() - started
         epoch_seconds = context.row.get("seconds")
         share = f", {100 * seconds / epoch_seconds:.0f}% of the epoch's {epoch_seconds:.1f}s" if epoch_seconds else ""

@@ -20,7 +20,8 @@ def add_commands(commands: Any) -> None:
         "prune",
         cmd_prune,
         "a mask: magnitude pruning of trained weights (given the current mask), or "
-        "another source at the same level's count (random, snip, grasp, synflow, a user's file)",
+        "another source at the same level's count (random, snip, grasp, synflow, a user's file), an N:M "
+        "magnitude mask, or a sparse training's final mask (gmp, set, rigl)",
     )
     prune.add_argument(
         "--method",
@@ -28,7 +29,9 @@ def add_commands(commands: Any) -> None:
         choices=MASK_SOURCES,
         help="magnitude (IMP/OMP); random, snip (Lee et al. 2019), grasp (Wang et al. 2020), synflow "
         "(Tanaka et al. 2020): drawn from --weights (theta0) at level --rounds's count; file: "
-        "--file, checked against the model (lth/mask_sources.py)",
+        "--file, checked against the model; nm: N of every M by magnitude of --weights (the trained dense "
+        "network); gmp, set, rigl: the mask saved in --weights, the final.pt of `lth train --sparse-training` "
+        "(lth/mask_sources.py)",
     )
     prune.add_argument(
         "--weights",
@@ -109,6 +112,6 @@ def check_source_options(args: argparse.Namespace, mask_path: Path | None) -> No
             raise UsageError(f"--{flag}: {setting.required}, given exactly with --method {args.method}")
         if setting.default is None and values[flag] is not None and args.method not in sources:
             raise UsageError(f"--{flag}: only read with --method {', '.join(sources)}, not {args.method}")
-    counts = [f"--{flag}" for flag, (setting, _) in source_flags().items() if setting.default is not None]
+    counts = [f"--{flag}" for flag, (setting, _) in source_flags().items() if isinstance(setting.default, int)]
     if any(values[flag[2:]] < 1 for flag in counts):
         raise UsageError(f"{', '.join(counts[:-1])} and {counts[-1]} must be >= 1")

@@ -13,6 +13,7 @@ from lth.cli.options import add_command, add_config, add_device, add_run_options
 from lth.errors import UsageError
 from lth.hparams import DataHparams, GradinitHparams, ModelHparams, TrainHparams
 from lth.inputs import load_config
+from lth.sparse.settings import ALGORITHMS
 from lth.train_setup import check_same_run, model_hparams, prepare_training, set_threads, snapshot_writer
 
 log = logging.getLogger("lth")
@@ -94,6 +95,14 @@ def _add_training_flags(parser: argparse.ArgumentParser, output: str, tracking: 
     add_config(parser)
     add_run_options(parser)
     for hparams in (ModelHparams, DataHparams, TrainHparams, GradinitHparams):
+        hparams.add_arguments(parser)
+    parser.add_argument(
+        "--sparse-training",
+        choices=ALGORITHMS,
+        help="train sparse with a mask that changes (no --mask): gmp (Zhu & Gupta 2017), set (Mocanu et al. "
+        "2018) or rigl (Evci et al. 2020), with that algorithm's --NAME.* settings (lth/sparse)",
+    )
+    for hparams in ALGORITHMS.values():
         hparams.add_arguments(parser)
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from lth.hparams import Hparams
-from lth.mask_registry import MASK_SOURCES
+from lth.mask_registry import MASK_SOURCES, source_of
 from lth.plan import paths
 
 if TYPE_CHECKING:
@@ -44,8 +44,13 @@ def flags(*sections: Hparams) -> str:
 
 def prune_inputs(plan: Plan, chain_key: str, level: int) -> dict[str, str]:
     """What level `level` of a chain is drawn from: the trained weights magnitude pruning ranks (and
-    the previous IMP level), or another source's theta0 (and its reference mask, or the user's file)."""
+    the previous IMP level), or another source's theta0 (and its reference mask, or the user's file),
+    or a sparse training's final weights (its mask is saved with them)."""
     chain = plan.chains[chain_key]
+    if source_of(chain.method).algorithm:
+        return {"weights": paths.final_weights(plan, plan.algorithm_run(chain, level).key)}
+    if source_of(chain.method).trained:
+        return {"weights": paths.final_weights(plan, chain.dense.key)}
     if chain.method not in ("imp", "omp"):
         inputs = {"weights": paths.init_weights(plan, chain.dense.key)}
         if chain.like:
@@ -79,10 +84,9 @@ def prune_options(plan: Plan, chain_key: str, level: int) -> str:
 
 def sparse_inputs(plan: Plan, key: str) -> dict[str, str]:
     run = plan.sparse[key]
-    inputs = {
-        "init": paths.start_weights(plan, run.dense, run.start_epoch, run.reinit_seed),
-        "mask": paths.mask_path(plan, run.chain, run.level),
-    }
+    inputs = {"init": paths.start_weights(plan, run.dense, run.start_epoch, run.reinit_seed)}
+    if not run.sparse_training:  # a sparse training draws its own mask
+        inputs["mask"] = paths.mask_path(plan, run.chain, run.level)
     if run.train.kd_alpha > 0:
         inputs["teacher"] = paths.final_weights(plan, run.dense.key)  # the dense network of the same seed
     return inputs

@@ -11,7 +11,7 @@ from typing import Any
 
 from lth.data.identity import data_identity
 from lth.hparams import DataHparams, GradinitHparams, ModelHparams, PruneHparams, TrainHparams
-from lth.mask_registry import MASK_SOURCES, MaskSpec, level_file, parse_masks
+from lth.mask_registry import MASK_SOURCES, OWN_RUN, MaskSpec, level_file, parse_masks
 from lth.plan.analyses import AnalysisJob, plan_analyses
 from lth.plan.config import (
     CHAIN_KEYS,
@@ -24,6 +24,8 @@ from lth.plan.config import (
 )
 from lth.plan.identity import file_digest, gradinit_record, run_key
 from lth.plan.paths import folder
+from lth.sparse.nm import parse_nm
+from lth.sparse.settings import ALGORITHMS, SparseTrainingHparams
 from lth.variants import Variant, resolve
 
 
@@ -49,7 +51,8 @@ class DenseRun:
 @dataclass(frozen=True)
 class Chain:
     """A sequence of masks for one dense run: IMP levels, one-shot (OMP) levels, or the levels of
-    another mask source (lth.mask_registry), each drawn from theta0 (or read from the user's file)."""
+    another mask source (lth.mask_registry), each drawn from theta0 (or read from the user's file), or
+    the final masks of a sparse training from theta0 at each level's sparsity."""
 
     key: str
     method: str  # imp, omp, or a mask source other than magnitude
@@ -72,6 +75,7 @@ class SparseRun:
     train: TrainHparams
     gradinit: GradinitHparams
     reinit_seed: int | None = None  # the `reinit` part: initial weights drawn with this seed, not theta0
+    sparse_training: SparseTrainingHparams | None = None  # a sparse training's own run: no mask, it draws one
 
 
 @dataclass(frozen=True)
@@ -139,14 +143,18 @@ class Plan:
                     for level in range(1, max(plan.levels)):
                         plan.chain_run(chain, level)
             for index, spec in enumerate(plan.masks):
+                if MASK_SOURCES[spec.source].algorithm:
+                    plan._add_algorithm(spec, dense, prune, variants)
+                    continue
+                levels = plan.levels[:1] if MASK_SOURCES[spec.source].one_level else plan.levels
                 sources = {
                     level: chain
                     if spec.source == "magnitude"
                     else plan._add_source(index, spec, dense, prune, chain, level)
-                    for level in plan.levels
+                    for level in levels
                 }
                 for variant in variants:
-                    for level in plan.levels:
+                    for level in levels:
                         run = plan._add_sparse(sources[level], level, variant)
                         plan.rows.append(Row(seed, variant.name, level, folder(plan, run.key), spec.label))
         if config.get("analysis"):
@@ -202,16 +210,50 @@ class Plan:
             files = {level: level_file(spec.settings[pattern], level, dense.seed)}
             settings = {"level": level, "sha256": file_digest(f"masks[{index}].{pattern}", files[level], level)}
             prune_record = {"include_linear": prune.include_linear}  # a user's mask has its own sparsity
+        if MASK_SOURCES[spec.source].one_level:  # N:M: its own sparsity, 1 - N/M
+            prune_record = {"include_linear": prune.include_linear}
         key = self.key(spec.source, dense=dense.key, prune=prune_record, settings=settings)
         return self.chains.setdefault(key, Chain(key, spec.source, dense, prune, 0, settings, like, files))
 
-    def _add_sparse(self, chain: Chain, level: int, variant: Variant) -> SparseRun:
+    def _add_algorithm(self, spec: MaskSpec, dense: DenseRun, prune: PruneHparams, variants: list[Variant]) -> None:
+        """Sparse training `spec` from `dense`'s theta0: its own run at each level (the vanilla one
+        draws the level's ticket, which every variant spends) and with each variant's tweaks, as rows
+        `<label>_run`."""
+        record = {"rate": prune.rate, "include_linear": prune.include_linear}
+        key = self.key(spec.source, dense=dense.key, prune=record, settings=dict(spec.settings))
+        chain = self.chains.setdefault(key, Chain(key, spec.source, dense, prune, 0, spec.settings))
+        own = OWN_RUN.format(label=spec.label)
+        levels = self.levels[:1] if spec.settings.get("nm") else self.levels  # N:M has one sparsity
+        for level in levels:  # drawn whatever the variants, as an IMP chain's trainings are
+            self.algorithm_run(chain, level)
+        for variant in variants:
+            for level in levels:
+                ticket = self._add_sparse(chain, level, variant)
+                self.rows.append(Row(dense.seed, variant.name, level, folder(self, ticket.key), spec.label))
+        for variant in variants:
+            for level in levels:
+                run = self._add_sparse(chain, level, variant, trains_mask=True)
+                self.rows.append(Row(dense.seed, variant.name, level, folder(self, run.key), own))
+
+    def algorithm_run(self, chain: Chain, level: int) -> SparseRun:
+        """The sparse training whose final mask is `chain`'s at `level`: its own run without tweaks."""
+        return self._add_sparse(chain, level, resolve("lth"), trains_mask=True)
+
+    def _add_sparse(self, chain: Chain, level: int, variant: Variant, trains_mask: bool = False) -> SparseRun:
         start = self.config["rewind_epoch"] if variant.start == "rewind" else 0
         reinit_seed = chain.dense.seed + self.config["reinit_seed_offset"] if variant.start == "reinit" else None
         model = chain.dense.model.replace(**variant.section("model"))
         train = chain.dense.train.replace(**variant.section("train"))
         gradinit = self.gradinit.replace(**variant.section("gradinit"))
-        return self._sparse_run(chain, level, start, model, train, gradinit, reinit_seed)
+        sparse_training = None
+        if trains_mask:
+            sparsity = round(1 - (1 - chain.prune.rate) ** level, 12)
+            if chain.settings.get("nm"):  # GMP to N:M ends at 1 - N/M
+                n, m = parse_nm(chain.settings["nm"])
+                sparsity = 1 - n / m
+            settings = {**chain.settings, "sparsity": sparsity, "include_linear": chain.prune.include_linear}
+            sparse_training = ALGORITHMS[chain.method].from_dict(settings)
+        return self._sparse_run(chain, level, start, model, train, gradinit, reinit_seed, sparse_training)
 
     def _sparse_run(
         self,
@@ -222,18 +264,27 @@ class Plan:
         train: TrainHparams,
         gradinit: GradinitHparams,
         reinit_seed: int | None = None,
+        sparse_training: SparseTrainingHparams | None = None,
     ) -> SparseRun:
+        # A sparse training's own run draws its mask: its settings name it, where other runs name their mask.
+        mask = (
+            {"sparse_training": {"algorithm": sparse_training.section, **sparse_training.identity()}}
+            if sparse_training
+            else {"mask": f"{chain.key}/level{level}"}
+        )
         key = self.key(
             "sparse",
             dense=chain.dense.key,
-            mask=f"{chain.key}/level{level}",
+            **mask,
             start_epoch=start_epoch,
             model=model.identity(),
             train=train.identity(),
             **gradinit_record(gradinit),
             **({"reinit_seed": reinit_seed} if reinit_seed is not None else {}),
         )
-        run = SparseRun(key, chain.dense, chain, level, start_epoch, model, train, gradinit, reinit_seed)
+        run = SparseRun(
+            key, chain.dense, chain, level, start_epoch, model, train, gradinit, reinit_seed, sparse_training
+        )
         return self.sparse.setdefault(key, run)
 
     def chain_run(self, chain: Chain, level: int) -> SparseRun:

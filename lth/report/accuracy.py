@@ -116,11 +116,24 @@ def draw_dense(
     return stats
 
 
+PANELS_PER_ROW = 4
+
+
 def _source_axes(count: int) -> tuple[Any, list[Any]]:
-    """A figure of `count` panels (one per mask source) side by side on a shared y axis; one is the usual size."""
-    size = (4.2 * count + 1, 4.2) if count > 1 else (6.4, 4.2)
-    fig, axes = pyplot().subplots(1, count, figsize=size, layout="constrained", sharey=True, squeeze=False)
-    return fig, list(axes[0])
+    """A figure of `count` panels (one per mask source), PANELS_PER_ROW to a row on a shared y axis; one
+    is the usual size. The grid's unused cells are removed."""
+    if count == 1:
+        fig, axes = pyplot().subplots(1, 1, figsize=(6.4, 4.2), layout="constrained", squeeze=False)
+        return fig, [axes[0][0]]
+    columns = min(count, PANELS_PER_ROW)
+    rows = -(-count // columns)
+    fig, axes = pyplot().subplots(
+        rows, columns, figsize=(4.2 * columns + 1, 4.2 * rows), layout="constrained", sharey=True, squeeze=False
+    )
+    cells = [ax for row in axes for ax in row]
+    for ax in cells[count:]:
+        ax.remove()
+    return fig, cells[:count]
 
 
 def _title(fig: Any, axes: Sequence[Any], heading: str) -> None:
@@ -184,7 +197,8 @@ def plot_accuracy_vs_sparsity(
     for ax, source in zip(axes, sources):
         drawn = sparse_rows(with_source(table, source)) if panels else sparse
         finish_x_axis(ax, x, drawn["sparsity_pct"], short=panels)  # panels are too narrow for the long label
-    axes[0].set_ylabel(ACCURACY_LABEL)
+    for ax in axes[::PANELS_PER_ROW]:  # the first panel of each row
+        ax.set_ylabel(ACCURACY_LABEL)
     legend: dict[str, Any] = {}  # one legend for all panels: a variant has one colour everywhere
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
@@ -375,7 +389,8 @@ def draw_summary(
         plotted.update(_draw_series(ax, spec, rows, source if spec.per_source else None, x, short))
         if spec.per_source:
             ax.set_title(source, fontsize=10)
-    axes[0].set_ylabel(ACCURACY_LABEL)
+    for ax in axes[::PANELS_PER_ROW]:  # the first panel of each row
+        ax.set_ylabel(ACCURACY_LABEL)
     _title(fig, axes, figure_title(spec.heading, table, title))
     save_figure(fig, outputs)
     return plotted

@@ -26,11 +26,13 @@ X_AXES = {
     "sparsity": "Sparsity (% of prunable weights removed; log-spaced in weights remaining)",
     "nonzero_params": "Nonzero parameters of the trained network (log scale)",
     "forward_flops_effective": "Forward FLOPs per image, pruned weights skipped (log scale)",
+    "train_flops": "Training FLOPs (sparse forward and backward, RigL's dense gradients; log scale)",
 }
 SHORT_X_AXES = {  # for small panels (the grids), where X_AXES' labels do not fit
     "sparsity": "Sparsity (%, log-spaced)",
     "nonzero_params": "Nonzero parameters",
     "forward_flops_effective": "Effective forward FLOPs",
+    "train_flops": "Training FLOPs",
 }
 X_COLUMNS = {"sparsity": "sparsity_pct"}  # the summary.csv column of an x axis (the others: its own name)
 

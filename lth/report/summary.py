@@ -5,9 +5,12 @@ summary.csv columns (README.md, "Tables", says the same):
 - seed, variant, level: the row; the dense network is variant `dense`, level 0; a dense-with-tweak
   baseline is `dense+<tweak>`, level 0.
 - mask_source: the label of the `masks` entry whose mask the run was re-trained on (magnitude,
-  random, snip, ...; lth/mask_registry.py); empty for the dense rows, which no mask made.
+  random, snip, rigl, ...; lth/mask_registry.py), or `<label>_run` for a sparse training's own run
+  (gmp, set, rigl: its mask changed as it trained); empty for the dense rows, which no mask made.
 - sparsity_pct (the mask's, in %), nonzero_params, total_params, forward_flops,
-  forward_flops_effective: of the trained network (skip branches included in the counts).
+  forward_flops_effective: of the trained network (skip branches included in the counts);
+  train_flops: the training's FLOPs as the RigL paper counts them (lth.train; empty for a run of an
+  older lth).
 - test_acc_pct (the test accuracy in % at the epoch of best validation accuracy: what every figure,
   tickets.csv and `lth ls` call test accuracy), best_val_epoch, final_test_acc_pct (the test
   accuracy in % after the last epoch), epochs_trained, seconds: the training's results.
@@ -49,7 +52,7 @@ if TYPE_CHECKING:
 LOSS_COLUMNS = ("label_smoothing", "label_smoothing_form", "kd_alpha", "kd_temperature", "kd_reduction")
 COLUMNS = [  # grouped as the docstring lists them
     *("seed", "variant", "level", "mask_source"),
-    *("sparsity_pct", "nonzero_params", "total_params", "forward_flops", "forward_flops_effective"),
+    *("sparsity_pct", "nonzero_params", "total_params", "forward_flops", "forward_flops_effective", "train_flops"),
     *("test_acc_pct", "best_val_epoch", "final_test_acc_pct", "epochs_trained", "seconds"),
     *("model", "width", "dataset", "activation", "skip", "rewind_epoch", "gradinit"),
     *LOSS_COLUMNS,
@@ -57,6 +60,7 @@ COLUMNS = [  # grouped as the docstring lists them
 ]
 # An older lth wrote these columns as fractions; each is now its `_pct` column (upgrade_summary).
 FRACTION_COLUMNS = {"sparsity": "sparsity_pct", "test_acc": "test_acc_pct", "final_test_acc": "final_test_acc_pct"}
+LATER_COLUMNS = ("mask_source", "train_flops")  # absent from an older lth's summary.csv: read as empty
 SUMMARY_COLUMNS = ("seed", "variant", "level", "sparsity_pct", "test_acc_pct")  # what every accuracy figure reads
 # What a title says about the runs (lth.report.style.describe_runs): summary.csv's columns.
 TITLE_COLUMNS = ("model", "width", "dataset", "epochs_trained", "rewind_epoch")
@@ -134,6 +138,7 @@ def summary_row(seed: int, variant: str, level: int, mask_source: str, run: Path
         "total_params": summary["total_params"],
         "forward_flops": summary["forward_flops"],
         "forward_flops_effective": summary["forward_flops_effective"],
+        "train_flops": summary.get("train_flops", ""),  # a run finished by an older lth did not count them
         "test_acc_pct": percent(summary["test_acc_at_best_val"]),
         "best_val_epoch": summary["best_val_epoch"],
         "final_test_acc_pct": percent(summary["final_test_acc"]),
@@ -185,13 +190,16 @@ def merge_summaries(experiments: Sequence[str], out: Path) -> None:
             with open(path, newline="") as handle:
                 reader = csv.DictReader(handle)
                 fields = list(reader.fieldnames or [])
-                if fields in (_legacy(COLUMNS), _legacy([c for c in COLUMNS if c != "mask_source"])):
+                later = [column for column in LATER_COLUMNS if column not in fields]
+                written = [column for column in COLUMNS if column not in later]  # what it should have
+                if fields == _legacy(written):
                     # Written as fractions: the same numbers in % under the new names.
                     reader = (_in_percent(row, path) for row in reader)
                     fields = [FRACTION_COLUMNS.get(key, key) for key in fields]
-                if fields == [column for column in COLUMNS if column != "mask_source"]:
-                    # Written before mask sources: its tickets are of one source, which it does not name.
-                    reader = ({**row, "mask_source": ""} for row in reader)
+                if fields == written and later:
+                    # Written before mask sources (its tickets are of one source, which it does not
+                    # name) or training FLOPs: those cells are empty.
+                    reader = ({**row, **dict.fromkeys(later, "")} for row in reader)
                 elif fields != COLUMNS:
                     raise LthError(
                         f"--experiments: {path} lacks columns this lth writes (an older lth wrote it?); "

@@ -8,6 +8,7 @@ uninterrupted run of the same command (same seed, one thread).
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from faults.invariants import assert_same_run, mask_sha256
+from lth.checkpoints import load_checkpoint
 from lth.masks import read_sidecar
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -96,3 +98,28 @@ def test_prune_killed_then_rerun_writes_the_same_mask(world, tmp_path, cli, mome
     assert code == 0, err
     assert mask_sha256(out) == mask_sha256(world.mask)
     assert read_sidecar(out) == read_sidecar(world.mask)
+
+
+def test_rigl_run_killed_mid_run_resumes_byte_identically(world, tmp_path, cli):
+    """A RigL run killed in its second epoch, after mask updates in both, ends as an uninterrupted one:
+    the weights, the mask it saves with them, the update history and the FLOPs count."""
+    rigl = ["--sparse-training", "rigl", "--rigl.sparsity", "0.7", "--rigl.update_every", "1", "--rigl.end", "1.0"]
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    code, err = cli(*world.dense_train_args(reference, *rigl))
+    assert code == 0, err
+    killed = subprocess.run(
+        injected("kill-in-epoch=2", world.dense_train_args(run, *rigl)), capture_output=True, text=True, timeout=300
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (run / ".resume").is_dir() and not (run / "summary.json").exists()
+    code, err = cli(*world.dense_train_args(run, *rigl))
+    assert code == 0, err
+    assert_same_run(run, reference)
+    for name in ("final.pt", "epoch1.pt"):
+        masks = [load_checkpoint(folder / name)["mask"] for folder in (run, reference)]
+        assert masks[0].keys() == masks[1].keys() and all(masks[0][k].equal(masks[1][k]) for k in masks[0])
+    summaries = [json.loads((folder / "summary.json").read_text()) for folder in (run, reference)]
+    updates = summaries[1]["mask_updates"]
+    assert len(updates) >= 4 and {u["step"] for u in updates} == set(range(1, len(updates) + 1))
+    assert [s["mask_updates"] for s in summaries] == [updates, updates]
+    assert summaries[0]["train_flops"] == summaries[1]["train_flops"] > 0

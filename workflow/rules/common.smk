@@ -373,7 +373,10 @@ def training_flags(key):
         run = ALL_RUNS.dense[key]
         return flags(run.model, job_data(run.data), run.train, *((run.gradinit,) if run.gradinit.enabled else ()))
     run = ALL_RUNS.sparse[key]
-    return f"--start-epoch {run.start_epoch} {flags(run.model, job_data(run.dense.data), run.train, run.gradinit)}"
+    hparams = flags(run.model, job_data(run.dense.data), run.train, run.gradinit)
+    if run.sparse_training:  # a sparse training's own run: the algorithm and its settings, for no mask
+        hparams += f" --sparse-training {run.sparse_training.section} {flags(run.sparse_training)}"
+    return f"--start-epoch {run.start_epoch} {hparams}"
 
 
 def optional_inputs(input, names=("mask", "teacher")):
