@@ -37,6 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ratio_stats, summarise, time_interleaved  # noqa: E402
+from training import DEFAULT_DATA, MEAN, STD, sgd, synchronised  # noqa: E402
 
 from lth import models  # noqa: E402
 from lth.data import Split  # noqa: E402
@@ -50,10 +51,6 @@ from lth.sparse.settings import RiglHparams, SetHparams  # noqa: E402
 from lth.sparse.updaters import DynamicMask, make_updater  # noqa: E402
 from lth.train import channels_last_is_safe, train_epoch  # noqa: E402
 
-DEFAULT_DATA = Path(
-    os.environ.get("LTH_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data", "cifar10-mini"
-)
-MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 SEED = 0
 ALGORITHMS = {"set": SetHparams, "rigl": RiglHparams}
 
@@ -93,19 +90,6 @@ def build(width: int, device: torch.device) -> tuple[torch.nn.Module, bool]:
     channels_last = channels_last_is_safe(model, device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     return model.to(device=device, memory_format=memory_format), channels_last
-
-
-def sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=2e-4)
-
-
-def synchronised(run: Callable[[], object], device: torch.device) -> Callable[[], None]:
-    def timed() -> None:
-        run()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    return timed
 
 
 class Candidate:

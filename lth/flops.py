@@ -22,6 +22,12 @@ class LayerFlops:
         """FLOPs with the weights `mask` drops skipped, each masked layer's share scaled by its density."""
         return self.dense - sum(self.layers[name] * (1 - int(keep.sum()) / keep.numel()) for name, keep in mask.items())
 
+    def training(self, images: int, forward: float, dense_gradient: bool = False) -> float:
+        """FLOPs of training on `images` images with forward FLOPs `forward` (f_S), as the RigL paper
+        counts them: 3 f_S per image (forward, and backward at twice its cost), and f_D - f_S more on a
+        step that needs the dense gradient (RigL's update steps)."""
+        return images * (3 * forward + (self.dense - forward if dense_gradient else 0))
+
 
 @torch.no_grad()
 def layer_flops(model: nn.Module, input_shape: Sequence[int]) -> LayerFlops:

@@ -55,11 +55,15 @@ def check_indivisible(key: str, value: Any) -> None:
 
 
 def check_nm_entry(key: str, settings: Mapping[str, Any]) -> None:
-    """N:M: 1 <= N < M."""
-    if not settings["n"] < settings["m"]:
+    """N:M's own rule (lth.sparse.nm.check_nm), named by the entry's keys."""
+    from lth.sparse.nm import check_nm
+
+    try:
+        check_nm(settings["n"], settings["m"])
+    except LthError:
         raise MaskConfigError(
             f"{key}: n {settings['n']!r} and m {settings['m']!r} are not allowed; N:M needs 1 <= n < m, e.g. 2:4"
-        )
+        ) from None
 
 
 def check_path(key: str, value: Any) -> None:
@@ -232,6 +236,12 @@ def parse_masks(entries: list[Any]) -> list[MaskSpec]:
     return specs
 
 
+def one_sparsity(spec: MaskSpec) -> bool:
+    """Whether `spec`'s masks have one sparsity whatever the level (N:M: `nm`, or GMP to N:M), so that
+    they are drawn at the first level only."""
+    return MASK_SOURCES[spec.source].one_level or bool(spec.settings.get("nm"))
+
+
 def level_file(pattern: str, level: int, seed: int) -> str:
     return pattern.format(level=level, seed=seed)
 
@@ -240,8 +250,7 @@ def algorithm_settings(key: str, source: str, entry: Mapping[str, Any]) -> dict[
     """A sparse training's settings (`masks[i]` is `key`), checked, with their defaults; the sparsity
     and include_linear come from each level and `prune`."""
     from lth.hparams import HparamError
-    from lth.sparse.nm import parse_nm
-    from lth.sparse.settings import ALGORITHMS
+    from lth.sparse.settings import ALGORITHMS, nm_sparsity
 
     hparams = ALGORITHMS[source]
     given = [name for name in LEVEL_SET if name in entry]
@@ -253,8 +262,7 @@ def algorithm_settings(key: str, source: str, entry: Mapping[str, Any]) -> dict[
     probe = dict(entry)
     try:
         if entry.get("nm"):  # GMP to N:M ends at 1 - N/M, whatever the level
-            n, m = parse_nm(entry["nm"])
-            probe["sparsity"] = 1 - n / m
+            probe["sparsity"] = nm_sparsity(entry["nm"])
         settings = hparams.from_dict(probe).identity()  # a setting added later, at its default, renames nothing
     except (HparamError, LthError) as error:
         raise MaskConfigError(str(error).replace(f"{source}.", f"{key}.", 1)) from None

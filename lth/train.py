@@ -626,8 +626,10 @@ def _summary(
     best = max(rows, key=lambda row: row["val_acc"])  # max() keeps the first of equal values
     model, device = loop.model, loop.device
     images = len(data.train.labels) * (hparams.epochs - start_epoch)
-    train_flops = loop.dynamic.train_flops if loop.dynamic else images * 3 * loop.flops.forward(mask or {})
-    mask = loop.dynamic.mask if loop.dynamic else mask
+    train_flops = (
+        loop.dynamic.train_flops if loop.dynamic else loop.flops.training(images, loop.flops.forward(mask or {}))
+    )
+    mask = _changing_mask(loop) or mask
     params = list(model.parameters())
     return {
         "best_val_epoch": int(best["epoch"]),

@@ -9,6 +9,7 @@ import json
 import pandas as pd
 import pytest
 import yaml
+from test_workflow_masks import any_mask_config
 from workflow_helpers import planned_jobs, snakemake, write_config
 
 from lth.checkpoints import load_checkpoint
@@ -21,24 +22,12 @@ VARIANTS = ["lth", "at+trt"]
 
 
 def algorithms_config(**changes) -> dict:
-    return {
-        "experiment": "algorithms",
-        "seeds": [0],
-        "threads": 1,
-        "device": "cpu",
-        "model": {"name": "resnet18", "width": 4},
-        "data": {"name": "digits", "subset_per_class": 20},
-        "train": {"epochs": 2, "batch_size": 32},
-        "gradinit": {"iterations": 3, "batch_size": 32},
-        "prune": {"method": "imp", "levels": [1], "rate": 0.6},
-        "masks": [
-            *({"source": name, "update_every": 2} for name in ALGORITHMS),
-            {"source": "nm", "n": 2, "m": 4, "indivisible": "dense"},
-        ],
-        "variants": VARIANTS,
-        "resources": {"train": {"mem_mb": 1000}},
-        **changes,
-    }
+    """The any-mask test's tiny experiment, with the sparse trainings and a 2:4 mask as its sources."""
+    masks = [
+        *({"source": name, "update_every": 2} for name in ALGORITHMS),
+        {"source": "nm", "n": 2, "m": 4, "indivisible": "dense"},
+    ]
+    return any_mask_config(**{"experiment": "algorithms", "masks": masks, "variants": VARIANTS, **changes})
 
 
 @pytest.fixture(scope="module")

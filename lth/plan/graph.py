@@ -11,7 +11,7 @@ from typing import Any
 
 from lth.data.identity import data_identity
 from lth.hparams import DataHparams, GradinitHparams, ModelHparams, PruneHparams, TrainHparams
-from lth.mask_registry import MASK_SOURCES, OWN_RUN, MaskSpec, level_file, parse_masks
+from lth.mask_registry import MASK_SOURCES, OWN_RUN, MaskSpec, level_file, one_sparsity, parse_masks
 from lth.plan.analyses import AnalysisJob, plan_analyses
 from lth.plan.config import (
     CHAIN_KEYS,
@@ -24,8 +24,7 @@ from lth.plan.config import (
 )
 from lth.plan.identity import file_digest, gradinit_record, run_key
 from lth.plan.paths import folder
-from lth.sparse.nm import parse_nm
-from lth.sparse.settings import ALGORITHMS, SparseTrainingHparams
+from lth.sparse.settings import ALGORITHMS, SparseTrainingHparams, nm_sparsity
 from lth.variants import Variant, resolve
 
 
@@ -146,7 +145,7 @@ class Plan:
                 if MASK_SOURCES[spec.source].algorithm:
                     plan._add_algorithm(spec, dense, prune, variants)
                     continue
-                levels = plan.levels[:1] if MASK_SOURCES[spec.source].one_level else plan.levels
+                levels = plan.levels[:1] if one_sparsity(spec) else plan.levels
                 sources = {
                     level: chain
                     if spec.source == "magnitude"
@@ -209,8 +208,7 @@ class Plan:
         if pattern:
             files = {level: level_file(spec.settings[pattern], level, dense.seed)}
             settings = {"level": level, "sha256": file_digest(f"masks[{index}].{pattern}", files[level], level)}
-            prune_record = {"include_linear": prune.include_linear}  # a user's mask has its own sparsity
-        if MASK_SOURCES[spec.source].one_level:  # N:M: its own sparsity, 1 - N/M
+        if pattern or one_sparsity(spec):  # a user's mask, or an N:M one, has its own sparsity
             prune_record = {"include_linear": prune.include_linear}
         key = self.key(spec.source, dense=dense.key, prune=prune_record, settings=settings)
         return self.chains.setdefault(key, Chain(key, spec.source, dense, prune, 0, settings, like, files))
@@ -223,7 +221,7 @@ class Plan:
         key = self.key(spec.source, dense=dense.key, prune=record, settings=dict(spec.settings))
         chain = self.chains.setdefault(key, Chain(key, spec.source, dense, prune, 0, spec.settings))
         own = OWN_RUN.format(label=spec.label)
-        levels = self.levels[:1] if spec.settings.get("nm") else self.levels  # N:M has one sparsity
+        levels = self.levels[:1] if one_sparsity(spec) else self.levels
         for level in levels:  # drawn whatever the variants, as an IMP chain's trainings are
             self.algorithm_run(chain, level)
         for variant in variants:
@@ -249,8 +247,7 @@ class Plan:
         if trains_mask:
             sparsity = round(1 - (1 - chain.prune.rate) ** level, 12)
             if chain.settings.get("nm"):  # GMP to N:M ends at 1 - N/M
-                n, m = parse_nm(chain.settings["nm"])
-                sparsity = 1 - n / m
+                sparsity = nm_sparsity(chain.settings["nm"])
             settings = {**chain.settings, "sparsity": sparsity, "include_linear": chain.prune.include_linear}
             sparse_training = ALGORITHMS[chain.method].from_dict(settings)
         return self._sparse_run(chain, level, start, model, train, gradinit, reinit_seed, sparse_training)

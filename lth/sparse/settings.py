@@ -16,8 +16,15 @@ from typing import Any, ClassVar
 from lth.errors import LthError
 from lth.hparams import HparamError, Hparams, hp
 from lth.sparse.densities import DISTRIBUTIONS
+from lth.sparse.nm import parse_nm
 
 DENSE_LAYERS = ("none", "first", "last", "first+last")
+
+
+def nm_sparsity(nm: str) -> float:
+    """The sparsity of an N:M mask, 1 - N/M, whatever the level (an LthError for a malformed N:M)."""
+    n, m = parse_nm(nm)
+    return 1 - n / m
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,16 +79,14 @@ class GmpHparams(SparseTrainingHparams):
 
     def validate(self) -> None:
         if self.nm:
-            from lth.sparse.nm import parse_nm
-
             try:
-                n, m = parse_nm(self.nm)
+                final = nm_sparsity(self.nm)
             except LthError as error:
                 raise HparamError(f"gmp.nm: {error}") from None
-            if abs(self.sparsity - (1 - n / m)) > 1e-9:
+            if abs(self.sparsity - final) > 1e-9:
                 raise HparamError(
                     f"gmp.sparsity: {self.sparsity} is not allowed with gmp.nm {self.nm}: an N:M mask's "
-                    f"sparsity is 1 - N/M = {1 - n / m:g}"
+                    f"sparsity is 1 - N/M = {final:g}"
                 )
         if self.end <= self.start:
             raise HparamError(f"gmp.end: {self.end} is not allowed; must be > gmp.start={self.start}")

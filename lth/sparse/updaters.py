@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from lth.errors import LthError
+from lth.flops import LayerFlops
 from lth.masks import Mask, MaskEnforcer, keep_top
 from lth.sparse.densities import layer_counts
 from lth.sparse.nm import nm_mask, parse_nm
@@ -53,7 +54,6 @@ class MaskUpdater:
             raise LthError(f"{hparams.section}: the run takes {total_steps} optimizer steps; it needs at least 1")
         self.hparams = hparams
         self.shapes = dict(shapes)
-        self.total_steps = total_steps
         self.generator = torch.Generator().manual_seed(seed + SEED_OFFSET)
         self.history: list[dict[str, Any]] = []  # one entry per update: step, counts
 
@@ -104,9 +104,6 @@ class Gmp(MaskUpdater):
         last = max(self.first, round(hparams.end * total_steps))
         self.updates = (last - self.first) // hparams.update_every  # n
 
-    def steps(self) -> list[int]:
-        return [self.first + j * self.hparams.update_every for j in range(self.updates + 1)]
-
     def sparsity_at(self, step: int) -> float:
         hp = self.hparams
         if self.updates == 0:
@@ -136,14 +133,13 @@ class Gmp(MaskUpdater):
         self, step: int, weights: Mapping[str, torch.Tensor], mask: Mask, gradients: Mapping[str, torch.Tensor] | None
     ) -> Mask:
         magnitudes = _magnitudes(weights, list(self.shapes))
-        counts = self.kept_counts(step)
         if self.hparams.nm:
             new = self._nm_update(step, magnitudes, mask)
         elif self.hparams.scope == "global":
-            kept = min(counts[""], _count(mask))
+            kept = min(self.kept_counts(step)[""], _count(mask))
             new = keep_top(magnitudes, kept, mask)
         else:
-            new = {}
+            new, counts = {}, self.kept_counts(step)
             for name in self.shapes:
                 kept = min(counts[name], int(mask[name].sum()))
                 new.update(keep_top({name: magnitudes[name]}, kept, {name: mask[name]}))
@@ -164,7 +160,7 @@ class Gmp(MaskUpdater):
 
 
 class DynamicSparse(MaskUpdater):
-    """SET and RigL: per-layer counts fixed at the start; drop by magnitude, regrow (`grow_scores`)."""
+    """SET and RigL: per-layer counts fixed at the start; drop by magnitude, regrow (`grow`)."""
 
     hparams: DynamicHparams
 
@@ -291,7 +287,7 @@ class DynamicMask:
         enforcer: MaskEnforcer,
         optimizer: torch.optim.Optimizer,
         mask: Mask,
-        flops: Any,  # lth.flops.LayerFlops
+        flops: LayerFlops,
     ) -> None:
         self.updater = updater
         params = dict(model.named_parameters())
@@ -315,10 +311,7 @@ class DynamicMask:
 
     def after_step(self, images: int) -> None:
         self.step += 1
-        dense_gradient = self.gradients is not None
-        self.train_flops += images * (
-            3 * self.sparse_flops + (self.flops.dense - self.sparse_flops if dense_gradient else 0)
-        )
+        self.train_flops += self.flops.training(images, self.sparse_flops, dense_gradient=self.gradients is not None)
         if self.updater.due(self.step):
             weights = {name: p.detach() for name, p in self.params.items()}
             self.set_mask(self.updater.update(self.step, weights, self.mask, self.gradients))
@@ -338,7 +331,7 @@ class DynamicMask:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "mask": {name: keep.clone() for name, keep in self.mask.items()},
+            "mask": dict(self.mask),  # an update makes a new mask; none is changed in place
             "step": self.step,
             "train_flops": self.train_flops,
             "updater": self.updater.state_dict(),
